@@ -40,7 +40,9 @@ type Notification struct {
 	OutOrderNo string // our order number (out_order_no / merchantOrderNo)
 	PayOrderNo string
 	Result     PayResult
-	PayStatus  string // "S" / "F" / other, as the guide's lakala_callback.payStatus
+	// PayStatus is "S" / "F" / other, as the guide's lakala_callback.payStatus; empty when
+	// the notification is about a refund or cancel trade rather than the payment.
+	PayStatus string
 	// TotalAmount is the order/trade amount in fen, never payer_amount, which a wallet
 	// discount can lower.
 	TotalAmount int64
@@ -116,8 +118,10 @@ func parseCashierNotification(body []byte) (Notification, error) {
 		n.Result, n.PayStatus = PaySucceeded, TradeStatusSuccess
 	case in.OrderStatus == OrderStatusFailed || (paymentTrade && trade.TradeStatus == TradeStatusFailed):
 		n.Result, n.PayStatus = PayFailed, TradeStatusFailed
-	default:
+	case paymentTrade:
 		n.Result, n.PayStatus = PayPending, trade.TradeStatus
+	default:
+		n.Result = PayPending
 	}
 	return n, nil
 }
@@ -133,7 +137,6 @@ func parseLegacyNotification(body []byte) (Notification, error) {
 	n := Notification{
 		OutOrderNo:  in.MerchantOrderNo,
 		PayOrderNo:  in.PayOrderNo,
-		PayStatus:   in.PayStatus,
 		TotalAmount: int64(in.Amount),
 		TradeNo:     in.LklOrderNo,
 		LogNo:       in.LogNo,
@@ -142,6 +145,9 @@ func parseLegacyNotification(body []byte) (Notification, error) {
 		Form:        FormLegacy,
 	}
 	paymentTrade := in.TradeType == TradeTypePay || in.TradeType == ""
+	if paymentTrade {
+		n.PayStatus = in.PayStatus
+	}
 	switch {
 	case in.TradeType == TradeTypePay && in.PayStatus == TradeStatusSuccess:
 		n.Result = PaySucceeded
