@@ -1,0 +1,547 @@
+// Package sandbox is a local imitation of Lakala's Open Platform v3: a real HTTP server
+// that verifies the service's request signatures, signs its responses and notifications
+// with its own platform key, serves a hosted cashier page per order, and sends payment
+// notifications with Lakala's retry schedule. Faults make it misbehave on request.
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/loomipay/loomipay/shared/lakala"
+)
+
+// Failure codes the sandbox answers with. Lakala documents its success and processing
+// codes but not these, so they are the sandbox's own; none collides with a success or
+// processing code, which is all a client may rely on.
+const (
+	CodeBadSignature     = "000401" // HTTP 401, unsigned body
+	CodeInternalError    = "999999" // HTTP 500, unsigned body
+	CodeInvalidParam     = "000100"
+	CodeOrderExists      = "000101" // out_order_no reused with a different amount
+	CodeOrderNotFound    = "000102"
+	CodeOrderNotClosable = "000103"
+	CodeLabsInvalidParam = "BBS20001"
+	CodeOriginNotFound   = "BBS20002" // no refundable payment matches the origin ids
+	CodeRefundExceeds    = "BBS20003"
+	CodeRefundFailed     = "BBS20004"
+)
+
+// DefaultNotifyRetryDelays is Lakala's published retry schedule after a notification
+// is not acknowledged.
+var DefaultNotifyRetryDelays = []time.Duration{
+	time.Second, 5 * time.Second, 5 * time.Second, 10 * time.Second,
+	3 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour,
+}
+
+const (
+	maxRequestBody    = 1 << 20
+	maxOrderLifetime  = 7 * 24 * time.Hour
+	defaultRefundHold = 2 * time.Minute
+	platformCertCN    = "APIGW.LAKALA.SANDBOX"
+)
+
+// Config configures a Sandbox.
+type Config struct {
+	// MerchantPublicKey verifies the service's request signatures. Required.
+	MerchantPublicKey *rsa.PublicKey
+	// PlatformKey signs responses and notifications; nil generates a 2048-bit key.
+	PlatformKey *rsa.PrivateKey
+	// AppID and SerialNo are the merchant identity requests must carry; empty accepts any.
+	AppID, SerialNo string
+	// PublicURL is the base of every counter_url, e.g. http://127.0.0.1:3100. It may be
+	// set later with SetPublicURL; while empty the request's Host is used.
+	PublicURL string
+	// NotifyRetryDelays are the waits between notification attempts; nil means
+	// DefaultNotifyRetryDelays.
+	NotifyRetryDelays []time.Duration
+	// RefundHold caps how long RefundTimeoutAfterApply holds a request whose caller
+	// has not given up; 0 means 2 minutes.
+	RefundHold time.Duration
+	// Now is the sandbox's clock; nil means time.Now.
+	Now        func() time.Time
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+// Sandbox is an in-memory Lakala. All methods are safe for concurrent use.
+type Sandbox struct {
+	merchantPub    *rsa.PublicKey
+	platformKey    *rsa.PrivateKey
+	certPEM        []byte
+	platformSerial string
+	appID, serial  string
+	retryDelays    []time.Duration
+	refundHold     time.Duration
+	now            func() time.Time
+	client         *http.Client
+	log            *slog.Logger
+
+	// stop ends notification deliveries and held refund requests on Close.
+	stop    context.Context
+	cancel  context.CancelFunc
+	workers sync.WaitGroup
+
+	mu        sync.Mutex
+	publicURL string
+	faults    Faults
+	dice      *mathrand.Rand
+	seq       uint64
+	orders    map[string]*order  // by out_order_no
+	byPayNo   map[string]*order  // by pay_order_no
+	byTradeNo map[string]*order  // by the payment's trade_no
+	byLogNo   map[string]*order  // by the payment's log_no
+	refunds   map[string]*refund // by the refund's out_trade_no
+}
+
+// New builds a Sandbox; serve it with Handler and stop it with Close.
+func New(cfg Config) (*Sandbox, error) {
+	if cfg.MerchantPublicKey == nil {
+		return nil, errors.New("sandbox: MerchantPublicKey is required")
+	}
+	key := cfg.PlatformKey
+	if key == nil {
+		var err error
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return nil, fmt.Errorf("sandbox: generate platform key: %w", err)
+		}
+	}
+	certPEM, err := lakala.SelfSignedCertPEM(key, platformCertCN)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: platform certificate: %w", err)
+	}
+	serial, err := certSerialHex(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: platform certificate: %w", err)
+	}
+	s := &Sandbox{
+		merchantPub:    cfg.MerchantPublicKey,
+		platformKey:    key,
+		certPEM:        certPEM,
+		platformSerial: serial,
+		appID:          cfg.AppID,
+		serial:         cfg.SerialNo,
+		retryDelays:    cfg.NotifyRetryDelays,
+		refundHold:     cfg.RefundHold,
+		now:            cfg.Now,
+		client:         cfg.HTTPClient,
+		log:            cfg.Logger,
+		publicURL:      strings.TrimRight(cfg.PublicURL, "/"),
+		orders:         make(map[string]*order),
+		byPayNo:        make(map[string]*order),
+		byTradeNo:      make(map[string]*order),
+		byLogNo:        make(map[string]*order),
+		refunds:        make(map[string]*refund),
+	}
+	if s.retryDelays == nil {
+		s.retryDelays = DefaultNotifyRetryDelays
+	}
+	if s.refundHold <= 0 {
+		s.refundHold = defaultRefundHold
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "lakala-sandbox")
+	s.dice = newDice(0)
+	s.stop, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func certSerialHex(certPEM []byte) (string, error) {
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return "", errors.New("no PEM block")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("parse: %w", err)
+	}
+	return fmt.Sprintf("%x", cert.SerialNumber), nil
+}
+
+func newDice(seed int64) *mathrand.Rand {
+	if seed == 0 {
+		return mathrand.New(mathrand.NewPCG(mathrand.Uint64(), mathrand.Uint64()))
+	}
+	return mathrand.New(mathrand.NewPCG(uint64(seed), 0))
+}
+
+// Close stops pending notification deliveries and held requests, and waits for them.
+func (s *Sandbox) Close() {
+	// Cancelling under mu orders it against startDelivery's workers.Add.
+	s.mu.Lock()
+	s.cancel()
+	s.mu.Unlock()
+	s.workers.Wait()
+}
+
+// PlatformPublicKey is the key the service must verify responses and notifications with.
+func (s *Sandbox) PlatformPublicKey() *rsa.PublicKey { return &s.platformKey.PublicKey }
+
+// PlatformCertPEM is the platform certificate, in the form Lakala hands to merchants.
+func (s *Sandbox) PlatformCertPEM() []byte { return append([]byte(nil), s.certPEM...) }
+
+// SetPublicURL sets the base of counter_url, typically once the listener's address is known.
+func (s *Sandbox) SetPublicURL(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publicURL = strings.TrimRight(u, "/")
+}
+
+// SetFaults replaces the fault settings; an invalid setting is ignored and logged, use
+// the admin endpoint to get the error back.
+func (s *Sandbox) SetFaults(f Faults) {
+	if err := s.setFaults(f); err != nil {
+		s.log.Error("sandbox faults rejected", "error", err)
+	}
+}
+
+func (s *Sandbox) setFaults(f Faults) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+	s.dice = newDice(f.Seed)
+	return nil
+}
+
+// Faults returns the current fault settings.
+func (s *Sandbox) Faults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults
+}
+
+// Handler serves Lakala's API paths, the cashier pages and the /sandbox admin endpoints.
+func (s *Sandbox) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST "+lakala.PathCreateOrder, s.api(lakala.CodeCashierOK, s.createOrder))
+	mux.Handle("POST "+lakala.PathQueryOrder, s.api(lakala.CodeCashierOK, s.queryOrder))
+	mux.Handle("POST "+lakala.PathCloseOrder, s.api(lakala.CodeCashierOK, s.closeOrder))
+	mux.Handle("POST "+lakala.PathRefund, s.api(lakala.CodeLabsOK, s.refund))
+	mux.Handle("POST "+lakala.PathTradeQuery, s.api(lakala.CodeLabsOK, s.tradeQuery))
+	mux.HandleFunc("GET /counter/{payOrderNo}", s.counterPage)
+	mux.HandleFunc("POST /counter/{payOrderNo}", s.counterAction)
+	mux.HandleFunc("GET /sandbox/faults", s.getFaults)
+	mux.HandleFunc("PUT /sandbox/faults", s.putFaults)
+	mux.HandleFunc("GET /sandbox/orders/{outOrderNo}", s.getOrder)
+	mux.HandleFunc("POST /sandbox/orders/{outOrderNo}/{action}", s.settleOrder)
+	mux.HandleFunc("GET /sandbox/platform-cert.pem", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(s.certPEM)
+	})
+	return mux
+}
+
+// apiCall is one verified API request as the endpoint handlers see it.
+type apiCall struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	reqData json.RawMessage
+	faults  Faults
+	now     time.Time
+}
+
+// apiResult is what an endpoint answers: an empty code means success, a nil data an
+// empty resp_data object.
+type apiResult struct {
+	code, msg string
+	data      any
+}
+
+func failure(code, format string, args ...any) apiResult {
+	return apiResult{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// api wraps an endpoint with what every Lakala API call goes through: latency, the
+// request signature, injected server errors, the envelope, and the response signature.
+func (s *Sandbox) api(okCode string, endpoint func(apiCall) apiResult) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		faults := s.Faults()
+		if faults.Latency > 0 {
+			select {
+			case <-time.After(faults.Latency):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+		if err != nil {
+			writeUnsigned(w, http.StatusBadRequest, CodeInvalidParam, "cannot read body")
+			return
+		}
+		auth, err := lakala.VerifyRequest(s.merchantPub, r.Header.Get("Authorization"), body)
+		if err == nil {
+			err = s.checkIdentity(auth)
+		}
+		if err != nil {
+			s.log.Warn("sandbox rejected request signature", "path", r.URL.Path, "error", err)
+			writeUnsigned(w, http.StatusUnauthorized, CodeBadSignature, "签名验证失败")
+			return
+		}
+		if s.rollError(faults.ErrorRate) {
+			s.log.Info("sandbox injected a server error", "path", r.URL.Path)
+			writeUnsigned(w, http.StatusInternalServerError, CodeInternalError, "系统异常")
+			return
+		}
+
+		now := s.now()
+		var env lakala.Request[json.RawMessage]
+		var res apiResult
+		switch err := json.Unmarshal(body, &env); {
+		case err != nil:
+			res = failure(invalidParamCode(okCode), "request body is not a JSON envelope: %v", err)
+		case env.Version != lakala.APIVersion:
+			res = failure(invalidParamCode(okCode), "version must be %q", lakala.APIVersion)
+		case env.ReqTime == "":
+			res = failure(invalidParamCode(okCode), "req_time is required")
+		default:
+			res = endpoint(apiCall{w: w, r: r, reqData: env.ReqData, faults: faults, now: now})
+		}
+		if res.code == "" {
+			res.code, res.msg = okCode, "成功"
+		}
+		if res.data == nil {
+			res.data = struct{}{}
+		}
+		out, err := json.Marshal(lakala.Response[any]{
+			Code: res.code, Msg: res.msg, RespTime: lakala.FormatTime(now), RespData: res.data,
+		})
+		if err != nil {
+			s.log.Error("sandbox cannot encode response", "error", err)
+			writeUnsigned(w, http.StatusInternalServerError, CodeInternalError, "系统异常")
+			return
+		}
+		if err := lakala.SetResponseSignature(w.Header(), s.platformKey, auth.AppID, s.platformSerial, out, now); err != nil {
+			s.log.Error("sandbox cannot sign response", "error", err)
+			writeUnsigned(w, http.StatusInternalServerError, CodeInternalError, "系统异常")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(out)
+	})
+}
+
+func (s *Sandbox) checkIdentity(auth lakala.RequestAuth) error {
+	// The timestamp's age is not checked: callers under test may sign with a fake clock.
+	if s.appID != "" && auth.AppID != s.appID {
+		return fmt.Errorf("appid %q is not the configured %q", auth.AppID, s.appID)
+	}
+	if s.serial != "" && auth.SerialNo != s.serial {
+		return fmt.Errorf("serial_no %q is not the configured %q", auth.SerialNo, s.serial)
+	}
+	return nil
+}
+
+func invalidParamCode(okCode string) string {
+	if okCode == lakala.CodeLabsOK {
+		return CodeLabsInvalidParam
+	}
+	return CodeInvalidParam
+}
+
+func (s *Sandbox) rollError(rate float64) bool {
+	if rate <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dice.Float64() < rate
+}
+
+// writeUnsigned answers the way Lakala's gateway does before reaching a business
+// handler: an error envelope without response signature headers.
+func writeUnsigned(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(lakala.Response[struct{}]{Code: code, Msg: msg})
+}
+
+func decodeReqData[T any](call apiCall, okCode string) (T, *apiResult) {
+	var data T
+	if err := json.Unmarshal(call.reqData, &data); err != nil {
+		res := failure(invalidParamCode(okCode), "req_data: %v", err)
+		return data, &res
+	}
+	return data, nil
+}
+
+func validNotifyURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func (s *Sandbox) createOrder(call apiCall) apiResult {
+	data, bad := decodeReqData[lakala.CreateOrderData](call, lakala.CodeCashierOK)
+	if bad != nil {
+		return *bad
+	}
+	efficient, err := lakala.ParseTime(data.OrderEfficientTime)
+	switch {
+	case data.OutOrderNo == "" || len(data.OutOrderNo) > 32:
+		return failure(CodeInvalidParam, "out_order_no must be 1 to 32 characters")
+	case data.MerchantNo == "":
+		return failure(CodeInvalidParam, "merchant_no is required")
+	case data.TotalAmount <= 0:
+		return failure(CodeInvalidParam, "total_amount must be positive")
+	case err != nil:
+		return failure(CodeInvalidParam, "order_efficient_time must be yyyyMMddHHmmss")
+	case !efficient.After(call.now):
+		return failure(CodeInvalidParam, "order_efficient_time must be in the future")
+	case efficient.After(call.now.Add(maxOrderLifetime)):
+		return failure(CodeInvalidParam, "order_efficient_time must be within 7 days")
+	case data.OrderInfo == "" || utf8.RuneCountInString(data.OrderInfo) > 64:
+		return failure(CodeInvalidParam, "order_info must be 1 to 64 characters")
+	case !validNotifyURL(data.NotifyURL):
+		return failure(CodeInvalidParam, "notify_url must be an absolute http(s) URL")
+	}
+	payMode := "ALIPAY"
+	if data.CounterParam != "" {
+		var param struct {
+			PayMode string `json:"pay_mode"`
+		}
+		if err := json.Unmarshal([]byte(data.CounterParam), &param); err != nil {
+			return failure(CodeInvalidParam, "counter_param must be a JSON object in a string")
+		}
+		if param.PayMode != "" {
+			payMode = param.PayMode
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o, ok := s.orders[data.OutOrderNo]; ok {
+		if o.totalAmount != int64(data.TotalAmount) || o.merchantNo != data.MerchantNo {
+			return failure(CodeOrderExists, "out_order_no %s already exists with other details", data.OutOrderNo)
+		}
+		return apiResult{data: o.createResult}
+	}
+	base := s.publicURL
+	if base == "" {
+		base = "http://" + call.r.Host
+	}
+	o := &order{
+		outOrderNo:    data.OutOrderNo,
+		payOrderNo:    s.nextID(lakala.FormatTime(call.now)[2:8], 23),
+		merchantNo:    data.MerchantNo,
+		termNo:        data.VposID,
+		totalAmount:   int64(data.TotalAmount),
+		orderInfo:     data.OrderInfo,
+		notifyURL:     data.NotifyURL,
+		callbackURL:   data.CallbackURL,
+		supportRefund: data.SupportRefund == 1,
+		autoRefund:    data.CloseOrderAutoRefund == "1",
+		payMode:       payMode,
+		status:        lakala.OrderStatusUnpaid,
+		createdAt:     call.now,
+		expiresAt:     efficient,
+	}
+	o.createResult = lakala.CreateOrderResult{
+		CounterURL:         base + "/counter/" + o.payOrderNo,
+		PayOrderNo:         o.payOrderNo,
+		OutOrderNo:         o.outOrderNo,
+		MerchantNo:         o.merchantNo,
+		OrderCreateTime:    lakala.FormatTime(o.createdAt),
+		OrderEfficientTime: lakala.FormatTime(o.expiresAt),
+		TotalAmount:        lakala.Fen(o.totalAmount),
+		ChannelID:          "95",
+	}
+	s.orders[o.outOrderNo] = o
+	s.byPayNo[o.payOrderNo] = o
+	s.log.Info("sandbox order created", "out_order_no", o.outOrderNo, "pay_order_no", o.payOrderNo, "total_amount", o.totalAmount)
+	return apiResult{data: o.createResult}
+}
+
+// findOrder looks an order up by out_order_no or pay_order_no, as query and close
+// allow; the caller holds s.mu.
+func (s *Sandbox) findOrder(merchantNo, outOrderNo, payOrderNo string, now time.Time) (*order, *apiResult) {
+	if merchantNo == "" {
+		res := failure(CodeInvalidParam, "merchant_no is required")
+		return nil, &res
+	}
+	var o *order
+	switch {
+	case outOrderNo != "":
+		o = s.orders[outOrderNo]
+	case payOrderNo != "":
+		o = s.byPayNo[payOrderNo]
+	default:
+		res := failure(CodeInvalidParam, "out_order_no or pay_order_no is required")
+		return nil, &res
+	}
+	if o == nil || o.merchantNo != merchantNo || (payOrderNo != "" && o.payOrderNo != payOrderNo) {
+		res := failure(CodeOrderNotFound, "order not found")
+		return nil, &res
+	}
+	o.expireIfDue(now)
+	return o, nil
+}
+
+func (s *Sandbox) queryOrder(call apiCall) apiResult {
+	data, bad := decodeReqData[lakala.QueryOrderData](call, lakala.CodeCashierOK)
+	if bad != nil {
+		return *bad
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, bad := s.findOrder(data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now)
+	if bad != nil {
+		return *bad
+	}
+	return apiResult{data: o.queryResult()}
+}
+
+func (s *Sandbox) closeOrder(call apiCall) apiResult {
+	data, bad := decodeReqData[lakala.CloseOrderData](call, lakala.CodeCashierOK)
+	if bad != nil {
+		return *bad
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, bad := s.findOrder(data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now)
+	if bad != nil {
+		return *bad
+	}
+	switch o.status {
+	case lakala.OrderStatusUnpaid, lakala.OrderStatusExpired, lakala.OrderStatusClosed:
+		o.status = lakala.OrderStatusClosed
+		o.closed = true
+	default:
+		return failure(CodeOrderNotClosable, "order status %s cannot be closed", o.status)
+	}
+	return apiResult{data: lakala.CloseOrderResult{
+		PayOrderNo: o.payOrderNo, OutOrderNo: o.outOrderNo, MerchantNo: o.merchantNo, OrderStatus: o.status,
+	}}
+}
+
+// nextID returns prefix followed by a sequence number, width digits in all; the
+// caller holds s.mu. Sequential ids keep runs reproducible.
+func (s *Sandbox) nextID(prefix string, width int) string {
+	s.seq++
+	return fmt.Sprintf("%s%0*d", prefix, width-len(prefix), s.seq)
+}
