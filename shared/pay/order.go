@@ -1,0 +1,91 @@
+package pay
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Order types accepted by the API.
+const (
+	OrderTypePayment  = "payment"
+	OrderTypeRecharge = "recharge"
+)
+
+// GatewayLakala is the only payment gateway so far.
+const GatewayLakala = "lakala"
+
+// Order is a payment order.
+type Order struct {
+	ID                   string
+	AppID                string
+	MerchantOrderID      string
+	Status               Status
+	OrderType            string
+	Amount               int64 // fen
+	Currency             string
+	Gateway              string
+	GatewayTransactionID string // Lakala trade_no once paid
+	GatewayOrderNo       string // Lakala pay_order_no once the cashier order exists
+	Subject              string
+	ExtraData            json.RawMessage // the merchant's object, as given
+	PaymentURL           string
+	GatewayCallback      json.RawMessage // summary of the gateway's notification (lakala_callback)
+	RefundedAmount       int64           // sum of succeeded refunds
+	FailureReason        string
+	ExpiresAt            *time.Time
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
+}
+
+// OutOrderNo is the number the gateway knows the order by: the id without dashes (32 chars,
+// Lakala's limit), so it is unique, stable across retries and reversible.
+func (o *Order) OutOrderNo() string { return OutOrderNo(o.ID) }
+
+// OutOrderNo turns an order id into the gateway's out_order_no.
+func OutOrderNo(id string) string { return strings.ReplaceAll(id, "-", "") }
+
+// OrderIDFromOutOrderNo reverses OutOrderNo; ok is false if s is not one of ours.
+func OrderIDFromOutOrderNo(s string) (string, bool) {
+	if len(s) != 32 {
+		return "", false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return "", false
+		}
+	}
+	s = strings.ToLower(s)
+	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:], true
+}
+
+// ReturnURL is the browser return address the merchant put in extra_data.return_url, if any.
+func (o *Order) ReturnURL() string {
+	var extra struct {
+		ReturnURL string `json:"return_url"`
+	}
+	_ = json.Unmarshal(o.ExtraData, &extra) // a non-string return_url is simply not used
+	return extra.ReturnURL
+}
+
+// Refund is a refund order against a succeeded payment order.
+type Refund struct {
+	ID               string
+	AppID            string
+	PaymentOrderID   string
+	MerchantRefundID string
+	Status           Status
+	Amount           int64
+	Currency         string
+	Reason           string
+	GatewayRefundID  string
+	OutTradeNo       string          // the refund's number at the gateway; never changes
+	ExtraData        json.RawMessage // service notes, e.g. a review flag
+	FailureReason    string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// RefundOutTradeNo derives a refund's gateway number from its id: fixed for the refund's whole
+// life, so a retry after an unknown outcome can only ever refer to the same refund.
+func RefundOutTradeNo(id string) string { return strings.ReplaceAll(id, "-", "") }

@@ -1,0 +1,236 @@
+package pay
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Limits from the contract.
+const (
+	MaxAmount        int64 = 1_000_000_000_000 // fen
+	MaxIdentifierLen       = 64
+	MaxSubjectLen          = 128
+	MaxReasonLen           = 256
+	MaxExtraDataSize       = 16 << 10
+	MaxBodySize            = 64 << 10
+	DefaultCurrency        = "CNY"
+)
+
+var identifierRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// CreateOrderInput is a validated create-payment-order request.
+type CreateOrderInput struct {
+	AppID           string
+	MerchantOrderID string
+	Amount          int64
+	OrderType       string
+	Subject         string
+	Currency        string
+	ExtraData       json.RawMessage // always a JSON object
+}
+
+// CreateRefundInput is a validated create-refund request.
+type CreateRefundInput struct {
+	AppID            string
+	PaymentOrderID   string // canonical lower-case UUID
+	Amount           int64
+	Reason           string
+	MerchantRefundID string
+}
+
+// ParseCreateOrder decodes and validates a create-payment-order body. Unknown fields are ignored.
+func ParseCreateOrder(body []byte) (CreateOrderInput, error) {
+	f, err := decodeObject(body)
+	if err != nil {
+		return CreateOrderInput{}, err
+	}
+	var in CreateOrderInput
+	if in.AppID, err = f.identifier("app_id", true); err != nil {
+		return in, err
+	}
+	if in.MerchantOrderID, err = f.identifier("merchant_order_id", true); err != nil {
+		return in, err
+	}
+	if in.Amount, err = f.amount("amount"); err != nil {
+		return in, err
+	}
+	if in.OrderType, err = f.str("order_type", true); err != nil {
+		return in, err
+	}
+	if in.OrderType != OrderTypePayment && in.OrderType != OrderTypeRecharge {
+		return in, Invalid("order_type", "order_type must be %q or %q", OrderTypePayment, OrderTypeRecharge)
+	}
+	if in.Subject, err = f.str("subject", true); err != nil {
+		return in, err
+	}
+	if strings.TrimSpace(in.Subject) == "" {
+		return in, Invalid("subject", "subject must not be blank")
+	}
+	if n := utf8.RuneCountInString(in.Subject); n > MaxSubjectLen {
+		return in, Invalid("subject", "subject must be at most %d characters (got %d)", MaxSubjectLen, n)
+	}
+	if in.Currency, err = f.str("currency", false); err != nil {
+		return in, err
+	}
+	if in.Currency == "" {
+		in.Currency = DefaultCurrency
+	}
+	if in.Currency != DefaultCurrency {
+		return in, Invalid("currency", "currency must be %q (the only currency the gateway takes)", DefaultCurrency)
+	}
+	if in.ExtraData, err = f.object("extra_data", MaxExtraDataSize); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
+// ParseCreateRefund decodes and validates a create-refund body. Unknown fields are ignored.
+func ParseCreateRefund(body []byte) (CreateRefundInput, error) {
+	f, err := decodeObject(body)
+	if err != nil {
+		return CreateRefundInput{}, err
+	}
+	var in CreateRefundInput
+	if in.AppID, err = f.identifier("app_id", true); err != nil {
+		return in, err
+	}
+	id, err := f.str("payment_order_id", true)
+	if err != nil {
+		return in, err
+	}
+	if in.PaymentOrderID, err = ParseID("payment_order_id", id); err != nil {
+		return in, err
+	}
+	if in.Amount, err = f.amount("amount"); err != nil {
+		return in, err
+	}
+	if in.Reason, err = f.str("reason", false); err != nil {
+		return in, err
+	}
+	if n := utf8.RuneCountInString(in.Reason); n > MaxReasonLen {
+		return in, Invalid("reason", "reason must be at most %d characters (got %d)", MaxReasonLen, n)
+	}
+	if in.MerchantRefundID, err = f.identifier("merchant_refund_id", false); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
+// ParseID checks that s is a UUID in its canonical 36-character form and returns it lower-cased.
+func ParseID(field, s string) (string, error) {
+	u, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return "", Invalid(field, "%s must be a UUID like 550e8400-e29b-41d4-a716-446655440000", field)
+	}
+	return u.String(), nil
+}
+
+// ValidIdentifier reports whether s is a valid app_id / merchant order id.
+func ValidIdentifier(s string) bool { return identifierRE.MatchString(s) }
+
+// fields is a decoded JSON object, field by field, so that each field's JSON type can be checked
+// exactly (a quoted amount or 100.0 must be refused, which decoding into int64 would blur).
+type fields map[string]json.RawMessage
+
+func decodeObject(body []byte) (fields, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body is empty; a JSON object is expected"}
+	}
+	if trimmed[0] != '{' {
+		if json.Valid(trimmed) {
+			return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body must be a JSON object"}
+		}
+		return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body is not valid JSON"}
+	}
+	var f fields
+	if err := json.Unmarshal(trimmed, &f); err != nil {
+		return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body is not valid JSON"}
+	}
+	return f, nil
+}
+
+// present reports whether a field is given and not null.
+func (f fields) present(name string) bool {
+	raw, ok := f[name]
+	return ok && !bytes.Equal(raw, []byte("null"))
+}
+
+func (f fields) str(name string, required bool) (string, error) {
+	if !f.present(name) {
+		if required {
+			return "", Invalid(name, "%s is required", name)
+		}
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(f[name], &s); err != nil {
+		return "", Invalid(name, "%s must be a string", name)
+	}
+	return s, nil
+}
+
+func (f fields) identifier(name string, required bool) (string, error) {
+	s, err := f.str(name, required)
+	if err != nil || (s == "" && !required && !f.present(name)) {
+		return s, err
+	}
+	if !identifierRE.MatchString(s) {
+		return "", Invalid(name, "%s must be 1-%d characters of A-Z, a-z, 0-9, '_', '.', '-'", name, MaxIdentifierLen)
+	}
+	return s, nil
+}
+
+// amount accepts only a JSON integer literal: no quotes, no fraction, no exponent.
+func (f fields) amount(name string) (int64, error) {
+	if !f.present(name) {
+		return 0, Invalid(name, "%s is required", name)
+	}
+	raw := string(f[name])
+	if strings.ContainsAny(raw, `".eE`) || raw == "true" || raw == "false" || raw[0] == '[' || raw[0] == '{' {
+		return 0, Invalid(name, "%s must be an integer number of fen (e.g. 10000 for 100.00 CNY), not %s", name, describe(raw))
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n > MaxAmount {
+		return 0, Invalid(name, "%s must be at most %d fen", name, MaxAmount)
+	}
+	if n < 1 {
+		return 0, Invalid(name, "%s must be at least 1 fen", name)
+	}
+	return n, nil
+}
+
+func (f fields) object(name string, maxSize int) (json.RawMessage, error) {
+	if !f.present(name) {
+		return json.RawMessage("{}"), nil
+	}
+	raw := bytes.TrimSpace(f[name])
+	if raw[0] != '{' {
+		return nil, Invalid(name, "%s must be a JSON object", name)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return nil, Invalid(name, "%s must be a JSON object", name)
+	}
+	if compact.Len() > maxSize {
+		return nil, Invalid(name, "%s must be at most %d bytes when serialized (got %d)", name, maxSize, compact.Len())
+	}
+	return compact.Bytes(), nil
+}
+
+func describe(raw string) string {
+	switch {
+	case strings.HasPrefix(raw, `"`):
+		return "a string"
+	case strings.ContainsAny(raw, ".eE"):
+		return "a number with a fraction or exponent"
+	default:
+		return "a " + map[byte]string{'t': "boolean", 'f': "boolean", '[': "list", '{': "object"}[raw[0]]
+	}
+}
