@@ -1,0 +1,69 @@
+// Package postgres stores Loomi Pay's orders, refunds, API keys, tasks and result outbox in
+// PostgreSQL, the service's source of truth.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Store is the Postgres-backed storage of the service. It is safe for concurrent use; create one
+// per process (a Lambda keeps it between invocations).
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Options tune the pool.
+type Options struct {
+	// Schema, if set, becomes the search_path of every connection (tests isolate themselves so).
+	Schema string
+	// MaxConns overrides pool_max_conns from the URL when > 0.
+	MaxConns int32
+}
+
+// Open connects a pool to url (a postgres:// URL; pool_max_conns and
+// default_query_exec_mode may be given as URL parameters, e.g. "exec" behind RDS Proxy).
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message can quote the URL; keep a password out of logs.
+		return nil, errors.New("parse database url: not a valid postgres URL or DSN")
+	}
+	if o.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = o.Schema
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks the connection.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Pool exposes the pool for the test harness and benchmarks.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
+}
+
+// querier is what both the pool and a transaction offer.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}

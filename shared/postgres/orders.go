@@ -1,0 +1,132 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loomipay/loomipay/shared/pay"
+)
+
+const orderColumns = `id::text, app_id, merchant_order_id, status, order_type, amount, currency,
+	payment_gateway, coalesce(gateway_transaction_id, ''), coalesce(gateway_order_no, ''), subject,
+	extra_data, coalesce(payment_url, ''), gateway_callback, refunded_amount,
+	coalesce(failure_reason, ''), expires_at, created_at, updated_at`
+
+func scanOrder(row pgx.Row) (pay.Order, error) {
+	var o pay.Order
+	var status string
+	var extra, callback []byte
+	err := row.Scan(&o.ID, &o.AppID, &o.MerchantOrderID, &status, &o.OrderType, &o.Amount, &o.Currency,
+		&o.Gateway, &o.GatewayTransactionID, &o.GatewayOrderNo, &o.Subject,
+		&extra, &o.PaymentURL, &callback, &o.RefundedAmount,
+		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, pay.ErrNotFound
+	}
+	if err != nil {
+		return o, fmt.Errorf("scan payment order: %w", err)
+	}
+	o.Status = pay.Status(status)
+	o.ExtraData = extra
+	if callback != nil {
+		o.GatewayCallback = callback
+	}
+	return o, nil
+}
+
+// CreateOrder inserts a new pending order and its payment task in one statement (one round trip,
+// one transaction). If the app already has an order with this merchant_order_id, it returns that
+// order and created=false; the database's unique key decides between concurrent creates.
+func (s *Store) CreateOrder(ctx context.Context, id string, in pay.CreateOrderInput, now time.Time) (o pay.Order, taskID int64, created bool, err error) {
+	row := s.pool.QueryRow(ctx, `
+		WITH ins AS (
+			INSERT INTO payment_orders (id, app_id, merchant_order_id, status, order_type, amount, currency,
+				payment_gateway, subject, extra_data, created_at, updated_at)
+			VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10)
+			ON CONFLICT (app_id, merchant_order_id) DO NOTHING
+			RETURNING `+orderColumns+`
+		), task AS (
+			INSERT INTO tasks (kind, subject_id, created_at, updated_at, next_attempt_at)
+			SELECT 'payment', id::uuid, $10, $10, $10 FROM ins
+			RETURNING id
+		)
+		SELECT ins.*, task.id FROM ins, task`,
+		id, in.AppID, in.MerchantOrderID, in.OrderType, in.Amount, in.Currency, pay.GatewayLakala,
+		in.Subject, []byte(in.ExtraData), now)
+	o, err = scanOrderWithTask(row, &taskID)
+	if err == nil {
+		return o, taskID, true, nil
+	}
+	if !errors.Is(err, pay.ErrNotFound) {
+		return o, 0, false, fmt.Errorf("create payment order: %w", err)
+	}
+	o, err = s.OrderByMerchantID(ctx, in.AppID, in.MerchantOrderID)
+	if err != nil {
+		return o, 0, false, fmt.Errorf("create payment order: read existing: %w", err)
+	}
+	return o, 0, false, nil
+}
+
+func scanOrderWithTask(row pgx.Row, taskID *int64) (pay.Order, error) {
+	var o pay.Order
+	var status string
+	var extra, callback []byte
+	err := row.Scan(&o.ID, &o.AppID, &o.MerchantOrderID, &status, &o.OrderType, &o.Amount, &o.Currency,
+		&o.Gateway, &o.GatewayTransactionID, &o.GatewayOrderNo, &o.Subject,
+		&extra, &o.PaymentURL, &callback, &o.RefundedAmount,
+		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt, taskID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, pay.ErrNotFound
+	}
+	if err != nil {
+		return o, err
+	}
+	o.Status = pay.Status(status)
+	o.ExtraData = extra
+	o.GatewayCallback = callback
+	return o, nil
+}
+
+// SameExtraData compares two JSON objects the way the database stores them (jsonb equality:
+// key order and white space do not matter).
+func (s *Store) SameExtraData(ctx context.Context, a, b json.RawMessage) (bool, error) {
+	var same bool
+	err := s.pool.QueryRow(ctx, "SELECT $1::jsonb = $2::jsonb", []byte(a), []byte(b)).Scan(&same)
+	return same, err
+}
+
+// OrderByMerchantID returns the app's order with this merchant_order_id, or pay.ErrNotFound.
+func (s *Store) OrderByMerchantID(ctx context.Context, appID, merchantOrderID string) (pay.Order, error) {
+	return scanOrder(s.pool.QueryRow(ctx, "SELECT "+orderColumns+" FROM payment_orders WHERE app_id = $1 AND merchant_order_id = $2", appID, merchantOrderID))
+}
+
+// Order returns the order with this id, or pay.ErrNotFound.
+func (s *Store) Order(ctx context.Context, id string) (pay.Order, error) {
+	return scanOrder(s.pool.QueryRow(ctx, "SELECT "+orderColumns+" FROM payment_orders WHERE id = $1", id))
+}
+
+// OrdersToReconcile returns up to limit orders in processing whose last change is older than
+// staleBefore or whose cashier order has expired, oldest first.
+func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, now time.Time, limit int) ([]pay.Order, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+orderColumns+` FROM payment_orders
+		WHERE status = 'processing' AND (updated_at < $1 OR expires_at < $2)
+		ORDER BY updated_at LIMIT $3`, staleBefore, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("orders to reconcile: %w", err)
+	}
+	defer rows.Close()
+	var out []pay.Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
