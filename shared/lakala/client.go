@@ -277,7 +277,8 @@ func call[Req, Res any](ctx context.Context, c *Client, path, okCode string, dat
 	attrs = append(attrs, slog.String("code", envelope.Code))
 	switch {
 	case envelope.Code == okCode:
-	case envelope.Code == "" || IsProcessingCode(envelope.Code):
+	case envelope.Code == "" || IsProcessingCode(envelope.Code) || envelope.Code == CodeCashierOK || envelope.Code == CodeLabsOK:
+		// The other API family's success code is not a rejection we can act on either.
 		logDone(slog.LevelWarn, "lakala call outcome pending", slog.String("msg", envelope.Msg))
 		return zero, fmt.Errorf("%w: %s: code %q %s", ErrOutcomeUnknown, path, envelope.Code, envelope.Msg)
 	default:

@@ -48,11 +48,11 @@ type Credentials struct {
 }
 
 // ParsePrivateKey reads an RSA private key from PEM, PKCS#8 ("PRIVATE KEY") or
-// PKCS#1 ("RSA PRIVATE KEY").
+// PKCS#1 ("RSA PRIVATE KEY"), or from bare Base64 DER of either.
 func ParsePrivateKey(pemBytes []byte) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		return nil, errors.New("lakala: private key: no PEM block found")
+	block, err := decodePEMOrBase64(pemBytes, "PRIVATE KEY")
+	if err != nil {
+		return nil, fmt.Errorf("lakala: private key: %w", err)
 	}
 	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
 		rsaKey, ok := k.(*rsa.PrivateKey)
@@ -69,18 +69,24 @@ func ParsePrivateKey(pemBytes []byte) (*rsa.PrivateKey, error) {
 }
 
 // ParsePublicKey reads an RSA public key from a "CERTIFICATE", "PUBLIC KEY" (PKIX) or
-// "RSA PUBLIC KEY" (PKCS#1) PEM block.
+// "RSA PUBLIC KEY" (PKCS#1) PEM block. Bare Base64 DER is read as a certificate, falling
+// back to a PKIX public key.
 func ParsePublicKey(pemBytes []byte) (*rsa.PublicKey, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		return nil, errors.New("lakala: public key: no PEM block found")
+	block, err := decodePEMOrBase64(pemBytes, "CERTIFICATE")
+	if err != nil {
+		return nil, fmt.Errorf("lakala: public key: %w", err)
 	}
 	var pub any
 	switch block.Type {
 	case "CERTIFICATE":
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("lakala: public key: certificate: %w", err)
+			k, pkixErr := x509.ParsePKIXPublicKey(block.Bytes)
+			if pkixErr != nil {
+				return nil, fmt.Errorf("lakala: public key: certificate: %w", err)
+			}
+			pub = k
+			break
 		}
 		pub = cert.PublicKey
 	case "PUBLIC KEY":
@@ -103,6 +109,20 @@ func ParsePublicKey(pemBytes []byte) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("lakala: public key is %T, not RSA", pub)
 	}
 	return rsaPub, nil
+}
+
+// decodePEMOrBase64 returns the first PEM block, or, because Lakala's key tool also hands
+// out bare Base64 DER without PEM armour, a block of bareType holding the decoded bytes.
+func decodePEMOrBase64(data []byte, bareType string) (*pem.Block, error) {
+	if block, _ := pem.Decode(data); block != nil {
+		return block, nil
+	}
+	compact := strings.Join(strings.Fields(string(data)), "")
+	der, err := base64.StdEncoding.DecodeString(compact)
+	if compact == "" || err != nil {
+		return nil, errors.New("neither PEM nor Base64 DER")
+	}
+	return &pem.Block{Type: bareType, Bytes: der}, nil
 }
 
 // MarshalPrivateKeyPEM encodes k as a PKCS#8 PEM block, the form Lakala's tools produce.

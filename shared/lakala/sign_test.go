@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -308,12 +309,16 @@ func TestKeyFormats(t *testing.T) {
 	}
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix})
 
-	for name, privPEM := range map[string][]byte{"PKCS#1": pkcs1, "PKCS#8": pkcs8} {
+	bare := func(p []byte) []byte {
+		block, _ := pem.Decode(p)
+		return []byte(base64.StdEncoding.EncodeToString(block.Bytes)[:40] + "\n" + base64.StdEncoding.EncodeToString(block.Bytes)[40:])
+	}
+	for name, privPEM := range map[string][]byte{"PKCS#1": pkcs1, "PKCS#8": pkcs8, "bare PKCS#8": bare(pkcs8), "bare PKCS#1": bare(pkcs1)} {
 		priv, err := ParsePrivateKey(privPEM)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		for pubName, p := range map[string][]byte{"certificate": certPEM, "public key": pubPEM} {
+		for pubName, p := range map[string][]byte{"certificate": certPEM, "public key": pubPEM, "bare certificate": bare(certPEM), "bare public key": bare(pubPEM)} {
 			pub, err := ParsePublicKey(p)
 			if err != nil {
 				t.Fatalf("%s: %v", pubName, err)
@@ -330,7 +335,8 @@ func TestKeyFormats(t *testing.T) {
 	}
 
 	for name, bad := range map[string][]byte{
-		"not PEM":          []byte("hello"),
+		"not PEM":          []byte("hello!"),
+		"bare garbage":     []byte("aGVsbG8="),
 		"garbage in block": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2, 3}}),
 	} {
 		if _, err := ParsePrivateKey(bad); err == nil {
