@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -116,8 +117,13 @@ func (s *Sandbox) startDelivery(o *order, body []byte, faults Faults) {
 		return
 	}
 	s.workers.Add(1)
+	s.inflight++
+	if s.inflight == 1 {
+		s.idle = make(chan struct{})
+	}
 	go func() {
 		defer s.workers.Done()
+		defer s.deliveryDone()
 		if faults.NotifyDelay > 0 && !s.wait(faults.NotifyDelay) {
 			return
 		}
@@ -131,6 +137,34 @@ func (s *Sandbox) startDelivery(o *order, body []byte, faults Faults) {
 			}
 		}
 	}()
+}
+
+func (s *Sandbox) deliveryDone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight--
+	if s.inflight == 0 {
+		close(s.idle)
+	}
+}
+
+// WaitNotifications waits until every notification started so far has been
+// acknowledged, dropped or given up on, so tests can inspect the outcome without
+// sleeping. With Lakala's real retry schedule that can take hours: pass a deadline.
+func (s *Sandbox) WaitNotifications(ctx context.Context) error {
+	s.mu.Lock()
+	idle := s.idle
+	busy := s.inflight > 0
+	s.mu.Unlock()
+	if !busy {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sandbox: notifications still in flight: %w", ctx.Err())
+	}
 }
 
 // wait sleeps for d and reports false if the sandbox closed meanwhile.

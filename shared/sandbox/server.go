@@ -108,6 +108,8 @@ type Sandbox struct {
 	byTradeNo map[string]*order  // by the payment's trade_no
 	byLogNo   map[string]*order  // by the payment's log_no
 	refunds   map[string]*refund // by the refund's out_trade_no
+	inflight  int                // notification deliveries running
+	idle      chan struct{}      // closed when inflight drops to zero
 }
 
 // New builds a Sandbox; serve it with Handler and stop it with Close.
