@@ -457,7 +457,6 @@ func (s *Sandbox) createOrder(call apiCall) apiResult {
 		notifyURL:     data.NotifyURL,
 		callbackURL:   data.CallbackURL,
 		supportRefund: data.SupportRefund == 1,
-		autoRefund:    data.CloseOrderAutoRefund == "1",
 		payMode:       payMode,
 		status:        lakala.OrderStatusUnpaid,
 		createdAt:     call.now,

@@ -15,7 +15,6 @@ type order struct {
 	orderInfo              string
 	notifyURL, callbackURL string
 	supportRefund          bool
-	autoRefund             bool
 	payMode                string
 	status                 string
 	closed                 bool
