@@ -1,0 +1,267 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/service"
+)
+
+// API serves Loomi Pay's HTTP routes.
+type API struct {
+	svc *service.Service
+	log *slog.Logger
+}
+
+// New builds the API on a service.
+func New(svc *service.Service) *API { return &API{svc: svc, log: svc.Logger()} }
+
+// Handler serves the routes of the named functions (all routes when none is named): a Lambda
+// function mounts only its own routes, the local stack all of them.
+func (a *API) Handler(functions ...string) http.Handler {
+	serve := map[string]http.HandlerFunc{
+		"POST /api/v1/payment-orders":                    a.createOrder,
+		"GET /api/v1/payment-orders/{merchant_order_id}": a.getOrder,
+		"POST /api/v1/refund-orders":                     a.createRefund,
+		"GET /api/v1/refund-orders/{refund_order_id}":    a.getRefund,
+		"POST /webhooks/lakala":                          a.webhook,
+	}
+	mux := http.NewServeMux()
+	methods := map[string][]string{} // path → allowed methods, for JSON 405s
+	for _, r := range Routes {
+		if len(functions) > 0 && !contains(functions, r.Function) {
+			continue
+		}
+		mux.Handle(r.Method+" "+r.Path, serve[r.Method+" "+r.Path])
+		methods[r.Path] = append(methods[r.Path], r.Method)
+	}
+	for path, allowed := range methods {
+		// A bare pattern is less specific than a method pattern, so it only catches the
+		// methods the route does not serve.
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, r, a.log, pay.Errorf(pay.KindInvalid, pay.CodeMethodNotAllowed, "method %s is not allowed here; use %s", r.Method, strings.Join(allowed, ", ")))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, a.log, pay.Errorf(pay.KindNotFound, pay.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})
+	return a.logRequests(recoverPanics(a.log, mux))
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *API) createOrder(w http.ResponseWriter, r *http.Request) {
+	app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	order, created, err := a.svc.CreateOrder(r.Context(), app, body)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, newOrderView(&order))
+}
+
+func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
+	app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	order, err := a.svc.GetOrder(r.Context(), app, r.URL.Query().Get("app_id"), r.PathValue("merchant_order_id"))
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newOrderView(&order))
+}
+
+func (a *API) createRefund(w http.ResponseWriter, r *http.Request) {
+	app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	refund, created, err := a.svc.CreateRefund(r.Context(), app, body)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, newRefundView(&refund))
+}
+
+func (a *API) getRefund(w http.ResponseWriter, r *http.Request) {
+	app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	refund, err := a.svc.GetRefund(r.Context(), app, r.URL.Query().Get("app_id"), r.PathValue("refund_order_id"))
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newRefundView(&refund))
+}
+
+func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	// The API Gateway proxy adapter splits header values on commas, and Lakala's
+	// Authorization is a comma-separated list: put it back together before verifying.
+	header := r.Header.Clone()
+	if parts := header.Values("Authorization"); len(parts) > 1 {
+		header.Set("Authorization", strings.Join(parts, ","))
+	}
+	if _, err := a.svc.HandleNotification(r.Context(), header, body); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(lakala.NotificationAck))
+}
+
+// readBody reads a request body of at most pay.MaxBodySize bytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, pay.MaxBodySize))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, pay.Errorf(pay.KindTooLarge, pay.CodeBodyTooLarge, "request body exceeds %d bytes", pay.MaxBodySize)
+	}
+	if err != nil {
+		return nil, pay.Errorf(pay.KindInvalid, pay.CodeInvalidJSON, "could not read the request body")
+	}
+	return body, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"detail":"internal error","code":"internal_error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// errorBody is the contract's error object.
+type errorBody struct {
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+	Field  string `json:"field,omitempty"`
+}
+
+// statusOf maps an error kind to its HTTP status: the only such mapping in the project.
+func statusOf(e *pay.Error) int {
+	switch e.Kind {
+	case pay.KindInvalid:
+		if e.Code == pay.CodeMethodNotAllowed {
+			return http.StatusMethodNotAllowed
+		}
+		return http.StatusBadRequest
+	case pay.KindUnauthorized:
+		return http.StatusUnauthorized
+	case pay.KindForbidden:
+		return http.StatusForbidden
+	case pay.KindNotFound:
+		return http.StatusNotFound
+	case pay.KindConflict:
+		return http.StatusConflict
+	case pay.KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case pay.KindUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// writeError writes err as the contract's error body. Only internal errors are logged with their
+// cause; the caller never sees it.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	e := pay.AsError(err)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		e = pay.Errorf(pay.KindUnavailable, pay.CodeUnavailable, "the service is busy; retry the request")
+		e.Err = err
+	}
+	status := statusOf(e)
+	if status >= 500 {
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, errorBody{Detail: e.Detail, Code: e.Code, Field: e.Field})
+}
+
+// statusRecorder remembers the status a handler wrote, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (a *API) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
+	})
+}
+
+// recoverPanics turns a panic into a logged 500 with a JSON body, never a dropped connection.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				log.ErrorContext(r.Context(), "panic serving request", "path", r.URL.Path, "panic", v)
+				writeJSON(w, http.StatusInternalServerError, errorBody{Detail: "internal error", Code: pay.CodeInternal})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

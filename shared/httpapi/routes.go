@@ -1,0 +1,29 @@
+// Package httpapi is Loomi Pay's HTTP surface: the routes of the API and the Lakala webhook,
+// authentication, JSON bodies with limits, and the one place where errors become status codes.
+// The Lambda functions, the local stack and the tests all serve these same handlers.
+package httpapi
+
+// Lambda function names; each serves a group of routes.
+const (
+	FunctionCreateOrder = "createorder"
+	FunctionGetOrder    = "getorder"
+	FunctionRefund      = "refund"
+	FunctionWebhook     = "webhook"
+)
+
+// Route is one HTTP route and the function that serves it. template.yaml must declare exactly
+// these (a test compares them).
+type Route struct {
+	Method   string
+	Path     string // http.ServeMux pattern syntax, which matches API Gateway's {name} syntax
+	Function string
+}
+
+// Routes lists every route the service serves.
+var Routes = []Route{
+	{"POST", "/api/v1/payment-orders", FunctionCreateOrder},
+	{"GET", "/api/v1/payment-orders/{merchant_order_id}", FunctionGetOrder},
+	{"POST", "/api/v1/refund-orders", FunctionRefund},
+	{"GET", "/api/v1/refund-orders/{refund_order_id}", FunctionRefund},
+	{"POST", "/webhooks/lakala", FunctionWebhook},
+}

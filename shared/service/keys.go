@@ -1,0 +1,133 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/postgres"
+)
+
+// API keys look like "lp_<id>_<secret>": the id finds the stored record, the SHA-256 of the
+// whole key is compared in constant time. Only the hash is stored.
+const keyPrefix = "lp_"
+
+const keyAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	for i := range b {
+		b[i] = keyAlphabet[int(b[i])%len(keyAlphabet)]
+	}
+	return string(b)
+}
+
+func hashKey(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:]
+}
+
+func parseKey(key string) (id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, keyPrefix)
+	if !ok {
+		return "", false
+	}
+	id, secret, ok := strings.Cut(rest, "_")
+	return id, ok && len(id) == 12 && len(secret) == 40
+}
+
+// CreateAPIKey issues a new key for an app and returns it; it is shown once and never stored.
+func (s *Service) CreateAPIKey(ctx context.Context, appID, label string) (string, postgres.APIKey, error) {
+	if !pay.ValidIdentifier(appID) {
+		return "", postgres.APIKey{}, pay.Invalid("app_id", "app_id must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
+	}
+	id := randomString(12)
+	key := keyPrefix + id + "_" + randomString(40)
+	rec := postgres.APIKey{ID: id, AppID: appID, Hash: hashKey(key), Label: label}
+	if err := s.store.InsertAPIKey(ctx, rec); err != nil {
+		return "", rec, err
+	}
+	return key, rec, nil
+}
+
+// Authenticate checks an Authorization header value and returns the key's app.
+func (s *Service) Authenticate(ctx context.Context, authorization string) (string, error) {
+	unauthorized := func(detail string) error {
+		return pay.Errorf(pay.KindUnauthorized, pay.CodeUnauthorized, "%s", detail)
+	}
+	if authorization == "" {
+		return "", unauthorized("missing Authorization header; send 'Authorization: Bearer <api-key>'")
+	}
+	scheme, key, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", unauthorized("Authorization must use the Bearer scheme")
+	}
+	key = strings.TrimSpace(key)
+	id, ok := parseKey(key)
+	if !ok {
+		return "", unauthorized("invalid API key")
+	}
+	rec, err := s.keys.get(ctx, id, s.store.APIKeyByID)
+	if errors.Is(err, pay.ErrNotFound) {
+		return "", unauthorized("invalid API key")
+	}
+	if err != nil {
+		return "", fmt.Errorf("authenticate: %w", err)
+	}
+	if subtle.ConstantTimeCompare(hashKey(key), rec.Hash) != 1 || rec.RevokedAt != nil {
+		return "", unauthorized("invalid API key")
+	}
+	return rec.AppID, nil
+}
+
+// keyCache keeps key records for a short TTL so that a warm Lambda does not read the key on
+// every request. Misses (unknown ids) are cached too, so a flood of bad keys costs one read each.
+type keyCache struct {
+	ttl     time.Duration
+	mu      sync.Mutex
+	entries map[string]keyEntry
+}
+
+type keyEntry struct {
+	rec     postgres.APIKey
+	err     error
+	expires time.Time
+}
+
+func newKeyCache(ttl time.Duration) *keyCache {
+	return &keyCache{ttl: ttl, entries: make(map[string]keyEntry)}
+}
+
+func (c *keyCache) get(ctx context.Context, id string, load func(context.Context, string) (postgres.APIKey, error)) (postgres.APIKey, error) {
+	if c.ttl < 0 {
+		return load(ctx, id)
+	}
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.rec, e.err
+	}
+	rec, err := load(ctx, id)
+	if err != nil && !errors.Is(err, pay.ErrNotFound) {
+		return rec, err // a database error is not an answer worth caching
+	}
+	c.mu.Lock()
+	if len(c.entries) > 10_000 {
+		clear(c.entries) // bound memory against random-id floods
+	}
+	c.entries[id] = keyEntry{rec: rec, err: err, expires: now.Add(c.ttl)}
+	c.mu.Unlock()
+	return rec, err
+}

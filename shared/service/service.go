@@ -1,0 +1,121 @@
+// Package service is Loomi Pay's application layer: it composes the domain (pay), storage
+// (postgres), streams and the Lakala protocol into the operations the HTTP functions and the
+// processor perform. Transports stay thin; every rule lives here or in pay.
+package service
+
+import (
+	"context"
+	"crypto/rsa"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/streams"
+)
+
+// Config tunes the service.
+type Config struct {
+	// KeyCacheTTL bounds how long an API key lookup is reused; a revoked key stops working
+	// within it. Default 30 s; negative disables the cache.
+	KeyCacheTTL time.Duration
+	// PublishTimeout bounds a Redis publish on a request path, so a Redis outage slows a request
+	// by at most this much (the work is safe in Postgres either way). Default 500 ms.
+	PublishTimeout time.Duration
+	// PlatformKey verifies Lakala's notifications.
+	PlatformKey *rsa.PublicKey
+	// ReplayWindow: a notification signed longer ago than this (or this far in the future) is
+	// refused unless it repeats one already applied. Default 10 min.
+	ReplayWindow time.Duration
+}
+
+// Service performs Loomi Pay's operations. Safe for concurrent use.
+type Service struct {
+	store   *postgres.Store
+	streams *streams.Streams
+	log     *slog.Logger
+	cfg     Config
+	keys    *keyCache
+	now     func() time.Time
+}
+
+// New builds a Service.
+func New(store *postgres.Store, st *streams.Streams, log *slog.Logger, cfg Config) *Service {
+	if cfg.KeyCacheTTL == 0 {
+		cfg.KeyCacheTTL = 30 * time.Second
+	}
+	if cfg.PublishTimeout == 0 {
+		cfg.PublishTimeout = 500 * time.Millisecond
+	}
+	if cfg.ReplayWindow == 0 {
+		cfg.ReplayWindow = 10 * time.Minute
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{store: store, streams: st, log: log, cfg: cfg, keys: newKeyCache(cfg.KeyCacheTTL), now: time.Now}
+}
+
+// Store exposes the store (processor, CLI, tests).
+func (s *Service) Store() *postgres.Store { return s.store }
+
+// Streams exposes the streams (processor, tests).
+func (s *Service) Streams() *streams.Streams { return s.streams }
+
+// Logger is the service's logger.
+func (s *Service) Logger() *slog.Logger { return s.log }
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.now().UTC() }
+
+// SetClock replaces the clock (tests of expiry and replay windows).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// PublishEvents relays result messages that were just committed, then marks them published.
+// A failure is only logged: the messages stay in the outbox and the processor's relay sweep
+// publishes them later, so results are late, never lost.
+func (s *Service) PublishEvents(ctx context.Context, events []postgres.Event) {
+	if len(events) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
+	defer cancel()
+	if err := s.publish(ctx, events); err != nil {
+		s.log.WarnContext(ctx, "result messages left in the outbox for the relay", "count", len(events), "err", err)
+	}
+}
+
+func (s *Service) publish(ctx context.Context, events []postgres.Event) error {
+	msgs := make([]pay.ResultMessage, len(events))
+	ids := make([]int64, len(events))
+	for i, e := range events {
+		msgs[i], ids[i] = e.ResultMessage, e.OutboxID
+	}
+	if err := s.streams.PublishResults(ctx, msgs); err != nil {
+		return err
+	}
+	return s.store.MarkEventsPublished(ctx, ids, s.Now())
+}
+
+// RelayOutbox publishes every outbox message not yet published, in batches, and returns how
+// many it published. Messages are published at least once; event_id lets consumers drop repeats.
+func (s *Service) RelayOutbox(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for {
+		events, err := s.store.UnpublishedEvents(ctx, batch)
+		if err != nil || len(events) == 0 {
+			return total, err
+		}
+		if err := s.publish(ctx, events); err != nil {
+			return total, err
+		}
+		total += len(events)
+		if len(events) < batch {
+			return total, nil
+		}
+	}
+}
