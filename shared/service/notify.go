@@ -74,39 +74,13 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 	})
 	report.Summary = summary
 
-	result := NotificationNoChange
-	events, err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
-		o, err := tx.LockOrder(ctx, orderID)
-		if errors.Is(err, pay.ErrNotFound) {
-			result = NotificationUnknownOrder
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if o.Status.Final() {
-			if report.Outcome == pay.OutcomePaid && o.Status == pay.StatusFailed {
-				// Lakala refunds a payment landing after close (close_order_auto_refund), but
-				// a person should know it happened.
-				log.ErrorContext(ctx, "payment reported for a failed order; not applied", "order_id", o.ID, "failure_reason", o.FailureReason)
-			}
-			return nil // duplicate or late: acknowledge, change nothing
-		}
+	guard := func(o *pay.Order) error {
 		if !fresh {
 			return pay.Errorf(pay.KindUnauthorized, pay.CodeBadSignature, "notification timestamp is outside the replay window")
 		}
-		old := o.Status
-		changed, err := o.Settle(report, now)
-		if err != nil || !changed {
-			return err
-		}
-		if o.FailureReason == pay.ReasonAmountMismatch {
-			log.ErrorContext(ctx, "paid amount differs from the order amount; order failed", "order_id", o.ID,
-				"order_amount", o.Amount, "paid_amount", n.TotalAmount)
-		}
-		result = NotificationApplied
-		return tx.SaveOrder(ctx, &o, old)
-	})
+		return nil
+	}
+	result, err := s.settle(ctx, orderID, report, guard)
 	if err != nil {
 		var perr *pay.Error
 		if errors.As(err, &perr) && perr.Kind == pay.KindUnauthorized {
@@ -120,8 +94,85 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 	case NotificationApplied:
 		log.InfoContext(ctx, "notification applied", "order_id", orderID)
 	}
+	return result, nil
+}
+
+// SettlePayment applies the gateway's word on a payment found by querying it (reconciliation).
+func (s *Service) SettlePayment(ctx context.Context, orderID string, report pay.GatewayReport) (NotificationResult, error) {
+	return s.settle(ctx, orderID, report, nil)
+}
+
+// settle applies a gateway report to an order under its row lock, with guard (if any) checked
+// only when the report would change a live order. Final orders never move: a duplicate or late
+// report is acknowledged without change.
+func (s *Service) settle(ctx context.Context, orderID string, report pay.GatewayReport, guard func(*pay.Order) error) (NotificationResult, error) {
+	result := NotificationNoChange
+	events, err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
+		o, err := tx.LockOrder(ctx, orderID)
+		if errors.Is(err, pay.ErrNotFound) {
+			result = NotificationUnknownOrder
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		log := s.log.With("order_id", o.ID, "trade_no", report.TradeNo)
+		if o.Status.Final() {
+			if report.Outcome == pay.OutcomePaid && o.Status == pay.StatusFailed {
+				// Lakala refunds a payment landing after close (close_order_auto_refund), but
+				// a person should know it happened.
+				log.ErrorContext(ctx, "payment reported for a failed order; not applied", "failure_reason", o.FailureReason)
+			}
+			return nil
+		}
+		if report.Outcome == pay.OutcomeUnpaid {
+			return nil
+		}
+		if guard != nil {
+			if err := guard(&o); err != nil {
+				return err
+			}
+		}
+		old := o.Status
+		changed, err := o.Settle(report, s.Now())
+		if err != nil || !changed {
+			return err
+		}
+		if o.FailureReason == pay.ReasonAmountMismatch {
+			log.ErrorContext(ctx, "paid amount differs from the order amount; order failed",
+				"order_amount", o.Amount, "paid_amount", report.Amount)
+		}
+		result = NotificationApplied
+		return tx.SaveOrder(ctx, &o, old)
+	})
+	if err != nil {
+		return "", err
+	}
 	s.PublishEvents(ctx, events)
 	return result, nil
+}
+
+// FailPayment moves a live order to failed with a reason (expiry, retries exhausted). It returns
+// false if the order was already final.
+func (s *Service) FailPayment(ctx context.Context, orderID, reason string) (bool, error) {
+	failed := false
+	events, err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
+		o, err := tx.LockOrder(ctx, orderID)
+		if err != nil || o.Status.Final() {
+			return err
+		}
+		old := o.Status
+		if err := o.Fail(reason, s.Now()); err != nil {
+			return err
+		}
+		failed = true
+		return tx.SaveOrder(ctx, &o, old)
+	})
+	if err != nil {
+		return false, err
+	}
+	s.PublishEvents(ctx, events)
+	return failed, nil
 }
 
 func absDuration(d time.Duration) time.Duration {

@@ -1,0 +1,296 @@
+// Package processor is the scheduled worker: it drains the task stream (creating cashier
+// orders, submitting refunds), republishes tasks the stream lost, reclaims tasks a crashed run
+// left, reconciles orders whose notification never came, expires unpaid orders, and relays the
+// result outbox.
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/service"
+	"github.com/loomipay/loomipay/shared/streams"
+)
+
+// Gateway is what the processor asks of Lakala (lakala.Client implements it).
+type Gateway interface {
+	CreateCashierOrder(ctx context.Context, in lakala.CreateCashierOrder) (lakala.CreateOrderResult, error)
+	QueryCashierOrder(ctx context.Context, outOrderNo string) (lakala.QueryOrderResult, error)
+	CloseCashierOrder(ctx context.Context, outOrderNo string) (lakala.CloseOrderResult, error)
+	Refund(ctx context.Context, in lakala.RefundRequest) (lakala.RefundResult, error)
+	QueryTrade(ctx context.Context, outTradeNo string) (lakala.TradeQueryResult, error)
+}
+
+// Config tunes the processor. Zero values take the defaults noted.
+type Config struct {
+	Consumer    string        // consumer name in the group; default host-pid
+	Concurrency int           // tasks handled at once; default 64 (Lakala calls are I/O bound)
+	MaxAttempts int           // attempts per task before it is given up; default 8
+	BackoffBase time.Duration // first retry delay, doubled per attempt; default 2 s
+	BackoffMax  time.Duration // default 5 min
+	// Lease is how long a claimed task is reserved for its worker, and how long a read but
+	// unacknowledged message must sit before another run reclaims it. Default 60 s; it must
+	// exceed the longest Lakala call.
+	Lease time.Duration
+	// SweepGrace: a task never published is republished after this long. Default 10 s.
+	SweepGrace time.Duration
+	// SweepStale: a published task still queued after this long is republished, in case its
+	// stream entry was lost. Default 5 min.
+	SweepStale time.Duration
+	// ReconcileAfter: an order processing this long without a notification is queried. Default 5 min.
+	ReconcileAfter time.Duration
+	// OrderTTL is how long a cashier order may be paid. Default 30 min.
+	OrderTTL time.Duration
+	// NotifyURL is the webhook's public URL, given to Lakala with every cashier order.
+	NotifyURL string
+	// RefundRequestIP is location_info.request_ip of refunds. Default 127.0.0.1.
+	RefundRequestIP string
+	// ReadBlock is how long one read waits for new tasks when the stream is empty. Default 1 s.
+	ReadBlock time.Duration
+	// MaintenanceEvery spaces the sweeps, reconciliation and relay inside Run. Default 10 s.
+	MaintenanceEvery time.Duration
+	// DeadlineMargin is left before the invocation's deadline to finish and ack. Default 5 s.
+	DeadlineMargin time.Duration
+	// OutboxRetention: published result messages are pruned from Postgres after it. Default 7 days.
+	OutboxRetention time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Consumer == "" {
+		host, _ := os.Hostname()
+		c.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	setDefault(&c.Concurrency, 64)
+	setDefault(&c.MaxAttempts, 8)
+	setDefault(&c.BackoffBase, 2*time.Second)
+	setDefault(&c.BackoffMax, 5*time.Minute)
+	setDefault(&c.Lease, time.Minute)
+	setDefault(&c.SweepGrace, 10*time.Second)
+	setDefault(&c.SweepStale, 5*time.Minute)
+	setDefault(&c.ReconcileAfter, 5*time.Minute)
+	setDefault(&c.OrderTTL, 30*time.Minute)
+	setDefault(&c.RefundRequestIP, "127.0.0.1")
+	setDefault(&c.ReadBlock, time.Second)
+	setDefault(&c.MaintenanceEvery, 10*time.Second)
+	setDefault(&c.DeadlineMargin, 5*time.Second)
+	setDefault(&c.OutboxRetention, 7*24*time.Hour)
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Processor does the background work of the service.
+type Processor struct {
+	svc     *service.Service
+	store   *postgres.Store
+	streams *streams.Streams
+	gw      Gateway
+	cfg     Config
+	log     *slog.Logger
+}
+
+// New builds a processor.
+func New(svc *service.Service, gw Gateway, cfg Config) *Processor {
+	cfg.defaults()
+	return &Processor{svc: svc, store: svc.Store(), streams: svc.Streams(), gw: gw, cfg: cfg,
+		log: svc.Logger().With("component", "processor")}
+}
+
+// Stats counts what a run did.
+type Stats struct {
+	Handled     int // task messages handled (acked)
+	Retried     int // tasks put back for a later attempt
+	Dead        int // tasks given up and dead-lettered
+	Republished int // tasks the sweep put (back) on the stream
+	Reclaimed   int // messages taken over from a crashed run
+	Reconciled  int // live orders settled or expired by querying Lakala
+	Relayed     int // outbox messages published by the relay sweep
+}
+
+func (s *Stats) add(o Stats) {
+	s.Handled += o.Handled
+	s.Retried += o.Retried
+	s.Dead += o.Dead
+	s.Republished += o.Republished
+	s.Reclaimed += o.Reclaimed
+	s.Reconciled += o.Reconciled
+	s.Relayed += o.Relayed
+}
+
+// Run works until shortly before ctx's deadline (a Lambda invocation), or until ctx is
+// cancelled when it has none (the local stack): maintenance every MaintenanceEvery, and in
+// between it drains the task stream as tasks arrive.
+func (p *Processor) Run(ctx context.Context) (Stats, error) {
+	var total Stats
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-p.cfg.DeadlineMargin))
+		defer cancel()
+	}
+	var lastMaintenance time.Time
+	for ctx.Err() == nil {
+		if time.Since(lastMaintenance) >= p.cfg.MaintenanceEvery {
+			st, err := p.Maintain(ctx)
+			total.add(st)
+			if err != nil && ctx.Err() == nil {
+				p.log.ErrorContext(ctx, "maintenance failed", "err", err)
+			}
+			lastMaintenance = time.Now()
+		}
+		st, err := p.Drain(ctx, p.cfg.ReadBlock)
+		total.add(st)
+		if err != nil && ctx.Err() == nil {
+			p.log.ErrorContext(ctx, "drain failed", "err", err)
+			sleep(ctx, time.Second) // Redis or Postgres is down: do not spin
+		}
+	}
+	p.log.InfoContext(context.WithoutCancel(ctx), "processor run finished", "stats", total)
+	return total, nil
+}
+
+// RunOnce does one full pass — maintenance, then drain until the stream is empty — and returns.
+// Tests and the local stack's "process now" use it.
+func (p *Processor) RunOnce(ctx context.Context) (Stats, error) {
+	st, err := p.Maintain(ctx)
+	if err != nil {
+		return st, err
+	}
+	d, err := p.Drain(ctx, 0)
+	st.add(d)
+	if err != nil {
+		return st, err
+	}
+	// Relay what the drain's own publishes could not deliver.
+	n, err := p.svc.RelayOutbox(ctx, 500)
+	st.Relayed += n
+	return st, err
+}
+
+// Maintain runs the periodic duties: republish lost tasks, reclaim a crashed run's messages,
+// reconcile and expire orders, relay the outbox, trim and prune.
+func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
+	var st Stats
+	if err := p.streams.EnsureGroup(ctx); err != nil {
+		return st, err
+	}
+	var errs []error
+	n, err := p.sweepTasks(ctx)
+	st.Republished, errs = n, append(errs, err)
+	reclaimed, err := p.reclaim(ctx)
+	st.add(reclaimed)
+	errs = append(errs, err)
+	n, err = p.reconcile(ctx)
+	st.Reconciled, errs = n, append(errs, err)
+	n, err = p.svc.RelayOutbox(ctx, 500)
+	st.Relayed, errs = n, append(errs, err)
+	errs = append(errs, p.streams.TrimResults(ctx))
+	if _, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000); err != nil {
+		errs = append(errs, err)
+	}
+	return st, errors.Join(errs...)
+}
+
+// sweepTasks republishes queued tasks that the stream does not (or may no longer) hold.
+func (p *Processor) sweepTasks(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		now := time.Now()
+		tasks, err := p.store.DueTasks(ctx, now, p.cfg.SweepGrace, p.cfg.SweepStale, 500)
+		if err != nil || len(tasks) == 0 {
+			return total, err
+		}
+		msgs := make([]streams.TaskMessage, len(tasks))
+		ids := make([]int64, len(tasks))
+		for i, t := range tasks {
+			msgs[i] = streams.TaskMessage{TaskID: t.ID, Kind: string(t.Kind), SubjectID: t.SubjectID}
+			ids[i] = t.ID
+		}
+		if err := p.streams.PublishTasks(ctx, msgs...); err != nil {
+			return total, err
+		}
+		if err := p.store.MarkTasksPublished(ctx, ids, now); err != nil {
+			return total, err
+		}
+		total += len(tasks)
+		if len(tasks) < 500 {
+			return total, nil
+		}
+	}
+}
+
+// reclaim takes over messages a crashed or timed-out run read but never acknowledged.
+func (p *Processor) reclaim(ctx context.Context) (Stats, error) {
+	var st Stats
+	for {
+		ds, err := p.streams.ReclaimTasks(ctx, p.cfg.Consumer, p.cfg.Lease, p.cfg.Concurrency)
+		if err != nil || len(ds) == 0 {
+			return st, err
+		}
+		st.Reclaimed += len(ds)
+		st.add(p.handleAll(ctx, ds))
+		if len(ds) < p.cfg.Concurrency {
+			return st, nil
+		}
+	}
+}
+
+// Drain handles new task messages until the stream has none left (waiting up to block for
+// more each time) or ctx ends, reading Concurrency messages at a time and handling each batch
+// concurrently.
+func (p *Processor) Drain(ctx context.Context, block time.Duration) (Stats, error) {
+	var st Stats
+	for ctx.Err() == nil {
+		ds, err := p.streams.ReadTasks(ctx, p.cfg.Consumer, p.cfg.Concurrency, block)
+		if err != nil {
+			return st, err
+		}
+		if len(ds) == 0 {
+			return st, nil
+		}
+		st.add(p.handleAll(ctx, ds))
+	}
+	return st, nil
+}
+
+// handleAll handles a batch concurrently and waits for it.
+func (p *Processor) handleAll(ctx context.Context, ds []streams.Delivery) Stats {
+	var (
+		mu sync.Mutex
+		st Stats
+		wg sync.WaitGroup
+	)
+	sem := make(chan struct{}, p.cfg.Concurrency)
+	for _, d := range ds {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r := p.handle(ctx, d)
+			mu.Lock()
+			st.add(r)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return st
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
