@@ -1,0 +1,286 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loomipay/loomipay/shared/testenv"
+)
+
+func TestCreateOrderRejectsInvalidBodies(t *testing.T) {
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	body := func(change map[string]any, drop ...string) string { return orderBody(t, "o-1", change, drop...) }
+	bigExtra := map[string]any{"blob": strings.Repeat("x", 16<<10)}
+
+	tests := []struct {
+		name     string
+		body     string
+		status   int
+		code     string
+		inDetail string
+	}{
+		{"amount as string", body(map[string]any{"amount": "100"}), 400, "validation_error", "amount"},
+		{"amount with fraction", body(map[string]any{"amount": raw("100.0")}), 400, "validation_error", "amount"},
+		{"amount with exponent", body(map[string]any{"amount": raw("1e4")}), 400, "validation_error", "amount"},
+		{"amount zero", body(map[string]any{"amount": 0}), 400, "validation_error", "amount"},
+		{"amount negative", body(map[string]any{"amount": -100}), 400, "validation_error", "amount"},
+		{"amount over 10^12", body(map[string]any{"amount": int64(1_000_000_000_001)}), 400, "validation_error", "amount"},
+		{"amount beyond int64", body(map[string]any{"amount": raw("99999999999999999999")}), 400, "validation_error", "amount"},
+		{"amount bool", body(map[string]any{"amount": true}), 400, "validation_error", "amount"},
+		{"amount list", body(map[string]any{"amount": []int{1}}), 400, "validation_error", "amount"},
+
+		{"missing app_id", body(nil, "app_id"), 400, "validation_error", "app_id"},
+		{"missing merchant_order_id", body(nil, "merchant_order_id"), 400, "validation_error", "merchant_order_id"},
+		{"missing amount", body(nil, "amount"), 400, "validation_error", "amount"},
+		{"missing order_type", body(nil, "order_type"), 400, "validation_error", "order_type"},
+		{"missing subject", body(nil, "subject"), 400, "validation_error", "subject"},
+		{"null app_id", body(map[string]any{"app_id": nil}), 400, "validation_error", "app_id"},
+		{"null merchant_order_id", body(map[string]any{"merchant_order_id": nil}), 400, "validation_error", "merchant_order_id"},
+		{"null amount", body(map[string]any{"amount": nil}), 400, "validation_error", "amount"},
+		{"null order_type", body(map[string]any{"order_type": nil}), 400, "validation_error", "order_type"},
+		{"null subject", body(map[string]any{"subject": nil}), 400, "validation_error", "subject"},
+
+		{"order_type unknown", body(map[string]any{"order_type": "refund"}), 400, "validation_error", "order_type"},
+		{"order_type wrong case", body(map[string]any{"order_type": "PAYMENT"}), 400, "validation_error", "order_type"},
+		{"order_type number", body(map[string]any{"order_type": 1}), 400, "validation_error", "order_type"},
+
+		{"app_id too long", body(map[string]any{"app_id": strings.Repeat("a", 65)}), 400, "validation_error", "app_id"},
+		{"app_id bad chars", body(map[string]any{"app_id": "test app"}), 400, "validation_error", "app_id"},
+		{"app_id empty", body(map[string]any{"app_id": ""}), 400, "validation_error", "app_id"},
+		{"app_id number", body(map[string]any{"app_id": 7}), 400, "validation_error", "app_id"},
+		{"merchant_order_id too long", body(map[string]any{"merchant_order_id": strings.Repeat("m", 65)}), 400, "validation_error", "merchant_order_id"},
+		{"merchant_order_id bad chars", body(map[string]any{"merchant_order_id": "o/1"}), 400, "validation_error", "merchant_order_id"},
+		{"merchant_order_id non-ascii", body(map[string]any{"merchant_order_id": "订单1"}), 400, "validation_error", "merchant_order_id"},
+		{"merchant_order_id empty", body(map[string]any{"merchant_order_id": ""}), 400, "validation_error", "merchant_order_id"},
+
+		{"subject empty", body(map[string]any{"subject": ""}), 400, "validation_error", "subject"},
+		{"subject blank", body(map[string]any{"subject": " \t "}), 400, "validation_error", "subject"},
+		{"subject 129 chars", body(map[string]any{"subject": strings.Repeat("s", 129)}), 400, "validation_error", "subject"},
+		{"subject 129 multibyte chars", body(map[string]any{"subject": strings.Repeat("会", 129)}), 400, "validation_error", "subject"},
+		{"subject number", body(map[string]any{"subject": 5}), 400, "validation_error", "subject"},
+
+		{"currency USD", body(map[string]any{"currency": "USD"}), 400, "validation_error", "currency"},
+		{"currency lower case", body(map[string]any{"currency": "cny"}), 400, "validation_error", "currency"},
+
+		{"extra_data list", body(map[string]any{"extra_data": []string{"a"}}), 400, "validation_error", "extra_data"},
+		{"extra_data string", body(map[string]any{"extra_data": "{}"}), 400, "validation_error", "extra_data"},
+		{"extra_data number", body(map[string]any{"extra_data": 1}), 400, "validation_error", "extra_data"},
+		{"extra_data over 16 KiB", body(map[string]any{"extra_data": bigExtra}), 400, "validation_error", "extra_data"},
+
+		{"not JSON", `{"app_id": "test_app",`, 400, "invalid_json", "JSON"},
+		{"plain text", `amount=100`, 400, "invalid_json", "JSON"},
+		{"JSON array", `[` + body(nil) + `]`, 400, "invalid_json", "object"},
+		{"JSON null", `null`, 400, "invalid_json", "object"},
+		{"empty body", ``, 400, "invalid_json", "empty"},
+		{"body over 64 KiB", body(map[string]any{"padding": strings.Repeat("p", 64<<10)}), 413, "body_too_large", "65536"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, resp := s.Do(t, "POST", ordersPath, s.APIKey, tc.body)
+			e := checkError(t, code, resp, tc.status, tc.code, tc.inDetail)
+			if tc.code == "validation_error" && e.Field != tc.inDetail {
+				t.Errorf("field = %q; want %q", e.Field, tc.inDetail)
+			}
+			if got := count(t, s, "SELECT count(*) FROM payment_orders"); got != 0 {
+				t.Errorf("payment_orders rows = %d; want 0", got)
+			}
+			if got := count(t, s, "SELECT count(*) FROM tasks"); got != 0 {
+				t.Errorf("tasks rows = %d; want 0", got)
+			}
+			if got := taskStreamLen(t, s); got != 0 {
+				t.Errorf("task stream entries = %d; want 0", got)
+			}
+		})
+	}
+}
+
+func TestCreateOrderAcceptsEdgeValues(t *testing.T) {
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	tests := []struct {
+		name   string
+		change map[string]any
+	}{
+		{"unknown top-level fields are ignored", map[string]any{"notify_url": "https://x", "nested": map[string]any{"a": 1}}},
+		{"amount 1", map[string]any{"amount": 1}},
+		{"amount 10^12", map[string]any{"amount": int64(1_000_000_000_000)}},
+		{"order_type recharge", map[string]any{"order_type": "recharge"}},
+		{"subject 128 chars", map[string]any{"subject": strings.Repeat("s", 128)}},
+		{"subject 128 multibyte chars", map[string]any{"subject": strings.Repeat("会", 128)}},
+		{"currency CNY explicit", map[string]any{"currency": "CNY"}},
+		{"currency null", map[string]any{"currency": nil}},
+		{"extra_data null", map[string]any{"extra_data": nil}},
+		{"extra_data nested", map[string]any{"extra_data": map[string]any{"user_id": "u1", "tags": []any{1, "two", nil}}}},
+		{"merchant_order_id of 64 allowed chars", map[string]any{"merchant_order_id": "A-z_0." + strings.Repeat("9", 58)}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "edge-" + string(rune('a'+i))
+			if _, ok := tc.change["merchant_order_id"]; ok {
+				id = tc.change["merchant_order_id"].(string)
+			}
+			sent := orderBody(t, id, tc.change)
+			code, body := s.Do(t, "POST", ordersPath, s.APIKey, sent)
+			if code != http.StatusAccepted {
+				t.Fatalf("status = %d; want 202 (body %s)", code, body)
+			}
+			o := decodeOrder(t, body)
+			var in struct {
+				Amount  int64  `json:"amount"`
+				Subject string `json:"subject"`
+			}
+			_ = json.Unmarshal([]byte(sent), &in)
+			if o.MerchantOrderID != id || o.Amount != in.Amount || o.Subject != in.Subject || o.Status != "pending" || o.Currency != "CNY" {
+				t.Errorf("order = %+v; want merchant_order_id %q amount %d subject %q pending CNY", o, id, in.Amount, in.Subject)
+			}
+			if got := count(t, s, "SELECT count(*) FROM payment_orders WHERE id = $1 AND subject = $2", o.ID, in.Subject); got != 1 {
+				t.Errorf("rows with the full subject = %d; want 1", got)
+			}
+			if got := count(t, s, "SELECT count(*) FROM tasks WHERE kind = 'payment' AND subject_id = $1", o.ID); got != 1 {
+				t.Errorf("payment tasks = %d; want 1", got)
+			}
+		})
+	}
+	if got, want := taskStreamLen(t, s), int64(len(tests)); got != want {
+		t.Errorf("task stream entries = %d; want %d", got, want)
+	}
+}
+
+func TestCreateOrderIdempotency(t *testing.T) {
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	extra := json.RawMessage(`{"user_id":"user_12345","cart":{"items":[1,2],"coupon":null}}`)
+	original := orderBody(t, "idem-1", map[string]any{"extra_data": extra})
+	code, first := s.Do(t, "POST", ordersPath, s.APIKey, original)
+	if code != http.StatusAccepted {
+		t.Fatalf("first create = %d %s; want 202", code, first)
+	}
+	var want map[string]any
+	if err := json.Unmarshal(first, &want); err != nil {
+		t.Fatal(err)
+	}
+
+	identical := []struct {
+		name string
+		body string
+	}{
+		{"same body", original},
+		{"extra_data keys in another order", orderBody(t, "idem-1", map[string]any{
+			"extra_data": json.RawMessage(`{ "cart": {"coupon": null, "items": [1, 2]}, "user_id": "user_12345" }`)})},
+		{"currency CNY given explicitly", orderBody(t, "idem-1", map[string]any{"extra_data": extra, "currency": "CNY"})},
+		{"unknown field added", orderBody(t, "idem-1", map[string]any{"extra_data": extra, "trace": "abc"})},
+	}
+	for _, tc := range identical {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := s.Do(t, "POST", ordersPath, s.APIKey, tc.body)
+			if code != http.StatusOK {
+				t.Fatalf("retry = %d %s; want 200", code, body)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("retry returned %s; want the first response %s", body, first)
+			}
+		})
+	}
+
+	conflicting := []struct {
+		name  string
+		body  string
+		field string
+	}{
+		{"amount", orderBody(t, "idem-1", map[string]any{"extra_data": extra, "amount": 10001}), "amount"},
+		{"order_type", orderBody(t, "idem-1", map[string]any{"extra_data": extra, "order_type": "recharge"}), "order_type"},
+		{"subject", orderBody(t, "idem-1", map[string]any{"extra_data": extra, "subject": "VIP membership!"}), "subject"},
+		{"extra_data value", orderBody(t, "idem-1", map[string]any{"extra_data": map[string]any{"user_id": "user_99999"}}), "extra_data"},
+		{"extra_data missing", orderBody(t, "idem-1", nil), "extra_data"},
+		{"extra_data number type", orderBody(t, "idem-1", map[string]any{
+			"extra_data": json.RawMessage(`{"user_id":"user_12345","cart":{"items":["1",2],"coupon":null}}`)}), "extra_data"},
+	}
+	for _, tc := range conflicting {
+		t.Run("conflict on "+tc.name, func(t *testing.T) {
+			code, body := s.Do(t, "POST", ordersPath, s.APIKey, tc.body)
+			checkError(t, code, body, http.StatusConflict, "order_conflict", tc.field)
+		})
+	}
+
+	if got := count(t, s, "SELECT count(*) FROM payment_orders WHERE merchant_order_id = 'idem-1'"); got != 1 {
+		t.Errorf("rows = %d; want exactly 1", got)
+	}
+	if got := count(t, s, "SELECT count(*) FROM tasks"); got != 1 {
+		t.Errorf("tasks = %d; want exactly 1", got)
+	}
+	if got := taskStreamLen(t, s); got != 1 {
+		t.Errorf("task stream entries = %d; want 1", got)
+	}
+
+	t.Run("same merchant_order_id in another app is a new order", func(t *testing.T) {
+		key := s.NewKey(t, "other_app")
+		code, body := s.Do(t, "POST", ordersPath, key, orderBody(t, "idem-1", map[string]any{"app_id": "other_app", "amount": 1}))
+		if code != http.StatusAccepted {
+			t.Fatalf("create = %d %s; want 202", code, body)
+		}
+		if got := count(t, s, "SELECT count(*) FROM payment_orders WHERE merchant_order_id = 'idem-1'"); got != 2 {
+			t.Errorf("rows = %d; want 2 (one per app)", got)
+		}
+	})
+}
+
+func TestCreateOrderConcurrentIdenticalRequests(t *testing.T) {
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	const n = 50
+	body := orderBody(t, "race-1", map[string]any{"extra_data": map[string]any{"k": "v"}})
+	type result struct {
+		status int
+		body   []byte
+		err    error
+	}
+	results := make([]result, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			<-start
+			code, b, err := send(s.API.URL, "POST", ordersPath, s.APIKey, body)
+			results[i] = result{code, b, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	accepted, ids := 0, map[string]int{}
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("request %d: %v", i, r.err)
+		}
+		switch r.status {
+		case http.StatusAccepted:
+			accepted++
+		case http.StatusOK:
+		default:
+			t.Errorf("request %d = %d %s; want 200 or 202", i, r.status, r.body)
+			continue
+		}
+		ids[decodeOrder(t, r.body).ID]++
+	}
+	if accepted != 1 {
+		t.Errorf("202 responses = %d; want exactly 1", accepted)
+	}
+	if len(ids) != 1 {
+		t.Errorf("responses carry %d distinct ids (%v); want 1", len(ids), ids)
+	}
+	if got := count(t, s, "SELECT count(*) FROM payment_orders"); got != 1 {
+		t.Errorf("payment_orders rows = %d; want 1", got)
+	}
+	if got := count(t, s, "SELECT count(*) FROM tasks"); got != 1 {
+		t.Errorf("tasks rows = %d; want 1", got)
+	}
+	if got := taskStreamLen(t, s); got != 1 {
+		t.Errorf("task stream entries = %d; want 1", got)
+	}
+}
