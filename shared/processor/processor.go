@@ -60,6 +60,11 @@ type Config struct {
 	DeadlineMargin time.Duration
 	// OutboxRetention: published result messages are pruned from Postgres after it. Default 7 days.
 	OutboxRetention time.Duration
+	// IdleExit, if > 0, ends Run once no task has arrived for this long. Zero keeps the run
+	// going until its deadline: new tasks are picked up within milliseconds, at the price of a
+	// function that is always running. A short IdleExit trades that latency (up to the schedule's
+	// period) for cost.
+	IdleExit time.Duration
 }
 
 func (c *Config) defaults() {
@@ -139,6 +144,7 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 		defer cancel()
 	}
 	var lastMaintenance time.Time
+	lastWork := time.Now()
 	for ctx.Err() == nil {
 		if time.Since(lastMaintenance) >= p.cfg.MaintenanceEvery {
 			st, err := p.Maintain(ctx)
@@ -153,6 +159,11 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 		if err != nil && ctx.Err() == nil {
 			p.log.ErrorContext(ctx, "drain failed", "err", err)
 			sleep(ctx, time.Second) // Redis or Postgres is down: do not spin
+		}
+		if st.Handled > 0 {
+			lastWork = time.Now()
+		} else if p.cfg.IdleExit > 0 && time.Since(lastWork) >= p.cfg.IdleExit {
+			break
 		}
 	}
 	p.log.InfoContext(context.WithoutCancel(ctx), "processor run finished", "stats", total)

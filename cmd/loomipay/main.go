@@ -1,0 +1,75 @@
+// Command loomipay is Loomi Pay's operator and local-run tool:
+//
+//	loomipay migrate                         apply database migrations
+//	loomipay keys create --app-id APP        issue an API key (printed alone on stdout)
+//	loomipay keys list [--app-id APP]        list keys (never the keys themselves)
+//	loomipay keys revoke KEY_ID              revoke a key
+//	loomipay process                         run the processor once (drain, sweep, reconcile, relay)
+//	loomipay sandbox --merchant-cert FILE    run the Lakala sandbox alone
+//	loomipay dev                             the whole stack locally: API, webhook, processor, sandbox
+//
+// It reads the same environment variables as the Lambda functions (see the README). When
+// DATABASE_URL or REDIS_URL is unset, local commands find or start local servers.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: loomipay <command> [flags]
+
+commands:
+  migrate                        apply database migrations
+  keys create --app-id APP       issue an API key; the key alone is printed on stdout
+  keys list [--app-id APP]       list API keys (ids, apps, state; never the keys)
+  keys revoke KEY_ID             revoke an API key
+  process                        run the processor once: drain tasks, sweep, reconcile, relay
+  sandbox --merchant-cert FILE   run the Lakala sandbox alone (see --help)
+  dev                            run the whole stack locally (see --help)
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "loomipay:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	switch args[0] {
+	case "migrate":
+		return migrate(ctx, args[1:], stderr, log)
+	case "keys":
+		return keys(ctx, args[1:], stdout, stderr, log)
+	case "process":
+		return process(ctx, args[1:], stderr, log)
+	case "sandbox":
+		return sandboxCmd(ctx, args[1:], stdout, stderr, log)
+	case "dev":
+		return dev(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		return errUsage
+	}
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/config"
+	"github.com/loomipay/loomipay/shared/devstack"
+	"github.com/loomipay/loomipay/shared/pay"
+)
+
+// openDeps loads the configuration and connects; without DATABASE_URL / REDIS_URL it finds (or
+// starts) local servers the way `loomipay dev` does, so operator commands work locally as is.
+func openDeps(ctx context.Context, log *slog.Logger) (*config.Deps, func(), error) {
+	cfg, err := config.Load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	stops := []func(){}
+	cleanup := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	opts := devstack.Options{Logger: log}
+	if os.Getenv("DATABASE_URL") == "" && os.Getenv("DATABASE_URL_SECRET_ARN") == "" {
+		url, stop, err := devstack.Postgres(ctx, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.DatabaseURL, stops = url, append(stops, stop)
+	}
+	if os.Getenv("REDIS_URL") == "" && os.Getenv("REDIS_URL_SECRET_ARN") == "" {
+		url, stop, err := devstack.Redis(ctx, opts)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		cfg.RedisURL, stops = url, append(stops, stop)
+	}
+	deps, err := config.Open(ctx, cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return deps, func() { deps.Close(); cleanup() }, nil
+}
+
+func migrate(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	deps, cleanup, err := openDeps(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	n, err := deps.Store.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "applied %d migration(s)\n", n)
+	return nil
+}
+
+func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "usage: loomipay keys create --app-id APP [--label TEXT] | list [--app-id APP] | revoke KEY_ID\n")
+		return errUsage
+	}
+	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	appID := fs.String("app-id", "", "the app the key belongs to")
+	label := fs.String("label", "", "a note to recognise the key by (create)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return errUsage
+	}
+	deps, cleanup, err := openDeps(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if _, err := deps.Store.Migrate(ctx); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "create":
+		if *appID == "" {
+			fmt.Fprintln(stderr, "keys create: --app-id is required")
+			return errUsage
+		}
+		key, rec, err := deps.Service.CreateAPIKey(ctx, *appID, *label)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "created key %s for app %s; it is shown once, store it now\n", rec.ID, rec.AppID)
+		fmt.Fprintln(stdout, key)
+		return nil
+	case "list":
+		list, err := deps.Store.APIKeys(ctx, *appID)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEY_ID\tAPP_ID\tSTATE\tCREATED\tLABEL")
+		for _, k := range list {
+			state := "active"
+			if k.RevokedAt != nil {
+				state = "revoked " + k.RevokedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.AppID, state, k.CreatedAt.UTC().Format(time.RFC3339), k.Label)
+		}
+		return tw.Flush()
+	case "revoke":
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, "usage: loomipay keys revoke KEY_ID")
+			return errUsage
+		}
+		err := deps.Store.RevokeAPIKey(ctx, fs.Arg(0))
+		if errors.Is(err, pay.ErrNotFound) {
+			return fmt.Errorf("no key with id %q", fs.Arg(0))
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "revoked key %s (takes effect within API_KEY_CACHE_TTL)\n", fs.Arg(0))
+		return nil
+	default:
+		fmt.Fprintf(stderr, "unknown keys command %q\n", args[0])
+		return errUsage
+	}
+}
+
+func process(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("process", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	deps, cleanup, err := openDeps(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	proc, err := deps.Processor()
+	if err != nil {
+		return err
+	}
+	st, err := proc.RunOnce(ctx)
+	fmt.Fprintf(stderr, "%+v\n", st)
+	return err
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/sandbox"
+)
+
+// sandboxCmd runs the Lakala sandbox alone, for a service deployed elsewhere or a test that
+// runs the functions as separate processes.
+func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:3100", "listen address")
+	merchantCert := fs.String("merchant-cert", "", "PEM certificate or public key of the merchant (verifies the service's requests); required")
+	platformKeyFile := fs.String("platform-key", "", "PEM private key the sandbox signs with; generated and written here if the file does not exist")
+	certOut := fs.String("platform-cert-out", "", "write the sandbox's platform certificate (LAKALA_PLATFORM_CERT) to this file")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *merchantCert == "" {
+		fmt.Fprintln(stderr, "sandbox: --merchant-cert is required")
+		return errUsage
+	}
+	pemBytes, err := os.ReadFile(*merchantCert)
+	if err != nil {
+		return err
+	}
+	merchantPub, err := lakala.ParsePublicKey(pemBytes)
+	if err != nil {
+		return fmt.Errorf("--merchant-cert: %w", err)
+	}
+	cfg := sandbox.Config{MerchantPublicKey: merchantPub, Logger: log}
+	if *platformKeyFile != "" {
+		if cfg.PlatformKey, err = loadOrCreateKey(*platformKeyFile); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	cfg.PublicURL = "http://" + ln.Addr().String()
+	sb, err := sandbox.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	if *certOut != "" {
+		if err := os.WriteFile(*certOut, sb.PlatformCertPEM(), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "Lakala sandbox listening on %s\n", cfg.PublicURL)
+	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// redactPassword hides a password in a URL shown to a person.
+func redactPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,27 @@
+// Command webhook is the Lambda function that serves POST /webhooks/lakala, Lakala's signed payment notifications
+// behind API Gateway (HTTP API, payload 2.0).
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/loomipay/loomipay/shared/config"
+	"github.com/loomipay/loomipay/shared/httpapi"
+)
+
+func main() {
+	ctx := context.Background()
+	cfg, err := config.Load(ctx)
+	if err != nil {
+		config.Fatal(err)
+	}
+	deps, err := config.Open(ctx, cfg)
+	if err != nil {
+		config.Fatal(err)
+	}
+	handler := httpapi.New(deps.Service).Handler(httpapi.FunctionWebhook)
+	lambda.Start(httpadapter.NewV2(handler).ProxyWithContext)
+}

@@ -1,0 +1,299 @@
+// Package config reads Loomi Pay's configuration from the environment (secrets through AWS
+// Secrets Manager when an *_SECRET_ARN is given) and builds the dependencies every function
+// shares: the Postgres store, the Redis streams, the Lakala client, the service.
+package config
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/secrets"
+	"github.com/loomipay/loomipay/shared/service"
+	"github.com/loomipay/loomipay/shared/streams"
+)
+
+// Variable lists every environment variable the code reads, with its meaning and default. The
+// README's configuration table and template.yaml are checked against it.
+type Variable struct {
+	Name, Default, Meaning string
+	Secret                 bool // may come from Secrets Manager via NAME_SECRET_ARN
+}
+
+// Variables is the complete list.
+var Variables = []Variable{
+	{Name: "DATABASE_URL", Meaning: "PostgreSQL URL (pool_max_conns, default_query_exec_mode may be URL parameters)", Secret: true},
+	{Name: "DATABASE_MAX_CONNS", Default: "4", Meaning: "pool size per process"},
+	{Name: "REDIS_URL", Default: "redis://127.0.0.1:6379/0", Meaning: "Redis URL (redis:// or rediss://)", Secret: true},
+	{Name: "STREAM_PREFIX", Default: "", Meaning: "prefix for every stream name (empty in production)"},
+	{Name: "RESULT_STREAM_RETENTION", Default: "168h", Meaning: "result streams keep at least this much history (MINID ~)"},
+	{Name: "RESULT_STREAM_MAX_LEN", Default: "0", Meaning: "if > 0, also cap each result stream's length (XTRIM MAXLEN ~)"},
+	{Name: "API_KEY_CACHE_TTL", Default: "30s", Meaning: "how long an API key lookup is reused; a revoked key stops working within it"},
+	{Name: "WEBHOOK_REPLAY_WINDOW", Default: "10m", Meaning: "notifications signed longer ago are refused unless already applied"},
+	{Name: "LAKALA_BASE_URL", Default: "https://test.wsmsd.cn/sit", Meaning: "Lakala API base URL (production https://s2.lakala.com)"},
+	{Name: "LAKALA_APP_ID", Default: "OP00000003", Meaning: "Lakala appid"},
+	{Name: "LAKALA_SERIAL_NO", Default: "00dfba8194c41b84cf", Meaning: "merchant certificate serial number, as issued"},
+	{Name: "LAKALA_MERCHANT_NO", Default: "82229007392000A", Meaning: "Lakala merchant_no"},
+	{Name: "LAKALA_TERM_NO", Default: "D9296400", Meaning: "Lakala term_no"},
+	{Name: "LAKALA_PRIVATE_KEY", Meaning: "merchant private key, PEM (PKCS#8 or PKCS#1)", Secret: true},
+	{Name: "LAKALA_PLATFORM_CERT", Meaning: "Lakala platform certificate, PEM: verifies responses and notifications"},
+	{Name: "LAKALA_NOTIFY_URL", Meaning: "public URL of the webhook (…/webhooks/lakala), sent with every cashier order"},
+	{Name: "LAKALA_TIMEOUT", Default: "10s", Meaning: "timeout of one Lakala call"},
+	{Name: "ORDER_TTL", Default: "30m", Meaning: "how long a cashier order can be paid"},
+	{Name: "PROCESSOR_CONCURRENCY", Default: "64", Meaning: "tasks the processor handles at once"},
+	{Name: "PROCESSOR_MAX_ATTEMPTS", Default: "8", Meaning: "attempts per task before dead-lettering / review"},
+	{Name: "PROCESSOR_LEASE", Default: "60s", Meaning: "task lease, and idle time before a crashed run's messages are reclaimed"},
+	{Name: "PROCESSOR_IDLE_EXIT", Default: "0s", Meaning: "end a processor run after this long without tasks (0: work until the deadline)"},
+	{Name: "RECONCILE_AFTER", Default: "5m", Meaning: "query Lakala for orders processing this long without a notification"},
+	{Name: "REFUND_REQUEST_IP", Default: "127.0.0.1", Meaning: "location_info.request_ip sent with refunds"},
+	{Name: "LOG_LEVEL", Default: "info", Meaning: "debug, info, warn or error"},
+}
+
+// Config is the loaded configuration.
+type Config struct {
+	DatabaseURL     string
+	DatabaseMaxConn int32
+	RedisURL        string
+	StreamPrefix    string
+	ResultRetention time.Duration
+	ResultMaxLen    int64
+	KeyCacheTTL     time.Duration
+	ReplayWindow    time.Duration
+
+	LakalaBaseURL, LakalaAppID, LakalaSerialNo, LakalaMerchantNo, LakalaTermNo string
+	LakalaPrivateKeyPEM, LakalaPlatformCertPEM, LakalaNotifyURL                string
+	LakalaTimeout                                                              time.Duration
+
+	OrderTTL             time.Duration
+	ProcessorConcurrency int
+	ProcessorMaxAttempts int
+	ProcessorLease       time.Duration
+	ProcessorIdleExit    time.Duration
+	ReconcileAfter       time.Duration
+	RefundRequestIP      string
+	LogLevel             slog.Level
+}
+
+// Load reads the configuration. Secrets (DATABASE_URL, REDIS_URL, LAKALA_PRIVATE_KEY) may be given
+// directly or as NAME_SECRET_ARN; they are fetched once per process.
+func Load(ctx context.Context) (Config, error) {
+	res, err := secrets.NewResolver(ctx)
+	if err != nil {
+		return Config{}, err
+	}
+	r := reader{ctx: ctx, res: res}
+	c := Config{
+		DatabaseURL:     r.secret("DATABASE_URL"),
+		DatabaseMaxConn: int32(r.integer("DATABASE_MAX_CONNS")),
+		RedisURL:        r.secret("REDIS_URL"),
+		StreamPrefix:    r.str("STREAM_PREFIX"),
+		ResultRetention: r.duration("RESULT_STREAM_RETENTION"),
+		ResultMaxLen:    int64(r.integer("RESULT_STREAM_MAX_LEN")),
+		KeyCacheTTL:     r.duration("API_KEY_CACHE_TTL"),
+		ReplayWindow:    r.duration("WEBHOOK_REPLAY_WINDOW"),
+
+		LakalaBaseURL:         r.str("LAKALA_BASE_URL"),
+		LakalaAppID:           r.str("LAKALA_APP_ID"),
+		LakalaSerialNo:        r.str("LAKALA_SERIAL_NO"),
+		LakalaMerchantNo:      r.str("LAKALA_MERCHANT_NO"),
+		LakalaTermNo:          r.str("LAKALA_TERM_NO"),
+		LakalaPrivateKeyPEM:   pemValue(r.secret("LAKALA_PRIVATE_KEY")),
+		LakalaPlatformCertPEM: pemValue(r.str("LAKALA_PLATFORM_CERT")),
+		LakalaNotifyURL:       r.str("LAKALA_NOTIFY_URL"),
+		LakalaTimeout:         r.duration("LAKALA_TIMEOUT"),
+
+		OrderTTL:             r.duration("ORDER_TTL"),
+		ProcessorConcurrency: r.integer("PROCESSOR_CONCURRENCY"),
+		ProcessorMaxAttempts: r.integer("PROCESSOR_MAX_ATTEMPTS"),
+		ProcessorLease:       r.duration("PROCESSOR_LEASE"),
+		ProcessorIdleExit:    r.duration("PROCESSOR_IDLE_EXIT"),
+		ReconcileAfter:       r.duration("RECONCILE_AFTER"),
+		RefundRequestIP:      r.str("REFUND_REQUEST_IP"),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL"))); err != nil {
+		r.errs = append(r.errs, fmt.Errorf("LOG_LEVEL: %w", err))
+	}
+	return c, errors.Join(r.errs...)
+}
+
+// pemValue accepts a PEM given with literal "\n" escapes, as single-line env files carry it.
+func pemValue(s string) string {
+	if !strings.Contains(s, "\n") && strings.Contains(s, `\n`) {
+		return strings.ReplaceAll(s, `\n`, "\n")
+	}
+	return s
+}
+
+// reader reads variables, applying defaults and collecting every error at once.
+type reader struct {
+	ctx  context.Context
+	res  *secrets.Resolver
+	errs []error
+}
+
+func defaultOf(name string) string {
+	for _, v := range Variables {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	panic("config: undeclared variable " + name) // every variable must be in Variables
+}
+
+func (r *reader) str(name string) string {
+	def := defaultOf(name)
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) secret(name string) string {
+	def := defaultOf(name)
+	v, ok, err := r.res.Get(r.ctx, name)
+	if err != nil {
+		r.errs = append(r.errs, err)
+		return ""
+	}
+	if !ok {
+		return def
+	}
+	return v
+}
+
+func (r *reader) integer(name string) int {
+	s := r.str(name)
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not a non-negative integer", name, s))
+	}
+	return n
+}
+
+func (r *reader) duration(name string) time.Duration {
+	s := r.str(name)
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not a duration like 30s or 10m", name, s))
+	}
+	return d
+}
+
+// Logger returns the JSON logger at the configured level.
+func (c Config) Logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: c.LogLevel}))
+}
+
+// PlatformKey parses LAKALA_PLATFORM_CERT.
+func (c Config) PlatformKey() (*rsa.PublicKey, error) {
+	if c.LakalaPlatformCertPEM == "" {
+		return nil, errors.New("LAKALA_PLATFORM_CERT is not set")
+	}
+	k, err := lakala.ParsePublicKey([]byte(c.LakalaPlatformCertPEM))
+	if err != nil {
+		return nil, fmt.Errorf("LAKALA_PLATFORM_CERT: %w", err)
+	}
+	return k, nil
+}
+
+// Deps are the long-lived dependencies of a function, built once per process (a Lambda keeps
+// them across invocations).
+type Deps struct {
+	Config  Config
+	Log     *slog.Logger
+	Store   *postgres.Store
+	Streams *streams.Streams
+	Service *service.Service
+}
+
+// Open connects to Postgres and Redis and builds the service. The platform certificate is
+// optional here (only the webhook needs it; it fails closed without it).
+func Open(ctx context.Context, c Config) (*Deps, error) {
+	log := c.Logger()
+	if c.DatabaseURL == "" {
+		return nil, errors.New("DATABASE_URL (or DATABASE_URL_SECRET_ARN) is not set")
+	}
+	store, err := postgres.Open(ctx, c.DatabaseURL, postgres.Options{MaxConns: c.DatabaseMaxConn})
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := streams.NewClient(c.RedisURL)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	st := streams.New(rdb, streams.Config{Prefix: c.StreamPrefix, ResultRetention: c.ResultRetention, ResultMaxLen: c.ResultMaxLen})
+	var platform *rsa.PublicKey
+	if c.LakalaPlatformCertPEM != "" {
+		if platform, err = c.PlatformKey(); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: platform, ReplayWindow: c.ReplayWindow})
+	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc}, nil
+}
+
+// Close releases the connections.
+func (d *Deps) Close() {
+	d.Store.Close()
+	_ = d.Streams.Client().Close()
+}
+
+// LakalaClient builds the Lakala client from the configuration.
+func (d *Deps) LakalaClient() (*lakala.Client, error) {
+	c := d.Config
+	if c.LakalaPrivateKeyPEM == "" {
+		return nil, errors.New("LAKALA_PRIVATE_KEY (or LAKALA_PRIVATE_KEY_SECRET_ARN) is not set")
+	}
+	key, err := lakala.ParsePrivateKey([]byte(c.LakalaPrivateKeyPEM))
+	if err != nil {
+		return nil, fmt.Errorf("LAKALA_PRIVATE_KEY: %w", err)
+	}
+	platform, err := c.PlatformKey()
+	if err != nil {
+		return nil, err
+	}
+	return lakala.NewClient(lakala.Config{
+		BaseURL:     c.LakalaBaseURL,
+		Credentials: lakala.Credentials{AppID: c.LakalaAppID, SerialNo: c.LakalaSerialNo, PrivateKey: key},
+		MerchantNo:  c.LakalaMerchantNo, TermNo: c.LakalaTermNo,
+		PlatformKey: platform,
+		HTTPClient:  &http.Client{Timeout: c.LakalaTimeout},
+		Logger:      d.Log,
+	})
+}
+
+// Processor builds the processor with its Lakala client.
+func (d *Deps) Processor() (*processor.Processor, error) {
+	if d.Config.LakalaNotifyURL == "" {
+		return nil, errors.New("LAKALA_NOTIFY_URL is not set: Lakala must know where to send notifications")
+	}
+	client, err := d.LakalaClient()
+	if err != nil {
+		return nil, err
+	}
+	c := d.Config
+	return processor.New(d.Service, client, processor.Config{
+		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
+		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
+		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit,
+	}), nil
+}
+
+// Fatal logs a start-up failure as JSON and exits: a Lambda init error is reported by the
+// runtime and retried on the next invocation.
+func Fatal(err error) {
+	slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("start-up failed", "err", err)
+	os.Exit(1)
+}
