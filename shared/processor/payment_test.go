@@ -1,0 +1,420 @@
+package processor_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
+	"github.com/loomipay/loomipay/shared/streams"
+	"github.com/loomipay/loomipay/shared/testenv"
+)
+
+func TestPaymentSucceeds(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	ctx := context.Background()
+	created := s.CreateOrder(t, "o1", 10000)
+	if created.Status != "pending" {
+		t.Fatalf("new order status %q, want pending", created.Status)
+	}
+
+	s.RunOnce(t)
+	o := s.RequireOrder(t, "o1", "processing", "")
+	view, _ := s.Sandbox.Order(o.OutOrderNo())
+	url, _ := o.ExtraData["payment_url"].(string)
+	if url == "" || url != view.CounterURL {
+		t.Fatalf("extra_data.payment_url = %q, want the sandbox's counter_url %q", url, view.CounterURL)
+	}
+	if view.TotalAmount != 10000 || view.NotifyURL != s.API.URL+"/webhooks/lakala" {
+		t.Fatalf("sandbox order %+v: want total 10000 and the stack's notify_url", view)
+	}
+
+	if err := s.Sandbox.Pay(ctx, view.PayOrderNo); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitNotifications(t)
+	o = s.RequireOrder(t, "o1", "succeeded", "")
+
+	view, _ = s.Sandbox.Order(o.OutOrderNo())
+	if !view.NotifyAcked || len(view.NotifyAttempts) != 1 {
+		t.Errorf("sandbox notification: acked %v after %d attempts, want acked at the first", view.NotifyAcked, len(view.NotifyAttempts))
+	}
+	tradeNo := view.Trades[0].TradeNo
+	if o.GatewayTransactionID == nil || *o.GatewayTransactionID != tradeNo {
+		t.Errorf("gateway_transaction_id = %v, want the sandbox trade_no %s", o.GatewayTransactionID, tradeNo)
+	}
+	cb := o.Callback()
+	if cb["payStatus"] != "S" {
+		t.Errorf("lakala_callback.payStatus = %v, want S", cb["payStatus"])
+	}
+	if ts, _ := cb["timestamp"].(string); !isRFC3339(ts) {
+		t.Errorf("lakala_callback.timestamp = %q, want RFC 3339", ts)
+	}
+
+	processing := testenv.ProcessingMessage(o)
+	succeeded := testenv.PaymentMessage(o, "processing", "succeeded")
+	succeeded["gateway_transaction_id"] = tradeNo
+	testenv.CheckMessages(t, s.Results(t, "payment_results"), processing, succeeded)
+}
+
+func TestPaymentFails(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	processing, view := s.Checkout(t, "o1", 5000)
+	if err := s.Sandbox.Fail(context.Background(), view.PayOrderNo); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitNotifications(t)
+	o := s.RequireOrder(t, "o1", "failed", pay.ReasonPaymentFailed)
+	if cb := o.Callback(); cb["payStatus"] != "F" {
+		t.Errorf("lakala_callback.payStatus = %v, want F", cb["payStatus"])
+	}
+	view, _ = s.Sandbox.Order(o.OutOrderNo())
+	failed := testenv.PaymentMessage(o, "processing", "failed")
+	failed["failure_reason"] = pay.ReasonPaymentFailed
+	failed["gateway_transaction_id"] = view.Trades[0].TradeNo
+	testenv.CheckMessages(t, s.Results(t, "payment_results"), testenv.ProcessingMessage(processing), failed)
+}
+
+// TestNotificationFaults: whatever the sandbox does to its notifications, the order moves once,
+// and only on a notification that verifies.
+func TestNotificationFaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		faults sandbox.Faults
+		want   string // order status after the payment
+	}{
+		{"duplicate", sandbox.Faults{DuplicateNotify: true}, "succeeded"},
+		{"forged", sandbox.Faults{ForgeNotify: true}, "processing"},
+		{"legacy form", sandbox.Faults{LegacyNotifyForm: true}, "succeeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := testenv.NewStack(t, testenv.StackOptions{})
+			processing, view := s.Checkout(t, "o1", 2500)
+			s.Sandbox.SetFaults(tt.faults)
+			if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err != nil {
+				t.Fatal(err)
+			}
+			s.WaitNotifications(t)
+			o := s.RequireOrder(t, "o1", tt.want, "")
+			view, _ = s.Sandbox.Order(o.OutOrderNo())
+			msgs := s.Results(t, "payment_results")
+
+			if tt.want == "processing" {
+				if view.NotifyAcked || len(view.NotifyAttempts) == 0 {
+					t.Fatalf("forged notification: acked %v after %d attempts, want refused", view.NotifyAcked, len(view.NotifyAttempts))
+				}
+				for _, a := range view.NotifyAttempts {
+					if a.StatusCode != 401 {
+						t.Errorf("forged notification answered %d, want 401", a.StatusCode)
+					}
+				}
+				testenv.CheckMessages(t, msgs, testenv.ProcessingMessage(processing))
+				return
+			}
+			if !view.NotifyAcked {
+				t.Fatal("sandbox notification not acknowledged")
+			}
+			if tt.faults.DuplicateNotify {
+				acked := 0
+				for _, a := range view.NotifyAttempts {
+					if a.Acked {
+						acked++
+					}
+				}
+				if acked != 2 {
+					t.Errorf("%d copies acknowledged, want both", acked)
+				}
+			}
+			if cb := o.Callback(); cb["payStatus"] != "S" {
+				t.Errorf("lakala_callback.payStatus = %v, want S", cb["payStatus"])
+			}
+			succeeded := testenv.PaymentMessage(o, "processing", "succeeded")
+			succeeded["gateway_transaction_id"] = view.Trades[0].TradeNo
+			testenv.CheckMessages(t, msgs, testenv.ProcessingMessage(processing), succeeded)
+		})
+	}
+}
+
+// TestCrashedRunIsReclaimed: task messages a run read but never acknowledged are taken over
+// after the lease, and each order gets exactly one cashier order and one message.
+func TestCrashedRunIsReclaimed(t *testing.T) {
+	t.Parallel()
+	const lease = 100 * time.Millisecond
+	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{Lease: lease}})
+	ctx := context.Background()
+	rdb := s.Streams.Client()
+	if err := s.Streams.EnsureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"o1", "o2", "o3", "o4", "o5"}
+	orders := map[string]testenv.Order{}
+	for _, id := range ids {
+		orders[id] = s.CreateOrder(t, id, 1000)
+	}
+	// The crashed run: it read every task and died before acknowledging any.
+	read, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: s.Streams.Group(), Consumer: "crashed-run", Streams: []string{s.Streams.Name(streams.TaskStream), ">"}, Count: 100,
+	}).Result()
+	if err != nil || len(read) != 1 || len(read[0].Messages) != len(ids) {
+		t.Fatalf("crashed run read %v (err %v), want %d messages", read, err, len(ids))
+	}
+	testenv.Eventually(t, 5*time.Second, "the crashed run's messages to idle past the lease", func() bool {
+		pending, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: s.Streams.Name(streams.TaskStream), Group: s.Streams.Group(), Start: "-", End: "+", Count: 100, Idle: lease,
+		}).Result()
+		return err == nil && len(pending) == len(ids)
+	})
+	if st := s.RunOnce(t); st.Reclaimed != len(ids) {
+		t.Fatalf("reclaimed %d messages, want %d", st.Reclaimed, len(ids))
+	}
+	s.RunOnce(t) // nothing left to do: must not create anything again
+
+	pending, err := rdb.XPending(ctx, s.Streams.Name(streams.TaskStream), s.Streams.Group()).Result()
+	if err != nil || pending.Count != 0 {
+		t.Fatalf("pending after reclaim = %+v (err %v), want none", pending, err)
+	}
+	var want []map[string]string
+	for _, id := range ids {
+		o := s.RequireOrder(t, id, "processing", "")
+		view, ok := s.Sandbox.Order(o.OutOrderNo())
+		if !ok || view.CounterURL != o.ExtraData["payment_url"] {
+			t.Errorf("order %s: sandbox order %+v does not match payment_url %v", id, view, o.ExtraData["payment_url"])
+		}
+		task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
+		if err != nil || task.State != postgres.TaskDone || task.Attempts != 1 {
+			t.Errorf("order %s: task %+v (err %v), want done after one attempt", id, task, err)
+		}
+		want = append(want, testenv.ProcessingMessage(o))
+	}
+	msgs := s.Results(t, "payment_results")
+	byOrder := map[string]map[string]string{}
+	for _, m := range msgs {
+		byOrder[m["payment_order_id"]] = m
+	}
+	if len(byOrder) != len(msgs) {
+		t.Fatalf("an order has more than one message:\n%v", msgs)
+	}
+	var got []map[string]string
+	for _, id := range ids {
+		got = append(got, byOrder[orders[id].ID])
+	}
+	if len(msgs) != len(ids) {
+		t.Fatalf("got %d messages, want %d", len(msgs), len(ids))
+	}
+	testenv.CheckMessages(t, got, want...)
+}
+
+// TestTaskDeadLettered: a task that always fails uses its attempts, lands in the dead-letter
+// stream with its reason, and its order fails.
+func TestTaskDeadLettered(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{
+		MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond, SweepGrace: time.Millisecond,
+	}})
+	ctx := context.Background()
+	s.Sandbox.SetFaults(sandbox.Faults{ErrorRate: 1})
+	o := s.CreateOrder(t, "o1", 1000)
+	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the task to be given up", func() bool {
+		s.RunOnce(t)
+		task, err = s.Store.Task(ctx, task.ID)
+		return err == nil && task.State != postgres.TaskQueued
+	})
+	if task.State != postgres.TaskDead || task.Attempts != 3 {
+		t.Fatalf("task %+v, want dead after 3 attempts", task)
+	}
+	o = s.Order(t, "o1")
+	s.RequireOrder(t, "o1", "failed", "")
+	if !strings.HasPrefix(deref(o.FailureReason), pay.ReasonRetriesExceeded) {
+		t.Errorf("failure_reason %q, want it to start with %s", deref(o.FailureReason), pay.ReasonRetriesExceeded)
+	}
+	if _, ok := s.Sandbox.Order(o.OutOrderNo()); ok {
+		t.Error("the sandbox has a cashier order although every call failed")
+	}
+
+	dead := s.Results(t, streams.DeadLetterStream)
+	if len(dead) != 1 {
+		t.Fatalf("dead-letter stream has %d entries, want 1: %v", len(dead), dead)
+	}
+	d := dead[0]
+	if d["task_id"] != itoa(task.ID) || d["kind"] != "payment" || d["subject_id"] != o.ID || d["attempts"] != "3" || d["reason"] == "" {
+		t.Errorf("dead letter %v, want task %d, kind payment, subject %s, attempts 3 and a reason", d, task.ID, o.ID)
+	}
+	failed := testenv.PaymentMessage(o, "pending", "failed")
+	failed["failure_reason"] = deref(o.FailureReason)
+	testenv.CheckMessages(t, s.Results(t, "payment_results"), failed)
+
+	// Nothing comes back to life: more runs change nothing.
+	s.RunOnce(t)
+	if n := len(s.Results(t, streams.DeadLetterStream)); n != 1 {
+		t.Errorf("dead-letter stream grew to %d entries", n)
+	}
+}
+
+// TestLostNotificationReconciled: an order paid whose notification never came is settled by
+// querying Lakala.
+func TestLostNotificationReconciled(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{ReconcileAfter: time.Millisecond}})
+	processing, view := s.Checkout(t, "o1", 3000)
+	s.Sandbox.SetFaults(sandbox.Faults{DropNotify: true})
+	if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitNotifications(t)
+	if view, _ = s.Sandbox.Order(processing.OutOrderNo()); !view.NotifyDropped || len(view.NotifyAttempts) != 0 {
+		t.Fatalf("sandbox sent a notification: %+v", view)
+	}
+	s.RequireOrder(t, "o1", "processing", "")
+
+	testenv.Eventually(t, 5*time.Second, "reconciliation", func() bool {
+		return s.RunOnce(t).Reconciled == 1
+	})
+	o := s.RequireOrder(t, "o1", "succeeded", "")
+	tradeNo := view.Trades[0].TradeNo
+	if deref(o.GatewayTransactionID) != tradeNo {
+		t.Errorf("gateway_transaction_id %v, want %s", o.GatewayTransactionID, tradeNo)
+	}
+	cb := o.Callback()
+	if cb["payStatus"] != "S" || cb["source"] != "query" || cb["tradeNo"] != tradeNo || cb["logNo"] != view.Trades[0].LogNo {
+		t.Errorf("lakala_callback %v, want payStatus S from a query with the trade's numbers", cb)
+	}
+	succeeded := testenv.PaymentMessage(o, "processing", "succeeded")
+	succeeded["gateway_transaction_id"] = tradeNo
+	testenv.CheckMessages(t, s.Results(t, "payment_results"), testenv.ProcessingMessage(processing), succeeded)
+
+	// Settled orders are not queried again.
+	if st := s.RunOnce(t); st.Reconciled != 0 {
+		t.Errorf("second run reconciled %d orders", st.Reconciled)
+	}
+}
+
+// orderTTL is the shortest cashier order life that Lakala's second-resolution expiry time
+// reliably keeps in the future.
+const orderTTL = 2 * time.Second
+
+func TestUnpaidOrderExpires(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{OrderTTL: orderTTL}})
+	processing, _ := s.Checkout(t, "o1", 3000)
+	testenv.Eventually(t, 10*time.Second, "the order to expire", func() bool {
+		return s.RunOnce(t).Reconciled == 1
+	})
+	o := s.RequireOrder(t, "o1", "failed", pay.ReasonExpired)
+	failed := testenv.PaymentMessage(o, "processing", "failed")
+	failed["failure_reason"] = pay.ReasonExpired
+	testenv.CheckMessages(t, s.Results(t, "payment_results"), testenv.ProcessingMessage(processing), failed)
+
+	view, _ := s.Sandbox.Order(o.OutOrderNo())
+	if !view.Closed || view.Status != lakala.OrderStatusClosed {
+		t.Errorf("sandbox order closed=%v status=%s, want closed by the processor", view.Closed, view.Status)
+	}
+	// A payment can no longer land (PayAfterClose is off).
+	if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err == nil {
+		t.Error("the sandbox took a payment for the expired order")
+	}
+}
+
+// TestUnpaidOrderClosedAtGateway: the processor closes an unpaid order at Lakala once our
+// expiry passes, even when Lakala's own clock has not expired it.
+func TestUnpaidOrderClosedAtGateway(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	o, _ := s.Checkout(t, "o1", 3000)
+	expireInDB(t, s, o.ID)
+	if st := s.RunOnce(t); st.Reconciled != 1 {
+		t.Fatalf("run reconciled %d orders, want 1", st.Reconciled)
+	}
+	s.RequireOrder(t, "o1", "failed", pay.ReasonExpired)
+	view, _ := s.Sandbox.Order(o.OutOrderNo())
+	if !view.Closed || view.Status != lakala.OrderStatusClosed {
+		t.Errorf("sandbox order closed=%v status=%s, want closed by the processor", view.Closed, view.Status)
+	}
+}
+
+// payOnClose is Lakala where the payer pays just after the processor closed the order.
+type payOnClose struct {
+	processor.Gateway
+	pay func()
+}
+
+func (g payOnClose) CloseCashierOrder(ctx context.Context, outOrderNo string) (lakala.CloseOrderResult, error) {
+	res, err := g.Gateway.CloseCashierOrder(ctx, outOrderNo)
+	g.pay()
+	return res, err
+}
+
+// TestPaidAfterClose: an expired order whose payment lands as the processor closes it is found
+// paid on the query after the close, and succeeds instead of failing.
+func TestPaidAfterClose(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	ctx := context.Background()
+	processing, view := s.Checkout(t, "o1", 3000)
+	expireInDB(t, s, processing.ID)
+	s.Sandbox.SetFaults(sandbox.Faults{PayAfterClose: true, DropNotify: true})
+	gw := payOnClose{Gateway: s.Lakala, pay: func() {
+		if err := s.Sandbox.Pay(ctx, view.PayOrderNo); err != nil {
+			t.Errorf("pay after close: %v", err)
+		}
+	}}
+	p := processor.New(s.Service, gw, processor.Config{Consumer: "paid-after-close", NotifyURL: view.NotifyURL})
+	if st := testenv.RunOnce(t, p); st.Reconciled != 1 {
+		t.Fatalf("run reconciled %d orders, want 1", st.Reconciled)
+	}
+	o := s.RequireOrder(t, "o1", "succeeded", "")
+	view, _ = s.Sandbox.Order(o.OutOrderNo())
+	if !view.Closed {
+		t.Error("the processor did not close the order at the sandbox")
+	}
+	succeeded := testenv.PaymentMessage(o, "processing", "succeeded")
+	succeeded["gateway_transaction_id"] = view.Trades[0].TradeNo
+	testenv.CheckMessages(t, s.Results(t, "payment_results"), testenv.ProcessingMessage(processing), succeeded)
+}
+
+// expireInDB moves the order's expiry (ours, not the sandbox's) into the past.
+func expireInDB(t *testing.T, s *testenv.Stack, orderID string) {
+	t.Helper()
+	ctx := context.Background()
+	past := time.Now().Add(-time.Second)
+	if _, err := s.Store.InTx(ctx, func(tx *postgres.Tx) error {
+		stored, err := tx.LockOrder(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		stored.ExpiresAt = &past
+		return tx.SaveOrder(ctx, &stored, stored.Status)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func isRFC3339(s string) bool {
+	_, err := time.Parse(time.RFC3339, s)
+	return err == nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,203 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/httpapi"
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
+	"github.com/loomipay/loomipay/shared/service"
+	"github.com/loomipay/loomipay/shared/streams"
+)
+
+// Stack is the whole service in one test: real Postgres (own schema), real Redis (own prefix),
+// the Lakala sandbox over real HTTP, the API and webhook over real HTTP, and a processor.
+type Stack struct {
+	Store       *postgres.Store
+	Schema      string
+	Streams     *streams.Streams
+	Service     *service.Service
+	Processor   *processor.Processor
+	Sandbox     *sandbox.Sandbox
+	Lakala      *lakala.Client
+	API         *httptest.Server // serves every route, webhook included
+	SandboxURL  string
+	MerchantKey *rsa.PrivateKey
+	AppID       string
+	APIKey      string // a key of AppID
+}
+
+// StackOptions adjust a Stack.
+type StackOptions struct {
+	Processor processor.Config // NotifyURL and fast test timings are filled in when zero
+	Service   service.Config   // PlatformKey is filled in
+	// LakalaTimeout bounds each Lakala call (default 2 s, so timeout faults are quick).
+	LakalaTimeout time.Duration
+}
+
+// Keys are generated once per test binary (generation is slow); parallel tests share them.
+var (
+	merchantKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+	platformKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+)
+
+// MerchantKey is the 2048-bit merchant key every Stack signs its Lakala requests with.
+func MerchantKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	k, err := merchantKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// PlatformKey is the sandbox's platform key: it signs the sandbox's responses and
+// notifications, and lets a test sign a notification of its own making.
+func PlatformKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	k, err := platformKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// Logger is a JSON logger for tests: silent unless LOOMIPAY_TEST_LOG=1.
+func Logger() *slog.Logger {
+	if os.Getenv("LOOMIPAY_TEST_LOG") == "1" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewJSONHandler(io.Discard, nil))
+}
+
+// NewStack starts a Stack; everything stops when the test ends.
+func NewStack(t testing.TB, o StackOptions) *Stack {
+	t.Helper()
+	log := Logger()
+	store, schema := PostgresSchema(t)
+	st := Streams(t)
+	mk := MerchantKey(t)
+
+	sb, err := sandbox.New(sandbox.Config{
+		MerchantPublicKey: &mk.PublicKey, PlatformKey: PlatformKey(t),
+		AppID: "OP00000003", SerialNo: "00dfba8194c41b84cf",
+		NotifyRetryDelays: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
+		RefundHold:        5 * time.Second,
+		Logger:            log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbSrv := httptest.NewServer(sb.Handler())
+	sb.SetPublicURL(sbSrv.URL)
+	t.Cleanup(func() {
+		sb.Close()
+		sbSrv.Close()
+	})
+
+	timeout := o.LakalaTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	client, err := lakala.NewClient(lakala.Config{
+		BaseURL:     sbSrv.URL,
+		Credentials: lakala.Credentials{AppID: "OP00000003", SerialNo: "00dfba8194c41b84cf", PrivateKey: mk},
+		MerchantNo:  "82229007392000A", TermNo: "D9296400",
+		PlatformKey: sb.PlatformPublicKey(),
+		HTTPClient:  &http.Client{Timeout: timeout},
+		Logger:      log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	svcCfg := o.Service
+	svcCfg.PlatformKey = sb.PlatformPublicKey()
+	svc := service.New(store, st, log, svcCfg)
+	api := httptest.NewServer(httpapi.New(svc).Handler())
+	t.Cleanup(api.Close)
+
+	pc := o.Processor
+	if pc.NotifyURL == "" {
+		pc.NotifyURL = api.URL + "/webhooks/lakala"
+	}
+	if pc.Consumer == "" {
+		pc.Consumer = "test-processor"
+	}
+	if pc.BackoffBase == 0 {
+		pc.BackoffBase = time.Millisecond
+		pc.BackoffMax = 10 * time.Millisecond
+	}
+	proc := processor.New(svc, client, pc)
+
+	s := &Stack{Store: store, Schema: schema, Streams: st, Service: svc, Processor: proc, Sandbox: sb,
+		Lakala: client, API: api, SandboxURL: sbSrv.URL, MerchantKey: mk, AppID: "test_app"}
+	s.APIKey = s.NewKey(t, s.AppID)
+	return s
+}
+
+// NewKey issues an API key for an app.
+func (s *Stack) NewKey(t testing.TB, appID string) string {
+	t.Helper()
+	key, _, err := s.Service.CreateAPIKey(context.Background(), appID, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// Do sends an API request with a key and returns the status and body.
+func (s *Stack) Do(t testing.TB, method, path, key, body string) (int, []byte) {
+	t.Helper()
+	return Do(t, s.API.URL, method, path, key, body)
+}
+
+// Do sends a request to base+path with a Bearer key (none if empty) and returns status and body.
+func Do(t testing.TB, base, method, path, key, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// Eventually polls cond every 20 ms until it holds or timeout passes, then fails the test.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
