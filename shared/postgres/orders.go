@@ -110,11 +110,11 @@ func (s *Store) Order(ctx context.Context, id string) (pay.Order, error) {
 	return scanOrder(s.pool.QueryRow(ctx, "SELECT "+orderColumns+" FROM payment_orders WHERE id = $1", id))
 }
 
-// OrdersToReconcile returns up to limit orders in processing whose last change is older than
-// staleBefore or whose cashier order has expired, oldest first.
+// OrdersToReconcile returns up to limit orders in processing that have had no change and no
+// reconciliation query since staleBefore, or whose cashier order has expired, oldest first.
 func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, now time.Time, limit int) ([]pay.Order, error) {
 	rows, err := s.pool.Query(ctx, "SELECT "+orderColumns+` FROM payment_orders
-		WHERE status = 'processing' AND (updated_at < $1 OR expires_at < $2)
+		WHERE status = 'processing' AND (greatest(updated_at, checked_at) < $1 OR expires_at < $2)
 		ORDER BY updated_at LIMIT $3`, staleBefore, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("orders to reconcile: %w", err)
@@ -129,4 +129,13 @@ func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, now time.Tim
 		out = append(out, o)
 	}
 	return out, rows.Err()
+}
+
+// MarkOrderChecked records that the reconciler asked Lakala about an order and learned nothing
+// final, so it is not asked again before the next reconciliation period.
+func (s *Store) MarkOrderChecked(ctx context.Context, id string, at time.Time) error {
+	if _, err := s.pool.Exec(ctx, "UPDATE payment_orders SET checked_at = $2 WHERE id = $1", id, at); err != nil {
+		return fmt.Errorf("mark order %s checked: %w", id, err)
+	}
+	return nil
 }

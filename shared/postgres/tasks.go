@@ -110,14 +110,16 @@ func finishTask(ctx context.Context, q querier, id int64, state TaskState, note 
 	return nil
 }
 
-// DueTasks returns queued tasks that need (re)publishing to the task stream: never published
-// and older than grace (their publish at create time failed), due for a retry since their last
-// publish, or published so long ago (stale) that the stream entry may have been lost.
+// DueTasks returns queued tasks that need (re)publishing to the task stream:
+//   - never attempted and older than grace: the publish at create time may have failed (the create
+//     path does not record its publish, to keep creates at one round trip);
+//   - attempted, and due for a retry since their last publish (a failed attempt acks its message);
+//   - published so long ago (stale) that the stream entry may have been lost.
 func (s *Store) DueTasks(ctx context.Context, now time.Time, grace, stale time.Duration, limit int) ([]Task, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, kind, subject_id::text, state, attempts, coalesce(last_error, '') FROM tasks
 		WHERE state = 'queued' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until < $1)
-		  AND ((published_at IS NULL AND created_at < $2)
-		       OR published_at < next_attempt_at
+		  AND ((attempts = 0 AND published_at IS NULL AND created_at < $2)
+		       OR (attempts > 0 AND (published_at IS NULL OR published_at < next_attempt_at))
 		       OR published_at < $3)
 		ORDER BY next_attempt_at LIMIT $4`, now, now.Add(-grace), now.Add(-stale), limit)
 	if err != nil {

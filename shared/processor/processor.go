@@ -39,7 +39,9 @@ type Config struct {
 	// unacknowledged message must sit before another run reclaims it. Default 60 s; it must
 	// exceed the longest Lakala call.
 	Lease time.Duration
-	// SweepGrace: a task never published is republished after this long. Default 10 s.
+	// SweepGrace: a task never attempted is (re)published after this long; long enough that a
+	// normal backlog is drained first (each republish is a duplicate the claim then skips).
+	// Default 30 s.
 	SweepGrace time.Duration
 	// SweepStale: a published task still queued after this long is republished, in case its
 	// stream entry was lost. Default 5 min.
@@ -77,7 +79,7 @@ func (c *Config) defaults() {
 	setDefault(&c.BackoffBase, 2*time.Second)
 	setDefault(&c.BackoffMax, 5*time.Minute)
 	setDefault(&c.Lease, time.Minute)
-	setDefault(&c.SweepGrace, 10*time.Second)
+	setDefault(&c.SweepGrace, 30*time.Second)
 	setDefault(&c.SweepStale, 5*time.Minute)
 	setDefault(&c.ReconcileAfter, 5*time.Minute)
 	setDefault(&c.OrderTTL, 30*time.Minute)

@@ -55,6 +55,9 @@ func (p *Processor) reconcileOrder(ctx context.Context, o pay.Order) bool {
 	expired := o.ExpiresAt != nil && time.Now().After(*o.ExpiresAt) || expiredAtGateway
 	closedAtGateway := q.OrderStatus == lakala.OrderStatusCancelled || q.OrderStatus == lakala.OrderStatusClosed
 	if !expired && !closedAtGateway {
+		if err := p.store.MarkOrderChecked(ctx, o.ID, time.Now()); err != nil {
+			log.WarnContext(ctx, "reconcile: recording the check failed", "err", err)
+		}
 		return false
 	}
 	if !closedAtGateway {

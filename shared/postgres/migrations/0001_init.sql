@@ -34,6 +34,8 @@ CREATE TABLE payment_orders (
     refunded_amount        bigint NOT NULL DEFAULT 0 CHECK (refunded_amount >= 0 AND refunded_amount <= amount),
     failure_reason         text,
     expires_at             timestamptz,
+    -- last time the reconciler asked Lakala about this order without learning a result
+    checked_at             timestamptz,
     created_at             timestamptz NOT NULL DEFAULT now(),
     updated_at             timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT payment_orders_merchant_key UNIQUE (app_id, merchant_order_id)
