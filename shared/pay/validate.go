@@ -78,7 +78,7 @@ func ParseCreateOrder(body []byte) (CreateOrderInput, error) {
 	if in.Currency, err = f.str("currency", false); err != nil {
 		return in, err
 	}
-	if in.Currency == "" {
+	if !f.present("currency") {
 		in.Currency = DefaultCurrency
 	}
 	if in.Currency != DefaultCurrency {
