@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -66,6 +67,8 @@ func TestCreateOrderRejectsInvalidBodies(t *testing.T) {
 
 		{"currency USD", body(map[string]any{"currency": "USD"}), 400, "validation_error", "currency"},
 		{"currency lower case", body(map[string]any{"currency": "cny"}), 400, "validation_error", "currency"},
+		{"currency empty", body(map[string]any{"currency": ""}), 400, "validation_error", "currency"},
+		{"currency number", body(map[string]any{"currency": 156}), 400, "validation_error", "currency"},
 
 		{"extra_data list", body(map[string]any{"extra_data": []string{"a"}}), 400, "validation_error", "extra_data"},
 		{"extra_data string", body(map[string]any{"extra_data": "{}"}), 400, "validation_error", "extra_data"},
@@ -218,6 +221,32 @@ func TestCreateOrderIdempotency(t *testing.T) {
 	if got := taskStreamLen(t, s); got != 1 {
 		t.Errorf("task stream entries = %d; want 1", got)
 	}
+
+	t.Run("absent, null and empty extra_data are the same", func(t *testing.T) {
+		createOrder(t, s, "idem-2", 10000)
+		for _, extra := range []any{nil, map[string]any{}} {
+			code, body := s.Do(t, "POST", ordersPath, s.APIKey, orderBody(t, "idem-2", map[string]any{"extra_data": extra}))
+			if code != http.StatusOK {
+				t.Errorf("retry with extra_data %v = %d %s; want 200", extra, code, body)
+			}
+		}
+	})
+
+	t.Run("retry after the order moved on", func(t *testing.T) {
+		created := createOrder(t, s, "idem-3", 10000)
+		if _, err := s.Processor.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitOrderStatus(t, s, "idem-3", "processing")
+		code, body := s.Do(t, "POST", ordersPath, s.APIKey, orderBody(t, "idem-3", nil))
+		if code != http.StatusOK {
+			t.Fatalf("retry of a processing order = %d %s; want 200", code, body)
+		}
+		o := decodeOrder(t, body)
+		if o.ID != created.ID || o.Status != "processing" {
+			t.Errorf("retry returned %+v; want order %s as it is now (processing)", o, created.ID)
+		}
+	})
 
 	t.Run("same merchant_order_id in another app is a new order", func(t *testing.T) {
 		key := s.NewKey(t, "other_app")
