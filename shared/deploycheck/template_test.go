@@ -1,0 +1,294 @@
+package deploycheck_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/config"
+	"github.com/loomipay/loomipay/shared/httpapi"
+)
+
+// functionProcessor is the scheduled function's folder; the HTTP functions' names come from httpapi.
+const functionProcessor = "processor"
+
+// deadlineMargin is processor.Config.DeadlineMargin's default (set in an unexported method, so
+// repeated here): Run stops this long before the invocation's deadline to finish and ack.
+const deadlineMargin = 5 * time.Second
+
+func expectedFunctions() []string {
+	return []string{httpapi.FunctionCreateOrder, httpapi.FunctionGetOrder, functionProcessor, httpapi.FunctionRefund, httpapi.FunctionWebhook}
+}
+
+func TestTemplate(t *testing.T) {
+	d := loadTemplate(t)
+	root := repoRoot(t)
+
+	t.Run("five functions with a main.go each", func(t *testing.T) {
+		var folders []string
+		for _, f := range d.Functions {
+			folders = append(folders, f.Folder)
+			if want := "functions/" + f.Folder; f.Props.CodeUri != want {
+				t.Errorf("%s: CodeUri = %q; want %q", f.LogicalID, f.Props.CodeUri, want)
+			}
+			if _, err := os.Stat(filepath.Join(root, f.Props.CodeUri, "main.go")); err != nil {
+				t.Errorf("%s: CodeUri %s has no main.go: %v", f.LogicalID, f.Props.CodeUri, err)
+			}
+		}
+		want := expectedFunctions()
+		slices.Sort(want)
+		if !slices.Equal(folders, want) {
+			t.Errorf("function folders in template.yaml = %v; want %v", folders, want)
+		}
+		mains, err := filepath.Glob(filepath.Join(root, "functions", "*", "main.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mains {
+			if name := filepath.Base(filepath.Dir(m)); !slices.Contains(folders, name) {
+				t.Errorf("functions/%s/main.go is not deployed by any function in template.yaml", name)
+			}
+		}
+	})
+
+	t.Run("runtime, handler, architecture and build method", func(t *testing.T) {
+		g := d.Template.Globals.Function
+		if g.Runtime != "provided.al2023" {
+			t.Errorf("Globals.Function.Runtime = %q; want provided.al2023", g.Runtime)
+		}
+		if g.Handler != "bootstrap" {
+			t.Errorf("Globals.Function.Handler = %q; want bootstrap", g.Handler)
+		}
+		if !slices.Equal(g.Architectures, []string{"arm64"}) {
+			t.Errorf("Globals.Function.Architectures = %v; want [arm64]", g.Architectures)
+		}
+		for _, f := range d.Functions {
+			if f.Props.Runtime != "provided.al2023" || f.Props.Handler != "bootstrap" || !slices.Equal(f.Props.Architectures, []string{"arm64"}) {
+				t.Errorf("%s: runtime %q, handler %q, architectures %v; want provided.al2023, bootstrap, [arm64]",
+					f.LogicalID, f.Props.Runtime, f.Props.Handler, f.Props.Architectures)
+			}
+			if f.BuildMethod != "go1.x" {
+				t.Errorf("%s: Metadata.BuildMethod = %q; want go1.x", f.LogicalID, f.BuildMethod)
+			}
+		}
+	})
+
+	t.Run("HTTP routes equal httpapi.Routes", func(t *testing.T) {
+		var apis []string
+		for id, r := range d.Template.Resources {
+			if r.Type == "AWS::Serverless::HttpApi" {
+				apis = append(apis, id)
+			}
+		}
+		if len(apis) != 1 {
+			t.Fatalf("HttpApi resources = %v; want exactly one", apis)
+		}
+		var got []httpapi.Route
+		for _, f := range d.Functions {
+			for name, e := range f.Props.Events {
+				if e.Type != "HttpApi" {
+					continue
+				}
+				p := e.Properties
+				got = append(got, httpapi.Route{Method: p.Method, Path: p.Path, Function: f.Folder})
+				if p.PayloadFormatVersion != "2.0" {
+					t.Errorf("%s.%s: PayloadFormatVersion = %q; want \"2.0\" (httpadapter.NewV2)", f.LogicalID, name, p.PayloadFormatVersion)
+				}
+				if ref, _ := p.ApiId.Ref(); ref != apis[0] {
+					t.Errorf("%s.%s: ApiId = %s; want !Ref %s", f.LogicalID, name, p.ApiId, apis[0])
+				}
+			}
+		}
+		want := slices.Clone(httpapi.Routes)
+		byRoute := func(a, b httpapi.Route) int {
+			return strings.Compare(a.Method+" "+a.Path+" "+a.Function, b.Method+" "+b.Path+" "+b.Function)
+		}
+		slices.SortFunc(got, byRoute)
+		slices.SortFunc(want, byRoute)
+		if !slices.Equal(got, want) {
+			t.Errorf("HttpApi events (method, path, function folder):\n got  %v\n want %v (httpapi.Routes)", got, want)
+		}
+	})
+
+	t.Run("events are HTTP routes or the processor's schedule", func(t *testing.T) {
+		for _, f := range d.Functions {
+			for name, e := range f.Props.Events {
+				want := "HttpApi"
+				if f.Folder == functionProcessor {
+					want = "ScheduleV2"
+				}
+				if e.Type != want {
+					t.Errorf("%s.%s: Type = %q; want %q", f.LogicalID, name, e.Type, want)
+				}
+			}
+		}
+	})
+
+	t.Run("processor schedule, concurrency, retries and timeout", func(t *testing.T) {
+		p := d.function(t, functionProcessor)
+		var schedules []string
+		for name, e := range p.Props.Events {
+			if e.Type == "ScheduleV2" {
+				schedules = append(schedules, name)
+				if got := e.Properties.ScheduleExpression; got != "rate(1 minute)" {
+					t.Errorf("%s.%s: ScheduleExpression = %q; want rate(1 minute)", p.LogicalID, name, got)
+				}
+			}
+		}
+		if len(schedules) != 1 {
+			t.Errorf("%s: ScheduleV2 events = %v; want exactly one", p.LogicalID, schedules)
+		}
+		if r := p.Props.ReservedConcurrentExecutions; r == nil || *r != 1 {
+			t.Errorf("%s: ReservedConcurrentExecutions = %s; want 1 (one drain at a time)", p.LogicalID, intText(r))
+		}
+		var retries *int
+		if c := p.Props.EventInvokeConfig; c != nil {
+			retries = c.MaximumRetryAttempts
+		}
+		if retries == nil || *retries != 0 {
+			t.Errorf("%s: EventInvokeConfig.MaximumRetryAttempts = %s; want 0 (the next schedule is the retry)", p.LogicalID, intText(retries))
+		}
+		if timeout := time.Duration(p.Props.Timeout) * time.Second; timeout <= deadlineMargin {
+			t.Errorf("%s: Timeout = %v; want more than the processor's deadline margin %v, or a run does no work", p.LogicalID, timeout, deadlineMargin)
+		}
+	})
+
+	t.Run("environment declares exactly the variables the code reads", func(t *testing.T) {
+		declared := make(map[string][]string) // variable → functions that have it
+		for _, f := range d.Functions {
+			for name := range f.Env {
+				declared[name] = append(declared[name], f.LogicalID)
+			}
+		}
+		known := make(map[string]bool)
+		for _, v := range config.Variables {
+			known[v.Name] = true
+			if v.Secret {
+				known[v.Name+"_SECRET_ARN"] = true
+				known[v.Name+"_SECRET_KEY"] = true // picks a key of a JSON secret (shared/secrets)
+			}
+			_, plain := declared[v.Name]
+			_, arn := declared[v.Name+"_SECRET_ARN"]
+			switch {
+			case v.Secret && plain:
+				t.Errorf("%s is a secret: declare %s_SECRET_ARN, not the value (in %v)", v.Name, v.Name, declared[v.Name])
+			case v.Secret && !arn:
+				t.Errorf("%s_SECRET_ARN is declared by no function; config.Variables reads %s", v.Name, v.Name)
+			case !v.Secret && !plain:
+				t.Errorf("%s is declared by no function; config.Variables reads it", v.Name)
+			}
+		}
+		for name, funcs := range declared {
+			if !known[name] {
+				t.Errorf("%s is declared (in %v) but the code does not read it (config.Variables)", name, funcs)
+			}
+		}
+	})
+
+	t.Run("secret ARNs come from parameters and have a read policy", func(t *testing.T) {
+		for _, f := range d.Functions {
+			policies := f.secretPolicyARNs()
+			for name, value := range f.Env {
+				if !strings.HasSuffix(name, "_SECRET_ARN") {
+					continue
+				}
+				ref, isRef := value.Ref()
+				text, isText := value.Text()
+				switch {
+				case isRef:
+					if _, ok := d.Template.Parameters[ref]; !ok {
+						t.Errorf("%s: %s = !Ref %s, which is not a template parameter", f.LogicalID, name, ref)
+					}
+				case isText && strings.HasPrefix(text, "arn:"):
+				default:
+					t.Errorf("%s: %s = %s; want !Ref of a parameter or an arn:… string", f.LogicalID, name, value)
+				}
+				if !slices.Contains(policies, value.String()) {
+					t.Errorf("%s: %s = %s has no AWSSecretsManagerGetSecretValuePolicy with that SecretArn (policies for %v)",
+						f.LogicalID, name, value, policies)
+				}
+			}
+		}
+	})
+
+	t.Run("each function has what it needs to start", func(t *testing.T) {
+		// config.Open needs the database; a Lambda has no local Redis to fall back on; the webhook
+		// verifies with the platform certificate; deps.Processor needs the key, cert and notify URL.
+		needs := map[string][]string{
+			httpapi.FunctionCreateOrder: {"DATABASE_URL", "REDIS_URL"},
+			httpapi.FunctionGetOrder:    {"DATABASE_URL", "REDIS_URL"},
+			httpapi.FunctionRefund:      {"DATABASE_URL", "REDIS_URL"},
+			httpapi.FunctionWebhook:     {"DATABASE_URL", "REDIS_URL", "LAKALA_PLATFORM_CERT"},
+			functionProcessor:           {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT", "LAKALA_NOTIFY_URL"},
+		}
+		for folder, vars := range needs {
+			f := d.function(t, folder)
+			for _, v := range vars {
+				_, plain := f.Env[v]
+				_, arn := f.Env[v+"_SECRET_ARN"]
+				if !plain && !arn {
+					t.Errorf("%s: neither %s nor %s_SECRET_ARN is set; the function cannot start without it", f.LogicalID, v, v)
+				}
+			}
+		}
+	})
+
+	t.Run("no literal secrets", func(t *testing.T) {
+		credentialURL := regexp.MustCompile(`(?i)\b(postgres(ql)?|rediss?)://[^\s/@:]*:[^\s/@]+@`)
+		text := string(d.Raw)
+		lower := strings.ToLower(text)
+		for _, marker := range []string{"-----begin", "password"} {
+			if i := strings.Index(lower, marker); i >= 0 {
+				t.Errorf("template.yaml line %d contains %q: pass secrets as Secrets Manager ARNs", lineOf(text, i), marker)
+			}
+		}
+		if loc := credentialURL.FindStringIndex(text); loc != nil {
+			t.Errorf("template.yaml line %d has a URL with credentials: %q", lineOf(text, loc[0]), text[loc[0]:loc[1]])
+		}
+	})
+
+	t.Run("outputs ApiUrl and WebhookUrl", func(t *testing.T) {
+		webhookPath := ""
+		for _, r := range httpapi.Routes {
+			if r.Function == httpapi.FunctionWebhook {
+				webhookPath = r.Path
+			}
+		}
+		apiURL, ok := d.Template.Outputs["ApiUrl"]
+		if !ok {
+			t.Fatal("Outputs has no ApiUrl")
+		}
+		webhookURL, ok := d.Template.Outputs["WebhookUrl"]
+		if !ok {
+			t.Fatal("Outputs has no WebhookUrl")
+		}
+		api, _ := apiURL.Value.Text()
+		hook, _ := webhookURL.Value.Text()
+		if !strings.HasSuffix(hook, webhookPath) {
+			t.Errorf("WebhookUrl = %s; want it to end with %s", webhookURL.Value, webhookPath)
+		}
+		if hook != api+webhookPath {
+			t.Errorf("WebhookUrl = %s; want ApiUrl (%s) + %s", webhookURL.Value, apiURL.Value, webhookPath)
+		}
+		notify := d.function(t, functionProcessor).Env["LAKALA_NOTIFY_URL"]
+		if notify.String() != webhookURL.Value.String() {
+			t.Errorf("processor LAKALA_NOTIFY_URL = %s; want the WebhookUrl output %s", notify, webhookURL.Value)
+		}
+	})
+}
+
+func intText(p *int) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
+}
+
+func lineOf(text string, offset int) int {
+	return strings.Count(text[:offset], "\n") + 1
+}
