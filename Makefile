@@ -3,7 +3,7 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e
+.PHONY: run test lint unit build e2e guide-clients
 
 # The five Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
 FUNCTIONS := createorder getorder refund webhook processor
@@ -14,7 +14,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 run:
 	$(GO) run ./cmd/loomipay dev
 
-test: lint unit
+test: lint unit guide-clients
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -23,6 +23,11 @@ lint:
 
 unit:
 	$(GO) test -count=1 -timeout 10m ./...
+
+# The integration guide's own Python and Node.js clients, unedited, against the local stack.
+# Listed after unit in test, so it starts on a warm build cache.
+guide-clients:
+	GO=$(GO) clients/run.sh
 
 # bootstrap sits at the zip root, where provided.al2023 looks for it. zip is used when installed,
 # else Python's zipfile (-j: no directories; mode 0755 kept either way).
