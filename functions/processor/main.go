@@ -14,15 +14,7 @@ import (
 )
 
 func main() {
-	ctx := context.Background()
-	cfg, err := config.Load(ctx)
-	if err != nil {
-		config.Fatal(err)
-	}
-	deps, err := config.Open(ctx, cfg)
-	if err != nil {
-		config.Fatal(err)
-	}
+	deps := config.MustOpen(context.Background())
 	proc, err := deps.Processor()
 	if err != nil {
 		config.Fatal(err)

@@ -13,15 +13,7 @@ import (
 )
 
 func main() {
-	ctx := context.Background()
-	cfg, err := config.Load(ctx)
-	if err != nil {
-		config.Fatal(err)
-	}
-	deps, err := config.Open(ctx, cfg)
-	if err != nil {
-		config.Fatal(err)
-	}
+	deps := config.MustOpen(context.Background())
 	handler := httpapi.New(deps.Service).Handler(httpapi.FunctionWebhook)
 	lambda.Start(httpadapter.NewV2(handler).ProxyWithContext)
 }

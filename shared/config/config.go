@@ -291,6 +291,20 @@ func (d *Deps) Processor() (*processor.Processor, error) {
 	}), nil
 }
 
+// MustOpen loads the configuration and opens the dependencies, or exits: the whole init of a
+// Lambda function.
+func MustOpen(ctx context.Context) *Deps {
+	c, err := Load(ctx)
+	if err != nil {
+		Fatal(err)
+	}
+	deps, err := Open(ctx, c)
+	if err != nil {
+		Fatal(err)
+	}
+	return deps
+}
+
 // Fatal logs a start-up failure as JSON and exits: a Lambda init error is reported by the
 // runtime and retried on the next invocation.
 func Fatal(err error) {

@@ -28,10 +28,10 @@ func New(svc *service.Service) *API { return &API{svc: svc, log: svc.Logger()} }
 // function mounts only its own routes, the local stack all of them.
 func (a *API) Handler(functions ...string) http.Handler {
 	serve := map[string]http.HandlerFunc{
-		"POST /api/v1/payment-orders":                    a.createOrder,
-		"GET /api/v1/payment-orders/{merchant_order_id}": a.getOrder,
-		"POST /api/v1/refund-orders":                     a.createRefund,
-		"GET /api/v1/refund-orders/{refund_order_id}":    a.getRefund,
+		"POST /api/v1/payment-orders":                    a.serve(a.createOrder),
+		"GET /api/v1/payment-orders/{merchant_order_id}": a.serve(a.getOrder),
+		"POST /api/v1/refund-orders":                     a.serve(a.createRefund),
+		"GET /api/v1/refund-orders/{refund_order_id}":    a.serve(a.getRefund),
 		"POST /webhooks/lakala":                          a.webhook,
 	}
 	mux := http.NewServeMux()
@@ -66,78 +66,60 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (a *API) createOrder(w http.ResponseWriter, r *http.Request) {
-	app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
+// endpoint is an authenticated API route: it returns the status and view to write, or an error.
+type endpoint func(r *http.Request, app string, body []byte) (int, any, error)
+
+// serve authenticates the caller, reads a bounded body for POSTs, runs the endpoint and writes
+// its answer or its error.
+func (a *API) serve(fn endpoint) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		var body []byte
+		if r.Method == http.MethodPost {
+			if body, err = readBody(w, r); err != nil {
+				writeError(w, r, a.log, err)
+				return
+			}
+		}
+		status, view, err := fn(r, app, body)
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		writeJSON(w, status, view)
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
+}
+
+// createdStatus is 202 for a new resource and 200 for an identical retry.
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusAccepted
 	}
+	return http.StatusOK
+}
+
+func (a *API) createOrder(r *http.Request, app string, body []byte) (int, any, error) {
 	order, created, err := a.svc.CreateOrder(r.Context(), app, body)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusAccepted
-	}
-	writeJSON(w, status, newOrderView(&order))
+	return createdStatus(created), newOrderView(&order), err
 }
 
-func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
-	app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
+func (a *API) getOrder(r *http.Request, app string, _ []byte) (int, any, error) {
 	order, err := a.svc.GetOrder(r.Context(), app, r.URL.Query().Get("app_id"), r.PathValue("merchant_order_id"))
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newOrderView(&order))
+	return http.StatusOK, newOrderView(&order), err
 }
 
-func (a *API) createRefund(w http.ResponseWriter, r *http.Request) {
-	app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
+func (a *API) createRefund(r *http.Request, app string, body []byte) (int, any, error) {
 	refund, created, err := a.svc.CreateRefund(r.Context(), app, body)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusAccepted
-	}
-	writeJSON(w, status, newRefundView(&refund))
+	return createdStatus(created), newRefundView(&refund), err
 }
 
-func (a *API) getRefund(w http.ResponseWriter, r *http.Request) {
-	app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
+func (a *API) getRefund(r *http.Request, app string, _ []byte) (int, any, error) {
 	refund, err := a.svc.GetRefund(r.Context(), app, r.URL.Query().Get("app_id"), r.PathValue("refund_order_id"))
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newRefundView(&refund))
+	return http.StatusOK, newRefundView(&refund), err
 }
 
 func (a *API) webhook(w http.ResponseWriter, r *http.Request) {

@@ -281,22 +281,28 @@ func (p *Processor) handleAll(ctx context.Context, ds []streams.Delivery) Stats 
 	var (
 		mu sync.Mutex
 		st Stats
-		wg sync.WaitGroup
 	)
-	sem := make(chan struct{}, p.cfg.Concurrency)
-	for _, d := range ds {
+	forEach(ds, p.cfg.Concurrency, func(d streams.Delivery) {
+		r := p.handle(ctx, d)
+		mu.Lock()
+		st.add(r)
+		mu.Unlock()
+	})
+	return st
+}
+
+// forEach calls fn for every item, at most limit at a time, and waits for all of them.
+func forEach[T any](items []T, limit int, fn func(T)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, limit)
+	for _, item := range items {
 		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r := p.handle(ctx, d)
-			mu.Lock()
-			st.add(r)
-			mu.Unlock()
-		}()
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(item)
+		})
 	}
 	wg.Wait()
-	return st
 }
 
 func sleep(ctx context.Context, d time.Duration) {

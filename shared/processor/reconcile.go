@@ -3,7 +3,7 @@ package processor
 import (
 	"context"
 	"encoding/json"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
@@ -19,26 +19,13 @@ func (p *Processor) reconcile(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var (
-		mu    sync.Mutex
-		moved int
-		wg    sync.WaitGroup
-	)
-	sem := make(chan struct{}, p.cfg.Concurrency)
-	for _, o := range orders {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if p.reconcileOrder(ctx, o) {
-				mu.Lock()
-				moved++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return moved, nil
+	var moved atomic.Int64
+	forEach(orders, p.cfg.Concurrency, func(o pay.Order) {
+		if p.reconcileOrder(ctx, o) {
+			moved.Add(1)
+		}
+	})
+	return int(moved.Load()), nil
 }
 
 func (p *Processor) reconcileOrder(ctx context.Context, o pay.Order) bool {
