@@ -78,6 +78,15 @@ func (s *Service) sameOrder(ctx context.Context, o pay.Order, in pay.CreateOrder
 func (s *Service) publishTask(ctx context.Context, t streams.TaskMessage) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
+	if !s.groupReady.Load() {
+		// Created at the stream's start, so tasks published before the processor ever ran
+		// are not skipped.
+		if err := s.streams.EnsureGroup(ctx); err != nil {
+			s.log.WarnContext(ctx, "task left for the sweep: consumer group not ready", "task_id", t.TaskID, "err", err)
+			return
+		}
+		s.groupReady.Store(true)
+	}
 	if err := s.streams.PublishTasks(ctx, t); err != nil {
 		s.log.WarnContext(ctx, "task left for the sweep: publish failed", "task_id", t.TaskID, "kind", t.Kind, "err", err)
 	}

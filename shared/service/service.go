@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,6 +40,9 @@ type Service struct {
 	cfg     Config
 	keys    *keyCache
 	now     func() time.Time
+	// groupReady records that the processor's consumer group exists, so the create path
+	// checks it once per process rather than once per request.
+	groupReady atomic.Bool
 }
 
 // New builds a Service.
