@@ -1,0 +1,333 @@
+//go:build unix
+
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
+	"github.com/loomipay/loomipay/shared/service"
+	"github.com/loomipay/loomipay/shared/streams"
+	"github.com/loomipay/loomipay/shared/testenv"
+)
+
+// The merchant identity the sandbox expects; the functions get it through LAKALA_* variables.
+const (
+	lakalaAppID      = "OP00000003"
+	lakalaSerialNo   = "00dfba8194c41b84cf"
+	lakalaMerchantNo = "82229007392000A"
+	lakalaTermNo     = "D9296400"
+)
+
+// TestFunctionsUnderEmulator pays an order and refunds part of it with nothing but the five
+// deployed binaries, reached only through their emulators' invocation endpoints with API
+// Gateway v2 and schedule events, configured only through environment variables.
+func TestFunctionsUnderEmulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds five binaries and the emulator; skipped with -short")
+	}
+	ctx := context.Background()
+	root := repoRoot(t)
+	dir := t.TempDir()
+	rie := buildEmulator(t, root, dir)
+	bootstraps := buildFunctions(t, root, dir)
+
+	store, schema := testenv.PostgresSchema(t)
+	rdb, prefix := testenv.Redis(t)
+	results := streams.New(rdb, streams.Config{Prefix: prefix})
+	svc := service.New(store, results, testenv.Logger(), service.Config{})
+	const appID = "e2e_app"
+	key, _, err := svc.CreateAPIKey(ctx, appID, "e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	merchantKey := testenv.MerchantKey(t)
+	sb, err := sandbox.New(sandbox.Config{
+		MerchantPublicKey: &merchantKey.PublicKey, PlatformKey: testenv.PlatformKey(t),
+		AppID: lakalaAppID, SerialNo: lakalaSerialNo,
+		NotifyRetryDelays: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond},
+		Logger:            testenv.Logger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbSrv := httptest.NewServer(sb.Handler())
+	sb.SetPublicURL(sbSrv.URL)
+	t.Cleanup(func() {
+		sb.Close()
+		sbSrv.Close()
+	})
+
+	// What template.yaml gives every function, pointed at this test's slice of PostgreSQL and
+	// Redis and at the sandbox. Nothing of the test's own environment leaks in.
+	env := func(fn string, extra ...string) []string {
+		return append([]string{
+			"PATH=" + os.Getenv("PATH"),
+			"AWS_LAMBDA_FUNCTION_NAME=loomipay-e2e-" + fn,
+			"AWS_LAMBDA_FUNCTION_TIMEOUT=10",
+			"DATABASE_URL=" + testenv.SchemaURL(schema),
+			"DATABASE_MAX_CONNS=2",
+			"REDIS_URL=" + testenv.RedisURL(),
+			"STREAM_PREFIX=" + prefix,
+			"LAKALA_BASE_URL=" + sbSrv.URL,
+			"LAKALA_APP_ID=" + lakalaAppID,
+			"LAKALA_SERIAL_NO=" + lakalaSerialNo,
+			"LAKALA_MERCHANT_NO=" + lakalaMerchantNo,
+			"LAKALA_TERM_NO=" + lakalaTermNo,
+			"LAKALA_PLATFORM_CERT=" + string(sb.PlatformCertPEM()),
+			"LOG_LEVEL=info",
+		}, extra...)
+	}
+	fns := map[string]*emulator{}
+	for _, fn := range []string{"createorder", "getorder", "refund", "webhook"} {
+		fns[fn] = startEmulator(t, rie, fn, bootstraps[fn], env(fn))
+	}
+	relay := &notifyRelay{sample: loadEvent(t, root, "webhook.json"), webhook: fns["webhook"]}
+	relaySrv := httptest.NewServer(relay)
+	t.Cleanup(relaySrv.Close)
+	fns["processor"] = startEmulator(t, rie, "processor", bootstraps["processor"], env("processor",
+		"LAKALA_PRIVATE_KEY="+string(lakala.MarshalPrivateKeyPEM(merchantKey)),
+		"LAKALA_NOTIFY_URL="+relaySrv.URL+"/webhooks/lakala",
+		"LAKALA_TIMEOUT=5s",
+		// The processor leaves 5 s before its deadline; with 10 s it would work 5 s, but an idle
+		// second ends the run as soon as the tasks are done.
+		"PROCESSOR_IDLE_EXIT=1s",
+	))
+	t.Cleanup(func() {
+		for _, fn := range functionNames {
+			t.Log(fns[fn].Timings())
+		}
+	})
+
+	call := func(fn string, ev events.APIGatewayV2HTTPRequest, wantStatus int) []byte {
+		t.Helper()
+		resp, err := fns[fn].HTTP(ctx, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("%s %s = %d %s, want %d", fn, ev.RawPath, resp.StatusCode, resp.Body, wantStatus)
+		}
+		return []byte(resp.Body)
+	}
+	runProcessor := func() processor.Stats {
+		t.Helper()
+		event, err := os.ReadFile(root + "/events/processor.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, err := fns["processor"].Invoke(ctx, event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st processor.Stats
+		if err := json.Unmarshal(payload, &st); err != nil {
+			t.Fatalf("processor answered %q: %v", payload, err)
+		}
+		return st
+	}
+	getOrder := func(merchantOrderID string) testenv.Order {
+		t.Helper()
+		ev := withPath(withKey(loadEvent(t, root, "getorder.json"), key),
+			"/api/v1/payment-orders/"+merchantOrderID, "app_id="+appID,
+			map[string]string{"merchant_order_id": merchantOrderID})
+		return decode[testenv.Order](t, call("getorder", ev, http.StatusOK))
+	}
+
+	// A wrong key: the error leaves through the adapter as API Gateway's 401 with the JSON body.
+	t.Run("bad key", func(t *testing.T) {
+		ev := withPath(withKey(loadEvent(t, root, "getorder.json"), "lp_000000000000_"+strings.Repeat("0", 40)),
+			"/api/v1/payment-orders/nope", "app_id="+appID, map[string]string{"merchant_order_id": "nope"})
+		resp, err := fns["getorder"].HTTP(ctx, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Code, Detail string }
+		if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
+			t.Fatalf("401 body %q is not JSON: %v", resp.Body, err)
+		}
+		if resp.StatusCode != http.StatusUnauthorized || body.Code != pay.CodeUnauthorized || body.Detail == "" {
+			t.Errorf("bad key: %d %s, want 401 with code %q and a detail", resp.StatusCode, resp.Body, pay.CodeUnauthorized)
+		}
+		if ct := resp.Headers["Content-Type"]; !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("bad key: Content-Type %q, want application/json", ct)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	merchantOrderID := testenv.UniqueName("E2E_")
+	created := decode[testenv.Order](t, call("createorder", withJSONBody(t,
+		withKey(loadEvent(t, root, "createorder.json"), key),
+		map[string]any{"app_id": appID, "merchant_order_id": merchantOrderID, "amount": 10000}), http.StatusAccepted))
+	if created.Status != "pending" || created.MerchantOrderID != merchantOrderID || created.Amount != 10000 {
+		t.Fatalf("created order %+v, want pending, %s, 10000", created, merchantOrderID)
+	}
+
+	if st := runProcessor(); st.Handled < 1 {
+		t.Fatalf("processor run %+v handled no task; the order's task did not reach it", st)
+	}
+	processing := getOrder(merchantOrderID)
+	view, ok := sb.Order(created.OutOrderNo())
+	if !ok {
+		t.Fatalf("order %s has no cashier order at the sandbox", merchantOrderID)
+	}
+	paymentURL, _ := processing.ExtraData["payment_url"].(string)
+	if processing.Status != "processing" || paymentURL == "" || paymentURL != view.CounterURL {
+		t.Fatalf("order after the processor: %s, payment_url %q; want processing with the sandbox's counter_url %q",
+			processing.Status, paymentURL, view.CounterURL)
+	}
+
+	// The sandbox notifies LAKALA_NOTIFY_URL, the relay, which invokes the webhook binary.
+	if err := sb.Pay(ctx, view.PayOrderNo); err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := sb.WaitNotifications(waitCtx); err != nil {
+		t.Fatal(err)
+	}
+	view, _ = sb.Order(created.OutOrderNo())
+	if relayed := relay.Answers(); len(relayed) == 0 || !view.NotifyAcked || !view.NotifyAttempts[0].Acked {
+		t.Fatalf("the webhook did not acknowledge the first notification: its answers %q, the sandbox's attempts %+v",
+			relayed, view.NotifyAttempts)
+	}
+	succeeded := getOrder(merchantOrderID)
+	tradeNo := view.Trades[0].TradeNo
+	if succeeded.Status != "succeeded" || succeeded.GatewayTransactionID == nil || *succeeded.GatewayTransactionID != tradeNo {
+		t.Fatalf("order after payment: %s, gateway_transaction_id %v; want succeeded with %s",
+			succeeded.Status, succeeded.GatewayTransactionID, tradeNo)
+	}
+
+	refund := decode[testenv.Refund](t, call("refund", withJSONBody(t,
+		withKey(loadEvent(t, root, "refund-create.json"), key),
+		map[string]any{"app_id": appID, "payment_order_id": created.ID, "amount": 3000}), http.StatusAccepted))
+	if refund.Status != "pending" || refund.PaymentOrderID != created.ID || refund.Amount != 3000 {
+		t.Fatalf("created refund %+v, want pending, of %s, 3000", refund, created.ID)
+	}
+	if st := runProcessor(); st.Handled < 1 {
+		t.Fatalf("processor run %+v handled no task; the refund's task did not reach it", st)
+	}
+	refunded := decode[testenv.Refund](t, call("refund", withPath(withKey(loadEvent(t, root, "refund-get.json"), key),
+		"/api/v1/refund-orders/"+refund.ID, "app_id="+appID, map[string]string{"refund_order_id": refund.ID}), http.StatusOK))
+	if refunded.Status != "succeeded" || refunded.GatewayRefundID == nil || *refunded.GatewayRefundID == "" {
+		t.Fatalf("refund after the processor: %s, gateway_refund_id %v; want succeeded with the sandbox's id",
+			refunded.Status, refunded.GatewayRefundID)
+	}
+	if total := sb.RefundedTotal(created.OutOrderNo()); total != 3000 {
+		t.Errorf("the sandbox refunded %d, want 3000", total)
+	}
+
+	paid := testenv.PaymentMessage(succeeded, "processing", "succeeded")
+	paid["gateway_transaction_id"] = tradeNo
+	testenv.CheckMessages(t, readStream(t, results, "payment_results"), testenv.ProcessingMessage(processing), paid)
+	refundDone := testenv.RefundMessage(refunded, "processing", "succeeded")
+	refundDone["gateway_refund_id"] = *refunded.GatewayRefundID
+	testenv.CheckMessages(t, readStream(t, results, "refund_results"), testenv.RefundMessage(refunded, "pending", "processing"), refundDone)
+}
+
+// notifyRelay stands where API Gateway stands in front of the webhook: it turns each HTTP
+// notification into an HTTP API (payload 2.0) event for the webhook's emulator and the
+// function's response back into HTTP.
+type notifyRelay struct {
+	sample  events.APIGatewayV2HTTPRequest
+	webhook *emulator
+
+	mu      sync.Mutex
+	answers []string
+}
+
+func (r *notifyRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ev := withPath(r.sample, req.URL.Path, req.URL.RawQuery, nil)
+	// API Gateway lowercases header names and joins repeated headers with commas.
+	ev.Headers = make(map[string]string, len(req.Header))
+	for name, values := range req.Header {
+		ev.Headers[strings.ToLower(name)] = strings.Join(values, ",")
+	}
+	ev.RequestContext.HTTP.Method = req.Method
+	ev.RequestContext.TimeEpoch = time.Now().UnixMilli()
+	ev.Body, ev.IsBase64Encoded = string(body), false
+
+	resp, err := r.webhook.HTTP(req.Context(), ev)
+	if err != nil {
+		r.record(err.Error())
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	out := []byte(resp.Body)
+	if resp.IsBase64Encoded {
+		if out, err = base64.StdEncoding.DecodeString(resp.Body); err != nil {
+			r.record(err.Error())
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+	}
+	r.record(fmt.Sprintf("%d %s", resp.StatusCode, out))
+	for name, value := range resp.Headers {
+		w.Header().Set(name, value)
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(out)
+}
+
+func (r *notifyRelay) record(answer string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.answers = append(r.answers, answer)
+}
+
+// Answers are the webhook's answers, "status body", in order.
+func (r *notifyRelay) Answers() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.answers...)
+}
+
+// readStream returns every message of one of the test's streams, oldest first.
+func readStream(t testing.TB, st *streams.Streams, stream string) []map[string]string {
+	t.Helper()
+	msgs, err := st.Client().XRange(context.Background(), st.Name(stream), "-", "+").Result()
+	if err != nil {
+		t.Fatalf("read %s: %v", stream, err)
+	}
+	out := make([]map[string]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = make(map[string]string, len(m.Values))
+		for k, v := range m.Values {
+			out[i][k], _ = v.(string)
+		}
+	}
+	return out
+}
+
+func decode[T any](t testing.TB, body []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	return v
+}
