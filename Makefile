@@ -29,14 +29,14 @@ unit:
 guide-clients:
 	GO=$(GO) clients/run.sh
 
-# bootstrap sits at the zip root, where provided.al2023 looks for it. zip is used when installed,
-# else Python's zipfile (-j: no directories; mode 0755 kept either way).
+# bootstrap sits at the zip root, where provided.al2023 looks for it, executable. zip is used
+# when installed, else tools/lambdazip (the Go standard library's archive/zip).
 build:
 	@set -e; for fn in $(FUNCTIONS); do \
 	  rm -rf bin/$$fn bin/$$fn.zip; \
 	  $(LAMBDA_BUILD) -o bin/$$fn/bootstrap ./functions/$$fn; \
 	  if command -v zip >/dev/null 2>&1; then zip -qj bin/$$fn.zip bin/$$fn/bootstrap; \
-	  else python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED); z.write(sys.argv[2], "bootstrap"); z.close()' bin/$$fn.zip bin/$$fn/bootstrap; fi; \
+	  else $(GO) -C tools run ./lambdazip $(CURDIR)/bin/$$fn.zip $(CURDIR)/bin/$$fn/bootstrap; fi; \
 	  printf '%-12s bootstrap %6s KiB   zip %6s KiB\n' $$fn $$(( $$(wc -c < bin/$$fn/bootstrap) / 1024 )) $$(( $$(wc -c < bin/$$fn.zip) / 1024 )); \
 	done
 
