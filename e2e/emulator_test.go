@@ -196,8 +196,9 @@ func (e *emulator) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	}
 	e.invokes = append(e.invokes, time.Since(sent))
 	if resp.StatusCode != http.StatusOK {
-		// 502 with an empty body: the function exited during init (config.Fatal).
-		return nil, fmt.Errorf("invoke %s: emulator answered %s: %q", e.name, resp.Status, payload)
+		// 502 with an empty body: the function exited during init (config.Fatal); its log is
+		// in the emulator's output, shown when the test fails.
+		return nil, fmt.Errorf("invoke %s: emulator answered %s %q: the function failed to start or crashed", e.name, resp.Status, payload)
 	}
 	if bytes.HasPrefix(payload, []byte("Task timed out")) {
 		return nil, fmt.Errorf("invoke %s: %s", e.name, payload)
@@ -238,7 +239,7 @@ func (e *emulator) Timings() string {
 	if len(e.invokes) == 0 {
 		return e.name + ": not invoked"
 	}
-	s := fmt.Sprintf("%-12s cold start %8v", e.name, e.invokes[0].Round(100*time.Microsecond))
+	s := fmt.Sprintf("%-12s cold start (exec → first response) %8v", e.name, e.invokes[0].Round(100*time.Microsecond))
 	if warm := e.invokes[1:]; len(warm) > 0 {
 		lo, hi := warm[0], warm[0]
 		for _, d := range warm {

@@ -111,6 +111,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		"PROCESSOR_IDLE_EXIT=1s",
 	))
 	t.Cleanup(func() {
+		t.Log("under the emulator (a processor invocation lasts until PROCESSOR_IDLE_EXIT without tasks):")
 		for _, fn := range functionNames {
 			t.Log(fns[fn].Timings())
 		}
