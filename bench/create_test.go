@@ -320,4 +320,3 @@ func BenchmarkGetOrder(b *testing.B) {
 		}
 	})
 }
-
