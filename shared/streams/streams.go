@@ -215,12 +215,22 @@ func (s *Streams) PublishResults(ctx context.Context, msgs []pay.ResultMessage) 
 	}
 	minID := strconv.FormatInt(time.Now().Add(-s.cfg.ResultRetention).UnixMilli(), 10)
 	pipe := s.rdb.Pipeline()
+	touched := map[string]bool{}
 	for _, m := range msgs {
 		values := make([]string, 0, 2*len(m.Fields))
 		for k, v := range m.Fields {
 			values = append(values, k, v)
 		}
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.Name(m.Stream), MinID: minID, Approx: true, Values: values})
+		touched[s.Name(m.Stream)] = true
+	}
+	// XADD takes one trim strategy; the length cap goes in the same round trip, so that a burst
+	// inside the retention window cannot outgrow it between the processor's trims. Redis's
+	// default LIMIT keeps each such trim's work small.
+	if s.cfg.ResultMaxLen > 0 {
+		for name := range touched {
+			pipe.XTrimMaxLenApprox(ctx, name, s.cfg.ResultMaxLen, 0)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("publish results: %w", err)
@@ -234,7 +244,10 @@ func (s *Streams) TrimResults(ctx context.Context) error {
 		return nil
 	}
 	for _, st := range []string{pay.StreamPaymentResults, pay.StreamRefundResults} {
-		if err := s.rdb.XTrimMaxLenApprox(ctx, s.Name(st), s.cfg.ResultMaxLen, 0).Err(); err != nil {
+		// LIMIT 0: an approximate trim otherwise removes at most 10,000 entries per call (Redis's
+		// default, 100 × stream-node-max-entries), so a stream far over the cap would take many
+		// passes to come back. go-redis leaves LIMIT out when given 0, hence Do.
+		if err := s.rdb.Do(ctx, "XTRIM", s.Name(st), "MAXLEN", "~", s.cfg.ResultMaxLen, "LIMIT", 0).Err(); err != nil {
 			return fmt.Errorf("trim %s: %w", st, err)
 		}
 	}

@@ -114,3 +114,43 @@ func TestTaskMessagesRoundTrip(t *testing.T) {
 		t.Errorf("dead letters = %v, %v; want one with reason and attempts", dead, err)
 	}
 }
+
+// A burst far beyond the length cap (more than one approximate trim's default LIMIT of 10,000
+// entries) stays near the cap while it is published, and one trim brings it back under it.
+func TestResultStreamBurstStaysNearCap(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	st := streams.New(rdb, streams.Config{Prefix: prefix, ResultMaxLen: 500})
+	name := st.Name(pay.StreamPaymentResults)
+	var peak int64
+	for range 25 {
+		if err := st.PublishResults(ctx, results(1000)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := rdb.XLen(ctx, name).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, n)
+	}
+	if peak > 1700 {
+		t.Errorf("XLEN reached %d while publishing 25,000 with a cap of 500; want at most a batch and a node over it", peak)
+	}
+	// Past the per-call limit without the publish path's own trim.
+	plain := streams.New(rdb, streams.Config{Prefix: prefix})
+	for range 25 {
+		if err := plain.PublishResults(ctx, results(1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.TrimResults(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := rdb.XLen(ctx, name).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > 700 {
+		t.Errorf("XLEN = %d after one trim of a 25,000+ entry stream capped at 500; want at most 700", n)
+	}
+}
