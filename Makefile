@@ -3,7 +3,7 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e guide-clients
+.PHONY: run test lint unit build e2e guide-clients bench bench-smoke
 
 # The five Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
 FUNCTIONS := createorder getorder refund webhook processor
@@ -14,7 +14,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 run:
 	$(GO) run ./cmd/loomipay dev
 
-test: lint unit guide-clients
+test: lint unit guide-clients bench-smoke
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -44,3 +44,14 @@ build:
 # against real PostgreSQL and Redis (part of unit too; this runs it alone).
 e2e:
 	$(GO) test -count=1 -timeout 5m -v ./e2e/
+
+# The performance suite (bench/): every row at full size against real PostgreSQL, Redis and the
+# sandbox, repeated, in under 10 minutes; rewrites docs/BENCHMARKS.md. Row 3 needs wrk
+# (apt-get install wrk); without it the row is reported as not run.
+bench:
+	@mkdir -p docs
+	$(GO) test ./bench -count=1 -timeout 20m -v -run 'TestReport' -report=$(CURDIR)/docs/BENCHMARKS.md
+
+# Every row and every benchmark at tiny size, in seconds, so the suite cannot rot.
+bench-smoke:
+	$(GO) test ./bench -count=1 -timeout 5m -run 'TestReport' -bench . -benchtime 1x -smoke

@@ -128,6 +128,14 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("report written to %s (%d rows)", path, len(rows))
+	for n := 1; n <= 9; n++ {
+		if r, ok := rows[n]; ok {
+			t.Logf("row %d: %s; target %s: %s", n, r.Ratio, r.Target, r.Met)
+			for _, f := range r.Figures {
+				t.Logf("    %s", f)
+			}
+		}
+	}
 }
 
 func loadAverage() string {
