@@ -289,7 +289,16 @@ func testCreate(t *testing.T) {
 		Met:     met(cr >= 0.8 && gr >= 0.8),
 		Command: command("create"),
 		Notes: []string{"\"Near-empty\" is the table as rows 1 and 2 left it (their own orders, tens of thousands at most): " +
-			"the figures of row 1 are reused, measured in the same run."},
+			"the figures of row 1 are reused, measured in the same run.",
+			"GET is the figure that moves (0.95 ×, 0.93 × and 0.75 × in three full runs on 2026-11-27, the last under a " +
+				"load average above 3). The evidence for why: with 1,000,000 orders `payment_orders` is about 27,000 " +
+				"pages (≈ 216 MB) of heap plus its indexes, against PostgreSQL's `shared_buffers` of 128 MB (the Debian " +
+				"default on this machine), so a lookup of a random existing order (`EXPLAIN (ANALYZE, BUFFERS)`: an index " +
+				"scan of `payment_orders_merchant_key`, 4 buffers: a 3-level btree and the heap page) mostly reads pages " +
+				"from the OS cache, where the near-empty table's lookups hit shared buffers. The query plan is the same " +
+				"single index scan at both sizes, so nothing in the service's code grows with the table; the remaining gap " +
+				"is the server's cache size, which production sizes to its data (RDS: about a quarter of memory). This " +
+				"suite does not change the server's settings."},
 	})
 }
 
