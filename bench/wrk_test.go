@@ -164,11 +164,14 @@ func testWrk(t *testing.T) {
 			"afterwards), its own ports and stream prefix. Its processor and sandbox run in the same process and take " +
 			"the new orders' tasks while wrk runs (signing each cashier order with RSA, see row 5), and wrk itself " +
 			"shares the 2 cores: this is the whole local stack under load, not the API alone. Each created order costs " +
-			"the processor and sandbox about 3.4 ms of CPU (row 5's profile: two RSA-2048 signatures), ten times what the " +
-			"create itself costs (row 1: about 0.25 ms per create on 2 cores), so when row 3 misses its target the " +
-			"processor's signing of the new orders, not the HTTP path, is what takes the cores. The diagnostic figure " +
-			"shows it: the same wrk against the very same handler without the processor's work. (It also differs in pool " +
-			"size: 8 connections in the test stack, DATABASE_MAX_CONNS's default 4 in loomipay dev.)"},
+			"the processor and sandbox about 3.4 ms of CPU (row 5's profile: two RSA-2048 signatures), about ten times " +
+			"what the create itself costs in-process (row 1), so in loomipay dev the processor's signing of the new " +
+			"orders takes most of the cores: the diagnostic figure, the same wrk against the very same handler without " +
+			"the processor's work, is 4 to 5 times higher. That diagnostic is itself below 0.4 × the in-process floor " +
+			"(0.29 to 0.34 × in the runs of 2026-11-27): the rest of the gap is HTTP over loopback TCP and wrk's own " +
+			"two threads on the same 2 cores, which the in-process floor does not pay; it has not been profiled " +
+			"further. (The diagnostic also differs in pool size: 8 connections in the test stack, DATABASE_MAX_CONNS's " +
+			"default 4 in loomipay dev.)"},
 	})
 }
 
