@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -269,7 +268,7 @@ func (d *Deps) LakalaClient() (*lakala.Client, error) {
 		Credentials: lakala.Credentials{AppID: c.LakalaAppID, SerialNo: c.LakalaSerialNo, PrivateKey: key},
 		MerchantNo:  c.LakalaMerchantNo, TermNo: c.LakalaTermNo,
 		PlatformKey: platform,
-		HTTPClient:  &http.Client{Timeout: c.LakalaTimeout},
+		HTTPClient:  lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
 		Logger:      d.Log,
 	})
 }

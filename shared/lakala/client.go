@@ -63,6 +63,19 @@ const defaultHTTPTimeout = 10 * time.Second
 // maxResponseBytes bounds what is read from Lakala; real responses are a few KB.
 const maxResponseBytes = 1 << 20
 
+// NewHTTPClient returns an HTTP client for calls to Lakala that keeps up to maxConns idle
+// connections to it (default 64). Go's default transport keeps 2 per host, so with many calls in
+// flight nearly every call would open a new connection — a new TLS handshake to Lakala each time.
+func NewHTTPClient(timeout time.Duration, maxConns int) *http.Client {
+	if maxConns <= 0 {
+		maxConns = 64
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = maxConns
+	t.MaxIdleConnsPerHost = maxConns
+	return &http.Client{Timeout: timeout, Transport: t}
+}
+
 // NewClient checks cfg and returns a Client.
 func NewClient(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.BaseURL)
@@ -83,7 +96,7 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	httpClient := cfg.HTTPClient
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: defaultHTTPTimeout}
+		httpClient = NewHTTPClient(defaultHTTPTimeout, 0)
 	}
 	logger := cfg.Logger
 	if logger == nil {

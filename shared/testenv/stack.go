@@ -117,7 +117,7 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 		Credentials: lakala.Credentials{AppID: "OP00000003", SerialNo: "00dfba8194c41b84cf", PrivateKey: mk},
 		MerchantNo:  "82229007392000A", TermNo: "D9296400",
 		PlatformKey: sb.PlatformPublicKey(),
-		HTTPClient:  &http.Client{Timeout: timeout},
+		HTTPClient:  lakala.NewHTTPClient(timeout, 0),
 		Logger:      log,
 	})
 	if err != nil {
