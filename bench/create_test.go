@@ -291,7 +291,7 @@ func testCreate(t *testing.T) {
 			fig("GET-order, with data (random existing order)", getFull, perSec),
 			fig("GET-order p99 latency with data", Summarize(full.getP9), msf),
 		},
-		Ratio:   fmt.Sprintf("create %.2f ×, GET %.2f × the near-empty figure", cr, gr),
+		Ratio:   fmt.Sprintf("create %.3f ×, GET %.3f × the near-empty figure", cr, gr),
 		Target:  "≥ 0.8 × each",
 		Met:     met(cr >= 0.8 && gr >= 0.8),
 		Command: command("create"),
