@@ -99,3 +99,42 @@ func nullJSON(b json.RawMessage) []byte {
 
 // newEventID makes a time-ordered id for a result message.
 func newEventID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// SaveOrderFinishingTask is SaveOrder plus FinishTask(done) in one statement — one round trip
+// instead of five (BEGIN, update, outbox insert, task update, COMMIT), for the processor's
+// hottest transition. The order row is written only if it is still in status old; the result
+// message is written only with it; the task is finished either way (a concurrent change won, and
+// nothing is left to do). applied says whether o's change was written.
+func (s *Store) SaveOrderFinishingTask(ctx context.Context, o *pay.Order, old pay.Status, taskID int64) (events []Event, applied bool, err error) {
+	msg := pay.PaymentChanged(newEventID(), o, old)
+	fields, err := json.Marshal(msg.Fields)
+	if err != nil {
+		return nil, false, err
+	}
+	var outboxID *int64
+	err = s.pool.QueryRow(ctx, `
+		WITH upd AS (
+			UPDATE payment_orders SET status = $3, gateway_transaction_id = nullif($4, ''),
+				gateway_order_no = nullif($5, ''), payment_url = nullif($6, ''), gateway_callback = $7,
+				refunded_amount = $8, failure_reason = nullif($9, ''), expires_at = $10, updated_at = $11
+			WHERE id = $1 AND status = $2
+			RETURNING id
+		), ev AS (
+			INSERT INTO outbox (event_id, stream, fields) SELECT $12, $13, $14 FROM upd WHERE $3 <> $2
+			RETURNING id
+		), fin AS (
+			UPDATE tasks SET state = 'done', leased_until = NULL, updated_at = now() WHERE id = $15 AND state = 'queued'
+			RETURNING id
+		)
+		SELECT (SELECT id FROM ev), EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM fin)`,
+		o.ID, string(old), string(o.Status), o.GatewayTransactionID, o.GatewayOrderNo, o.PaymentURL,
+		nullJSON(o.GatewayCallback), o.RefundedAmount, o.FailureReason, o.ExpiresAt, o.UpdatedAt,
+		msg.EventID, msg.Stream, fields, taskID).Scan(&outboxID, &applied, new(int64))
+	if err != nil {
+		return nil, false, fmt.Errorf("save payment order %s and finish task %d: %w", o.ID, taskID, err)
+	}
+	if outboxID != nil {
+		events = []Event{{OutboxID: *outboxID, ResultMessage: msg}}
+	}
+	return events, applied, nil
+}

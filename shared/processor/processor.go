@@ -258,21 +258,48 @@ func (p *Processor) reclaim(ctx context.Context) (Stats, error) {
 	}
 }
 
-// Drain handles new task messages until the stream has none left (waiting up to block for
-// more each time) or ctx ends, reading Concurrency messages at a time and handling each batch
-// concurrently.
+// Drain handles new task messages until the stream has none left (a read waits up to block for
+// more) or ctx ends. Up to Concurrency tasks are in flight; the reader reads as soon as any of
+// them finishes, for as many as are free, so the cores never idle waiting for a batch's slowest
+// task.
 func (p *Processor) Drain(ctx context.Context, block time.Duration) (Stats, error) {
-	var st Stats
+	var (
+		mu sync.Mutex
+		st Stats
+		wg sync.WaitGroup
+	)
+	slots := make(chan struct{}, p.cfg.Concurrency)
 	for ctx.Err() == nil {
-		ds, err := p.streams.ReadTasks(ctx, p.cfg.Consumer, p.cfg.Concurrency, block)
-		if err != nil {
+		slots <- struct{}{} // wait for one free worker, then take every other free one
+		free := 1
+	take:
+		for free < p.cfg.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				free++
+			default:
+				break take
+			}
+		}
+		ds, err := p.streams.ReadTasks(ctx, p.cfg.Consumer, free, block)
+		for range free - len(ds) {
+			<-slots
+		}
+		if err != nil || len(ds) == 0 {
+			wg.Wait() // every worker is done: st is final
 			return st, err
 		}
-		if len(ds) == 0 {
-			return st, nil
+		for _, d := range ds {
+			wg.Go(func() {
+				defer func() { <-slots }()
+				r := p.handle(ctx, d)
+				mu.Lock()
+				st.add(r)
+				mu.Unlock()
+			})
 		}
-		st.add(p.handleAll(ctx, ds))
 	}
+	wg.Wait()
 	return st, nil
 }
 

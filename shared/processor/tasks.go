@@ -157,21 +157,12 @@ func (p *Processor) startCheckout(ctx context.Context, task postgres.Task) outco
 	if res.CounterURL == "" {
 		return retry("create cashier order: Lakala returned no counter_url")
 	}
-	events, err := p.store.InTx(ctx, func(tx *postgres.Tx) error {
-		o, err := tx.LockOrder(ctx, task.SubjectID)
-		if err != nil {
-			return err
-		}
-		if o.Status == pay.StatusPending {
-			if err := o.StartCheckout(res.CounterURL, res.PayOrderNo, expiresAt, time.Now()); err != nil {
-				return err
-			}
-			if err := tx.SaveOrder(ctx, &o, pay.StatusPending); err != nil {
-				return err
-			}
-		}
-		return tx.FinishTask(ctx, task.ID, postgres.TaskDone, "")
-	})
+	// No row lock: the conditional update (… WHERE status = 'pending') alone decides whether
+	// this change applies, and a notification that settled the order meanwhile wins.
+	if err := o.StartCheckout(res.CounterURL, res.PayOrderNo, expiresAt, time.Now()); err != nil {
+		return retryErr(err)
+	}
+	events, _, err := p.store.SaveOrderFinishingTask(ctx, &o, pay.StatusPending, task.ID)
 	if err != nil {
 		return retryErr(err)
 	}
