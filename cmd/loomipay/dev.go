@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only with --pprof
 	"os"
 	"path/filepath"
 	"sync"
@@ -33,6 +34,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:3000", "address of the API and webhook")
 	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:3100", "address of the Lakala sandbox")
 	stateDir := fs.String("state-dir", ".localdev", "where local keys and a private PostgreSQL live (git-ignored)")
+	pprofAddr := fs.String("pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ there")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -115,6 +117,10 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	if *pprofAddr != "" {
+		// net/http/pprof registers on the default mux, which serves nothing else here.
+		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }() //nolint:gosec // local profiling only
+	}
 	servers := []*http.Server{
 		{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second},
 		{Handler: httpapi.New(deps.Service).Handler(), ReadHeaderTimeout: 10 * time.Second},
