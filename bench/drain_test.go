@@ -109,21 +109,26 @@ func testDrain(t *testing.T) {
 		Target:  "≥ 500 tasks/s",
 		Met:     met(r.Median >= 500),
 		Command: command("drain"),
-		Notes: []string{"Each task: claim in Postgres, a signed cashier-order call to the sandbox over HTTP (RSA-SHA256 " +
-			"signature, verified response), the order's transition with its outbox row in one transaction, the result " +
-			"message, the ack. Why 64: the work per task is I/O wait (the 50 ms call) plus a few ms of CPU; 500/s needs " +
-			"at least 25 in flight, and 64 leaves room for Lakala slower than 50 ms while bounding the connections to " +
-			"Lakala and the Postgres pool's queue.",
-			"Where the time goes (`go test ./bench -run '^$' -bench ProcessorDrain -benchtime 4000x -cpuprofile /tmp/drain.cpu`, " +
-				"then `go tool pprof -top -cum bench.test /tmp/drain.cpu`; 2026-11-27, 4,000 tasks, 13.6 s of CPU): 69 % is RSA-2048 " +
-				"signing (`crypto/rsa.SignPKCS1v15`) — 4.6 s in `lakala.SignRequest` (our request signature, which Lakala's " +
-				"protocol requires on every call) and 4.9 s in the sandbox's `lakala.SetResponseSignature` (Lakala's side, " +
-				"which in production runs on Lakala's machines, not ours). Postgres work is 5 %, Redis 3 %. So the drain is " +
-				"CPU-bound, not concurrency-bound: about 3.4 ms of CPU per task on 2 cores caps it near 590 tasks/s before " +
-				"Postgres, Redis and the Go runtime take their share; without the sandbox's 1.2 ms the processor's own " +
-				"2.1 ms per task would allow about 950 tasks/s. Raising the concurrency cannot help (the 50 ms waits are already " +
-				"overlapped 64 at a time); the signature is mandatory and unique per request, so it cannot be cached. " +
-				"The gap is the stand-in Lakala sharing the processor's 2 cores."},
+		Notes: []string{"Each task: claim in Postgres, read the order, a signed cashier-order call to the sandbox over " +
+			"HTTP (RSA-SHA256 signature, verified response), the order's transition with its outbox row and the task's " +
+			"completion in one statement, the result message, the ack: 4 Postgres statements and 2 Redis commands. " +
+			"Why 64: the work per task is I/O wait (the 50 ms call) plus a few ms of CPU; 500/s needs at least 25 in " +
+			"flight, and 64 leaves room for Lakala slower than 50 ms while bounding the connections to Lakala and the " +
+			"Postgres pool's queue.",
+			"What the profiles changed (2026-11-27; `go test ./bench -run '^$' -bench ProcessorDrain -benchtime 4000x " +
+				"-cpuprofile /tmp/drain.cpu`, then `go tool pprof -top -cum bench.test /tmp/drain.cpu`): the first run " +
+				"gave 374 tasks/s. (1) The Lakala client used Go's default transport, which keeps 2 idle connections per " +
+				"host, so 64 calls in flight kept opening new connections (a TLS handshake each against the real Lakala); " +
+				"it now keeps as many as calls in flight. (2) The drain read 64 tasks and waited for the slowest before " +
+				"reading more, so only 1.2 of the 2 cores were busy; it now reads whenever a worker is free. (3) The " +
+				"pending → processing transition took 6 round trips (BEGIN, locked read, update, outbox insert, task " +
+				"update, COMMIT); it is now one statement. Together: 374 → about 500–540 tasks/s, noisy on this shared machine.",
+			"What is left: 75 % of the process's CPU is RSA-2048 signing (`crypto/rsa.SignPKCS1v15`), half in " +
+				"`lakala.SignRequest` (our request signature, which Lakala's protocol requires on every call, unique per " +
+				"request, so not cacheable) and half in the sandbox's `lakala.SetResponseSignature` (Lakala's side, which " +
+				"in production runs on Lakala's machines). About 1.1 ms per signature on this CPU, two per task, on 2 " +
+				"cores shared with PostgreSQL and Redis: the drain is CPU-bound there, not concurrency-bound, and raising " +
+				"the concurrency cannot help (the 50 ms waits already overlap 64 at a time)."},
 	})
 }
 
