@@ -9,10 +9,10 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
@@ -116,30 +116,13 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 }
 
-// lockedBuffer lets the test read what dev prints while dev is still writing.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestDevServesTheWholeStack runs the README's run command in-process and takes a payment
 // through it: API, processor, sandbox cashier and webhook.
 func TestDevServesTheWholeStack(t *testing.T) {
 	useTestServers(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
+	// dev is still writing while the test reads what it printed.
+	var stdout, stderr lambdaemu.LockedBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--sandbox-addr", "127.0.0.1:0", "--state-dir", t.TempDir()}, &stdout, &stderr)

@@ -62,7 +62,7 @@ type Emulator struct {
 	Started time.Time
 	url     string
 	cmd     *exec.Cmd
-	out     *lockedBuffer
+	out     *LockedBuffer
 	exited  chan struct{}
 	mu      sync.Mutex
 }
@@ -82,7 +82,7 @@ func Start(rie, bootstrap string, env []string) (*Emulator, error) {
 		"--runtime-interface-emulator-address", invokeAddr, bootstrap)
 	cmd.Env = env
 	cmd.Dir = filepath.Dir(bootstrap)
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group, so that the function the emulator starts dies with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -193,22 +193,4 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// lockedBuffer collects output written from the exec package's copy goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
