@@ -47,10 +47,10 @@ var counterTemplate = template.Must(template.New("counter").Parse(`<!doctype htm
 <dt>Order</dt><dd class="order">{{.OutOrderNo}} / {{.PayOrderNo}}</dd>
 <dt>Status</dt><dd class="status">{{.Status}}</dd>
 </dl>
-<form method="post" action="/counter/{{.PayOrderNo}}">
+{{if .Payable}}<form method="post" action="/counter/{{.PayOrderNo}}">
 <button type="submit" name="action" value="pay">Pay</button>
 <button type="submit" name="action" value="fail">Fail</button>
-</form>
+</form>{{end}}
 {{if .CallbackURL}}<p><a href="{{.CallbackURL}}">Return to the merchant</a></p>{{end}}
 </body>
 </html>
@@ -59,6 +59,7 @@ var counterTemplate = template.Must(template.New("counter").Parse(`<!doctype htm
 type counterPageData struct {
 	Subject, Yuan, OutOrderNo, PayOrderNo, Status, Message string
 	CallbackURL                                            string
+	Payable                                                bool // show the Pay and Fail buttons
 }
 
 func (s *Sandbox) counterData(payOrderNo, message string) (counterPageData, bool) {
@@ -73,6 +74,8 @@ func (s *Sandbox) counterData(payOrderNo, message string) (counterPageData, bool
 		Subject: o.orderInfo, Yuan: yuan(o.totalAmount), OutOrderNo: o.outOrderNo,
 		PayOrderNo: o.payOrderNo, Status: statusNames[o.status], Message: message,
 		CallbackURL: o.callbackURL,
+		Payable: o.status == lakala.OrderStatusUnpaid ||
+			(s.faults.PayAfterClose && (o.status == lakala.OrderStatusClosed || o.status == lakala.OrderStatusExpired)),
 	}, true
 }
 

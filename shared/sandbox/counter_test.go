@@ -66,6 +66,9 @@ func TestCounterPage(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "paid") {
 		t.Fatalf("form post: HTTP %d %s", resp.StatusCode, body)
 	}
+	if strings.Contains(string(body), `value="pay"`) {
+		t.Errorf("a paid order's page still offers Pay:\n%s", body)
+	}
 	h.rc.next(t)
 
 	if status, _ := get(t, h.srv.URL+"/counter/nope"); status != http.StatusNotFound {
