@@ -50,20 +50,16 @@ func buildAll(t testing.TB) builtFunctions {
 	if err != nil {
 		t.Skipf("cannot build the emulator: %v", err)
 	}
-	b := builtFunctions{rie: rie, native: map[string]string{}, lambda: map[string]string{}}
-	pkgs := map[string]string{"hello": "./bench/hello"}
+	pkgs := []string{"./bench/hello"}
 	for _, fn := range functionNames {
-		pkgs[fn] = "./functions/" + fn
+		pkgs = append(pkgs, "./functions/"+fn)
 	}
-	for name, pkg := range pkgs {
-		b.native[name] = filepath.Join(dir, "native", name, "bootstrap")
-		b.lambda[name] = filepath.Join(dir, "lambda", name, "bootstrap")
-		if err := lambdaemu.Build(ctx, root, pkg, b.native[name], runtime.GOOS, runtime.GOARCH); err != nil {
-			t.Fatal(err)
-		}
-		if err := lambdaemu.Build(ctx, root, pkg, b.lambda[name], "linux", "arm64"); err != nil {
-			t.Fatal(err)
-		}
+	b := builtFunctions{rie: rie}
+	if b.native, err = lambdaemu.Build(ctx, root, filepath.Join(dir, "native"), runtime.GOOS, runtime.GOARCH, pkgs...); err != nil {
+		t.Fatal(err)
+	}
+	if b.lambda, err = lambdaemu.Build(ctx, root, filepath.Join(dir, "lambda"), "linux", "arm64", pkgs...); err != nil {
+		t.Fatal(err)
 	}
 	return b
 }

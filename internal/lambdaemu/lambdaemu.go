@@ -2,14 +2,15 @@
 
 // Package lambdaemu runs Lambda function binaries under the AWS Lambda Runtime Interface
 // Emulator (aws-lambda-rie, built from the tools module, which pins its version): build,
-// start, invoke, and read a running function's memory. The benchmarks use it; it follows the
-// end-to-end test's way of running the emulator.
+// start, invoke, and read a running function's memory. The end-to-end test and the benchmarks
+// use it.
 package lambdaemu
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,12 +18,16 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 )
 
 // RIEPackage is the emulator's main package; tools/go.mod pins its version.
@@ -42,16 +47,40 @@ func BuildEmulator(ctx context.Context, root, dir string) (string, error) {
 	return bin, nil
 }
 
-// Build builds the main package pkg (relative to root, e.g. "./functions/createorder") into
-// out with the flags of make build, for goos/goarch.
-func Build(ctx context.Context, root, pkg, out, goos, goarch string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+// Build builds the main packages pkgs (relative to root, e.g. "./functions/createorder") with
+// the flags of make build, for goos/goarch, and returns each one's bootstrap by the last
+// element of its package path. One go build for all, so that shared packages compile once.
+// Each binary is named bootstrap in a directory of its own under dir, as in the deployment
+// package.
+func Build(ctx context.Context, root, dir, goos, goarch string, pkgs ...string) (map[string]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	out, err := os.MkdirTemp(dir, "build")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(out)
+	args := append([]string{"build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", out + string(filepath.Separator)}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build %s for %s/%s: %w\n%s", pkg, goos, goarch, err, b)
+		return nil, fmt.Errorf("build %s for %s/%s: %w\n%s", strings.Join(pkgs, " "), goos, goarch, err, b)
 	}
-	return nil
+	bootstraps := make(map[string]string, len(pkgs))
+	for _, pkg := range pkgs {
+		name := path.Base(pkg)
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			return nil, err
+		}
+		bootstrap := filepath.Join(dir, name, "bootstrap")
+		if err := os.Rename(filepath.Join(out, name), bootstrap); err != nil {
+			return nil, err
+		}
+		bootstraps[name] = bootstrap
+	}
+	return bootstraps, nil
 }
 
 // Emulator is one function under its own emulator: one execution environment, so one
@@ -65,6 +94,7 @@ type Emulator struct {
 	out     *LockedBuffer
 	exited  chan struct{}
 	mu      sync.Mutex
+	invokes []time.Duration
 }
 
 // Start runs bootstrap under the emulator at rie with exactly env as the function's
@@ -110,14 +140,26 @@ func Start(rie, bootstrap string, env []string) (*Emulator, error) {
 		}
 		if time.Now().After(deadline) {
 			e.Close()
-			return nil, fmt.Errorf("the emulator does not listen on %s: %w", invokeAddr, err)
+			return nil, fmt.Errorf("the emulator does not listen on %s: %w\n%s", invokeAddr, err, out.String())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-// Invoke sends one event and returns the function's payload. A non-200 answer (the function
-// failed to start or crashed) is an error; a function error's payload is returned as it is.
+// FunctionError is the payload Lambda answers with when the handler returned an error or
+// panicked; the emulator still answers 200.
+type FunctionError struct {
+	Message string `json:"errorMessage"`
+	Type    string `json:"errorType"`
+}
+
+func (fe *FunctionError) Error() string {
+	return "function error " + fe.Type + ": " + fe.Message
+}
+
+// Invoke sends one event and returns the function's payload. A function error (a
+// *FunctionError), a timeout, and a non-200 answer (the function failed to start or crashed)
+// are errors, never a payload.
 func (e *Emulator) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -125,6 +167,7 @@ func (e *Emulator) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	sent := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("invoke: %w", err)
@@ -134,10 +177,50 @@ func (e *Emulator) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invoke: read the answer: %w", err)
 	}
+	e.invokes = append(e.invokes, time.Since(sent))
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("invoke: emulator answered %s %q; output:\n%s", resp.Status, payload, e.out.String())
+		// 502 with an empty body: the function exited during init (a fatal configuration
+		// error, say); why is in its output.
+		return nil, fmt.Errorf("invoke: emulator answered %s %q: the function failed to start or crashed; output:\n%s",
+			resp.Status, payload, e.out.String())
+	}
+	if bytes.HasPrefix(payload, []byte("Task timed out")) {
+		return nil, fmt.Errorf("invoke: %s", payload)
+	}
+	var fe FunctionError
+	if json.Unmarshal(payload, &fe) == nil && fe.Message != "" {
+		return nil, fmt.Errorf("invoke: %w", &fe)
 	}
 	return payload, nil
+}
+
+// HTTP invokes an API Gateway function with an HTTP API (payload 2.0) event and returns the
+// response API Gateway would send.
+func (e *Emulator) HTTP(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	var resp events.APIGatewayV2HTTPResponse
+	event, err := json.Marshal(req)
+	if err != nil {
+		return resp, err
+	}
+	payload, err := e.Invoke(ctx, event)
+	if err != nil {
+		return resp, err
+	}
+	if err := json.Unmarshal(payload, &resp); err != nil {
+		return resp, fmt.Errorf("not an API Gateway v2 response: %w: %q", err, payload)
+	}
+	if resp.StatusCode == 0 {
+		return resp, fmt.Errorf("API Gateway v2 response without statusCode: %q", payload)
+	}
+	return resp, nil
+}
+
+// Invocations are the round trips of the invocations answered so far, in order. The emulator
+// starts the function at the first invocation, so the first is the cold start.
+func (e *Emulator) Invocations() []time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.invokes)
 }
 
 // Output is what the emulator and the function wrote so far.
