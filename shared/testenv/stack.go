@@ -48,6 +48,15 @@ type StackOptions struct {
 	LakalaTimeout time.Duration
 }
 
+// The merchant identity the sandbox expects of every Stack's Lakala client; processes started
+// by a test (Lambda binaries, the local stack) get it through LAKALA_* variables.
+const (
+	LakalaAppID      = "OP00000003"
+	LakalaSerialNo   = "00dfba8194c41b84cf"
+	LakalaMerchantNo = "82229007392000A"
+	LakalaTermNo     = "D9296400"
+)
+
 // Keys are generated once per test binary (generation is slow); parallel tests share them.
 var (
 	merchantKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
@@ -93,7 +102,7 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 
 	sb, err := sandbox.New(sandbox.Config{
 		MerchantPublicKey: &mk.PublicKey, PlatformKey: PlatformKey(t),
-		AppID: "OP00000003", SerialNo: "00dfba8194c41b84cf",
+		AppID: LakalaAppID, SerialNo: LakalaSerialNo,
 		NotifyRetryDelays: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
 		RefundHold:        5 * time.Second,
 		Logger:            log,
@@ -114,8 +123,8 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	}
 	client, err := lakala.NewClient(lakala.Config{
 		BaseURL:     sbSrv.URL,
-		Credentials: lakala.Credentials{AppID: "OP00000003", SerialNo: "00dfba8194c41b84cf", PrivateKey: mk},
-		MerchantNo:  "82229007392000A", TermNo: "D9296400",
+		Credentials: lakala.Credentials{AppID: LakalaAppID, SerialNo: LakalaSerialNo, PrivateKey: mk},
+		MerchantNo:  LakalaMerchantNo, TermNo: LakalaTermNo,
 		PlatformKey: sb.PlatformPublicKey(),
 		HTTPClient:  lakala.NewHTTPClient(timeout, 0),
 		Logger:      log,
