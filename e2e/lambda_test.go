@@ -18,21 +18,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/shared/sandbox"
-	"github.com/loomipay/loomipay/shared/service"
-	"github.com/loomipay/loomipay/shared/streams"
 	"github.com/loomipay/loomipay/shared/testenv"
-)
-
-// The merchant identity the sandbox expects; the functions get it through LAKALA_* variables.
-const (
-	lakalaAppID      = "OP00000003"
-	lakalaSerialNo   = "00dfba8194c41b84cf"
-	lakalaMerchantNo = "82229007392000A"
-	lakalaTermNo     = "D9296400"
 )
 
 // TestFunctionsUnderEmulator pays an order and refunds part of it with nothing but the five
@@ -48,32 +38,12 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	rie := buildEmulator(t, root, dir)
 	bootstraps := buildFunctions(t, root, dir)
 
-	store, schema := testenv.PostgresSchema(t)
-	rdb, prefix := testenv.Redis(t)
-	results := streams.New(rdb, streams.Config{Prefix: prefix})
-	svc := service.New(store, results, testenv.Logger(), service.Config{})
+	// The stack's PostgreSQL schema, stream prefix, sandbox and merchant key; its in-process API
+	// and processor stay unused: the binaries under the emulators do their work.
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	sb := s.Sandbox
 	const appID = "e2e_app"
-	key, _, err := svc.CreateAPIKey(ctx, appID, "e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	merchantKey := testenv.MerchantKey(t)
-	sb, err := sandbox.New(sandbox.Config{
-		MerchantPublicKey: &merchantKey.PublicKey, PlatformKey: testenv.PlatformKey(t),
-		AppID: lakalaAppID, SerialNo: lakalaSerialNo,
-		NotifyRetryDelays: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond},
-		Logger:            testenv.Logger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sbSrv := httptest.NewServer(sb.Handler())
-	sb.SetPublicURL(sbSrv.URL)
-	t.Cleanup(func() {
-		sb.Close()
-		sbSrv.Close()
-	})
+	key := s.NewKey(t, appID)
 
 	// What template.yaml gives every function, pointed at this test's slice of PostgreSQL and
 	// Redis and at the sandbox. Nothing of the test's own environment leaks in.
@@ -82,28 +52,28 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 			"PATH=" + os.Getenv("PATH"),
 			"AWS_LAMBDA_FUNCTION_NAME=loomipay-e2e-" + fn,
 			"AWS_LAMBDA_FUNCTION_TIMEOUT=10",
-			"DATABASE_URL=" + testenv.SchemaURL(schema),
+			"DATABASE_URL=" + testenv.SchemaURL(s.Schema),
 			"DATABASE_MAX_CONNS=2",
 			"REDIS_URL=" + testenv.RedisURL(),
-			"STREAM_PREFIX=" + prefix,
-			"LAKALA_BASE_URL=" + sbSrv.URL,
-			"LAKALA_APP_ID=" + lakalaAppID,
-			"LAKALA_SERIAL_NO=" + lakalaSerialNo,
-			"LAKALA_MERCHANT_NO=" + lakalaMerchantNo,
-			"LAKALA_TERM_NO=" + lakalaTermNo,
+			"STREAM_PREFIX=" + s.Streams.Name(""),
+			"LAKALA_BASE_URL=" + s.SandboxURL,
+			"LAKALA_APP_ID=" + testenv.LakalaAppID,
+			"LAKALA_SERIAL_NO=" + testenv.LakalaSerialNo,
+			"LAKALA_MERCHANT_NO=" + testenv.LakalaMerchantNo,
+			"LAKALA_TERM_NO=" + testenv.LakalaTermNo,
 			"LAKALA_PLATFORM_CERT=" + string(sb.PlatformCertPEM()),
 			"LOG_LEVEL=info",
 		}, extra...)
 	}
-	fns := map[string]*emulator{}
+	fns := map[string]*lambdaemu.Emulator{}
 	for _, fn := range []string{"createorder", "getorder", "refund", "webhook"} {
-		fns[fn] = startEmulator(t, rie, fn, bootstraps[fn], env(fn))
+		fns[fn] = startFunction(t, rie, fn, bootstraps[fn], env(fn))
 	}
 	relay := &notifyRelay{sample: loadEvent(t, root, "webhook.json"), webhook: fns["webhook"]}
 	relaySrv := httptest.NewServer(relay)
 	t.Cleanup(relaySrv.Close)
-	fns["processor"] = startEmulator(t, rie, "processor", bootstraps["processor"], env("processor",
-		"LAKALA_PRIVATE_KEY="+string(lakala.MarshalPrivateKeyPEM(merchantKey)),
+	fns["processor"] = startFunction(t, rie, "processor", bootstraps["processor"], env("processor",
+		"LAKALA_PRIVATE_KEY="+string(lakala.MarshalPrivateKeyPEM(s.MerchantKey)),
 		"LAKALA_NOTIFY_URL="+relaySrv.URL+"/webhooks/lakala",
 		"LAKALA_TIMEOUT=5s",
 		// The processor leaves 5 s before its deadline; with 10 s it would work 5 s, but an idle
@@ -113,7 +83,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	t.Cleanup(func() {
 		t.Log("under the emulator (a processor invocation lasts until PROCESSOR_IDLE_EXIT without tasks):")
 		for _, fn := range functionNames {
-			t.Log(fns[fn].Timings())
+			t.Log(timings(fn, fns[fn]))
 		}
 	})
 
@@ -121,7 +91,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		t.Helper()
 		resp, err := fns[fn].HTTP(ctx, ev)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", fn, err)
 		}
 		if resp.StatusCode != wantStatus {
 			t.Fatalf("%s %s = %d %s, want %d", fn, ev.RawPath, resp.StatusCode, resp.Body, wantStatus)
@@ -136,7 +106,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		}
 		payload, err := fns["processor"].Invoke(ctx, event)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("processor: %v", err)
 		}
 		var st processor.Stats
 		if err := json.Unmarshal(payload, &st); err != nil {
@@ -158,7 +128,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 			"/api/v1/payment-orders/nope", "app_id="+appID, map[string]string{"merchant_order_id": "nope"})
 		resp, err := fns["getorder"].HTTP(ctx, ev)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("getorder: %v", err)
 		}
 		var body struct{ Code, Detail string }
 		if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
@@ -239,10 +209,10 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 
 	paid := testenv.PaymentMessage(succeeded, "processing", "succeeded")
 	paid["gateway_transaction_id"] = tradeNo
-	testenv.CheckMessages(t, readStream(t, results, "payment_results"), testenv.ProcessingMessage(processing), paid)
+	testenv.CheckMessages(t, s.Results(t, "payment_results"), testenv.ProcessingMessage(processing), paid)
 	refundDone := testenv.RefundMessage(refunded, "processing", "succeeded")
 	refundDone["gateway_refund_id"] = *refunded.GatewayRefundID
-	testenv.CheckMessages(t, readStream(t, results, "refund_results"), testenv.RefundMessage(refunded, "pending", "processing"), refundDone)
+	testenv.CheckMessages(t, s.Results(t, "refund_results"), testenv.RefundMessage(refunded, "pending", "processing"), refundDone)
 }
 
 // notifyRelay stands where API Gateway stands in front of the webhook: it turns each HTTP
@@ -250,7 +220,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 // function's response back into HTTP.
 type notifyRelay struct {
 	sample  events.APIGatewayV2HTTPRequest
-	webhook *emulator
+	webhook *lambdaemu.Emulator
 
 	mu      sync.Mutex
 	answers []string
@@ -274,7 +244,7 @@ func (r *notifyRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	resp, err := r.webhook.HTTP(req.Context(), ev)
 	if err != nil {
-		r.record(err.Error())
+		r.record("webhook: " + err.Error())
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
@@ -305,23 +275,6 @@ func (r *notifyRelay) Answers() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.answers...)
-}
-
-// readStream returns every message of one of the test's streams, oldest first.
-func readStream(t testing.TB, st *streams.Streams, stream string) []map[string]string {
-	t.Helper()
-	msgs, err := st.Client().XRange(context.Background(), st.Name(stream), "-", "+").Result()
-	if err != nil {
-		t.Fatalf("read %s: %v", stream, err)
-	}
-	out := make([]map[string]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = make(map[string]string, len(m.Values))
-		for k, v := range m.Values {
-			out[i][k], _ = v.(string)
-		}
-	}
-	return out
 }
 
 func decode[T any](t testing.TB, body []byte) T {
