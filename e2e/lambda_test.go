@@ -119,7 +119,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		ev := withPath(withKey(loadEvent(t, root, "getorder.json"), key),
 			"/api/v1/payment-orders/"+merchantOrderID, "app_id="+appID,
 			map[string]string{"merchant_order_id": merchantOrderID})
-		return decode[testenv.Order](t, call("getorder", ev, http.StatusOK))
+		return testenv.Decode[testenv.Order](t, call("getorder", ev, http.StatusOK))
 	}
 
 	// A wrong key: the error leaves through the adapter as API Gateway's 401 with the JSON body.
@@ -146,7 +146,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	}
 
 	merchantOrderID := testenv.UniqueName("E2E_")
-	created := decode[testenv.Order](t, call("createorder", withJSONBody(t,
+	created := testenv.Decode[testenv.Order](t, call("createorder", withJSONBody(t,
 		withKey(loadEvent(t, root, "createorder.json"), key),
 		map[string]any{"app_id": appID, "merchant_order_id": merchantOrderID, "amount": 10000}), http.StatusAccepted))
 	if created.Status != "pending" || created.MerchantOrderID != merchantOrderID || created.Amount != 10000 {
@@ -188,7 +188,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 			succeeded.Status, succeeded.GatewayTransactionID, tradeNo)
 	}
 
-	refund := decode[testenv.Refund](t, call("refund", withJSONBody(t,
+	refund := testenv.Decode[testenv.Refund](t, call("refund", withJSONBody(t,
 		withKey(loadEvent(t, root, "refund-create.json"), key),
 		map[string]any{"app_id": appID, "payment_order_id": created.ID, "amount": 3000}), http.StatusAccepted))
 	if refund.Status != "pending" || refund.PaymentOrderID != created.ID || refund.Amount != 3000 {
@@ -197,7 +197,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	if st := runProcessor(); st.Handled < 1 {
 		t.Fatalf("processor run %+v handled no task; the refund's task did not reach it", st)
 	}
-	refunded := decode[testenv.Refund](t, call("refund", withPath(withKey(loadEvent(t, root, "refund-get.json"), key),
+	refunded := testenv.Decode[testenv.Refund](t, call("refund", withPath(withKey(loadEvent(t, root, "refund-get.json"), key),
 		"/api/v1/refund-orders/"+refund.ID, "app_id="+appID, map[string]string{"refund_order_id": refund.ID}), http.StatusOK))
 	if refunded.Status != "succeeded" || refunded.GatewayRefundID == nil || *refunded.GatewayRefundID == "" {
 		t.Fatalf("refund after the processor: %s, gateway_refund_id %v; want succeeded with the sandbox's id",
@@ -275,13 +275,4 @@ func (r *notifyRelay) Answers() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.answers...)
-}
-
-func decode[T any](t testing.TB, body []byte) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(body, &v); err != nil {
-		t.Fatalf("decode %s: %v", body, err)
-	}
-	return v
 }

@@ -62,7 +62,7 @@ func (s *Stack) CreateOrder(t testing.TB, merchantOrderID string, amount int64) 
 	if code != http.StatusAccepted {
 		t.Fatalf("create order %s = %d %s, want 202", merchantOrderID, code, resp)
 	}
-	return decode[Order](t, resp)
+	return Decode[Order](t, resp)
 }
 
 // Order reads a payment order of AppID through the API.
@@ -72,7 +72,7 @@ func (s *Stack) Order(t testing.TB, merchantOrderID string) Order {
 	if code != http.StatusOK {
 		t.Fatalf("get order %s = %d %s", merchantOrderID, code, resp)
 	}
-	return decode[Order](t, resp)
+	return Decode[Order](t, resp)
 }
 
 // RequireOrder fails the test unless the order has status want both in Postgres and through
@@ -137,7 +137,7 @@ func (s *Stack) CreateRefund(t testing.TB, paymentOrderID string, amount int64) 
 	if code != http.StatusAccepted {
 		t.Fatalf("create refund = %d %s, want 202", code, resp)
 	}
-	return decode[Refund](t, resp)
+	return Decode[Refund](t, resp)
 }
 
 // CreateRefundRaw asks for a refund and returns the API's answer as it is.
@@ -155,7 +155,7 @@ func (s *Stack) RequireRefund(t testing.TB, id, want string) Refund {
 	if code != http.StatusOK {
 		t.Fatalf("get refund %s = %d %s", id, code, resp)
 	}
-	r := decode[Refund](t, resp)
+	r := Decode[Refund](t, resp)
 	stored, err := s.Store.Refund(context.Background(), id)
 	if err != nil {
 		t.Fatalf("read refund %s: %v", id, err)
@@ -288,7 +288,8 @@ func (s *Stack) Notify(t testing.TB, body []byte, authorization string) (int, []
 	return resp.StatusCode, answer
 }
 
-func decode[T any](t testing.TB, body []byte) T {
+// Decode unmarshals a JSON answer into a T, failing the test if it is not one.
+func Decode[T any](t testing.TB, body []byte) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(body, &v); err != nil {
