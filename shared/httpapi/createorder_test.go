@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/loomipay/loomipay/shared/testenv"
@@ -264,29 +263,10 @@ func TestCreateOrderConcurrentIdenticalRequests(t *testing.T) {
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	const n = 50
 	body := orderBody(t, "race-1", map[string]any{"extra_data": map[string]any{"k": "v"}})
-	type result struct {
-		status int
-		body   []byte
-		err    error
-	}
-	results := make([]result, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range results {
-		wg.Go(func() {
-			<-start
-			code, b, err := send(s.API.URL, "POST", ordersPath, s.APIKey, body)
-			results[i] = result{code, b, err}
-		})
-	}
-	close(start)
-	wg.Wait()
+	results := sendAtOnce(t, s, n, "POST", ordersPath, body)
 
 	accepted, ids := 0, map[string]int{}
 	for i, r := range results {
-		if r.err != nil {
-			t.Fatalf("request %d: %v", i, r.err)
-		}
 		switch r.status {
 		case http.StatusAccepted:
 			accepted++

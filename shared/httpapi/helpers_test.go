@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,4 +212,40 @@ func send(base, method, path, key, body string) (int, []byte, error) {
 		return 0, nil, fmt.Errorf("read response: %w", err)
 	}
 	return resp.StatusCode, b, nil
+}
+
+// response is one answer of sendAtOnce.
+type response struct {
+	status int
+	body   []byte
+}
+
+// sendAtOnce sends n identical requests released at the same moment and returns every answer,
+// in request order; a transport error fails the test.
+func sendAtOnce(t testing.TB, s *testenv.Stack, n int, method, path, body string) []response {
+	t.Helper()
+	type result struct {
+		response
+		err error
+	}
+	results := make([]result, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			<-start
+			code, b, err := send(s.API.URL, method, path, s.APIKey, body)
+			results[i] = result{response{code, b}, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+	out := make([]response, n)
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("request %d: %v", i, r.err)
+		}
+		out[i] = r.response
+	}
+	return out
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/loomipay/loomipay/shared/pay"
@@ -261,30 +260,11 @@ func TestConcurrentRefundsCannotOverdraw(t *testing.T) {
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	paid := succeededPayment(t, s, "cr-1", 10000)
 	const n = 20
-	type result struct {
-		status int
-		body   []byte
-		err    error
-	}
-	results := make([]result, n)
 	body := refundBody(t, paid, 1000, nil)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range results {
-		wg.Go(func() {
-			<-start
-			code, b, err := send(s.API.URL, "POST", refundsPath, s.APIKey, body)
-			results[i] = result{code, b, err}
-		})
-	}
-	close(start)
-	wg.Wait()
+	results := sendAtOnce(t, s, n, "POST", refundsPath, body)
 
 	accepted := 0
 	for i, r := range results {
-		if r.err != nil {
-			t.Fatalf("request %d: %v", i, r.err)
-		}
 		switch r.status {
 		case http.StatusAccepted:
 			accepted++
