@@ -17,14 +17,15 @@ const orderColumns = `id::text, app_id, merchant_order_id, status, order_type, a
 	extra_data, coalesce(payment_url, ''), gateway_callback, refunded_amount,
 	coalesce(failure_reason, ''), expires_at, created_at, updated_at`
 
-func scanOrder(row pgx.Row) (pay.Order, error) {
+// scanOrder reads a row of orderColumns, followed by any extra columns into extra.
+func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
 	var o pay.Order
 	var status string
-	var extra, callback []byte
-	err := row.Scan(&o.ID, &o.AppID, &o.MerchantOrderID, &status, &o.OrderType, &o.Amount, &o.Currency,
+	dest := append([]any{&o.ID, &o.AppID, &o.MerchantOrderID, &status, &o.OrderType, &o.Amount, &o.Currency,
 		&o.Gateway, &o.GatewayTransactionID, &o.GatewayOrderNo, &o.Subject,
-		&extra, &o.PaymentURL, &callback, &o.RefundedAmount,
-		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt)
+		&o.ExtraData, &o.PaymentURL, &o.GatewayCallback, &o.RefundedAmount,
+		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt}, extra...)
+	err := row.Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, pay.ErrNotFound
 	}
@@ -32,10 +33,6 @@ func scanOrder(row pgx.Row) (pay.Order, error) {
 		return o, fmt.Errorf("scan payment order: %w", err)
 	}
 	o.Status = pay.Status(status)
-	o.ExtraData = extra
-	if callback != nil {
-		o.GatewayCallback = callback
-	}
 	return o, nil
 }
 
@@ -58,7 +55,7 @@ func (s *Store) CreateOrder(ctx context.Context, id string, in pay.CreateOrderIn
 		SELECT ins.*, task.id FROM ins, task`,
 		id, in.AppID, in.MerchantOrderID, in.OrderType, in.Amount, in.Currency, pay.GatewayLakala,
 		in.Subject, []byte(in.ExtraData), now)
-	o, err = scanOrderWithTask(row, &taskID)
+	o, err = scanOrder(row, &taskID)
 	if err == nil {
 		return o, taskID, true, nil
 	}
@@ -70,26 +67,6 @@ func (s *Store) CreateOrder(ctx context.Context, id string, in pay.CreateOrderIn
 		return o, 0, false, fmt.Errorf("create payment order: read existing: %w", err)
 	}
 	return o, 0, false, nil
-}
-
-func scanOrderWithTask(row pgx.Row, taskID *int64) (pay.Order, error) {
-	var o pay.Order
-	var status string
-	var extra, callback []byte
-	err := row.Scan(&o.ID, &o.AppID, &o.MerchantOrderID, &status, &o.OrderType, &o.Amount, &o.Currency,
-		&o.Gateway, &o.GatewayTransactionID, &o.GatewayOrderNo, &o.Subject,
-		&extra, &o.PaymentURL, &callback, &o.RefundedAmount,
-		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt, taskID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return o, pay.ErrNotFound
-	}
-	if err != nil {
-		return o, err
-	}
-	o.Status = pay.Status(status)
-	o.ExtraData = extra
-	o.GatewayCallback = callback
-	return o, nil
 }
 
 // SameExtraData compares two JSON objects the way the database stores them (jsonb equality:

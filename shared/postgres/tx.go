@@ -49,15 +49,22 @@ func (t *Tx) LockOrder(ctx context.Context, id string) (pay.Order, error) {
 	return scanOrder(t.tx.QueryRow(ctx, "SELECT "+orderColumns+" FROM payment_orders WHERE id = $1 FOR UPDATE", id))
 }
 
+// updateOrderSQL writes an order's mutable fields if the row is still in status $2 (the
+// conditional update that lets only one actor apply a change); orderUpdateArgs are its arguments.
+const updateOrderSQL = `UPDATE payment_orders SET status = $3, gateway_transaction_id = nullif($4, ''),
+		gateway_order_no = nullif($5, ''), payment_url = nullif($6, ''), gateway_callback = $7,
+		refunded_amount = $8, failure_reason = nullif($9, ''), expires_at = $10, updated_at = $11
+	WHERE id = $1 AND status = $2`
+
+func orderUpdateArgs(o *pay.Order, old pay.Status) []any {
+	return []any{o.ID, string(old), string(o.Status), o.GatewayTransactionID, o.GatewayOrderNo, o.PaymentURL,
+		nullJSON(o.GatewayCallback), o.RefundedAmount, o.FailureReason, o.ExpiresAt, o.UpdatedAt}
+}
+
 // SaveOrder writes o's mutable fields, on the condition that the row is still in status old,
 // and, when the status changed, adds the payment_results message for the change.
 func (t *Tx) SaveOrder(ctx context.Context, o *pay.Order, old pay.Status) error {
-	tag, err := t.tx.Exec(ctx, `UPDATE payment_orders SET status = $3, gateway_transaction_id = nullif($4, ''),
-			gateway_order_no = nullif($5, ''), payment_url = nullif($6, ''), gateway_callback = $7,
-			refunded_amount = $8, failure_reason = nullif($9, ''), expires_at = $10, updated_at = $11
-		WHERE id = $1 AND status = $2`,
-		o.ID, string(old), string(o.Status), o.GatewayTransactionID, o.GatewayOrderNo, o.PaymentURL,
-		nullJSON(o.GatewayCallback), o.RefundedAmount, o.FailureReason, o.ExpiresAt, o.UpdatedAt)
+	tag, err := t.tx.Exec(ctx, updateOrderSQL, orderUpdateArgs(o, old)...)
 	if err != nil {
 		return fmt.Errorf("save payment order %s: %w", o.ID, err)
 	}
@@ -111,25 +118,18 @@ func (s *Store) SaveOrderFinishingTask(ctx context.Context, o *pay.Order, old pa
 	if err != nil {
 		return nil, false, err
 	}
+	// Data-modifying CTEs all run to completion whether or not the final SELECT reads them.
 	var outboxID *int64
+	args := append(orderUpdateArgs(o, old), msg.EventID, msg.Stream, fields, taskID)
 	err = s.pool.QueryRow(ctx, `
-		WITH upd AS (
-			UPDATE payment_orders SET status = $3, gateway_transaction_id = nullif($4, ''),
-				gateway_order_no = nullif($5, ''), payment_url = nullif($6, ''), gateway_callback = $7,
-				refunded_amount = $8, failure_reason = nullif($9, ''), expires_at = $10, updated_at = $11
-			WHERE id = $1 AND status = $2
-			RETURNING id
+		WITH upd AS (`+updateOrderSQL+` RETURNING id
 		), ev AS (
 			INSERT INTO outbox (event_id, stream, fields) SELECT $12, $13, $14 FROM upd WHERE $3 <> $2
 			RETURNING id
 		), fin AS (
 			UPDATE tasks SET state = 'done', leased_until = NULL, updated_at = now() WHERE id = $15 AND state = 'queued'
-			RETURNING id
 		)
-		SELECT (SELECT id FROM ev), EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM fin)`,
-		o.ID, string(old), string(o.Status), o.GatewayTransactionID, o.GatewayOrderNo, o.PaymentURL,
-		nullJSON(o.GatewayCallback), o.RefundedAmount, o.FailureReason, o.ExpiresAt, o.UpdatedAt,
-		msg.EventID, msg.Stream, fields, taskID).Scan(&outboxID, &applied, new(int64))
+		SELECT (SELECT id FROM ev), EXISTS (SELECT 1 FROM upd)`, args...).Scan(&outboxID, &applied)
 	if err != nil {
 		return nil, false, fmt.Errorf("save payment order %s and finish task %d: %w", o.ID, taskID, err)
 	}
