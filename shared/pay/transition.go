@@ -104,18 +104,15 @@ func (r *Refund) Succeed(gatewayRefundID string, at time.Time) error {
 	return nil
 }
 
-// Refundable is what may still be refunded of a payment: the paid amount minus every refund that
-// is pending, processing or succeeded (a failed refund gives its amount back).
-func Refundable(o *Order, outstanding int64) int64 { return o.Amount - outstanding }
-
-// CheckRefund decides whether a new refund of amount may be taken against o, given the sum of
-// its refunds that still count.
+// CheckRefund decides whether a new refund of amount may be taken against o. outstanding is the
+// sum of its refunds that are pending, processing or succeeded (a failed refund gives its amount
+// back), so what may still be refunded is the paid amount minus outstanding.
 func CheckRefund(o *Order, outstanding, amount int64) error {
 	if o.Status != StatusSucceeded {
 		return Errorf(KindConflict, CodePaymentNotRefundable,
 			"payment order %s is %s; only a succeeded payment can be refunded", o.ID, o.Status)
 	}
-	if left := Refundable(o, outstanding); amount > left {
+	if left := o.Amount - outstanding; amount > left {
 		return &Error{Kind: KindInvalid, Code: CodeRefundExceeds, Field: "amount",
 			Detail: fmt.Sprintf("amount %d exceeds the refundable remainder of %d fen", amount, left)}
 	}

@@ -59,7 +59,6 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 		return NotificationUnknownOrder, nil
 	}
 	now := s.Now()
-	fresh := absDuration(now.Sub(signedAt)) <= s.cfg.ReplayWindow
 	report := pay.GatewayReport{Amount: n.TotalAmount, TradeNo: n.TradeNo}
 	switch n.Result {
 	case lakala.PaySucceeded:
@@ -74,13 +73,13 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 	})
 	report.Summary = summary
 
-	guard := func(o *pay.Order) error {
-		if !fresh {
-			return pay.Errorf(pay.KindUnauthorized, pay.CodeBadSignature, "notification timestamp is outside the replay window")
-		}
-		return nil
+	// A stale notification may not change a live order (the reconciler settles it by query
+	// instead), but a stale repeat for a final order is still acknowledged.
+	var refuseChange error
+	if absDuration(now.Sub(signedAt)) > s.cfg.ReplayWindow {
+		refuseChange = pay.Errorf(pay.KindUnauthorized, pay.CodeBadSignature, "notification timestamp is outside the replay window")
 	}
-	result, err := s.settle(ctx, orderID, report, guard)
+	result, err := s.settle(ctx, orderID, report, refuseChange)
 	if err != nil {
 		var perr *pay.Error
 		if errors.As(err, &perr) && perr.Kind == pay.KindUnauthorized {
@@ -102,10 +101,10 @@ func (s *Service) SettlePayment(ctx context.Context, orderID string, report pay.
 	return s.settle(ctx, orderID, report, nil)
 }
 
-// settle applies a gateway report to an order under its row lock, with guard (if any) checked
-// only when the report would change a live order. Final orders never move: a duplicate or late
-// report is acknowledged without change.
-func (s *Service) settle(ctx context.Context, orderID string, report pay.GatewayReport, guard func(*pay.Order) error) (NotificationResult, error) {
+// settle applies a gateway report to an order under its row lock. If refuseChange is set, it is
+// returned instead of changing a live order. Final orders never move: a duplicate or late report
+// is acknowledged without change.
+func (s *Service) settle(ctx context.Context, orderID string, report pay.GatewayReport, refuseChange error) (NotificationResult, error) {
 	result := NotificationNoChange
 	events, err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
 		o, err := tx.LockOrder(ctx, orderID)
@@ -128,10 +127,8 @@ func (s *Service) settle(ctx context.Context, orderID string, report pay.Gateway
 		if report.Outcome == pay.OutcomeUnpaid {
 			return nil
 		}
-		if guard != nil {
-			if err := guard(&o); err != nil {
-				return err
-			}
+		if refuseChange != nil {
+			return refuseChange
 		}
 		old := o.Status
 		changed, err := o.Settle(report, s.Now())
