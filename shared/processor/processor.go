@@ -7,9 +7,7 @@ package processor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -30,7 +28,10 @@ type Gateway interface {
 
 // Config tunes the processor. Zero values take the defaults noted.
 type Config struct {
-	Consumer    string        // consumer name in the group; default host-pid
+	// Consumer is the name in the consumer group. Default "processor": one fixed name, because
+	// every Lambda cold start would otherwise add a consumer the group keeps forever. Runs that
+	// share it still get distinct new messages, and reclaim goes by idle time, not by owner.
+	Consumer    string
 	Concurrency int           // tasks handled at once; default 64 (Lakala calls are I/O bound)
 	MaxAttempts int           // attempts per task before it is given up; default 8
 	BackoffBase time.Duration // first retry delay, doubled per attempt; default 2 s
@@ -70,10 +71,7 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.Consumer == "" {
-		host, _ := os.Hostname()
-		c.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
-	}
+	setDefault(&c.Consumer, "processor")
 	setDefault(&c.Concurrency, 64)
 	setDefault(&c.MaxAttempts, 8)
 	setDefault(&c.BackoffBase, 2*time.Second)

@@ -57,7 +57,7 @@ func (p *Processor) handle(ctx context.Context, d streams.Delivery) Stats {
 		return Stats{Handled: 1}
 	}
 	var res outcome
-	switch postgres.TaskKind(task.Kind) {
+	switch task.Kind {
 	case postgres.TaskPayment:
 		res = p.startCheckout(ctx, task)
 	case postgres.TaskRefund:
@@ -66,8 +66,8 @@ func (p *Processor) handle(ctx context.Context, d streams.Delivery) Stats {
 		res = retry("unknown task kind " + string(task.Kind))
 	}
 	if ctx.Err() != nil && !res.done {
-		// The invocation is ending: leave the attempt to the next run without counting it as a
-		// failure of the gateway.
+		// The invocation is ending: hand the task to the next run at once rather than after a
+		// backoff (the attempt still counts towards MaxAttempts).
 		_ = p.store.RetryTask(ackCtx, task.ID, time.Now(), "interrupted: "+res.reason)
 		ack()
 		return Stats{Handled: 1, Retried: 1}
