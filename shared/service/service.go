@@ -39,7 +39,6 @@ type Service struct {
 	log     *slog.Logger
 	cfg     Config
 	keys    *keyCache
-	now     func() time.Time
 	// groupReady records that the processor's consumer group exists, so the create path
 	// checks it once per process rather than once per request.
 	groupReady atomic.Bool
@@ -59,7 +58,7 @@ func New(store *postgres.Store, st *streams.Streams, log *slog.Logger, cfg Confi
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{store: store, streams: st, log: log, cfg: cfg, keys: newKeyCache(cfg.KeyCacheTTL), now: time.Now}
+	return &Service{store: store, streams: st, log: log, cfg: cfg, keys: newKeyCache(cfg.KeyCacheTTL)}
 }
 
 // Store exposes the store (processor, CLI, tests).
@@ -72,10 +71,7 @@ func (s *Service) Streams() *streams.Streams { return s.streams }
 func (s *Service) Logger() *slog.Logger { return s.log }
 
 // Now is the service's clock.
-func (s *Service) Now() time.Time { return s.now().UTC() }
-
-// SetClock replaces the clock (tests of expiry and replay windows).
-func (s *Service) SetClock(now func() time.Time) { s.now = now }
+func (s *Service) Now() time.Time { return time.Now().UTC() }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
