@@ -15,6 +15,7 @@ import (
 	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/sandbox"
 	"github.com/loomipay/loomipay/shared/streams"
+	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/testenv"
 )
 
@@ -418,3 +419,47 @@ func deref(s *string) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// settleDuringCreate is Lakala where the order is settled (a verified payment report) while the
+// processor is still waiting for the cashier order it asked for.
+type settleDuringCreate struct {
+	processor.Gateway
+	settle func(outOrderNo string)
+}
+
+func (g settleDuringCreate) CreateCashierOrder(ctx context.Context, in lakala.CreateCashierOrder) (lakala.CreateOrderResult, error) {
+	res, err := g.Gateway.CreateCashierOrder(ctx, in)
+	g.settle(in.OutOrderNo)
+	return res, err
+}
+
+// TestCheckoutLosesToAConcurrentSettlement: the pending → processing change is conditional, so a
+// settlement that lands during the Lakala call wins; the checkout changes nothing, writes no
+// message, and still finishes its task.
+func TestCheckoutLosesToAConcurrentSettlement(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	ctx := context.Background()
+	o := s.CreateOrder(t, "o1", 4200)
+	gw := settleDuringCreate{Gateway: s.Lakala, settle: func(outOrderNo string) {
+		id, _ := pay.OrderIDFromOutOrderNo(outOrderNo)
+		res, err := s.Service.SettlePayment(ctx, id, pay.GatewayReport{Outcome: pay.OutcomePaid, Amount: 4200, TradeNo: "T1"})
+		if err != nil || res != service.NotificationApplied {
+			t.Errorf("SettlePayment = %v, %v; want applied", res, err)
+		}
+	}}
+	p := processor.New(s.Service, gw, processor.Config{Consumer: "loser", NotifyURL: s.API.URL + "/webhooks/lakala"})
+	testenv.RunOnce(t, p)
+
+	got := s.RequireOrder(t, "o1", "succeeded", "")
+	if got.ExtraData["payment_url"] != nil {
+		t.Errorf("extra_data.payment_url = %v; want none (the checkout lost)", got.ExtraData["payment_url"])
+	}
+	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
+	if err != nil || task.State != postgres.TaskDone {
+		t.Errorf("task = %+v, %v; want done", task, err)
+	}
+	succeeded := testenv.PaymentMessage(got, "pending", "succeeded")
+	succeeded["gateway_transaction_id"] = "T1"
+	testenv.CheckMessages(t, s.Results(t, "payment_results"), succeeded)
+}
