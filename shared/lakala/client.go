@@ -43,7 +43,7 @@ type Config struct {
 	Credentials Credentials
 	MerchantNo  string
 	TermNo      string
-	// PlatformKey verifies responses; nil disables verification, for local use only.
+	// PlatformKey verifies every response; required (an unverified answer could be anyone's).
 	PlatformKey *rsa.PublicKey
 	HTTPClient  *http.Client // default: timeout 10s
 	Logger      *slog.Logger // default: slog.Default()
@@ -93,6 +93,8 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, errors.New("lakala: MerchantNo is empty")
 	case cfg.TermNo == "":
 		return nil, errors.New("lakala: TermNo is empty")
+	case cfg.PlatformKey == nil:
+		return nil, errors.New("lakala: PlatformKey is nil: responses could not be verified")
 	}
 	httpClient := cfg.HTTPClient
 	if httpClient == nil {
@@ -276,11 +278,9 @@ func call[Req, Res any](ctx context.Context, c *Client, path, okCode string, dat
 		logDone(slog.LevelWarn, "lakala call failed")
 		return zero, fmt.Errorf("%w: %s: HTTP %d", ErrOutcomeUnknown, path, resp.StatusCode)
 	}
-	if c.cfg.PlatformKey != nil {
-		if err := VerifyResponse(c.cfg.PlatformKey, resp.Header, raw); err != nil {
-			logDone(slog.LevelError, "lakala response signature rejected", slog.String("error", err.Error()))
-			return zero, fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, path, err)
-		}
+	if err := VerifyResponse(c.cfg.PlatformKey, resp.Header, raw); err != nil {
+		logDone(slog.LevelError, "lakala response signature rejected", slog.String("error", err.Error()))
+		return zero, fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, path, err)
 	}
 	var envelope Response[json.RawMessage]
 	if err := json.Unmarshal(raw, &envelope); err != nil {

@@ -375,19 +375,21 @@ func TestClientRejectsInvalidInputWithoutCalling(t *testing.T) {
 }
 
 func TestNewClientValidatesConfig(t *testing.T) {
-	merchant, _ := keys(t)
-	valid := Config{BaseURL: "https://test.wsmsd.cn/sit", Credentials: Credentials{AppID: "A", SerialNo: "S", PrivateKey: merchant}, MerchantNo: "M", TermNo: "T"}
+	merchant, platform := keys(t)
+	valid := Config{BaseURL: "https://test.wsmsd.cn/sit", Credentials: Credentials{AppID: "A", SerialNo: "S", PrivateKey: merchant},
+		MerchantNo: "M", TermNo: "T", PlatformKey: &platform.PublicKey}
 	if _, err := NewClient(valid); err != nil {
 		t.Fatal(err)
 	}
 	broken := map[string]func(*Config){
-		"relative URL":   func(c *Config) { c.BaseURL = "/sit" },
-		"ftp URL":        func(c *Config) { c.BaseURL = "ftp://x" },
-		"no app id":      func(c *Config) { c.Credentials.AppID = "" },
-		"no serial":      func(c *Config) { c.Credentials.SerialNo = "" },
-		"no private key": func(c *Config) { c.Credentials.PrivateKey = nil },
-		"no merchant":    func(c *Config) { c.MerchantNo = "" },
-		"no terminal":    func(c *Config) { c.TermNo = "" },
+		"relative URL":    func(c *Config) { c.BaseURL = "/sit" },
+		"ftp URL":         func(c *Config) { c.BaseURL = "ftp://x" },
+		"no app id":       func(c *Config) { c.Credentials.AppID = "" },
+		"no serial":       func(c *Config) { c.Credentials.SerialNo = "" },
+		"no private key":  func(c *Config) { c.Credentials.PrivateKey = nil },
+		"no merchant":     func(c *Config) { c.MerchantNo = "" },
+		"no terminal":     func(c *Config) { c.TermNo = "" },
+		"no platform key": func(c *Config) { c.PlatformKey = nil },
 	}
 	for name, mutate := range broken {
 		t.Run(name, func(t *testing.T) {

@@ -48,7 +48,10 @@ func TestHTTPClientReusesConnections(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if got := opened.Load(); got > inFlight {
-		t.Errorf("opened %d connections for %d rounds of %d concurrent calls; want at most %d (reused)", got, rounds, inFlight, inFlight)
+	// A connection goes back to the idle pool shortly after its body is closed, so the next round
+	// may dial a few extra; without reuse it would be about inFlight new ones every round (Go's
+	// default transport: 85 here).
+	if got, limit := opened.Load(), int64(inFlight+inFlight/4); got > limit {
+		t.Errorf("opened %d connections for %d rounds of %d concurrent calls; want at most %d (reused)", got, rounds, inFlight, limit)
 	}
 }

@@ -98,21 +98,22 @@ func parseCashierNotification(body []byte) (Notification, error) {
 		return Notification{}, fmt.Errorf("%w: empty out_order_no", ErrNotNotification)
 	}
 	trade := in.OrderTradeInfo
+	// A refund or cancel trade says nothing about whether the payment failed, and its ids are
+	// not the payment's (refunds send the payment's trade_no and log_no as origin ids).
+	paymentTrade := trade.TradeType == TradeTypePay || trade.TradeType == ""
 	n := Notification{
 		OutOrderNo:  in.OutOrderNo,
 		PayOrderNo:  in.PayOrderNo,
 		TotalAmount: int64(in.TotalAmount),
-		TradeNo:     trade.TradeNo,
-		LogNo:       trade.LogNo,
-		AccTradeNo:  trade.AccTradeNo,
-		TradeTime:   parseOptionalTime(trade.TradeTime),
 		Form:        FormCashier,
+	}
+	if paymentTrade {
+		n.TradeNo, n.LogNo, n.AccTradeNo = trade.TradeNo, trade.LogNo, trade.AccTradeNo
+		n.TradeTime = parseOptionalTime(trade.TradeTime)
 	}
 	if n.TotalAmount == 0 {
 		n.TotalAmount = int64(trade.TradeAmount)
 	}
-	// A failed refund or cancel trade says nothing about whether the payment failed.
-	paymentTrade := trade.TradeType == TradeTypePay || trade.TradeType == ""
 	switch {
 	case in.OrderStatus == OrderStatusPaid || (trade.TradeType == TradeTypePay && trade.TradeStatus == TradeStatusSuccess):
 		n.Result, n.PayStatus = PaySucceeded, TradeStatusSuccess

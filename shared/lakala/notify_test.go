@@ -93,6 +93,11 @@ func TestParseNotification(t *testing.T) {
 			want: Notification{OutOrderNo: "O1", Result: PayPending, TotalAmount: 1000, Form: FormCashier},
 		},
 		{
+			name: "cashier paid order reporting a refund trade keeps the refund's ids out",
+			body: `{"out_order_no":"O1","order_status":"2","total_amount":1000,"order_trade_info":{"trade_no":"R9","log_no":"RL9","acc_trade_no":"A9","trade_type":"REFUND","trade_status":"S","trade_time":"20240501100304"}}`,
+			want: Notification{OutOrderNo: "O1", Result: PaySucceeded, PayStatus: "S", TotalAmount: 1000, Form: FormCashier},
+		},
+		{
 			name: "cashier unreadable trade time is left zero",
 			body: `{"out_order_no":"O1","order_status":"2","total_amount":5,"order_trade_info":{"trade_time":"yesterday"}}`,
 			want: Notification{OutOrderNo: "O1", Result: PaySucceeded, PayStatus: "S", TotalAmount: 5, Form: FormCashier},
