@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -65,7 +65,12 @@ func devStack(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbURL := strings.Replace(testenv.DatabaseURL(), "/"+admin.Config().Database, "/"+db, 1)
+	u, err := url.Parse(testenv.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + db
+	dbURL := u.String()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
