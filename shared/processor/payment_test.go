@@ -14,8 +14,8 @@ import (
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/sandbox"
-	"github.com/loomipay/loomipay/shared/streams"
 	"github.com/loomipay/loomipay/shared/service"
+	"github.com/loomipay/loomipay/shared/streams"
 	"github.com/loomipay/loomipay/shared/testenv"
 )
 
