@@ -48,6 +48,8 @@ func TestFaultsValidate(t *testing.T) {
 		{"negative latency", Faults{Latency: -1}, false},
 		{"bad refund outcome", Faults{RefundUnknown: "maybe"}, false},
 		{"negative queries", Faults{RefundUnknownQueries: -1}, false},
+		{"refund fail and unknown at once", Faults{RefundFail: true, RefundUnknown: RefundUnknownSuccess}, false},
+		{"refund fail alone", Faults{RefundFail: true}, true},
 	}
 	for _, tt := range tests {
 		if err := tt.f.validate(); (err == nil) != tt.valid {

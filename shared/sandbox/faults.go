@@ -50,7 +50,7 @@ type Faults struct {
 	// RefundUnknownQueries is how many tradequery calls answer DEAL before the final state.
 	RefundUnknownQueries int `json:"refund_unknown_queries"`
 	// RefundTimeoutAfterApply applies the refund, then holds the request until the
-	// caller gives up (or RefundHoldMax passes) and drops the connection unanswered.
+	// caller gives up (or Config.RefundHold passes) and drops the connection unanswered.
 	RefundTimeoutAfterApply bool `json:"refund_timeout_after_apply"`
 
 	// Seed makes ErrorRate's dice deterministic; 0 picks a random seed.
@@ -72,6 +72,9 @@ func (f Faults) validate() error {
 	case RefundUnknownOff, RefundUnknownSuccess, RefundUnknownFail:
 	default:
 		errs = append(errs, fmt.Errorf("refund_unknown %q is not one of \"\", %q, %q", f.RefundUnknown, RefundUnknownSuccess, RefundUnknownFail))
+	}
+	if f.RefundFail && f.RefundUnknown != RefundUnknownOff {
+		errs = append(errs, errors.New("refund_fail and refund_unknown contradict each other: set one"))
 	}
 	if f.RefundUnknownQueries < 0 {
 		errs = append(errs, errors.New("refund_unknown_queries must not be negative"))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
 )
@@ -60,17 +61,22 @@ func TestNotificationFaults(t *testing.T) {
 		{"duplicate", Faults{DuplicateNotify: true}, 2, true},
 		{"forged", Faults{ForgeNotify: true}, 1, false},
 		{"dropped", Faults{DropNotify: true}, 0, false},
-		{"late", Faults{NotifyDelay: 1}, 1, true},
+		{"late", Faults{NotifyDelay: 50 * time.Millisecond}, 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Config{})
 			h.sb.SetFaults(tt.faults)
 			created := h.create(t, "order1", 100)
+			paid := time.Now()
 			if err := h.sb.Pay(context.Background(), created.PayOrderNo); err != nil {
 				t.Fatal(err)
 			}
 			h.waitNotifications(t)
+			// A lower bound: a late notification must not arrive before its delay.
+			if took := time.Since(paid); took < tt.faults.NotifyDelay {
+				t.Errorf("notifications done %v after the payment; want at least NotifyDelay %v", took, tt.faults.NotifyDelay)
+			}
 			if got := len(h.rc.got); got != tt.deliveries {
 				t.Fatalf("%d notifications arrived, want %d", got, tt.deliveries)
 			}

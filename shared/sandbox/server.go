@@ -191,7 +191,7 @@ func newDice(seed int64) *mathrand.Rand {
 	return mathrand.New(mathrand.NewPCG(uint64(seed), 0))
 }
 
-// Close stops pending notification deliveries and held requests, and waits for them.
+// Close stops pending notification deliveries and held requests, and waits for the deliveries.
 func (s *Sandbox) Close() {
 	// Cancelling under mu orders it against startDelivery's workers.Add.
 	s.mu.Lock()

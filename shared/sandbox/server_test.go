@@ -226,10 +226,16 @@ func TestOrderExpires(t *testing.T) {
 
 func TestInjectedErrorsAndLatency(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.sb.SetFaults(Faults{ErrorRate: 1, Latency: time.Millisecond})
+	const latency = 50 * time.Millisecond
+	h.sb.SetFaults(Faults{ErrorRate: 1, Latency: latency})
+	start := time.Now()
 	ans, err := h.call(t, context.Background(), lakala.PathCreateOrder, h.createData("order1", 100))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A lower bound, not a speed target: the knob must delay the answer at least this much.
+	if took := time.Since(start); took < latency {
+		t.Errorf("answer after %v; want at least the injected %v", took, latency)
 	}
 	if ans.status != http.StatusInternalServerError {
 		t.Fatalf("HTTP %d, want 500", ans.status)
