@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/shared/sandbox"
+	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 const (

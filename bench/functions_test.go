@@ -18,8 +18,8 @@ import (
 	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/shared/sandbox"
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/sandbox"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // functionNames are the directories under functions/, one Lambda function each.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // trimEvery is how often the processor trims the result streams (processor.Config's default

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 var (

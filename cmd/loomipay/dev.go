@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/shared/config"
-	"github.com/loomipay/loomipay/shared/devstack"
+	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
-	"github.com/loomipay/loomipay/shared/sandbox"
+	"github.com/loomipay/loomipay/internal/sandbox"
 )
 
 const demoApp = "demo_app"

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/shared/config"
-	"github.com/loomipay/loomipay/shared/devstack"
+	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/shared/pay"
 )
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
-	"github.com/loomipay/loomipay/shared/sandbox"
+	"github.com/loomipay/loomipay/internal/sandbox"
 )
 
 // sandboxCmd runs the Lakala sandbox alone, for a service deployed elsewhere or a test that

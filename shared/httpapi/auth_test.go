@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/shared/service"
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // authRequest sends a request with a raw Authorization header value (none if empty).

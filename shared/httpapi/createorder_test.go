@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 func TestCreateOrderRejectsInvalidBodies(t *testing.T) {

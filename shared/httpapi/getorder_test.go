@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // contractOrderFields are the guide's order fields: none may be dropped or renamed.

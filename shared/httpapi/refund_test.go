@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/loomipay/loomipay/shared/pay"
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 func TestCreateRefundRejectsInvalidRequests(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // The create path makes the processor's consumer group at the start of the stream, so a task

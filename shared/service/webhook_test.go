@@ -18,10 +18,10 @@ import (
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
-	"github.com/loomipay/loomipay/shared/sandbox"
+	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/shared/testenv"
+	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 const ack = `{"code":"SUCCESS","message":"执行成功"}`

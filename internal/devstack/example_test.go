@@ -5,7 +5,7 @@ import (
 	"log"
 	"log/slog"
 
-	"github.com/loomipay/loomipay/shared/devstack"
+	"github.com/loomipay/loomipay/internal/devstack"
 )
 
 // A local run command gets both services with no configuration and stops
