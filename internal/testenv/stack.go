@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/apicheck"
+	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
 )
@@ -136,7 +137,8 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	svcCfg := o.Service
 	svcCfg.PlatformKey = sb.PlatformPublicKey()
 	svc := service.New(store, st, log, svcCfg)
-	api := httptest.NewServer(httpapi.New(svc).Handler())
+	// Every exchange with the API is held to api/openapi.yaml.
+	api := httptest.NewServer(apicheck.Middleware(t, httpapi.New(svc).Handler()))
 	t.Cleanup(api.Close)
 
 	pc := o.Processor
@@ -168,14 +170,24 @@ func (s *Stack) NewKey(t testing.TB, appID string) string {
 	return key
 }
 
-// Do sends an API request with a key and returns the status and body.
+// Do sends an API request with a key and returns the status and body. The stack's server checks
+// the exchange against api/openapi.yaml.
 func (s *Stack) Do(t testing.TB, method, path, key, body string) (int, []byte) {
 	t.Helper()
-	return Do(t, s.API.URL, method, path, key, body)
+	code, b, _, _ := send(t, s.API.URL, method, path, key, body)
+	return code, b
 }
 
-// Do sends a request to base+path with a Bearer key (none if empty) and returns status and body.
+// Do sends a request to base+path with a Bearer key (none if empty) and returns status and
+// body, failing the test if the exchange does not match api/openapi.yaml.
 func Do(t testing.TB, base, method, path, key, body string) (int, []byte) {
+	t.Helper()
+	code, b, req, resp := send(t, base, method, path, key, body)
+	apicheck.Exchange(t, req, []byte(body), resp, b)
+	return code, b
+}
+
+func send(t testing.TB, base, method, path, key, body string) (int, []byte, *http.Request, *http.Response) {
 	t.Helper()
 	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
@@ -196,7 +208,7 @@ func Do(t testing.TB, base, method, path, key, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, b, req, resp
 }
 
 // Eventually polls cond every 20 ms until it holds or timeout passes, then fails the test.

@@ -33,6 +33,13 @@ func (a *API) Handler(functions ...string) http.Handler {
 		"POST /api/v1/refund-orders":                     a.serve(a.createRefund),
 		"GET /api/v1/refund-orders/{refund_order_id}":    a.serve(a.getRefund),
 		"POST /webhooks/lakala":                          a.webhook,
+
+		"GET /api/v1/payment-orders":                                    a.serve(a.listOrders),
+		"GET /api/v1/refund-orders":                                     a.serve(a.listRefunds),
+		"GET /api/v1/refund-orders/by-merchant-id/{merchant_refund_id}": a.serve(a.getRefundByMerchantID),
+		"GET /api/v1/openapi.json":                                      a.openAPI,
+		"GET /healthz":                                                  a.healthz,
+		"GET /readyz":                                                   a.readyz,
 	}
 	mux := http.NewServeMux()
 	methods := map[string][]string{} // path → allowed methods, for JSON 405s

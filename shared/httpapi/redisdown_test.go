@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/apicheck"
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 func TestCreateOrderWhileRedisIsDown(t *testing.T) {
@@ -25,7 +26,7 @@ func TestCreateOrderWhileRedisIsDown(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = deadRedis.Close() })
 	cut := service.New(s.Store, streams.New(deadRedis, streams.Config{Prefix: "unreachable:"}), testenv.Logger(), service.Config{})
-	api := httptest.NewServer(httpapi.New(cut).Handler())
+	api := httptest.NewServer(apicheck.Middleware(t, httpapi.New(cut).Handler()))
 	t.Cleanup(api.Close)
 
 	code, body := testenv.Do(t, api.URL, "POST", ordersPath, s.APIKey, orderBody(t, "nored-1", nil))

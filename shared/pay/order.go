@@ -34,6 +34,7 @@ type Order struct {
 	RefundedAmount       int64           // sum of succeeded refunds
 	FailureReason        string
 	ExpiresAt            *time.Time
+	ExpiresIn            int // seconds a cashier order may be paid; 0 means the processor's ORDER_TTL
 	CreatedAt            time.Time
 	UpdatedAt            time.Time
 }
@@ -73,6 +74,7 @@ type Refund struct {
 	ID               string
 	AppID            string
 	PaymentOrderID   string
+	MerchantOrderID  string // the payment order's
 	MerchantRefundID string
 	Status           Status
 	Amount           int64

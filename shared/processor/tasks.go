@@ -146,7 +146,11 @@ func (p *Processor) startCheckout(ctx context.Context, task postgres.Task) outco
 	if o.Status != pay.StatusPending {
 		return p.finish(ctx, task.ID)
 	}
-	expiresAt := time.Now().Add(p.cfg.OrderTTL)
+	ttl := p.cfg.OrderTTL
+	if o.ExpiresIn > 0 { // the order's own expires_in
+		ttl = time.Duration(o.ExpiresIn) * time.Second
+	}
+	expiresAt := time.Now().Add(ttl)
 	res, err := p.gw.CreateCashierOrder(ctx, lakala.CreateCashierOrder{
 		OutOrderNo: o.OutOrderNo(), Amount: o.Amount, Subject: o.Subject,
 		NotifyURL: p.cfg.NotifyURL, CallbackURL: o.ReturnURL(), ExpiresAt: expiresAt,
