@@ -34,6 +34,8 @@ func TestCreateOrderWhileRedisIsDown(t *testing.T) {
 		t.Fatalf("create with Redis down = %d %s; want 202", code, body)
 	}
 	o := decodeOrder(t, body)
+	code, ready := testenv.Do(t, api.URL, "GET", "/readyz", "", "")
+	checkError(t, code, ready, http.StatusServiceUnavailable, "service_unavailable", "redis")
 	if got := count(t, s, "SELECT count(*) FROM payment_orders WHERE id = $1 AND status = 'pending'", o.ID); got != 1 {
 		t.Fatalf("pending order rows = %d; want 1", got)
 	}

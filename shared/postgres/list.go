@@ -30,7 +30,9 @@ func (k *keyset) add(cond string, args ...any) {
 
 // sql returns the statement's tail and whether rows come oldest first (an ending_before page,
 // read upwards from its cursor and reversed by the caller).
-func (k *keyset) sql(p pay.Page) (string, bool) {
+// table qualifies the ORDER BY columns: unqualified, "id" would name the select list's
+// id::text and sort text instead of walking the index.
+func (k *keyset) sql(table string, p pay.Page) (string, bool) {
 	ascending := false
 	switch {
 	case p.StartingAfter != nil:
@@ -39,12 +41,12 @@ func (k *keyset) sql(p pay.Page) (string, bool) {
 		k.add("(created_at, id) > (?, ?::uuid)", p.EndingBefore.CreatedAt, p.EndingBefore.ID)
 		ascending = true
 	}
-	order := "created_at DESC, id DESC"
+	order := table + ".created_at DESC, " + table + ".id DESC"
 	if ascending {
-		order = "created_at, id"
+		order = table + ".created_at, " + table + ".id"
 	}
 	// One row more than the page tells whether there is more beyond it.
-	return " WHERE " + strings.Join(k.where, " AND ") + " ORDER BY " + order + " LIMIT " + strconv.Itoa(p.Limit+1), ascending
+	return " FROM " + table + " WHERE " + strings.Join(k.where, " AND ") + " ORDER BY " + order + " LIMIT " + strconv.Itoa(p.Limit+1), ascending
 }
 
 // ListOrdersSQL is the statement and arguments of a page of ListOrders (tests EXPLAIN it).
@@ -63,8 +65,8 @@ func ListOrdersSQL(q pay.ListOrdersQuery) (string, []any, bool) {
 	if q.CreatedLT != nil {
 		k.add("created_at < ?", *q.CreatedLT)
 	}
-	tail, asc := k.sql(q.Page)
-	return "SELECT " + orderColumns + " FROM payment_orders" + tail, k.args, asc
+	tail, asc := k.sql("payment_orders", q.Page)
+	return "SELECT " + orderColumns + tail, k.args, asc
 }
 
 // ListRefundsSQL is the statement and arguments of a page of ListRefunds. A merchant_order_id
@@ -78,8 +80,8 @@ func ListRefundsSQL(q pay.ListRefundsQuery) (string, []any, bool) {
 	if q.Status != "" {
 		k.add("status = ?", string(q.Status))
 	}
-	tail, asc := k.sql(q.Page)
-	return "SELECT " + refundColumns + " FROM refund_orders" + tail, k.args, asc
+	tail, asc := k.sql("refund_orders", q.Page)
+	return "SELECT " + refundColumns + tail, k.args, asc
 }
 
 // ListOrders returns a page of the app's orders, newest first, and whether more lie beyond it
