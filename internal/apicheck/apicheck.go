@@ -112,11 +112,6 @@ func (c *Checker) checkUnrouted(what string, routeErr error, status int, header 
 	case status != http.StatusNotFound && status != http.StatusMethodNotAllowed:
 		return fmt.Errorf("%s: not a route of api/openapi.yaml (%v), yet the service answered %d %s; want 404 or 405", what, routeErr, status, body)
 	}
-	return c.CheckError(what, header, body)
-}
-
-// CheckError validates body against components.schemas.Error.
-func (c *Checker) CheckError(what string, header http.Header, body []byte) error {
 	if ct := header.Get("Content-Type"); ct != "application/json" {
 		return fmt.Errorf("%s: error Content-Type %q; want application/json", what, ct)
 	}
@@ -124,8 +119,10 @@ func (c *Checker) CheckError(what string, header http.Header, body []byte) error
 	if err != nil {
 		return fmt.Errorf("%s: error body %s: %w", what, body, err)
 	}
-	if err := c.Doc.Components.Schemas["Error"].Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
-		return fmt.Errorf("%s: error body %s does not match the Error schema: %w", what, body, err)
+	resp := map[int]string{http.StatusNotFound: "NotFound", http.StatusMethodNotAllowed: "MethodNotAllowed"}[status]
+	schema := c.Doc.Components.Responses[resp].Value.Content["application/json"].Schema.Value
+	if err := schema.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		return fmt.Errorf("%s: %d body %s does not match components.responses.%s: %w", what, status, body, resp, err)
 	}
 	return nil
 }

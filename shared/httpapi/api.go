@@ -34,6 +34,7 @@ func (a *API) Handler(functions ...string) http.Handler {
 		"GET /api/v1/refund-orders/{refund_order_id}":    a.serve(a.getRefund),
 		"POST /webhooks/lakala":                          a.webhook,
 
+		"POST /api/v1/payment-orders/{merchant_order_id}/close":         a.serve(a.closeOrder),
 		"GET /api/v1/payment-orders":                                    a.serve(a.listOrders),
 		"GET /api/v1/refund-orders":                                     a.serve(a.listRefunds),
 		"GET /api/v1/refund-orders/by-merchant-id/{merchant_refund_id}": a.serve(a.getRefundByMerchantID),
@@ -200,6 +201,8 @@ func statusOf(e *pay.Error) int {
 		return http.StatusRequestEntityTooLarge
 	case pay.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case pay.KindRateLimited:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
