@@ -3,7 +3,7 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e guide-clients bench bench-smoke
+.PHONY: run test lint unit build e2e guide-clients bench bench-smoke sdk
 
 # The five Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
 FUNCTIONS := createorder getorder refund webhook processor
@@ -14,16 +14,22 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 run:
 	$(GO) run ./cmd/loomipay dev
 
-test: lint unit guide-clients bench-smoke
+test: lint unit sdk guide-clients bench-smoke
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) -C tools vet ./...
+	$(GO) -C sdk/go vet ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# The Go SDK (its own module, sdk/go) against loomipay dev built from this tree, on the local
+# PostgreSQL (a database of its own; needs psql) and Redis.
+sdk:
+	$(GO) -C sdk/go test -race -count=1 -timeout 5m ./...
 
 # The integration guide's own Python and Node.js clients, unedited, against the local stack.
 # Listed after unit in test, so it starts on a warm build cache.
