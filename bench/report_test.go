@@ -117,6 +117,7 @@ func TestReport(t *testing.T) {
 	t.Run("drain", testDrain)         // row 5
 	t.Run("notify", testNotify)       // row 6
 	t.Run("growth", testGrowth)       // row 9
+	t.Run("list", testList)           // row 10 (issue 11)
 	t.Run("functions", testFunctions) // rows 7, 8 (cold start last: it builds the binaries)
 
 	doc := render(started, time.Since(started), load)
@@ -128,7 +129,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("report written to %s (%d rows)", path, len(rows))
-	for n := 1; n <= 9; n++ {
+	for _, n := range rowNumbers() {
 		if r, ok := rows[n]; ok {
 			t.Logf("row %d: %s; target %s: %s", n, r.Ratio, r.Target, r.Met)
 			for _, f := range r.Figures {
@@ -136,6 +137,21 @@ func TestReport(t *testing.T) {
 			}
 		}
 	}
+}
+
+// rowNumbers is 1 … 9 (missing ones render as not run) and every higher row recorded.
+func rowNumbers() []int {
+	last := 9
+	for n := range rows {
+		last = max(last, n)
+	}
+	var out []int
+	for n := 1; n <= last; n++ {
+		if _, ok := rows[n]; ok || n <= 9 {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func loadAverage() string {
@@ -210,7 +226,7 @@ func render(started time.Time, took time.Duration, loadBefore string) []byte {
 		fmt.Fprintf(&b, "- %s\n", m)
 	}
 	b.WriteString("\n## Summary\n\n| # | what | measured | target | |\n|---|---|---|---|---|\n")
-	for n := 1; n <= 9; n++ {
+	for _, n := range rowNumbers() {
 		r, ok := rows[n]
 		if !ok {
 			fmt.Fprintf(&b, "| %d | (not run) | | | |\n", n)
@@ -218,7 +234,7 @@ func render(started time.Time, took time.Duration, loadBefore string) []byte {
 		}
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s |\n", r.N, r.What, r.Ratio, r.Target, r.Met)
 	}
-	for n := 1; n <= 9; n++ {
+	for _, n := range rowNumbers() {
 		r, ok := rows[n]
 		if !ok {
 			continue
