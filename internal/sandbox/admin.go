@@ -2,8 +2,8 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 )
 
@@ -14,12 +14,26 @@ func (s *Sandbox) getFaults(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.Faults())
 }
 
-// putFaults replaces every fault setting with the body; omitted fields are off.
+// putFaults replaces every fault setting with the body; omitted knobs are off.
 func (s *Sandbox) putFaults(w http.ResponseWriter, r *http.Request) {
-	var f Faults
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	if err == nil {
-		err = json.Unmarshal(body, &f)
+	s.writeFaults(w, r, func(Faults) Faults { return Faults{} })
+}
+
+// patchFaults merges the knobs in the body into the current settings.
+func (s *Sandbox) patchFaults(w http.ResponseWriter, r *http.Request) {
+	s.writeFaults(w, r, func(current Faults) Faults { return current })
+}
+
+// writeFaults decodes the body onto base(current faults) and installs the result. An
+// unknown knob, a bad value or trailing data is a 400 that changes nothing. The read and
+// the write are not one step: two admins racing a PATCH may lose one of the merges,
+// which is acceptable for a test tool.
+func (s *Sandbox) writeFaults(w http.ResponseWriter, r *http.Request, base func(Faults) Faults) {
+	f := base(s.Faults())
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	err := dec.Decode(&f)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
 	}
 	if err == nil {
 		err = s.setFaults(f)
@@ -29,6 +43,10 @@ func (s *Sandbox) putFaults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.Faults())
+}
+
+func (s *Sandbox) getLedger(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Ledger())
 }
 
 func (s *Sandbox) getOrder(w http.ResponseWriter, r *http.Request) {
