@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -615,6 +616,23 @@ func TestLedger(t *testing.T) {
 	for _, key := range []string{`"out_order_no"`, `"order_status"`, `"total_amount"`, `"auto_refunded"`, `"payable"`, `"trade_state"`, `"applied"`} {
 		if !strings.Contains(string(body), key) {
 			t.Errorf("ledger JSON lacks %s: %s", key, body)
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/sandbox/ledger", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("ledger page: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{"<td>order2</td>", "<td>10.00</td>", "<td>5.50</td>", "<td>r-b</td>", "<td>SUCCESS</td>", "6 refunded"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("ledger page lacks %q:\n%s", want, page)
 		}
 	}
 
