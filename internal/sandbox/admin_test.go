@@ -79,7 +79,7 @@ func TestErrorRateIsDeterministicPerSeed(t *testing.T) {
 		h.sb.SetFaults(Faults{ErrorRate: 0.5, Seed: 42})
 		var out []bool
 		for range 32 {
-			out = append(out, h.sb.rollError(0.5))
+			out = append(out, h.sb.roll(0.5))
 		}
 		return out
 	}

@@ -313,7 +313,7 @@ func (s *Sandbox) api(okCode string, lossy bool, endpoint func(apiCall) apiResul
 			writeUnsigned(w, http.StatusUnauthorized, CodeBadSignature, "签名验证失败")
 			return
 		}
-		if s.rollError(faults.ErrorRate) {
+		if s.roll(faults.ErrorRate) {
 			s.log.Info("sandbox injected a server error", "path", r.URL.Path)
 			writeUnsigned(w, http.StatusInternalServerError, CodeInternalError, "系统异常")
 			return
@@ -377,8 +377,6 @@ func invalidParamCode(okCode string) string {
 	}
 	return CodeInvalidParam
 }
-
-func (s *Sandbox) rollError(rate float64) bool { return s.roll(rate) }
 
 // roll reports true with probability rate, using the seeded dice.
 func (s *Sandbox) roll(rate float64) bool {
