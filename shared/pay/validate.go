@@ -35,7 +35,7 @@ type CreateOrderInput struct {
 	Subject         string
 	Currency        string
 	ExtraData       json.RawMessage // always a JSON object
-	ExpiresIn       int             // seconds; 0 when not given (the processor's ORDER_TTL)
+	ExpiresIn       int             // seconds from creation; 0 when not given (ORDER_TTL from checkout)
 }
 
 // CreateRefundInput is a validated create-refund request.
@@ -179,6 +179,11 @@ func decodeObject(body []byte) (fields, error) {
 	var f fields
 	if err := json.Unmarshal(trimmed, &f); err != nil {
 		return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body is not valid JSON"}
+	}
+	// Before any field is read: a repeated key or text PostgreSQL cannot store is refused
+	// here, once, for every field of every body.
+	if err := checkStorable(trimmed); err != nil {
+		return nil, err
 	}
 	return f, nil
 }

@@ -197,7 +197,16 @@ func TestWebhookAmountMismatch(t *testing.T) {
 			t.Fatalf("webhook = %d %s, want 200 %s", code, answer, ack)
 		}
 	}
+	// Money moved for the wrong amount: a review case records it, and the order winds down.
+	cases, err := s.Store.OpenReviewCases(context.Background(), processing.ID)
+	if err != nil || len(cases) != 1 || cases[0].Kind != pay.ReviewAmountMismatch {
+		t.Fatalf("review cases %+v (err %v); want one %s (both reports are of trade T1)", cases, err, pay.ReviewAmountMismatch)
+	}
+	s.RunOnce(t)
 	o := s.RequireOrder(t, "o1", "failed", pay.ReasonAmountMismatch)
+	if o.ExtraData["review_required"] != true {
+		t.Errorf("extra_data %v; want review_required", o.ExtraData)
+	}
 	failed := testenv.PaymentMessage(o, "processing", "failed")
 	failed["failure_reason"] = pay.ReasonAmountMismatch
 	failed["gateway_transaction_id"] = "T1"
