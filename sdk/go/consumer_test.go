@@ -90,6 +90,15 @@ func TestConsumerOnTheStack(t *testing.T) {
 		return slices.Equal(got, []string{"pending>processing", "processing>succeeded"})
 	})
 	_, results := rec.snapshot()
+	var seqs []int64
+	for _, r := range results {
+		if seq, ok := r.Seq(); ok && r.MerchantOrderID() == id {
+			seqs = append(seqs, seq)
+		}
+	}
+	if len(seqs) != 2 || seqs[1] <= seqs[0] {
+		t.Errorf("seq of the order's messages = %v; want two, increasing", seqs)
+	}
 	for _, r := range results {
 		if r.MerchantOrderID() == id && (r.PaymentOrderID() != paid.ID || r.Amount() != 500 || r.EventType() != loomipay.EventPaymentStatusChanged || r.EventID() == "") {
 			t.Errorf("message %v: want payment %s, amount 500, an event id", r.Fields, paid.ID)
