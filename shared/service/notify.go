@@ -45,9 +45,14 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 	}
 	record.Verified = true
 	n, err := lakala.ParseNotification(body)
+	if err == nil {
+		// Text the database cannot hold (a NUL, a lone surrogate) in a signed body: refused, so
+		// Lakala retries and the reconciler settles the order by query meanwhile.
+		err = pay.CheckStorable(body)
+	}
 	if err != nil {
 		record.Result = "not_understood"
-		s.log.WarnContext(ctx, "verified notification not understood", "err", err)
+		s.log.ErrorContext(ctx, "verified notification not understood", "err", err)
 		return "", pay.Errorf(pay.KindInvalid, pay.CodeInvalidJSON, "not a Lakala payment notification")
 	}
 	record.OutOrderNo, record.TradeNo, record.TradeType, record.TradeStatus = n.OutOrderNo, n.TradeNo, n.TradeType, n.TradeStatus
