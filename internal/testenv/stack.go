@@ -39,6 +39,25 @@ type Stack struct {
 	MerchantKey *rsa.PrivateKey
 	AppID       string
 	APIKey      string // a key of AppID
+
+	optimistic bool
+}
+
+// SetFaults sets the sandbox's faults on top of the stack's reading of Lakala: unless the stack
+// is optimistic, the pessimistic reading of every unconfirmed behaviour that f leaves unset.
+func (s *Stack) SetFaults(f sandbox.Faults) {
+	if !s.optimistic {
+		p := sandbox.Pessimistic()
+		if f.DuplicateCreate == "" {
+			f.DuplicateCreate = p.DuplicateCreate
+		}
+		if f.DuplicateRefund == "" {
+			f.DuplicateRefund = p.DuplicateRefund
+		}
+		f.FailedTradePayable = p.FailedTradePayable
+		f.AutoRefundAfterClose = p.AutoRefundAfterClose
+	}
+	s.Sandbox.SetFaults(f)
 }
 
 // StackOptions adjust a Stack.
@@ -50,6 +69,10 @@ type StackOptions struct {
 	// NoAPICheck serves the API without holding its exchanges to api/openapi.yaml: for
 	// benchmarks, which measure the service and not the checker. Tests leave it false.
 	NoAPICheck bool
+	// Optimistic makes the sandbox play the optimistic reading of every behaviour of Lakala's
+	// nobody could confirm. By default it plays the pessimistic one (sandbox.Pessimistic), which
+	// the service must be right under.
+	Optimistic bool
 }
 
 // The merchant identity the sandbox expects of every Stack's Lakala client; processes started
@@ -162,7 +185,8 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	proc := processor.New(svc, client, pc)
 
 	s := &Stack{Store: store, Schema: schema, Streams: st, Service: svc, Processor: proc, Sandbox: sb,
-		Lakala: client, API: api, SandboxURL: sbSrv.URL, MerchantKey: mk, AppID: "test_app"}
+		Lakala: client, API: api, SandboxURL: sbSrv.URL, MerchantKey: mk, AppID: "test_app", optimistic: o.Optimistic}
+	s.SetFaults(sandbox.Faults{})
 	s.APIKey = s.NewKey(t, s.AppID)
 	return s
 }

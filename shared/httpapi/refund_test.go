@@ -102,7 +102,7 @@ func TestCreateRefundRejectsInvalidRequests(t *testing.T) {
 func ptr(s string) *string { return &s }
 
 func TestRefundOfPaymentNotSucceeded(t *testing.T) {
-	s := testenv.NewStack(t, testenv.StackOptions{})
+	s := testenv.NewStack(t, testenv.StackOptions{Optimistic: true})
 	ctx := context.Background()
 	pending := createOrder(t, s, "nr-pending", 10000)
 	t.Run("pending", func(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 // jsonb also refuses the escapes \u0000 and lone or misordered UTF-16 surrogates, and numbers
 // beyond numeric (more than 131072 digits before the point or 16383 after it). Go's decoder
 // turns bad escapes and bytes into U+FFFD without a word, and lets a repeated key win
-// silently. checkStorable refuses all of these before anything reaches the database, so a
+// silently. CheckStorable refuses all of these before anything reaches the database, so a
 // client's mistake is a 400 naming the field rather than a 500 or a silent rewrite.
 
 // Limits of PostgreSQL's numeric, which jsonb uses for numbers.
@@ -21,10 +21,10 @@ const (
 	numericExponentLimit = 1<<30 - 1 // INT_MAX/2: numeric_in refuses any exponent this large
 )
 
-// checkStorable walks a JSON text that encoding/json has already accepted and returns a
+// CheckStorable walks a JSON text that encoding/json has already accepted and returns a
 // validation error for the first string, key or number PostgreSQL could not store, or the
 // first object holding a key twice.
-func checkStorable(data []byte) error {
+func CheckStorable(data []byte) error {
 	w := walker{data: data}
 	return w.value(nil)
 }

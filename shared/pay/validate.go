@@ -182,7 +182,7 @@ func decodeObject(body []byte) (fields, error) {
 	}
 	// Before any field is read: a repeated key or text PostgreSQL cannot store is refused
 	// here, once, for every field of every body.
-	if err := checkStorable(trimmed); err != nil {
+	if err := CheckStorable(trimmed); err != nil {
 		return nil, err
 	}
 	return f, nil

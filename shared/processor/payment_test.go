@@ -68,9 +68,11 @@ func TestPaymentSucceeds(t *testing.T) {
 	testenv.CheckMessages(t, s.Results(t, "payment_results"), processing, succeeded)
 }
 
+// TestPaymentFails: with a Lakala that makes a cashier order final when its payment fails (the
+// optimistic reading), the order fails — after its task closed and queried the cashier order.
 func TestPaymentFails(t *testing.T) {
 	t.Parallel()
-	s := testenv.NewStack(t, testenv.StackOptions{})
+	s := testenv.NewStack(t, testenv.StackOptions{Optimistic: true})
 	processing, view := s.Checkout(t, "o1", 5000)
 	if err := s.Sandbox.Fail(context.Background(), view.PayOrderNo); err != nil {
 		t.Fatal(err)
@@ -109,7 +111,7 @@ func TestNotificationFaults(t *testing.T) {
 			t.Parallel()
 			s := testenv.NewStack(t, testenv.StackOptions{})
 			processing, view := s.Checkout(t, "o1", 2500)
-			s.Sandbox.SetFaults(tt.faults)
+			s.SetFaults(tt.faults)
 			if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err != nil {
 				t.Fatal(err)
 			}
@@ -234,7 +236,7 @@ func TestCreateAttemptsExhaustedWindDown(t *testing.T) {
 		VisibilityLag: time.Millisecond,
 	}})
 	ctx := context.Background()
-	s.Sandbox.SetFaults(sandbox.Faults{ErrorRate: 1})
+	s.SetFaults(sandbox.Faults{ErrorRate: 1})
 	o := s.CreateOrder(t, "o1", 1000)
 	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
 	if err != nil {
@@ -245,7 +247,7 @@ func TestCreateAttemptsExhaustedWindDown(t *testing.T) {
 		o = s.Order(t, "o1")
 		return o.Status == "pending" && closingReason(t, s, o.ID) != ""
 	})
-	s.Sandbox.SetFaults(sandbox.Faults{})
+	s.SetFaults(sandbox.Faults{})
 	testenv.Eventually(t, 10*time.Second, "the wind-down", func() bool {
 		s.RunOnce(t)
 		return s.Order(t, "o1").Status == "failed"
@@ -278,7 +280,7 @@ func TestCreateOutcomeNeverSettledIsReviewed(t *testing.T) {
 		VisibilityLag: time.Millisecond,
 	}})
 	ctx := context.Background()
-	s.Sandbox.SetFaults(sandbox.Faults{ErrorRate: 1})
+	s.SetFaults(sandbox.Faults{ErrorRate: 1})
 	o := s.CreateOrder(t, "o1", 1000)
 	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
 	if err != nil {
@@ -320,7 +322,7 @@ func TestLostNotificationReconciled(t *testing.T) {
 	t.Parallel()
 	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{ReconcileAfter: time.Millisecond}})
 	processing, view := s.Checkout(t, "o1", 3000)
-	s.Sandbox.SetFaults(sandbox.Faults{DropNotify: true})
+	s.SetFaults(sandbox.Faults{DropNotify: true})
 	if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +417,7 @@ func TestPaidAfterClose(t *testing.T) {
 	ctx := context.Background()
 	processing, view := s.Checkout(t, "o1", 3000)
 	expireInDB(t, s, processing.ID)
-	s.Sandbox.SetFaults(sandbox.Faults{PayAfterClose: true, DropNotify: true})
+	s.SetFaults(sandbox.Faults{PayAfterClose: true, DropNotify: true})
 	gw := payOnClose{Gateway: s.Lakala, pay: func() {
 		if err := s.Sandbox.Pay(ctx, view.PayOrderNo); err != nil {
 			t.Errorf("pay after close: %v", err)

@@ -45,9 +45,14 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 	}
 	record.Verified = true
 	n, err := lakala.ParseNotification(body)
+	if err == nil {
+		// Text the database cannot hold (a NUL, a lone surrogate) in a signed body: refused, so
+		// Lakala retries and the reconciler settles the order by query meanwhile.
+		err = pay.CheckStorable(body)
+	}
 	if err != nil {
 		record.Result = "not_understood"
-		s.log.WarnContext(ctx, "verified notification not understood", "err", err)
+		s.log.ErrorContext(ctx, "verified notification not understood", "err", err)
 		return "", pay.Errorf(pay.KindInvalid, pay.CodeInvalidJSON, "not a Lakala payment notification")
 	}
 	record.OutOrderNo, record.TradeNo, record.TradeType, record.TradeStatus = n.OutOrderNo, n.TradeNo, n.TradeType, n.TradeStatus
@@ -115,9 +120,10 @@ func (s *Service) ApplyReport(ctx context.Context, attempt pay.Attempt, report p
 			return err
 		}
 		now := s.Now()
-		// What the gateway said of the cashier order is evidence: kept whatever the order does.
+		// What the gateway said of the cashier order is evidence: kept whatever the order does. A
+		// payment of the wrong amount is left for the wind-down to confirm by close and query.
 		switch {
-		case report.Outcome == pay.OutcomePaid && attempt.State != pay.AttemptPaid:
+		case report.Outcome == pay.OutcomePaid && report.AmountMatches(&o) && attempt.State != pay.AttemptPaid:
 			attempt.State, attempt.UpdatedAt = pay.AttemptPaid, now
 			if err := tx.SaveAttempt(ctx, &attempt); err != nil {
 				return err

@@ -263,7 +263,7 @@ func TestWebhookReplayWindow(t *testing.T) {
 	t.Parallel()
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	processing, view := s.Checkout(t, "o1", 7000)
-	s.Sandbox.SetFaults(sandbox.Faults{DropNotify: true})
+	s.SetFaults(sandbox.Faults{DropNotify: true})
 	if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestWebhookWithRedisDown(t *testing.T) {
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	ctx := context.Background()
 	processing, view := s.Checkout(t, "o1", 8000)
-	s.Sandbox.SetFaults(sandbox.Faults{DropNotify: true})
+	s.SetFaults(sandbox.Faults{DropNotify: true})
 	if err := s.Sandbox.Pay(ctx, view.PayOrderNo); err != nil {
 		t.Fatal(err)
 	}
