@@ -66,7 +66,9 @@ func (r Result) Subject() string {
 }
 
 // Handler applies one result. Returning an error leaves the message unacknowledged: it is
-// delivered again (to this or another consumer of the group) after ConsumerConfig.ClaimIdle.
+// delivered again (to this or another consumer of the group) after ConsumerConfig.ClaimIdle,
+// for as long as the handler fails. Delivery is at least once (a crash between the handler's
+// success and the Store's record repeats it), so the handler must tolerate a repeat.
 type Handler func(ctx context.Context, r Result) error
 
 // Store remembers what a consumer applied, so repeats (same event_id) and stale messages
@@ -257,7 +259,7 @@ func (c *Consumer) readPending(ctx context.Context) error {
 		start := "0"
 		for {
 			res, err := c.cfg.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{Group: c.cfg.Group, Consumer: c.cfg.Consumer,
-				Streams: []string{c.stream(s), start}, Count: c.cfg.Count}).Result()
+				Streams: []string{c.stream(s), start}, Count: c.cfg.Count, Block: -1}).Result()
 			if err != nil {
 				return err
 			}
