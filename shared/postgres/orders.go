@@ -116,6 +116,32 @@ func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, recheckAfter
 	return out, rows.Err()
 }
 
+// FinalOrdersToWatch returns up to limit final orders that have a closed cashier order and
+// changed less than watch ago (but at least spacing ago), due for a look at Lakala: a payer may
+// still pay a closed cashier order, and Lakala, refunding it by itself, may tell nobody. Each is
+// looked at again when the time since its last check exceeds the time from its last change to
+// that check, so the checks of one order thin out: about spacing, 2·spacing, 4·spacing … after.
+func (s *Store) FinalOrdersToWatch(ctx context.Context, now time.Time, watch, spacing time.Duration, limit int) ([]pay.Order, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+orderColumns+` FROM payment_orders o
+		WHERE status IN ('succeeded', 'failed') AND updated_at > $1 AND updated_at < $2
+		  AND (checked_at IS NULL OR checked_at <= updated_at OR $3 - checked_at > checked_at - updated_at)
+		  AND EXISTS (SELECT 1 FROM payment_attempts a WHERE a.payment_order_id = o.id AND a.state = 'closed')
+		ORDER BY coalesce(checked_at, '-infinity') LIMIT $4`, now.Add(-watch), now.Add(-spacing), now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("final orders to watch: %w", err)
+	}
+	defer rows.Close()
+	var out []pay.Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
 // RecordCheck records one reconciliation check of an order: when, and whether it failed (err
 // non-empty). It returns the number of consecutive failed checks.
 func (s *Store) RecordCheck(ctx context.Context, id string, at time.Time, checkErr string) (int, error) {
