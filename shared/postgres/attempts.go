@@ -37,16 +37,7 @@ func (s *Store) Attempts(ctx context.Context, orderID string) ([]pay.Attempt, er
 	if err != nil {
 		return nil, fmt.Errorf("attempts of %s: %w", orderID, err)
 	}
-	defer rows.Close()
-	var out []pay.Attempt
-	for rows.Next() {
-		a, err := scanAttempt(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (pay.Attempt, error) { return scanAttempt(row) })
 }
 
 // AttemptByOutOrderNo finds the attempt Lakala knows by outOrderNo, or pay.ErrNotFound.

@@ -38,6 +38,9 @@ func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
 	return o, nil
 }
 
+// collectOrder scans one row of orderColumns, for pgx.CollectRows.
+func collectOrder(row pgx.CollectableRow) (pay.Order, error) { return scanOrder(row) }
+
 // CreateOrder inserts a new pending order and its payment task in one statement (one round trip,
 // one transaction). If the app already has an order with this merchant_order_id, it returns that
 // order and created=false; the database's unique key decides between concurrent creates.
@@ -104,16 +107,7 @@ func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, recheckAfter
 	if err != nil {
 		return nil, fmt.Errorf("orders to reconcile: %w", err)
 	}
-	defer rows.Close()
-	var out []pay.Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, collectOrder)
 }
 
 // FinalOrdersToWatch returns up to limit final orders that have a closed cashier order and
@@ -130,16 +124,7 @@ func (s *Store) FinalOrdersToWatch(ctx context.Context, now time.Time, watch, sp
 	if err != nil {
 		return nil, fmt.Errorf("final orders to watch: %w", err)
 	}
-	defer rows.Close()
-	var out []pay.Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, collectOrder)
 }
 
 // RecordCheck records one reconciliation check of an order: when, and whether it failed (err
