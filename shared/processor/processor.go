@@ -53,6 +53,10 @@ type Config struct {
 	ReviewAfterFailedChecks int
 	// ReconcileBatch is how many orders one reconciliation pass looks at. Default 200.
 	ReconcileBatch int
+	// LatePaymentWatch: a final order with a closed cashier order is looked at for this long
+	// after its last change, ever less often, for a payment that landed after the close. Default
+	// 24 h.
+	LatePaymentWatch time.Duration
 	// OrderTTL is how long a cashier order may be paid. Default 30 min.
 	OrderTTL time.Duration
 	// NotifyURL is the webhook's public URL, given to Lakala with every cashier order.
@@ -87,6 +91,7 @@ func (c *Config) defaults() {
 	setDefault(&c.LeaseMargin, min(5*time.Second, c.Lease/10))
 	setDefault(&c.ReviewAfterFailedChecks, 10)
 	setDefault(&c.ReconcileBatch, 200)
+	setDefault(&c.LatePaymentWatch, 24*time.Hour)
 	setDefault(&c.SweepGrace, 30*time.Second)
 	setDefault(&c.SweepStale, 5*time.Minute)
 	setDefault(&c.ReconcileAfter, 5*time.Minute)
