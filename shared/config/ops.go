@@ -1,0 +1,6 @@
+package config
+
+import "github.com/loomipay/loomipay/shared/ops"
+
+// Ops builds the operations layer (the CLI's operator commands and the console).
+func (d *Deps) Ops() *ops.Ops { return ops.New(d.Service) }
