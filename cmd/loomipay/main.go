@@ -35,7 +35,7 @@ commands:
   sandbox --merchant-cert FILE   run the Lakala sandbox alone (see --help)
   dev                            run the whole stack locally (see --help)
 
-`+opsUsage
+` + opsUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
