@@ -8,8 +8,8 @@ package console
 import (
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"log/slog"
