@@ -120,7 +120,7 @@ func SeedDeadTask(t testing.TB, store *postgres.Store, st *streams.Streams, kind
 func SeedNotification(t testing.TB, store *postgres.Store, orderID, outOrderNo, result string, verified bool) {
 	t.Helper()
 	_, err := store.Pool().Exec(context.Background(), `INSERT INTO notifications (verified, result, out_order_no, payment_order_id, trade_no, trade_status, amount, body_sha256)
-		VALUES ($1, $2, $3, $4, 'T123', 'SUCCESS', 100, 'deadbeef')`, verified, result, outOrderNo, orderID)
+		VALUES ($1, $2, $3, nullif($4, '')::uuid, 'T123', 'SUCCESS', 100, 'deadbeef')`, verified, result, outOrderNo, orderID)
 	if err != nil {
 		t.Fatalf("seed notification: %v", err)
 	}

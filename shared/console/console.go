@@ -192,8 +192,9 @@ var funcs = template.FuncMap{
 		}
 		return d.String()
 	},
-	"json": func(b []byte) string { return string(b) },
-	"pair": func(v *view, x any) map[string]any { return map[string]any{"V": v, "X": x} },
+	"json":     func(b []byte) string { return string(b) },
+	"statuses": func() []string { return []string{"pending", "processing", "succeeded", "failed"} },
+	"pair":     func(v *view, x any) map[string]any { return map[string]any{"V": v, "X": x} },
 	"deref": func(p *int64) int64 {
 		if p == nil {
 			return 0

@@ -22,9 +22,10 @@ type Overview struct {
 	OrdersToday  map[string]int64 `json:"orders_today"`
 	CreatedToday int64            `json:"created_today"`
 	// SuccessRate is succeeded / (succeeded + failed) among today's orders; nil when none is final.
-	SuccessRate     *float64         `json:"success_rate"`
-	RefundsToday    map[string]int64 `json:"refunds_today"`
-	OpenReviewCases int64            `json:"open_review_cases"`
+	SuccessRate         *float64         `json:"success_rate"`
+	RefundsToday        map[string]int64 `json:"refunds_today"`
+	RefundsCreatedToday int64            `json:"refunds_created_today"`
+	OpenReviewCases     int64            `json:"open_review_cases"`
 	// DeadLetters counts dead tasks; DeadLetterEntries the dead-letter stream's length (−1 if
 	// Redis did not answer).
 	DeadLetters       int64 `json:"dead_letters"`
@@ -96,6 +97,9 @@ func ReadOverview(ctx context.Context, store *postgres.Store, st *streams.Stream
 	}
 	if err := count(`SELECT status, count(*) FROM refund_orders WHERE created_at >= $1 GROUP BY status`, ov.RefundsToday, ov.DayStart); err != nil {
 		return ov, err
+	}
+	for _, n := range ov.RefundsToday {
+		ov.RefundsCreatedToday += n
 	}
 	hourAgo := now.Add(-time.Hour)
 	if err := count(`SELECT outcome, count(*) FROM gateway_calls WHERE called_at >= $1 GROUP BY outcome`, ov.LakalaCallsLastHour, hourAgo); err != nil {

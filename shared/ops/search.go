@@ -373,7 +373,7 @@ func (t *Timeline) events() []Event {
 	var ev []Event
 	ord := t.Order
 	ev = append(ev, Event{At: ord.CreatedAt, Kind: "created", Subject: ord.ID,
-		Summary: fmt.Sprintf("order created: %s fen, app %s, merchant_order_id %s", fmt.Sprint(ord.Amount), ord.AppID, ord.MerchantOrderID)})
+		Summary: fmt.Sprintf("order created: %s %s, app %s, merchant_order_id %s", yuan(ord.Amount), ord.Currency, ord.AppID, ord.MerchantOrderID)})
 	for _, m := range t.Results {
 		pub := "not published yet"
 		if m.PublishedAt != nil {
@@ -418,7 +418,7 @@ func (t *Timeline) events() []Event {
 	}
 	for _, r := range t.Refunds {
 		ev = append(ev, Event{At: r.CreatedAt, Kind: "refund", Subject: r.ID,
-			Summary: fmt.Sprintf("refund requested: %d fen (now %s)", r.Amount, r.Status), Detail: "out_trade_no " + r.OutTradeNo})
+			Summary: fmt.Sprintf("refund requested: %s (now %s)", yuan(r.Amount), r.Status), Detail: "out_trade_no " + r.OutTradeNo})
 	}
 	for _, c := range t.Cases {
 		ev = append(ev, Event{At: c.OpenedAt, Kind: "review", Subject: fmt.Sprintf("review:%d", c.ID),
@@ -434,4 +434,13 @@ func (t *Timeline) events() []Event {
 	}
 	sort.SliceStable(ev, func(i, j int) bool { return ev[i].At.Before(ev[j].At) })
 	return ev
+}
+
+// yuan renders fen as yuan with fen precision.
+func yuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
 }
