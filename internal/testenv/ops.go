@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/streams"
 )
@@ -65,33 +66,30 @@ func SeedRefund(t testing.TB, store *postgres.Store, orderID, status string, amo
 	return id
 }
 
-// SeedReviewCase opens a review case of kind on an order (and a refund, if refundID is set), and
-// sets the subject's review_reason, as the money path does. A refund_outcome_unknown case also
-// puts the refund's task in review.
+// SeedReviewCase opens a review case of kind on an order (and a refund, if refundID is set)
+// through the store, as the money path does (which also sets the subject's review_reason). A
+// refund_outcome_unknown case also puts the refund's task in review, as the processor does.
 func SeedReviewCase(t testing.TB, store *postgres.Store, kind, orderID, refundID, summary string) int64 {
 	t.Helper()
 	ctx := context.Background()
-	var refund any
-	if refundID != "" {
-		refund = refundID
-	}
-	var id int64
-	err := store.Pool().QueryRow(ctx, `INSERT INTO review_cases (kind, app_id, payment_order_id, refund_order_id, dedupe_key, summary, evidence)
-		SELECT $1, app_id, id, $3, $4, $5, '{"seeded": true}' FROM payment_orders WHERE id = $2 RETURNING id`,
-		kind, orderID, refund, uuid.NewString(), summary).Scan(&id)
-	if err != nil {
+	var appID string
+	if err := store.Pool().QueryRow(ctx, `SELECT app_id FROM payment_orders WHERE id = $1`, orderID).Scan(&appID); err != nil {
 		t.Fatalf("seed review case: %v", err)
 	}
-	if refundID != "" {
-		_, err = store.Pool().Exec(ctx, `UPDATE refund_orders SET review_reason = $2 WHERE id = $1`, refundID, kind)
-		if err == nil {
-			_, err = store.Pool().Exec(ctx, `UPDATE tasks SET state = 'review' WHERE kind = 'refund' AND subject_id = $1`, refundID)
-		}
-	} else {
-		_, err = store.Pool().Exec(ctx, `UPDATE payment_orders SET review_reason = $2 WHERE id = $1`, orderID, kind)
+	dedupe := uuid.NewString()
+	opened, err := store.OpenReviewCase(ctx, pay.ReviewCase{Kind: kind, AppID: appID, PaymentOrderID: orderID, RefundOrderID: refundID,
+		DedupeKey: dedupe, Summary: summary, Evidence: map[string]any{"seeded": true}})
+	if err != nil || !opened {
+		t.Fatalf("seed review case: opened %v, %v", opened, err)
 	}
-	if err != nil {
-		t.Fatalf("seed review reason: %v", err)
+	if refundID != "" {
+		if _, err := store.Pool().Exec(ctx, `UPDATE tasks SET state = 'review' WHERE kind = 'refund' AND subject_id = $1`, refundID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var id int64
+	if err := store.Pool().QueryRow(ctx, `SELECT id FROM review_cases WHERE dedupe_key = $1`, dedupe).Scan(&id); err != nil {
+		t.Fatal(err)
 	}
 	return id
 }

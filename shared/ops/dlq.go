@@ -176,7 +176,7 @@ func (o *Ops) redrive(ctx context.Context, a Actor, taskID int64, note string) (
 		}
 		// published_at NULL and attempts 0 make the sweep republish it if the publish below fails.
 		if _, err := tx.Exec(ctx, `UPDATE tasks SET state = 'queued', attempts = 0, next_attempt_at = now(), leased_until = NULL,
-				published_at = NULL, updated_at = now() WHERE id = $1`, taskID); err != nil {
+				lease_token = NULL, published_at = NULL, updated_at = now() WHERE id = $1`, taskID); err != nil {
 			return fmt.Errorf("requeue task: %w", err)
 		}
 		before := map[string]any{"state": "dead", "attempts": d.Attempts, "last_error": d.LastError, "subject_status": d.SubjectStatus}

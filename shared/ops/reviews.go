@@ -15,11 +15,11 @@ import (
 
 // Review case kinds opened by the money path (the same words as shared/pay's constants).
 const (
-	KindPaidAfterFailed      = "paid_after_failed"      // a payment landed on an order already failed
-	KindAmountMismatch       = "amount_mismatch"        // Lakala reported a paid amount other than the order's
-	KindDuplicatePayment     = "duplicate_payment"      // a second attempt of a succeeded order was paid too
-	KindRefundOutcomeUnknown = "refund_outcome_unknown" // a refund's outcome stayed unknown at Lakala
-	KindReconcileFailing     = "reconcile_failing"      // the reconciler cannot learn an order's state
+	KindPaidAfterFailed      = pay.ReviewPaidAfterFailed      // a payment landed on an order already failed
+	KindAmountMismatch       = pay.ReviewAmountMismatch       // Lakala reported a paid amount other than the order's
+	KindDuplicatePayment     = pay.ReviewDuplicatePayment     // a second attempt of a succeeded order was paid too
+	KindRefundOutcomeUnknown = pay.ReviewRefundOutcomeUnknown // a refund's outcome stayed unknown at Lakala
+	KindReconcileFailing     = pay.ReviewReconcileFailing     // the reconciler cannot learn an order's state
 )
 
 // Resolution outcomes. Only the refund and reconcile ones change a status, and they go through
@@ -333,9 +333,10 @@ func withReviewResolved(extra []byte, outcome string) []byte {
 	if len(extra) > 0 {
 		_ = json.Unmarshal(extra, &m)
 	}
-	if _, flagged := m["review_required"]; flagged {
-		m["review_required"] = false
+	if _, flagged := m["review_required"]; !flagged {
+		return extra // the review shows through review_reason alone
 	}
+	m["review_required"] = false
 	m["review_resolution"] = outcome
 	b, err := json.Marshal(m)
 	if err != nil {

@@ -24,10 +24,25 @@ type SearchFilter struct {
 	Limit    int       // default 50, at most 500
 }
 
-// OrderRow is an order as listed by a search.
+// OrderRow is a payment order as operators see it.
 type OrderRow struct {
-	pay.Order
-	ReviewReason string `json:"review_reason,omitempty"`
+	ID                   string     `json:"id"`
+	AppID                string     `json:"app_id"`
+	MerchantOrderID      string     `json:"merchant_order_id"`
+	Status               pay.Status `json:"status"`
+	OrderType            string     `json:"order_type"`
+	Amount               int64      `json:"amount"`
+	Currency             string     `json:"currency"`
+	Subject              string     `json:"subject"`
+	GatewayTransactionID string     `json:"gateway_transaction_id,omitempty"`
+	GatewayOrderNo       string     `json:"gateway_order_no,omitempty"`
+	RefundedAmount       int64      `json:"refunded_amount"`
+	FailureReason        string     `json:"failure_reason,omitempty"`
+	ReviewReason         string     `json:"review_reason,omitempty"`
+	ResultSeq            int        `json:"result_seq"`
+	ExpiresAt            *time.Time `json:"expires_at,omitempty"`
+	CreatedAt            time.Time  `json:"created_at"`
+	UpdatedAt            time.Time  `json:"updated_at"`
 }
 
 func (f SearchFilter) check() error {
@@ -47,24 +62,18 @@ func timeArg(t time.Time) any {
 	return t
 }
 
-const orderSelect = `id::text, app_id, merchant_order_id, status, order_type, amount, currency,
-	payment_gateway, coalesce(gateway_transaction_id, ''), coalesce(gateway_order_no, ''), subject,
-	extra_data, coalesce(payment_url, ''), gateway_callback, refunded_amount,
-	coalesce(failure_reason, ''), expires_at, created_at, updated_at, coalesce(review_reason, '')`
+const orderSelect = `id::text, app_id, merchant_order_id, status, order_type, amount, currency, subject,
+	coalesce(gateway_transaction_id, ''), coalesce(gateway_order_no, ''), refunded_amount,
+	coalesce(failure_reason, ''), coalesce(review_reason, ''), result_seq, expires_at, created_at, updated_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanOrderRow(row scanner) (OrderRow, error) {
-	var r OrderRow
-	o := &r.Order
-	var status string
-	var extra, cb []byte
-	err := row.Scan(&o.ID, &o.AppID, &o.MerchantOrderID, &status, &o.OrderType, &o.Amount, &o.Currency,
-		&o.Gateway, &o.GatewayTransactionID, &o.GatewayOrderNo, &o.Subject, &extra, &o.PaymentURL, &cb,
-		&o.RefundedAmount, &o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt, &r.ReviewReason)
-	o.Status = pay.Status(status)
-	o.ExtraData, o.GatewayCallback = extra, cb
-	return r, err
+	var o OrderRow
+	err := row.Scan(&o.ID, &o.AppID, &o.MerchantOrderID, &o.Status, &o.OrderType, &o.Amount, &o.Currency, &o.Subject,
+		&o.GatewayTransactionID, &o.GatewayOrderNo, &o.RefundedAmount, &o.FailureReason, &o.ReviewReason, &o.ResultSeq,
+		&o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt)
+	return o, err
 }
 
 // SearchOrders finds payment orders, newest first.
@@ -101,27 +110,34 @@ func (o *Ops) SearchOrders(ctx context.Context, a Actor, f SearchFilter) ([]Orde
 	return out, rows.Err()
 }
 
-// RefundRow is a refund as listed by a search.
+// RefundRow is a refund as operators see it.
 type RefundRow struct {
-	pay.Refund
-	ReviewReason    string `json:"review_reason,omitempty"`
-	MerchantOrderID string `json:"merchant_order_id"`
+	ID               string     `json:"id"`
+	AppID            string     `json:"app_id"`
+	PaymentOrderID   string     `json:"payment_order_id"`
+	MerchantOrderID  string     `json:"merchant_order_id"`
+	MerchantRefundID string     `json:"merchant_refund_id,omitempty"`
+	Status           pay.Status `json:"status"`
+	Amount           int64      `json:"amount"`
+	Currency         string     `json:"currency"`
+	Reason           string     `json:"reason,omitempty"`
+	GatewayRefundID  string     `json:"gateway_refund_id,omitempty"`
+	OutTradeNo       string     `json:"out_trade_no"`
+	FailureReason    string     `json:"failure_reason,omitempty"`
+	ReviewReason     string     `json:"review_reason,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
-const refundSelect = `r.id::text, r.app_id, r.payment_order_id::text, coalesce(r.merchant_refund_id, ''), r.status, r.amount,
-	r.currency, coalesce(r.reason, ''), coalesce(r.gateway_refund_id, ''), r.out_trade_no, r.extra_data,
-	coalesce(r.failure_reason, ''), r.created_at, r.updated_at, coalesce(r.review_reason, ''), p.merchant_order_id`
+const refundSelect = `r.id::text, r.app_id, r.payment_order_id::text, p.merchant_order_id, coalesce(r.merchant_refund_id, ''), r.status,
+	r.amount, r.currency, coalesce(r.reason, ''), coalesce(r.gateway_refund_id, ''), r.out_trade_no,
+	coalesce(r.failure_reason, ''), coalesce(r.review_reason, ''), r.created_at, r.updated_at`
 
 func scanRefundRow(row scanner) (RefundRow, error) {
-	var x RefundRow
-	r := &x.Refund
-	var status string
-	var extra []byte
-	err := row.Scan(&r.ID, &r.AppID, &r.PaymentOrderID, &r.MerchantRefundID, &status, &r.Amount, &r.Currency, &r.Reason,
-		&r.GatewayRefundID, &r.OutTradeNo, &extra, &r.FailureReason, &r.CreatedAt, &r.UpdatedAt, &x.ReviewReason, &x.MerchantOrderID)
-	r.Status = pay.Status(status)
-	r.ExtraData = extra
-	return x, err
+	var r RefundRow
+	err := row.Scan(&r.ID, &r.AppID, &r.PaymentOrderID, &r.MerchantOrderID, &r.MerchantRefundID, &r.Status, &r.Amount,
+		&r.Currency, &r.Reason, &r.GatewayRefundID, &r.OutTradeNo, &r.FailureReason, &r.ReviewReason, &r.CreatedAt, &r.UpdatedAt)
+	return r, err
 }
 
 // SearchRefunds finds refunds, newest first. Query matches the refund's ids, its payment order's
@@ -243,9 +259,7 @@ func (o *Ops) OrderTimeline(ctx context.Context, a Actor, ref string) (Timeline,
 	t := Timeline{Order: ord}
 	pool := o.store.Pool()
 	id := ord.ID
-	if err := pool.QueryRow(ctx, `SELECT result_seq FROM payment_orders WHERE id = $1`, id).Scan(&t.ResultSeq); err != nil {
-		return t, fmt.Errorf("timeline: %w", err)
-	}
+	t.ResultSeq = ord.ResultSeq
 
 	rows, err := pool.Query(ctx, `SELECT attempt_no, out_order_no, state, coalesce(pay_order_no, ''), submissions, coalesce(last_error, ''), expires_at, created_at
 		FROM payment_attempts WHERE payment_order_id = $1 ORDER BY attempt_no`, id)
