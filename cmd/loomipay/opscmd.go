@@ -290,7 +290,7 @@ func opsCommand(ctx context.Context, group string, args []string, stdout, stderr
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", d.TaskID, ts(d.DeadSince), d.Kind, d.SubjectID, orDash(d.SubjectStatus), d.Attempts, d.LastError)
 			}
 			for _, e := range list.Orphans {
-				fmt.Fprintf(tw, "entry %s\t%s\t%s\t%s\t-\t%d\t%s (no dead task; discard with --entry)\n", e.ID, e.Timestamp, e.Kind, e.SubjectID, e.Attempts, e.Reason)
+				fmt.Fprintf(tw, "entry %s\t%s\t%s\t%s\ttask %s\t%d\t%s (no dead task; discard with --entry)\n", e.ID, e.Timestamp, e.Kind, e.SubjectID, orDash(e.TaskState), e.Attempts, e.Reason)
 			}
 		})
 	case "dlq show":

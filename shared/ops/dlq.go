@@ -38,8 +38,16 @@ func (d DeadLetter) Redrivable() bool {
 // DeadLetters is the dead-letter queue: dead tasks, and stream entries no dead task explains
 // (malformed messages, or entries of tasks already redriven or discarded).
 type DeadLetters struct {
-	Tasks   []DeadLetter              `json:"tasks"`
-	Orphans []streams.DeadLetterEntry `json:"orphan_entries"`
+	Tasks   []DeadLetter  `json:"tasks"`
+	Orphans []OrphanEntry `json:"orphan_entries"`
+}
+
+// OrphanEntry is a dead-letter stream entry without a dead task: its task is in review (a review
+// case settles it, and the resolution removes the entry), was already redriven or discarded, or
+// the message was malformed.
+type OrphanEntry struct {
+	streams.DeadLetterEntry
+	TaskState string `json:"task_state"` // review, queued, done, discarded, or "" (no such task)
 }
 
 const deadSelect = `SELECT t.id, t.kind, t.subject_id::text, t.attempts, coalesce(t.last_error, ''), t.updated_at,
@@ -95,11 +103,33 @@ func (o *Ops) ListDeadLetters(ctx context.Context, a Actor, kind string, limit i
 	if err != nil {
 		return out, err
 	}
+	var orphanIDs []int64
 	for _, e := range entries {
 		if i, ok := byTask[e.TaskID]; ok {
 			out.Tasks[i].Entries = append(out.Tasks[i].Entries, e)
 		} else if kind == "" || e.Kind == kind {
-			out.Orphans = append(out.Orphans, e)
+			out.Orphans = append(out.Orphans, OrphanEntry{DeadLetterEntry: e})
+			orphanIDs = append(orphanIDs, e.TaskID)
+		}
+	}
+	if len(orphanIDs) > 0 {
+		states := map[int64]string{}
+		rows, err := o.store.Pool().Query(ctx, `SELECT id, state FROM tasks WHERE id = ANY($1)`, orphanIDs)
+		if err != nil {
+			return out, fmt.Errorf("orphan entries: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var st string
+			if err := rows.Scan(&id, &st); err != nil {
+				rows.Close()
+				return out, err
+			}
+			states[id] = st
+		}
+		rows.Close()
+		for i := range out.Orphans {
+			out.Orphans[i].TaskState = states[out.Orphans[i].TaskID]
 		}
 	}
 	return out, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/streams"
 )
 
 // Review case kinds opened by the money path (the same words as shared/pay's constants).
@@ -197,6 +198,26 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 	}
 	var out ResolveResult
 	now := o.now()
+	// Tasks the resolution ends or restarts: their dead-letter stream entries go, and a restarted
+	// one is published.
+	var endedTasks []int64
+	var restarted *streams.TaskMessage
+	closeTask := func(tx *postgres.Tx, kind, subjectID string) error {
+		rows, err := tx.Query(ctx, `UPDATE tasks SET state = 'done', leased_until = NULL, updated_at = now()
+			WHERE kind = $1 AND subject_id = $2 AND state IN ('review', 'queued') RETURNING id`, kind, subjectID)
+		if err != nil {
+			return fmt.Errorf("close %s task: %w", kind, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			endedTasks = append(endedTasks, id)
+		}
+		return rows.Err()
+	}
 	events, err := o.store.InTx(ctx, func(tx *postgres.Tx) error {
 		c, err := scanCase(tx.QueryRow(ctx, `SELECT `+caseSelect+` WHERE c.id = $1 FOR UPDATE OF c`, res.CaseID))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -253,9 +274,8 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 				}
 				out.StatusChange = fmt.Sprintf("refund %s → %s", old, target)
 			}
-			if _, err := tx.Exec(ctx, `UPDATE tasks SET state = 'done', leased_until = NULL, updated_at = now()
-				WHERE kind = 'refund' AND subject_id = $1 AND state IN ('review', 'queued')`, r.ID); err != nil {
-				return fmt.Errorf("close refund task: %w", err)
+			if err := closeTask(tx, "refund", r.ID); err != nil {
+				return err
 			}
 			after.Subject, after.State = r.ID, subjectState{Status: string(r.Status)}
 		case OutcomeConfirmedPaid, OutcomeConfirmedUnpaid:
@@ -276,7 +296,11 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 					}
 					err = ord.MoveTo(pay.StatusSucceeded, now)
 				} else {
-					err = ord.Fail(pay.ReasonClosed, now)
+					reason := pay.ReasonClosed
+					if ord.ClosingReason != "" {
+						reason = ord.ClosingReason // the wind-down's reason (e.g. retries_exhausted: …)
+					}
+					err = ord.Fail(reason, now)
 				}
 				if err != nil {
 					return pay.Errorf(pay.KindConflict, "transition_refused", "payment order %s is %s; it cannot become %s", ord.ID, old, target)
@@ -286,7 +310,26 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 				}
 				out.StatusChange = fmt.Sprintf("payment %s → %s", old, target)
 			}
+			if err := closeTask(tx, "payment", ord.ID); err != nil {
+				return err
+			}
 			after.Subject, after.State = ord.ID, subjectState{Status: string(ord.Status)}
+		case OutcomeChecksRecovered:
+			// The order's task stopped for review goes on with a fresh budget (its wind-down or
+			// checkout resumes); a queued one is left as it is.
+			var id int64
+			err := tx.QueryRow(ctx, `UPDATE tasks SET state = 'queued', attempts = 0, next_attempt_at = now(), leased_until = NULL,
+					lease_token = NULL, published_at = NULL, updated_at = now()
+				WHERE kind = 'payment' AND subject_id = $1 AND state = 'review' RETURNING id`, c.PaymentOrderID).Scan(&id)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("restart payment task: %w", err)
+			}
+			if err == nil {
+				restarted = &streams.TaskMessage{TaskID: id, Kind: "payment", SubjectID: c.PaymentOrderID}
+				endedTasks = append(endedTasks, id)
+			}
+			before.Subject, before.State.Status = c.PaymentOrderID, c.SubjectStatus
+			after.Subject, after.State.Status = c.PaymentOrderID, c.SubjectStatus
 		default:
 			// No status changes: the case records what a person found and did outside the system.
 			before.Subject, before.State.Status = c.PaymentOrderID, c.SubjectStatus
@@ -324,6 +367,15 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 	}
 	// Publish now; if Redis is down the relay sweep does it later (the messages are committed).
 	o.svc.PublishEvents(ctx, events)
+	if restarted != nil {
+		// If this publish fails the processor's sweep republishes the task (published_at is NULL).
+		if err := o.streams.PublishTasks(ctx, *restarted); err == nil {
+			_ = o.store.MarkTasksPublished(ctx, []int64{restarted.TaskID}, time.Now())
+		}
+	}
+	for _, id := range endedTasks {
+		o.dropEntries(ctx, id)
+	}
 	return out, nil
 }
 
