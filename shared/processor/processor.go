@@ -52,6 +52,8 @@ type Config struct {
 	// ReviewAfterFailedChecks: this many consecutive failed checks of an order open a review
 	// case. Default 10.
 	ReviewAfterFailedChecks int
+	// ReconcileBatch is how many orders one reconciliation pass looks at. Default 200.
+	ReconcileBatch int
 	// OrderTTL is how long a cashier order may be paid. Default 30 min.
 	OrderTTL time.Duration
 	// NotifyURL is the webhook's public URL, given to Lakala with every cashier order.
@@ -89,6 +91,7 @@ func (c *Config) defaults() {
 	setDefault(&c.Lease, time.Minute)
 	setDefault(&c.LeaseMargin, min(5*time.Second, c.Lease/10))
 	setDefault(&c.ReviewAfterFailedChecks, 10)
+	setDefault(&c.ReconcileBatch, 200)
 	setDefault(&c.SweepGrace, 30*time.Second)
 	setDefault(&c.SweepStale, 5*time.Minute)
 	setDefault(&c.ReconcileAfter, 5*time.Minute)

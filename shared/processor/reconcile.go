@@ -17,7 +17,7 @@ import (
 // order's task, which works under a lease. It returns how many orders it moved.
 func (p *Processor) reconcile(ctx context.Context) (int, error) {
 	now := time.Now()
-	orders, err := p.store.OrdersToReconcile(ctx, now.Add(-p.cfg.ReconcileAfter), now.Add(-p.checkSpacing()), now, 200)
+	orders, err := p.store.OrdersToReconcile(ctx, now.Add(-p.cfg.ReconcileAfter), now.Add(-p.checkSpacing()), now, p.cfg.ReconcileBatch)
 	if err != nil {
 		return 0, err
 	}

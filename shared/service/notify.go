@@ -120,9 +120,10 @@ func (s *Service) ApplyReport(ctx context.Context, attempt pay.Attempt, report p
 			return err
 		}
 		now := s.Now()
-		// What the gateway said of the cashier order is evidence: kept whatever the order does.
+		// What the gateway said of the cashier order is evidence: kept whatever the order does. A
+		// payment of the wrong amount is left for the wind-down to confirm by close and query.
 		switch {
-		case report.Outcome == pay.OutcomePaid && attempt.State != pay.AttemptPaid:
+		case report.Outcome == pay.OutcomePaid && report.AmountMatches(&o) && attempt.State != pay.AttemptPaid:
 			attempt.State, attempt.UpdatedAt = pay.AttemptPaid, now
 			if err := tx.SaveAttempt(ctx, &attempt); err != nil {
 				return err

@@ -78,7 +78,7 @@ type TaskResult struct {
 	Reason string // why it is not done
 }
 
-func taskDone() TaskResult                 { return TaskResult{Done: true} }
+func taskDone() TaskResult { return TaskResult{Done: true} }
 func taskRetry(format string, args ...any) TaskResult {
 	return TaskResult{Reason: fmt.Sprintf(format, args...)}
 }
@@ -249,11 +249,14 @@ func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attemp
 		report := ReportFromQuery(q, now)
 		switch report.Outcome {
 		case pay.OutcomePaid:
+			a.State, a.LastError, a.UpdatedAt = pay.AttemptPaid, "", now
+			if r := p.saveAttempt(ctx, a); r != nil {
+				return false, r
+			}
 			if _, err := p.ApplyReport(ctx, *a, report, "query", nil); err != nil {
 				r := taskRetry("apply payment of %s: %v", a.OutOrderNo, err)
 				return false, &r
 			}
-			a.State = pay.AttemptPaid
 			return true, nil
 		case pay.OutcomeFinalUnpaid:
 			a.State, a.LastError = pay.AttemptClosed, ""
