@@ -56,6 +56,7 @@ const (
 	sessionCookie = "loomipay_console"
 	loginCookie   = "loomipay_console_login" // double-submit CSRF token of the login form
 	tzCookie      = "loomipay_console_tz"
+	flashCookie   = "loomipay_console_flash"
 	base          = "/console"
 	maxFormBytes  = 64 << 10
 )
@@ -226,7 +227,12 @@ func (c *Console) authed(h func(http.ResponseWriter, *http.Request, *view)) http
 		if tz, err := r.Cookie(tzCookie); err == nil && tz.Value == "Beijing" {
 			v.TZ, v.loc = "Beijing", beijing
 		}
-		v.Flash = r.URL.Query().Get("ok")
+		if ck, err := r.Cookie(flashCookie); err == nil && r.Method == http.MethodGet {
+			if msg, err := base64.RawURLEncoding.DecodeString(ck.Value); err == nil {
+				v.Flash = string(msg)
+			}
+			http.SetCookie(w, c.cookie(flashCookie, "", -1))
+		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			if err := r.ParseForm(); err != nil {
@@ -276,12 +282,11 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, v *view, err erro
 	c.message(w, r, v, status, title, pe.Detail)
 }
 
-func done(w http.ResponseWriter, r *http.Request, to, msg string) {
-	sep := "?"
-	if strings.Contains(to, "?") {
-		sep = "&"
-	}
-	http.Redirect(w, r, to+sep+"ok="+url.QueryEscape(msg), http.StatusSeeOther)
+// done redirects to a page after an action; the page shows msg once. The message travels in a
+// short-lived cookie, not in the URL, so nobody can make the console display a text of theirs.
+func (c *Console) done(w http.ResponseWriter, r *http.Request, to, msg string) {
+	http.SetCookie(w, c.cookie(flashCookie, base64.RawURLEncoding.EncodeToString([]byte(msg)), 60))
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // --- login, logout, preferences
@@ -466,7 +471,7 @@ func (c *Console) resolve(w http.ResponseWriter, r *http.Request, v *view) {
 	if res.StatusChange != "" {
 		msg += fmt.Sprintf(" %s; result message %s sent to the main app.", res.StatusChange, strings.Join(res.EventIDs, ", "))
 	}
-	done(w, r, base+"/reviews", msg)
+	c.done(w, r, base+"/reviews", msg)
 }
 
 func (c *Console) dlq(w http.ResponseWriter, r *http.Request, v *view) {
@@ -494,7 +499,7 @@ func (c *Console) redrive(w http.ResponseWriter, r *http.Request, v *view) {
 	if res.Warning != "" {
 		msg += " " + res.Warning
 	}
-	done(w, r, base+"/dlq", msg)
+	c.done(w, r, base+"/dlq", msg)
 }
 
 func (c *Console) redriveAll(w http.ResponseWriter, r *http.Request, v *view) {
@@ -503,7 +508,7 @@ func (c *Console) redriveAll(w http.ResponseWriter, r *http.Request, v *view) {
 		c.fail(w, r, v, err)
 		return
 	}
-	done(w, r, base+"/dlq", fmt.Sprintf("%d task(s) queued again, %d skipped (their subject is final: discard them).", len(res.Redriven), len(res.Skipped)))
+	c.done(w, r, base+"/dlq", fmt.Sprintf("%d task(s) queued again, %d skipped (their subject is final: discard them).", len(res.Redriven), len(res.Skipped)))
 }
 
 func (c *Console) discard(w http.ResponseWriter, r *http.Request, v *view) {
@@ -516,7 +521,7 @@ func (c *Console) discard(w http.ResponseWriter, r *http.Request, v *view) {
 		c.fail(w, r, v, err)
 		return
 	}
-	done(w, r, base+"/dlq", fmt.Sprintf("Task %d discarded.", id))
+	c.done(w, r, base+"/dlq", fmt.Sprintf("Task %d discarded.", id))
 }
 
 func (c *Console) discardEntry(w http.ResponseWriter, r *http.Request, v *view) {
@@ -525,7 +530,7 @@ func (c *Console) discardEntry(w http.ResponseWriter, r *http.Request, v *view) 
 		c.fail(w, r, v, err)
 		return
 	}
-	done(w, r, base+"/dlq", "Entry "+id+" discarded.")
+	c.done(w, r, base+"/dlq", "Entry "+id+" discarded.")
 }
 
 func (c *Console) apps(w http.ResponseWriter, r *http.Request, v *view) {
@@ -562,7 +567,7 @@ func (c *Console) revokeKey(w http.ResponseWriter, r *http.Request, v *view) {
 		c.fail(w, r, v, err)
 		return
 	}
-	done(w, r, base+"/apps", "Key "+id+" revoked; it stops working within API_KEY_CACHE_TTL.")
+	c.done(w, r, base+"/apps", "Key "+id+" revoked; it stops working within API_KEY_CACHE_TTL.")
 }
 
 func (c *Console) republish(w http.ResponseWriter, r *http.Request, v *view) {
@@ -583,7 +588,7 @@ func (c *Console) republish(w http.ResponseWriter, r *http.Request, v *view) {
 	if res.Warning != "" {
 		msg += " " + res.Warning
 	}
-	done(w, r, base+"/apps", msg)
+	c.done(w, r, base+"/apps", msg)
 }
 
 func (c *Console) audit(w http.ResponseWriter, r *http.Request, v *view) {

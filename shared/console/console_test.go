@@ -248,8 +248,14 @@ func TestPagesRolesAndCSRF(t *testing.T) {
 	}
 	_, body = op.get("/console/reviews")
 	resp, _ = op.post(fmt.Sprintf("/console/reviews/%d/resolve", caseID), url.Values{"csrf": {csrfOf(t, body)}, "outcome": {ops.OutcomeRefundSucceeded}, "note": {"confirmed in the portal"}})
-	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "ok=") {
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/reviews" {
 		t.Fatalf("resolve = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, body := op.get("/console/reviews"); !strings.Contains(body, `id="flash"`) || !strings.Contains(body, "refund processing → succeeded") {
+		t.Fatal("the page after the resolution does not say what happened")
+	}
+	if _, body := op.get("/console/reviews?ok=Enter+your+token+at+evil.example"); strings.Contains(body, "evil.example") {
+		t.Fatal("the console shows a message taken from the URL")
 	}
 	if s := e.scalar(t, `SELECT status FROM refund_orders WHERE id = $1`, refundID); s != "succeeded" {
 		t.Fatalf("refund %s after the resolution", s)
