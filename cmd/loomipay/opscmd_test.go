@@ -2,6 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -129,4 +133,35 @@ func mustRedis(t *testing.T) *redis.Client {
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
+}
+
+// checkDevConsole logs in to the console of `loomipay dev` with the operator token its banner
+// printed and finds an order there.
+func checkDevConsole(t *testing.T, apiURL, banner, merchantOrderID string) {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^\s+(lpo_\S+)$`).FindStringSubmatch(banner)
+	if m == nil || !strings.Contains(banner, apiURL+"/console") {
+		t.Fatalf("the dev banner gives no console URL and operator token:\n%s", banner)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.Get(apiURL + "/console/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(page))
+	if csrf == nil {
+		t.Fatalf("login page without a CSRF field: %s", page)
+	}
+	resp, err = client.PostForm(apiURL+"/console/login", url.Values{"csrf": {csrf[1]}, "token": {m[1]}, "next": {"/console/orders?q=" + merchantOrderID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), merchantOrderID) || !strings.Contains(string(body), "dev · admin") {
+		t.Fatalf("console orders page after login = %d:\n%s", resp.StatusCode, body)
+	}
 }
