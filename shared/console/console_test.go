@@ -243,8 +243,8 @@ func TestPagesRolesAndCSRF(t *testing.T) {
 		t.Fatalf("refused posts changed the refund to %s", s)
 	}
 	resp, body = op.post(fmt.Sprintf("/console/reviews/%d/resolve", caseID), url.Values{"csrf": {csrfOf(t, body)}, "outcome": {ops.OutcomeRefundSucceeded}, "note": {""}})
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("resolve without a note = %d; want 400", resp.StatusCode)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "a note is required") {
+		t.Fatalf("resolve without a note = %d %s; want 400 asking for a note", resp.StatusCode, body)
 	}
 	_, body = op.get("/console/reviews")
 	resp, _ = op.post(fmt.Sprintf("/console/reviews/%d/resolve", caseID), url.Values{"csrf": {csrfOf(t, body)}, "outcome": {ops.OutcomeRefundSucceeded}, "note": {"confirmed in the portal"}})
