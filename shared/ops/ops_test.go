@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/loomipay/loomipay/internal/testenv"
@@ -597,5 +598,18 @@ func TestOverview(t *testing.T) {
 	if ov.CreatedToday != 4 || ov.OrdersToday["succeeded"] != 2 || ov.SuccessRate == nil || *ov.SuccessRate < 0.66 || *ov.SuccessRate > 0.67 ||
 		ov.OpenReviewCases != 1 || ov.DeadLetters != 1 || ov.DeadLetterEntries != 1 || ov.LastProcessorRun == nil {
 		t.Fatalf("overview %+v", ov)
+	}
+}
+
+func TestIDFloorOrdersBeforeEveryLaterID(t *testing.T) {
+	for _, at := range []time.Time{time.Now(), time.Now().Add(-24 * time.Hour), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		floor := ops.IDFloor(at)
+		later := uuid.Must(uuid.NewV7()).String() // made now, at or after every at above
+		if at.After(time.Now()) || !(floor < later) {
+			t.Errorf("IDFloor(%v) = %s does not sort before %s", at, floor, later)
+		}
+		if floor > ops.IDFloor(at.Add(time.Hour)) {
+			t.Errorf("IDFloor is not monotonic at %v", at)
+		}
 	}
 }

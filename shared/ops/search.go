@@ -92,9 +92,9 @@ func (o *Ops) SearchOrders(ctx context.Context, a Actor, f SearchFilter) ([]Orde
 		       OR EXISTS (SELECT 1 FROM refund_orders r WHERE r.payment_order_id = p.id
 		                  AND (r.id::text = lower($1) OR r.out_trade_no = $1 OR r.merchant_refund_id = $1 OR r.gateway_refund_id = $1)))
 		  AND ($2 = '' OR p.app_id = $2) AND ($3 = '' OR p.status = $3)
-		  AND ($4::timestamptz IS NULL OR p.created_at >= $4) AND ($5::timestamptz IS NULL OR p.created_at < $5)
+		  AND ($4::timestamptz IS NULL OR (p.created_at >= $4 AND p.id >= $7::uuid)) AND ($5::timestamptz IS NULL OR p.created_at < $5)
 		ORDER BY p.created_at DESC, p.id DESC LIMIT $6`,
-		q, f.AppID, f.Status, timeArg(f.From), timeArg(f.To), clampLimit(f.Limit, 50, 500))
+		q, f.AppID, f.Status, timeArg(f.From), timeArg(f.To), clampLimit(f.Limit, 50, 500), IDFloor(f.From))
 	if err != nil {
 		return nil, fmt.Errorf("search orders: %w", err)
 	}

@@ -50,12 +50,12 @@ func (p *Processor) emitMetrics(ctx context.Context, maintErr error) error {
 	}
 	var created, unpublished, verified, refused, applied int64
 	err = p.store.Pool().QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM payment_orders WHERE created_at >= $1 AND created_at < $2),
+			(SELECT count(*) FROM payment_orders WHERE id >= $3::uuid AND created_at >= $1 AND created_at < $2),
 			(SELECT count(*) FROM outbox WHERE published_at IS NULL),
 			(SELECT count(*) FROM notifications WHERE received_at >= $1 AND received_at < $2 AND verified),
 			(SELECT count(*) FROM notifications WHERE received_at >= $1 AND received_at < $2 AND NOT verified),
 			(SELECT count(*) FROM notifications WHERE received_at >= $1 AND received_at < $2 AND result = 'applied')`,
-		since, now).Scan(&created, &unpublished, &verified, &refused, &applied)
+		since, now, ops.IDFloor(since)).Scan(&created, &unpublished, &verified, &refused, &applied)
 	if err != nil {
 		return err
 	}
