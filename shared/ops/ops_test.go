@@ -493,7 +493,7 @@ func TestRepublishResults(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	svc := service.New(e.store, e.streams, testenv.Logger(), service.Config{})
-	var want []string
+	var want, wantSeq []string
 	for i, app := range []string{"shop", "shop", "game"} {
 		id := testenv.SeedOrder(t, e.store, app, fmt.Sprint("R-", i), "processing", 100)
 		events, err := e.store.InTx(ctx, func(tx *postgres.Tx) error {
@@ -512,6 +512,7 @@ func TestRepublishResults(t *testing.T) {
 		svc.PublishEvents(ctx, events)
 		if app == "shop" {
 			want = append(want, events[0].EventID)
+			wantSeq = append(wantSeq, events[0].Fields["seq"])
 		}
 	}
 	if n := len(e.stream(t, pay.StreamPaymentResults)); n != 3 {
@@ -529,7 +530,8 @@ func TestRepublishResults(t *testing.T) {
 		t.Fatalf("republish %+v, %v", res, err)
 	}
 	msgs := e.stream(t, pay.StreamPaymentResults)
-	if len(msgs) != 2 || msgs[0]["event_id"] != want[0] || msgs[1]["event_id"] != want[1] || msgs[0]["app_id"] != "shop" {
+	if len(msgs) != 2 || msgs[0]["event_id"] != want[0] || msgs[1]["event_id"] != want[1] || msgs[0]["app_id"] != "shop" ||
+		wantSeq[0] == "" || msgs[0]["seq"] != wantSeq[0] || msgs[1]["seq"] != wantSeq[1] {
 		t.Fatalf("republished %v; want event ids %v", msgs, want)
 	}
 	if a := e.audit(t, "results.republish", "app:shop"); !strings.Contains(string(a.After), `"published":2`) {
