@@ -3,7 +3,7 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e guide-clients bench bench-smoke console-screenshots
+.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos console-screenshots
 
 # The Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
 FUNCTIONS := createorder getorder refund webhook processor console
@@ -24,6 +24,16 @@ lint:
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# The ledger-agreement property suite (internal/chaos): SCHEDULES seeded random schedules (300 by
+# default), PARALLEL at a time, PROCESSORS processors each; SEED=… re-runs one schedule (a failing
+# schedule prints its seed). make test runs a dozen of them under the race detector.
+SCHEDULES ?= 300
+PARALLEL ?= 8
+PROCESSORS ?= 1
+chaos:
+	SEED=$(SEED) $(GO) test -count=1 -timeout 60m ./internal/chaos -run TestLedgerAgreement \
+	  -schedules $(SCHEDULES) -parallel $(PARALLEL) -processors $(PROCESSORS)
 
 # The integration guide's own Python and Node.js clients, unedited, against the local stack.
 # Listed after unit in test, so it starts on a warm build cache.

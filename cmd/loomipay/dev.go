@@ -94,6 +94,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sb.Close()
+	// The pessimistic reading of what nobody could confirm about Lakala, as the tests play it.
+	sb.SetFaults(sandbox.Pessimistic())
 
 	cfg.LakalaBaseURL = sandboxURL
 	cfg.LakalaPrivateKeyPEM = string(lakala.MarshalPrivateKeyPEM(merchantKey))
