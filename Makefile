@@ -3,10 +3,10 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos sdk
+.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos console-screenshots sdk
 
-# The five Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
-FUNCTIONS := createorder getorder refund webhook processor
+# The Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
+FUNCTIONS := createorder getorder refund webhook processor console
 # What SAM's go1.x builder does with GOFLAGS set as the README shows: a static arm64 binary
 # without the RPC runtime (provided.al2023 only speaks the Runtime API), paths and symbols stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
@@ -72,3 +72,8 @@ bench:
 # Every row and every benchmark at tiny size, in seconds, so the suite cannot rot.
 bench-smoke:
 	$(GO) test ./bench -count=1 -timeout 5m -run 'TestReport' -bench . -benchtime 1x -smoke
+
+# issue 12: the console's browser test, saving its screenshots to docs/console (needs chromium and
+# npm ci in e2e/console).
+console-screenshots:
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -v -run TestConsoleInBrowser ./e2e/console/

@@ -118,6 +118,10 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	opToken, err := devOperator(ctx, deps)
+	if err != nil {
+		return err
+	}
 
 	if *pprofAddr != "" {
 		// net/http/pprof registers on the default mux, which serves nothing else here.
@@ -125,7 +129,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	servers := []*http.Server{
 		{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: httpapi.New(deps.Service).Handler(), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: withConsole(deps, httpapi.New(deps.Service).Handler()), ReadHeaderTimeout: 10 * time.Second},
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -155,6 +159,11 @@ Loomi Pay is running locally.
 		fmt.Fprintf(stdout, "\nAPI key for app %s (shown once; create more with 'loomipay keys create --app-id %s'):\n  %s\n", demoApp, demoApp, key)
 	} else {
 		fmt.Fprintf(stdout, "\nApp %s already has a key (printed on first start); create another with 'loomipay keys create --app-id %s'.\n", demoApp, demoApp)
+	}
+	if opToken != "" {
+		fmt.Fprintf(stdout, "\nConsole %s/console — operator token for admin 'dev' (shown once; more with 'loomipay operators create'):\n  %s\n", apiURL, opToken)
+	} else {
+		fmt.Fprintf(stdout, "\nConsole %s/console (log in with an operator token; 'loomipay operators create' makes one).\n", apiURL)
 	}
 	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/v1/payment-orders -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' \\\n    -d '{\"app_id\":\"%s\",\"merchant_order_id\":\"ORDER_1\",\"amount\":10000,\"order_type\":\"payment\",\"subject\":\"VIP\"}'\n\nCtrl-C stops everything.\n", apiURL, demoApp)
 

@@ -7,6 +7,7 @@
 //	loomipay process                         run the processor once (drain, sweep, reconcile, relay)
 //	loomipay sandbox --merchant-cert FILE    run the Lakala sandbox alone
 //	loomipay dev                             the whole stack locally: API, webhook, processor, sandbox
+//	loomipay orders|refunds|reviews|dlq|results|operators|apps|audit …   operator commands (issue 12)
 //
 // It reads the same environment variables as the Lambda functions (see the README). When
 // DATABASE_URL or REDIS_URL is unset, local commands find or start local servers.
@@ -33,7 +34,8 @@ commands:
   process                        run the processor once: drain tasks, sweep, reconcile, relay
   sandbox --merchant-cert FILE   run the Lakala sandbox alone (see --help)
   dev                            run the whole stack locally (see --help)
-`
+
+` + opsUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return sandboxCmd(ctx, args[1:], stdout, stderr, log)
 	case "dev":
 		return dev(ctx, args[1:], stdout, stderr)
+	case "orders", "refunds", "reviews", "dlq", "results", "operators", "apps", "audit": // issue 12
+		return opsCommand(ctx, args[0], args[1:], stdout, stderr, log)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

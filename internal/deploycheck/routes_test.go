@@ -6,11 +6,14 @@ import (
 	"testing"
 
 	"github.com/loomipay/loomipay/internal/apicheck"
+	"github.com/loomipay/loomipay/shared/console"
 	"github.com/loomipay/loomipay/shared/httpapi"
 )
 
 // TestRoutesAgreeEverywhere fails when a route is in the code (httpapi.Routes), the OpenAPI
-// document (api/openapi.yaml) or template.yaml but not in all three.
+// document (api/openapi.yaml) or template.yaml but not in all three. The operators' console
+// (issue 12: HTML pages behind its own login, not an API for main apps) is left out of the
+// document; TestTemplate checks its routes against console.Routes.
 func TestRoutesAgreeEverywhere(t *testing.T) {
 	sources := map[string]map[string]bool{"httpapi.Routes": {}, "api/openapi.yaml": {}, "template.yaml": {}}
 	for _, r := range httpapi.Routes {
@@ -22,6 +25,9 @@ func TestRoutesAgreeEverywhere(t *testing.T) {
 		}
 	}
 	for _, f := range loadTemplate(t).Functions {
+		if f.Folder == console.Function {
+			continue
+		}
 		for _, e := range f.Props.Events {
 			if e.Type == "HttpApi" {
 				sources["template.yaml"][e.Properties.Method+" "+e.Properties.Path] = true

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/secrets"
@@ -57,6 +58,9 @@ var Variables = []Variable{
 	{Name: "RECONCILE_AFTER", Default: "5m", Meaning: "query Lakala for orders processing this long without a notification"},
 	{Name: "REFUND_REQUEST_IP", Default: "127.0.0.1", Meaning: "location_info.request_ip sent with refunds"},
 	{Name: "LOG_LEVEL", Default: "info", Meaning: "debug, info, warn or error"},
+	// issue 12: operations
+	{Name: "EVIDENCE_RETENTION", Default: "720h", Meaning: "gateway calls and notifications are kept this long, then pruned by the processor"},
+	{Name: "METRICS_NAMESPACE", Default: "LoomiPay", Meaning: "CloudWatch namespace of the metrics (EMF lines, emitted inside Lambda only)"},
 }
 
 // Config is the loaded configuration.
@@ -83,6 +87,9 @@ type Config struct {
 	ReconcileAfter       time.Duration
 	RefundRequestIP      string
 	LogLevel             slog.Level
+
+	EvidenceRetention time.Duration // issue 12
+	MetricsNamespace  string
 }
 
 // Load reads the configuration. Secrets (DATABASE_URL, REDIS_URL, LAKALA_PRIVATE_KEY) may be given
@@ -121,6 +128,9 @@ func Load(ctx context.Context) (Config, error) {
 		ProcessorIdleExit:    r.duration("PROCESSOR_IDLE_EXIT"),
 		ReconcileAfter:       r.duration("RECONCILE_AFTER"),
 		RefundRequestIP:      r.str("REFUND_REQUEST_IP"),
+
+		EvidenceRetention: r.duration("EVIDENCE_RETENTION"),
+		MetricsNamespace:  r.str("METRICS_NAMESPACE"),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL"))); err != nil {
 		r.errs = append(r.errs, fmt.Errorf("LOG_LEVEL: %w", err))
@@ -273,6 +283,7 @@ func (d *Deps) LakalaClient() (*lakala.Client, error) {
 		PlatformKey: platform,
 		HTTPClient:  lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
 		Logger:      d.Log,
+		OnCall:      ops.GatewayCallLogger(d.Store, d.Metrics(), d.Log), // issue 12
 	})
 }
 
@@ -290,6 +301,7 @@ func (d *Deps) Processor() (*processor.Processor, error) {
 		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
 		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
 		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit, VisibilityLag: c.LakalaVisibilityLag,
+		EvidenceRetention: c.EvidenceRetention, Metrics: d.Metrics(), // issue 12
 	}
 	if err := pc.Validate(c.LakalaTimeout); err != nil {
 		return nil, err

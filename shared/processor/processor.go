@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loomipay/loomipay/shared/metrics"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
@@ -79,6 +80,10 @@ type Config struct {
 	// function that is always running. A short IdleExit trades that latency (up to the schedule's
 	// period) for cost.
 	IdleExit time.Duration
+	// EvidenceRetention: gateway calls and notifications are pruned after it (issue 12). Default 30 days.
+	EvidenceRetention time.Duration
+	// Metrics, if set, receives the operations gauges after each maintenance pass (issue 12).
+	Metrics *metrics.Emitter
 }
 
 func (c *Config) defaults() {
@@ -100,6 +105,7 @@ func (c *Config) defaults() {
 	setDefault(&c.MaintenanceEvery, 10*time.Second)
 	setDefault(&c.DeadlineMargin, 5*time.Second)
 	setDefault(&c.OutboxRetention, 7*24*time.Hour)
+	setDefault(&c.EvidenceRetention, 30*24*time.Hour)
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -251,6 +257,7 @@ func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
 	if _, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, p.operations(ctx, st, errors.Join(errs...))) // issue 12: heartbeat, evidence pruning, metrics
 	return st, errors.Join(errs...)
 }
 

@@ -26,6 +26,8 @@ type PaymentsConfig struct {
 	VisibilityLag time.Duration
 	// MaxCashierOrders bounds the cashier orders (attempts) one order may use. Default 5.
 	MaxCashierOrders int
+	// CloseLease is how long a merchant's close holds the order's task. Default 30 s.
+	CloseLease time.Duration
 	// MinLifetime: a new cashier order is created only if the order has at least this long
 	// left before it expires (Lakala wants order_efficient_time in the future). Default 1 min,
 	// or a quarter of OrderTTL if that is shorter.
@@ -44,6 +46,9 @@ func (c *PaymentsConfig) defaults() {
 	}
 	if c.MaxCashierOrders == 0 {
 		c.MaxCashierOrders = 5
+	}
+	if c.CloseLease == 0 {
+		c.CloseLease = 30 * time.Second
 	}
 	if c.MinLifetime == 0 {
 		c.MinLifetime = min(time.Minute, c.OrderTTL/4)
