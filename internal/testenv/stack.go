@@ -166,7 +166,8 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	svcCfg.PlatformKey = sb.PlatformPublicKey()
 	svc := service.New(store, st, log, svcCfg)
 	// Every exchange with the API is held to api/openapi.yaml.
-	var handler http.Handler = httpapi.New(svc).Handler()
+	apiHandlers := httpapi.New(svc)
+	var handler http.Handler = apiHandlers.Handler()
 	if !o.NoAPICheck {
 		handler = apicheck.Middleware(t, handler)
 	}
@@ -185,6 +186,7 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 		pc.BackoffMax = 10 * time.Millisecond
 	}
 	proc := processor.New(svc, client, pc)
+	apiHandlers.WithPayments(proc.Payments()) // the close route
 
 	s := &Stack{Store: store, Schema: schema, Streams: st, Service: svc, Processor: proc, Sandbox: sb,
 		Lakala: client, API: api, SandboxURL: sbSrv.URL, MerchantKey: mk, AppID: "test_app", optimistic: o.Optimistic}

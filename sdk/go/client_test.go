@@ -115,6 +115,27 @@ func TestOrderAndRefundLifecycle(t *testing.T) {
 	}
 }
 
+func TestCloseOrder(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	id := uniqueID("close")
+	if _, _, err := c.CreateOrder(ctx, loomipay.CreateOrderParams{MerchantOrderID: id, Amount: 100, OrderType: "payment", Subject: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	waitProcessing(t, c, id)
+	o, err := c.CloseOrder(ctx, id)
+	if err != nil || o.Status != loomipay.StatusFailed || o.FailureReason == nil || *o.FailureReason != "closed_by_merchant" {
+		t.Fatalf("close = %+v, %v; want failed closed_by_merchant", o, err)
+	}
+	if again, err := c.CloseOrder(ctx, id); err != nil || again.Status != loomipay.StatusFailed {
+		t.Fatalf("second close = %s, %v; want failed again", again.Status, err)
+	}
+	paid := paidOrder(t, c, uniqueID("closepaid"), 100)
+	if _, err := c.CloseOrder(ctx, paid.MerchantOrderID); loomipay.ErrorCode(err) != loomipay.CodeOrderAlreadyPaid {
+		t.Fatalf("close of a paid order: %v; want order_already_paid", err)
+	}
+}
+
 func TestOrdersIterator(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)

@@ -19,6 +19,14 @@ import (
 type API struct {
 	svc *service.Service
 	log *slog.Logger
+	// payments acts at Lakala for the close route; nil where the function has no Lakala client.
+	payments *service.Payments
+}
+
+// WithPayments lets the API close orders (they are closed at Lakala). Call it before serving.
+func (a *API) WithPayments(p *service.Payments) *API {
+	a.payments = p
+	return a
 }
 
 // New builds the API on a service.
