@@ -41,13 +41,15 @@ func (p *Processor) checkSpacing() time.Duration {
 
 func (p *Processor) reconcileOrder(ctx context.Context, o pay.Order) bool {
 	log := p.log.With("order_id", o.ID)
+	// A check is as recent as its questions: Lakala answered about the moment it was asked.
+	askedAt := time.Now()
 	moved, checkErr := p.checkOrder(ctx, o)
 	msg := ""
 	if checkErr != nil {
 		msg = checkErr.Error()
 		log.WarnContext(ctx, "reconcile: check failed", "err", checkErr)
 	}
-	failures, err := p.store.RecordCheck(ctx, o.ID, time.Now(), msg)
+	failures, err := p.store.RecordCheck(ctx, o.ID, askedAt, msg)
 	if err != nil {
 		log.WarnContext(ctx, "reconcile: recording the check failed", "err", err)
 		return moved
