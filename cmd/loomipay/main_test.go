@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // useTestServers points the command at an isolated schema and stream prefix.

@@ -9,16 +9,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/worker"
 )
 
 func main() {
-	deps := config.MustOpen(context.Background())
-	proc, err := deps.Processor()
-	if err != nil {
-		config.Fatal(err)
-	}
+	_, proc := worker.MustOpen(context.Background())
 	// The schedule's payload carries nothing the processor needs.
 	lambda.Start(func(ctx context.Context, _ json.RawMessage) (processor.Stats, error) {
 		return proc.Run(ctx)

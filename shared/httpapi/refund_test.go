@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/pay"
 )
 
 func TestCreateRefundRejectsInvalidRequests(t *testing.T) {

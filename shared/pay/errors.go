@@ -3,6 +3,7 @@ package pay
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an Error; the HTTP layer maps each kind to one status code, in one place.
@@ -17,6 +18,7 @@ const (
 	KindConflict                 // clashes with the current state (409)
 	KindTooLarge                 // the body exceeds the limit (413)
 	KindUnavailable              // a dependency is down; retrying later may succeed (503)
+	KindRateLimited              // the app exceeded its request rate (429)
 )
 
 // Machine-readable error codes sent as "code" in error bodies.
@@ -35,6 +37,7 @@ const (
 	CodeBadSignature         = "bad_signature"
 	CodeUnavailable          = "service_unavailable"
 	CodeInternal             = "internal_error"
+	CodeRateLimited          = "rate_limited"
 )
 
 // Error is the one error type of the project. Detail is safe to show to the caller; Err, if
@@ -45,6 +48,8 @@ type Error struct {
 	Detail string
 	Field  string // the offending request field, for validation errors
 	Err    error
+	// RetryAfter, when set, is sent as the Retry-After header (rate limits, unavailability).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

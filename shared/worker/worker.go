@@ -1,0 +1,53 @@
+// Package worker builds the processor from the configuration. It is apart from shared/config so
+// that the HTTP functions, which link config, do not link the processor.
+package worker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/loomipay/loomipay/shared/config"
+	"github.com/loomipay/loomipay/shared/processor"
+)
+
+// New validates the configuration for the processor (the lease against Lakala's timeout, and
+// outside dev the refund request IP) and builds the processor with its Lakala client.
+func New(d *config.Deps) (*processor.Processor, error) {
+	c := d.Config
+	if err := c.Validate(true); err != nil {
+		return nil, err
+	}
+	if c.LakalaNotifyURL == "" {
+		return nil, errors.New("LAKALA_NOTIFY_URL is not set: Lakala must know where to send notifications")
+	}
+	client, err := d.LakalaClient()
+	if err != nil {
+		return nil, err
+	}
+	return processor.New(d.Service, client, processor.Config{
+		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
+		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
+		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit,
+	}), nil
+}
+
+// MustOpen is the whole init of the processor function: configuration, connections, processor;
+// it exits with one message naming every problem otherwise.
+func MustOpen(ctx context.Context) (*config.Deps, *processor.Processor) {
+	c, err := config.Load(ctx)
+	if err == nil {
+		err = c.Validate(true)
+	}
+	if err != nil {
+		config.Fatal(err)
+	}
+	deps, err := config.Open(ctx, c)
+	if err != nil {
+		config.Fatal(err)
+	}
+	proc, err := New(deps)
+	if err != nil {
+		config.Fatal(err)
+	}
+	return deps, proc
+}
