@@ -66,6 +66,9 @@ var Variables = []Variable{
 	{Name: "API_KEY_CACHE_SIZE", Default: "10000", Meaning: "API key lookups kept per process (least recently used evicted first)"},
 	{Name: "RATE_LIMIT", Default: "100", Meaning: "requests per second each app may make (token bucket in Redis; 0 disables)"},
 	{Name: "RATE_LIMIT_BURST", Default: "200", Meaning: "requests an app may make at once before RATE_LIMIT applies"},
+	{Name: "REDIS_CLUSTER", Default: "false", Meaning: "true for a cluster-mode Redis (ElastiCache cluster mode: its configuration endpoint in REDIS_URL)"},
+	{Name: "PROCESSOR_MAX_RUNS", Default: "1", Meaning: "processor runs at once at most; the scheduled run starts extra runs up to it while the backlog is old"},
+	{Name: "PROCESSOR_SCALE_AFTER", Default: "30s", Meaning: "the scheduled run starts an extra run while the oldest due task has waited longer than this"},
 	{Name: "RATE_LIMIT_APPS", Default: "", Meaning: "per-app overrides, e.g. shop_cn=500:1000,game_x=20:40 (rate:burst)"},
 }
 
@@ -93,14 +96,17 @@ type Config struct {
 	RefundRequestIP      string
 	LogLevel             slog.Level
 
-	Stage              string
-	RequestTimeout     time.Duration
-	StatementTimeout   time.Duration
-	LockTimeout        time.Duration
-	IdleInTxTimeout    time.Duration
-	KeyCacheSize       int
-	RateLimit          service.RateLimit
-	RateLimitOverrides map[string]service.RateLimit
+	Stage               string
+	RequestTimeout      time.Duration
+	StatementTimeout    time.Duration
+	LockTimeout         time.Duration
+	IdleInTxTimeout     time.Duration
+	KeyCacheSize        int
+	RateLimit           service.RateLimit
+	RateLimitOverrides  map[string]service.RateLimit
+	RedisCluster        bool
+	ProcessorMaxRuns    int
+	ProcessorScaleAfter time.Duration
 }
 
 // Load reads the configuration. Secrets (DATABASE_URL, REDIS_URL, LAKALA_PRIVATE_KEY) may be given
@@ -148,6 +154,9 @@ func Load(ctx context.Context) (Config, error) {
 		RateLimit:        service.RateLimit{Rate: r.integer("RATE_LIMIT"), Burst: r.integer("RATE_LIMIT_BURST")},
 	}
 	c.RateLimitOverrides = r.rateOverrides("RATE_LIMIT_APPS")
+	c.RedisCluster = r.boolean("REDIS_CLUSTER")
+	c.ProcessorMaxRuns = r.integer("PROCESSOR_MAX_RUNS")
+	c.ProcessorScaleAfter = r.duration("PROCESSOR_SCALE_AFTER")
 	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL"))); err != nil {
 		r.errs = append(r.errs, fmt.Errorf("LOG_LEVEL: %w", err))
 	}
@@ -208,6 +217,15 @@ func (r *reader) integer(name string) int {
 	return n
 }
 
+func (r *reader) boolean(name string) bool {
+	s := r.str(name)
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not true or false", name, s))
+	}
+	return b
+}
+
 func (r *reader) duration(name string) time.Duration {
 	s := r.str(name)
 	d, err := time.ParseDuration(s)
@@ -256,7 +274,7 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := streams.NewClient(c.RedisURL)
+	rdb, err := streams.NewUniversalClient(c.RedisURL, c.RedisCluster)
 	if err != nil {
 		store.Close()
 		return nil, err

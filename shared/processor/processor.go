@@ -166,7 +166,14 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 			break
 		}
 	}
-	p.log.InfoContext(context.WithoutCancel(ctx), "processor run finished", "stats", total)
+	// Runs read under names of their own (worker.ConsumerName): leave no name behind. A name
+	// still holding messages stays until a later run reclaims them and the sweep below removes it.
+	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if _, err := p.streams.RemoveConsumer(done, p.cfg.Consumer); err != nil {
+		p.log.WarnContext(done, "could not remove this run's consumer", "consumer", p.cfg.Consumer, "err", err)
+	}
+	p.log.InfoContext(done, "processor run finished", "stats", total)
 	return total, nil
 }
 
@@ -206,6 +213,9 @@ func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
 	n, err = p.svc.RelayOutbox(ctx, 500)
 	st.Relayed, errs = n, append(errs, err)
 	errs = append(errs, p.streams.TrimResults(ctx))
+	if _, err := p.streams.RemoveIdleConsumers(ctx, 2*p.cfg.Lease); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000); err != nil {
 		errs = append(errs, err)
 	}

@@ -25,10 +25,17 @@ func New(d *config.Deps) (*processor.Processor, error) {
 		return nil, err
 	}
 	return processor.New(d.Service, client, processor.Config{
+		Consumer:    ConsumerName(),
 		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
 		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
 		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit,
 	}), nil
+}
+
+// NewScaler builds the scale-out check from the configuration; start begins extra runs.
+func NewScaler(d *config.Deps, start func(ctx context.Context, n int) error) *Scaler {
+	return &Scaler{Store: d.Store, Streams: d.Streams, MaxRuns: d.Config.ProcessorMaxRuns, After: d.Config.ProcessorScaleAfter,
+		Start: start, Log: d.Log.With("component", "scaler")}
 }
 
 // MustOpen is the whole init of the processor function: configuration, connections, processor;
