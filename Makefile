@@ -11,8 +11,14 @@ FUNCTIONS := createorder getorder refund webhook processor
 # without the RPC runtime (provided.al2023 only speaks the Runtime API), paths and symbols stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
 
+# RUN_FLAGS passes flags to loomipay dev, e.g. make run RUN_FLAGS='--addr 127.0.0.1:3001'.
+RUN_FLAGS ?=
+# Built, then exec'd rather than go run: go run exits 1 when interrupted even after the program
+# stopped cleanly, which made Ctrl-C end with "make: *** Error 1".
 run:
-	$(GO) run ./cmd/loomipay dev
+	@mkdir -p bin
+	$(GO) build -o bin/loomipay ./cmd/loomipay
+	exec bin/loomipay dev $(RUN_FLAGS)
 
 test: lint unit guide-clients bench-smoke
 

@@ -66,6 +66,7 @@ var Variables = []Variable{
 	{Name: "API_KEY_CACHE_SIZE", Default: "10000", Meaning: "API key lookups kept per process (least recently used evicted first)"},
 	{Name: "RATE_LIMIT", Default: "100", Meaning: "requests per second each app may make (token bucket in Redis; 0 disables)"},
 	{Name: "RATE_LIMIT_BURST", Default: "200", Meaning: "requests an app may make at once before RATE_LIMIT applies"},
+	{Name: "DATABASE_RDS_PROXY", Default: "false", Meaning: "true when DATABASE_URL is an RDS Proxy endpoint: unprepared statements, session timeouts left to the database role"},
 	{Name: "REDIS_CLUSTER", Default: "false", Meaning: "true for a cluster-mode Redis (ElastiCache cluster mode: its configuration endpoint in REDIS_URL)"},
 	{Name: "PROCESSOR_MAX_RUNS", Default: "1", Meaning: "processor runs at once at most; the scheduled run starts extra runs up to it while the backlog is old"},
 	{Name: "PROCESSOR_SCALE_AFTER", Default: "30s", Meaning: "the scheduled run starts an extra run while the oldest due task has waited longer than this"},
@@ -105,6 +106,7 @@ type Config struct {
 	RateLimit           service.RateLimit
 	RateLimitOverrides  map[string]service.RateLimit
 	RedisCluster        bool
+	DatabaseRDSProxy    bool
 	ProcessorMaxRuns    int
 	ProcessorScaleAfter time.Duration
 }
@@ -155,6 +157,7 @@ func Load(ctx context.Context) (Config, error) {
 	}
 	c.RateLimitOverrides = r.rateOverrides("RATE_LIMIT_APPS")
 	c.RedisCluster = r.boolean("REDIS_CLUSTER")
+	c.DatabaseRDSProxy = r.boolean("DATABASE_RDS_PROXY")
 	c.ProcessorMaxRuns = r.integer("PROCESSOR_MAX_RUNS")
 	c.ProcessorScaleAfter = r.duration("PROCESSOR_SCALE_AFTER")
 	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL"))); err != nil {
@@ -270,7 +273,7 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 		return nil, errors.New("DATABASE_URL (or DATABASE_URL_SECRET_ARN) is not set")
 	}
 	store, err := postgres.Open(ctx, c.DatabaseURL, postgres.Options{MaxConns: c.DatabaseMaxConn,
-		StatementTimeout: c.StatementTimeout, LockTimeout: c.LockTimeout, IdleInTxTimeout: c.IdleInTxTimeout})
+		StatementTimeout: c.StatementTimeout, LockTimeout: c.LockTimeout, IdleInTxTimeout: c.IdleInTxTimeout, RDSProxy: c.DatabaseRDSProxy})
 	if err != nil {
 		return nil, err
 	}

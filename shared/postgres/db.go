@@ -30,6 +30,11 @@ type Options struct {
 	// running, a lock waited for, or a transaction left idle longer than this is ended by
 	// PostgreSQL itself, so no session holds locks or a connection slot indefinitely.
 	StatementTimeout, LockTimeout, IdleInTxTimeout time.Duration
+	// RDSProxy: connections go through RDS Proxy, which pins a client to one database connection
+	// for named prepared statements and for session settings. Statements are then sent unprepared
+	// (pgx's exec mode) and the session timeouts are not set per connection: set them on the
+	// database role instead (ALTER ROLE … SET statement_timeout = …; see the README).
+	RDSProxy bool
 	// ConnectTimeout bounds making one connection, for callers without a deadline of their
 	// own (the processor). Default 5 s.
 	ConnectTimeout time.Duration
@@ -51,6 +56,10 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
+	}
+	if o.RDSProxy {
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		o.StatementTimeout, o.LockTimeout, o.IdleInTxTimeout = 0, 0, 0
 	}
 	for name, d := range map[string]time.Duration{
 		"statement_timeout": o.StatementTimeout, "lock_timeout": o.LockTimeout,
