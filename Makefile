@@ -3,7 +3,7 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e guide-clients bench bench-smoke
+.PHONY: run test lint unit build e2e guide-clients bench bench-smoke fuzz fuzz-smoke
 
 # The five Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
 FUNCTIONS := createorder getorder refund webhook processor
@@ -20,7 +20,7 @@ run:
 	$(GO) build -o bin/loomipay ./cmd/loomipay
 	exec bin/loomipay dev $(RUN_FLAGS)
 
-test: lint unit guide-clients bench-smoke
+test: lint unit fuzz-smoke guide-clients bench-smoke
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -62,3 +62,19 @@ bench:
 # Every row and every benchmark at tiny size, in seconds, so the suite cannot rot.
 bench-smoke:
 	$(GO) test ./bench -count=1 -timeout 5m -run 'TestReport' -bench . -benchtime 1x -smoke
+
+# Fuzz targets (every parser of outside input: request bodies, notifications, Authorization,
+# amounts, API keys). Their committed seed corpora (testdata/fuzz/) run in every go test; these
+# targets also mutate them, FUZZTIME per target: briefly in make test, longer in make fuzz.
+FUZZ_PKGS := ./shared/pay ./shared/lakala ./shared/service
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
