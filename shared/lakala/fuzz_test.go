@@ -95,4 +95,3 @@ func FuzzAmount(f *testing.F) {
 		}
 	})
 }
-
