@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/internal/sandbox"
-	"github.com/loomipay/loomipay/shared/streams"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/streams"
 )
 
 const (

@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
-	"github.com/loomipay/loomipay/shared/lakala"
-	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/processor"
 )
 
 // functionNames are the directories under functions/, one Lambda function each.
