@@ -186,3 +186,70 @@ func TestDevNamesTheFlagOfABusyPort(t *testing.T) {
 		}
 	}
 }
+
+// TestDevWithConfiguredLakala runs `loomipay dev --lakala env` against a Lakala it does not start
+// (a separate `loomipay sandbox`), configured only by the LAKALA_* variables.
+func TestDevWithConfiguredLakala(t *testing.T) {
+	useTestServers(t)
+	dir := t.TempDir()
+	merchant := testenv.MerchantKey(t)
+	der, err := x509.MarshalPKIXPublicKey(&merchant.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, platformCert := filepath.Join(dir, "merchant.pem"), filepath.Join(dir, "platform.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sbOut lambdaemu.LockedBuffer
+	start(t, &sbOut, "sandbox", "--addr", "127.0.0.1:0", "--merchant-cert", certFile, "--platform-cert-out", platformCert)
+	var sandboxURL string
+	testenv.Eventually(t, 10*time.Second, "the sandbox to listen", func() bool {
+		m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(sbOut.String())
+		if m != nil {
+			sandboxURL = m[1]
+		}
+		return m != nil
+	})
+	cert, err := os.ReadFile(platformCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LAKALA_BASE_URL", sandboxURL)
+	t.Setenv("LAKALA_PRIVATE_KEY", string(lakala.MarshalPrivateKeyPEM(merchant)))
+	t.Setenv("LAKALA_PLATFORM_CERT", string(cert))
+	t.Setenv("LAKALA_NOTIFY_URL", "")
+
+	var devOut lambdaemu.LockedBuffer
+	start(t, &devOut, "dev", "--lakala", "env", "--addr", "127.0.0.1:0", "--sandbox-addr", "127.0.0.1:1", "--state-dir", t.TempDir())
+	var apiURL, key string
+	testenv.Eventually(t, 20*time.Second, "dev to print its banner", func() bool {
+		m := regexp.MustCompile(`API and webhook\s+(http://\S+)`).FindStringSubmatch(devOut.String())
+		k := regexp.MustCompile(`(?m)^\s+(lp_\S+)$`).FindStringSubmatch(devOut.String())
+		if m == nil || k == nil {
+			return false
+		}
+		apiURL, key = m[1], k[1]
+		return true
+	})
+	if strings.Contains(devOut.String(), "Lakala sandbox") || !strings.Contains(devOut.String(), sandboxURL) {
+		t.Errorf("banner does not name the configured Lakala %s (or names a sandbox):\n%s", sandboxURL, devOut.String())
+	}
+	code, body := testenv.Do(t, apiURL, "POST", "/api/v1/payment-orders", key,
+		`{"app_id":"demo_app","merchant_order_id":"ENV_1","amount":800,"order_type":"payment","subject":"env lakala"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("create = %d %s", code, body)
+	}
+	var order struct {
+		Status    string         `json:"status"`
+		ExtraData map[string]any `json:"extra_data"`
+	}
+	testenv.Eventually(t, 15*time.Second, "a payment URL from the configured Lakala", func() bool {
+		_, body := testenv.Do(t, apiURL, "GET", "/api/v1/payment-orders/ENV_1?app_id=demo_app", key, "")
+		_ = json.Unmarshal(body, &order)
+		return order.Status == "processing"
+	})
+	if u, _ := order.ExtraData["payment_url"].(string); !strings.HasPrefix(u, sandboxURL) {
+		t.Errorf("payment_url = %q; want one of the configured Lakala %s", u, sandboxURL)
+	}
+}

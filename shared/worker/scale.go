@@ -75,7 +75,8 @@ func (s *Scaler) Check(ctx context.Context) (int, error) {
 	return 1, nil
 }
 
-// Run checks every Every until ctx ends.
+// Run checks at once (a backlog found by the schedule is acted on without delay), then every
+// Every until ctx ends.
 func (s *Scaler) Run(ctx context.Context) {
 	every := s.Every
 	if every <= 0 {
@@ -84,13 +85,13 @@ func (s *Scaler) Run(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if _, err := s.Check(ctx); err != nil && ctx.Err() == nil {
+			s.Log.WarnContext(ctx, "scale-out check failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.Check(ctx); err != nil && ctx.Err() == nil {
-				s.Log.WarnContext(ctx, "scale-out check failed", "err", err)
-			}
 		}
 	}
 }
