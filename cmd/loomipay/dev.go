@@ -110,6 +110,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer sb.Close()
+		// The pessimistic reading of what nobody could confirm about Lakala, as the tests play it.
+		sb.SetFaults(sandbox.Pessimistic())
 		cfg.LakalaBaseURL = sandboxURL
 		cfg.LakalaPrivateKeyPEM = string(lakala.MarshalPrivateKeyPEM(merchantKey))
 		cfg.LakalaPlatformCertPEM = string(sb.PlatformCertPEM())
@@ -142,6 +144,10 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	opToken, err := devOperator(ctx, deps)
+	if err != nil {
+		return err
+	}
 
 	if *pprofAddr != "" {
 		// net/http/pprof registers on the default mux, which serves nothing else here.
@@ -151,7 +157,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		srv *http.Server
 		ln  net.Listener
 	}
-	list := []served{{newServer(deps.API().Handler()), apiLn}}
+	list := []served{{newServer(withConsole(deps, deps.API().Handler())), apiLn}}
 	if sb != nil {
 		list = append(list, served{newServer(sb.Handler()), sandboxLn})
 	}
@@ -182,6 +188,11 @@ Loomi Pay is running locally.
 		fmt.Fprintf(stdout, "\nAPI key for app %s (shown once; create more with 'loomipay keys create --local --app-id %s'):\n  %s\n", demoApp, demoApp, key)
 	} else {
 		fmt.Fprintf(stdout, "\nApp %s already has a key (printed on first start); create another with 'loomipay keys create --local --app-id %s'.\n", demoApp, demoApp)
+	}
+	if opToken != "" {
+		fmt.Fprintf(stdout, "\nConsole %s/console — operator token for admin 'dev' (shown once; more with 'loomipay operators create'):\n  %s\n", apiURL, opToken)
+	} else {
+		fmt.Fprintf(stdout, "\nConsole %s/console (log in with an operator token; 'loomipay operators create' makes one).\n", apiURL)
 	}
 	// The example's order id is fresh on every start, so pasting it never collides with an
 	// order of an earlier run or the README's ORDER_1 (409 order_conflict).

@@ -9,6 +9,7 @@
 //	loomipay dev                             the whole stack locally: API, webhook, processor, sandbox
 //	loomipay serve                           the API and webhook over HTTP (hosting outside Lambda)
 //	loomipay worker                          the processor in a loop (hosting outside Lambda)
+//	loomipay orders|refunds|reviews|dlq|results|operators|apps|audit …   operator commands (issue 12)
 //
 // It reads the same environment variables as the Lambda functions (see the README). Operator
 // commands need DATABASE_URL, or --local to find or start the local development servers.
@@ -40,7 +41,8 @@ commands:
 
 Operator commands (migrate, keys, process) act on DATABASE_URL; --local uses the local
 development PostgreSQL and Redis instead (found or started).
-`
+
+` + opsUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "worker":
 		return workerCmd(ctx, args[1:], stderr, log)
+	case "orders", "refunds", "reviews", "dlq", "results", "operators", "apps", "audit": // issue 12
+		return opsCommand(ctx, args[0], args[1:], stdout, stderr, log)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -173,6 +173,7 @@ func TestDevServesTheWholeStack(t *testing.T) {
 		get()
 		return order.Status == "succeeded"
 	})
+	checkDevConsole(t, apiURL, stdout.String(), "DEV_1") // issue 12
 
 	cancel()
 	select {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/shared/config"
-	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/worker"
 )
 
@@ -112,7 +111,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			fmt.Fprintln(stderr, "keys create: --app-id is required")
 			return errUsage
 		}
-		key, rec, err := deps.Service.CreateAPIKey(ctx, *appID, *label)
+		key, rec, err := deps.Ops().CreateKey(ctx, cliActor(), *appID, *label) // audited (issue 12)
 		if err != nil {
 			return err
 		}
@@ -139,10 +138,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			fmt.Fprintln(stderr, "usage: loomipay keys revoke KEY_ID")
 			return errUsage
 		}
-		err := deps.Store.RevokeAPIKey(ctx, fs.Arg(0))
-		if errors.Is(err, pay.ErrNotFound) {
-			return fmt.Errorf("no key with id %q", fs.Arg(0))
-		}
+		_, err := deps.Ops().RevokeKey(ctx, cliActor(), fs.Arg(0), "") // audited (issue 12)
 		if err != nil {
 			return err
 		}

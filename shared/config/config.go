@@ -16,6 +16,7 @@ import (
 
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/secrets"
 	"github.com/loomipay/loomipay/shared/service"
@@ -48,6 +49,7 @@ var Variables = []Variable{
 	{Name: "LAKALA_PLATFORM_CERT", Meaning: "Lakala platform certificate, PEM: verifies responses and notifications"},
 	{Name: "LAKALA_NOTIFY_URL", Meaning: "public URL of the webhook (…/webhooks/lakala), sent with every cashier order"},
 	{Name: "LAKALA_TIMEOUT", Default: "10s", Meaning: "timeout of one Lakala call"},
+	{Name: "LAKALA_VISIBILITY_LAG", Default: "2m", Meaning: "how long Lakala may take before a query sees what it applied; a cashier order whose create answer was lost and that a query does not find counts as never created only after it"},
 	{Name: "ORDER_TTL", Default: "30m", Meaning: "how long a cashier order can be paid"},
 	{Name: "PROCESSOR_CONCURRENCY", Default: "64", Meaning: "tasks the processor handles at once"},
 	{Name: "PROCESSOR_MAX_ATTEMPTS", Default: "8", Meaning: "attempts per task before dead-lettering / review"},
@@ -71,6 +73,9 @@ var Variables = []Variable{
 	{Name: "PROCESSOR_MAX_RUNS", Default: "1", Meaning: "processor runs at once at most; the scheduled run starts extra runs up to it while the backlog is old"},
 	{Name: "PROCESSOR_SCALE_AFTER", Default: "30s", Meaning: "the scheduled run starts an extra run while the oldest due task has waited longer than this"},
 	{Name: "RATE_LIMIT_APPS", Default: "", Meaning: "per-app overrides, e.g. shop_cn=500:1000,game_x=20:40 (rate:burst)"},
+	// issue 12: operations
+	{Name: "EVIDENCE_RETENTION", Default: "720h", Meaning: "gateway calls and notifications are kept this long, then pruned by the processor"},
+	{Name: "METRICS_NAMESPACE", Default: "LoomiPay", Meaning: "CloudWatch namespace of the metrics (EMF lines, emitted inside Lambda only)"},
 }
 
 // Config is the loaded configuration.
@@ -87,6 +92,7 @@ type Config struct {
 	LakalaBaseURL, LakalaAppID, LakalaSerialNo, LakalaMerchantNo, LakalaTermNo string
 	LakalaPrivateKeyPEM, LakalaPlatformCertPEM, LakalaNotifyURL                string
 	LakalaTimeout                                                              time.Duration
+	LakalaVisibilityLag                                                        time.Duration
 
 	OrderTTL             time.Duration
 	ProcessorConcurrency int
@@ -109,6 +115,8 @@ type Config struct {
 	DatabaseRDSProxy    bool
 	ProcessorMaxRuns    int
 	ProcessorScaleAfter time.Duration
+	EvidenceRetention   time.Duration // issue 12
+	MetricsNamespace    string
 }
 
 // Load reads the configuration. Secrets (DATABASE_URL, REDIS_URL, LAKALA_PRIVATE_KEY) may be given
@@ -138,6 +146,7 @@ func Load(ctx context.Context) (Config, error) {
 		LakalaPlatformCertPEM: pemValue(r.str("LAKALA_PLATFORM_CERT")),
 		LakalaNotifyURL:       r.str("LAKALA_NOTIFY_URL"),
 		LakalaTimeout:         r.duration("LAKALA_TIMEOUT"),
+		LakalaVisibilityLag:   r.duration("LAKALA_VISIBILITY_LAG"),
 
 		OrderTTL:             r.duration("ORDER_TTL"),
 		ProcessorConcurrency: r.integer("PROCESSOR_CONCURRENCY"),
@@ -147,13 +156,15 @@ func Load(ctx context.Context) (Config, error) {
 		ReconcileAfter:       r.duration("RECONCILE_AFTER"),
 		RefundRequestIP:      r.str("REFUND_REQUEST_IP"),
 
-		Stage:            r.str("STAGE"),
-		RequestTimeout:   r.duration("REQUEST_TIMEOUT"),
-		StatementTimeout: r.duration("DATABASE_STATEMENT_TIMEOUT"),
-		LockTimeout:      r.duration("DATABASE_LOCK_TIMEOUT"),
-		IdleInTxTimeout:  r.duration("DATABASE_IDLE_TX_TIMEOUT"),
-		KeyCacheSize:     r.integer("API_KEY_CACHE_SIZE"),
-		RateLimit:        service.RateLimit{Rate: r.integer("RATE_LIMIT"), Burst: r.integer("RATE_LIMIT_BURST")},
+		Stage:             r.str("STAGE"),
+		RequestTimeout:    r.duration("REQUEST_TIMEOUT"),
+		StatementTimeout:  r.duration("DATABASE_STATEMENT_TIMEOUT"),
+		LockTimeout:       r.duration("DATABASE_LOCK_TIMEOUT"),
+		IdleInTxTimeout:   r.duration("DATABASE_IDLE_TX_TIMEOUT"),
+		KeyCacheSize:      r.integer("API_KEY_CACHE_SIZE"),
+		RateLimit:         service.RateLimit{Rate: r.integer("RATE_LIMIT"), Burst: r.integer("RATE_LIMIT_BURST")},
+		EvidenceRetention: r.duration("EVIDENCE_RETENTION"),
+		MetricsNamespace:  r.str("METRICS_NAMESPACE"),
 	}
 	c.RateLimitOverrides = r.rateOverrides("RATE_LIMIT_APPS")
 	c.RedisCluster = r.boolean("REDIS_CLUSTER")
@@ -322,6 +333,7 @@ func (d *Deps) LakalaClient() (*lakala.Client, error) {
 		PlatformKey: platform,
 		HTTPClient:  lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
 		Logger:      d.Log,
+		OnCall:      ops.GatewayCallLogger(d.Store, d.Metrics(), d.Log), // issue 12
 	})
 }
 

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/loomipay/loomipay/shared/service"
 )
@@ -23,24 +22,11 @@ var publicTestIdentity = map[string]string{
 	"LAKALA_TERM_NO":     "D9296400",
 }
 
-// lakalaCallsPerTask is the most Lakala calls one task makes one after another (a refund is
-// queried, then resubmitted; an expired order is closed, then queried).
-const lakalaCallsPerTask = 2
-
-// taskMargin covers the database work of one task around its Lakala calls.
-const taskMargin = 10 * time.Second
-
-// LongestTaskHandling is the longest one task may take: its Lakala calls back to back, each up
-// to LAKALA_TIMEOUT, plus the database work. A lease shorter than this lets a second worker take
-// a task the first is still handling.
-func LongestTaskHandling(lakalaTimeout time.Duration) time.Duration {
-	return lakalaCallsPerTask*lakalaTimeout + taskMargin
-}
-
 // Validate refuses a configuration that must not run. Outside STAGE=dev: an http:// Lakala URL,
 // Lakala's public test identity, and (when forProcessor) a loopback or invalid refund request IP.
-// In every stage: an unknown STAGE and (when forProcessor) a lease shorter than the longest task
-// handling. The one error names every problem, so a deploy is fixed in one round.
+// In every stage: an unknown STAGE. The one error names every problem, so a deploy is fixed in
+// one round. The lease rule is the processor's (processor.Config.Validate); shared/worker joins
+// both into one message.
 func (c Config) Validate(forProcessor bool) error {
 	var problems []string
 	known := false
@@ -67,12 +53,6 @@ func (c Config) Validate(forProcessor bool) error {
 			if ip := net.ParseIP(c.RefundRequestIP); ip == nil || ip.IsLoopback() || ip.IsUnspecified() {
 				problems = append(problems, fmt.Sprintf("REFUND_REQUEST_IP %q is not a public IP address (Lakala records it as the refund's origin)", c.RefundRequestIP))
 			}
-		}
-	}
-	if forProcessor {
-		if need := LongestTaskHandling(c.LakalaTimeout); c.ProcessorLease < need {
-			problems = append(problems, fmt.Sprintf("PROCESSOR_LEASE %s is shorter than the longest task handling %s (%d × LAKALA_TIMEOUT %s + %s): a second worker could take a task still being handled",
-				c.ProcessorLease, need, lakalaCallsPerTask, c.LakalaTimeout, taskMargin))
 		}
 	}
 	if len(problems) == 0 {

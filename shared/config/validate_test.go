@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 )
 
 // prodEnv is a configuration a production deploy could run with.
@@ -64,13 +63,11 @@ func TestValidateNamesEveryProblemAtOnce(t *testing.T) {
 	}{
 		{"test defaults in prod", map[string]string{"LAKALA_BASE_URL": "http://test.wsmsd.cn/sit", "LAKALA_APP_ID": "OP00000003",
 			"LAKALA_MERCHANT_NO": "82229007392000A", "LAKALA_SERIAL_NO": "00dfba8194c41b84cf", "LAKALA_TERM_NO": "D9296400",
-			"REFUND_REQUEST_IP": "127.0.0.1", "PROCESSOR_LEASE": "15s"}, true,
-			[]string{"LAKALA_BASE_URL", "LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO", "REFUND_REQUEST_IP", "PROCESSOR_LEASE"}, false},
+			"REFUND_REQUEST_IP": "127.0.0.1"}, true,
+			[]string{"LAKALA_BASE_URL", "LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO", "REFUND_REQUEST_IP"}, false},
 		{"HTTP functions ignore the processor's settings", map[string]string{"REFUND_REQUEST_IP": "127.0.0.1", "PROCESSOR_LEASE": "1s"}, false, nil, true},
 		{"loopback IPv6", map[string]string{"REFUND_REQUEST_IP": "::1"}, true, []string{"REFUND_REQUEST_IP"}, false},
 		{"not an IP", map[string]string{"REFUND_REQUEST_IP": "localhost"}, true, []string{"REFUND_REQUEST_IP"}, false},
-		{"lease against a long Lakala timeout", map[string]string{"LAKALA_TIMEOUT": "30s", "PROCESSOR_LEASE": "60s"}, true, []string{"PROCESSOR_LEASE", "1m10s"}, false},
-		{"lease exactly enough", map[string]string{"LAKALA_TIMEOUT": "25s", "PROCESSOR_LEASE": "60s"}, true, nil, true},
 		{"unknown stage", map[string]string{"STAGE": "production"}, false, []string{"STAGE"}, false},
 		{"base url without scheme", map[string]string{"LAKALA_BASE_URL": "s2.lakala.com"}, false, []string{"LAKALA_BASE_URL"}, false},
 	}
@@ -99,12 +96,6 @@ func TestValidateNamesEveryProblemAtOnce(t *testing.T) {
 				t.Errorf("error lists %d problems; want %d: %q", n, len(tc.wantNamed), err)
 			}
 		})
-	}
-}
-
-func TestLongestTaskHandling(t *testing.T) {
-	if got := LongestTaskHandling(10 * time.Second); got != 30*time.Second {
-		t.Errorf("LongestTaskHandling(10s) = %s; want 30s", got)
 	}
 }
 

@@ -5,16 +5,25 @@ package worker
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/processor"
 )
 
-// New validates the configuration for the processor (the lease against Lakala's timeout, and
-// outside dev the refund request IP) and builds the processor with its Lakala client.
+// New validates the configuration for the processor — outside dev the refund request IP
+// (config.Validate), in every stage the lease against Lakala's timeout (processor.Config.Validate)
+// — and builds the processor with its Lakala client. Every problem is named in one error.
 func New(d *config.Deps) (*processor.Processor, error) {
 	c := d.Config
-	if err := c.Validate(true); err != nil {
+	pc := processor.Config{
+		Consumer:    ConsumerName(),
+		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
+		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
+		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit, VisibilityLag: c.LakalaVisibilityLag,
+		EvidenceRetention: c.EvidenceRetention, Metrics: d.Metrics(), // issue 12
+	}
+	if err := validate(c, pc); err != nil {
 		return nil, err
 	}
 	if c.LakalaNotifyURL == "" {
@@ -24,12 +33,22 @@ func New(d *config.Deps) (*processor.Processor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return processor.New(d.Service, client, processor.Config{
-		Consumer:    ConsumerName(),
-		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
-		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
-		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit,
-	}), nil
+	return processor.New(d.Service, client, pc), nil
+}
+
+// validate joins the configuration's problems and the processor's lease rule into one message.
+func validate(c config.Config, pc processor.Config) error {
+	var problems []string
+	if err := c.Validate(true); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if err := pc.Validate(c.LakalaTimeout); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(problems, "; "))
 }
 
 // NewScaler builds the scale-out check from the configuration; start begins extra runs.
@@ -43,7 +62,7 @@ func NewScaler(d *config.Deps, start func(ctx context.Context, n int) error) *Sc
 func MustOpen(ctx context.Context) (*config.Deps, *processor.Processor) {
 	c, err := config.Load(ctx)
 	if err == nil {
-		err = c.Validate(true)
+		err = validate(c, processor.Config{Lease: c.ProcessorLease})
 	}
 	if err != nil {
 		config.Fatal(err)
