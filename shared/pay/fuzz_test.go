@@ -9,7 +9,7 @@ import (
 // The parsers of request bodies take anything a client sends: they must never panic, and
 // whatever they accept must satisfy the rules the rest of the service relies on.
 
-func FuzzParseCreateOrder(f *testing.F) {
+func FuzzCreateOrderRules(f *testing.F) {
 	for _, seed := range []string{
 		`{"app_id":"shop","merchant_order_id":"ORDER_1","amount":10000,"order_type":"payment","subject":"VIP"}`,
 		`{"app_id":"shop","merchant_order_id":"o","amount":1,"order_type":"payment","subject":"s","currency":"CNY","extra_data":{"user_id":"u1"}}`,
@@ -36,7 +36,7 @@ func FuzzParseCreateOrder(f *testing.F) {
 	})
 }
 
-func FuzzParseCreateRefund(f *testing.F) {
+func FuzzCreateRefundRules(f *testing.F) {
 	for _, seed := range []string{
 		`{"app_id":"shop","payment_order_id":"0190b2a4-7c1e-7d2a-9f3b-2a1c3d4e5f60","amount":3000,"reason":"partial"}`,
 		`{"app_id":"shop","payment_order_id":"0190B2A4-7C1E-7D2A-9F3B-2A1C3D4E5F60","amount":1,"merchant_refund_id":"R1"}`,

@@ -23,9 +23,10 @@ type Gateway = service.Gateway
 
 // Config tunes the processor. Zero values take the defaults noted.
 type Config struct {
-	// Consumer is the name in the consumer group. Default "processor": one fixed name, because
-	// every Lambda cold start would otherwise add a consumer the group keeps forever. Runs that
-	// share it still get distinct new messages, and reclaim goes by idle time, not by owner.
+	// Consumer is the name in the consumer group. Deployed runs use a name of their own
+	// (worker.ConsumerName), so k runs at once are k consumers; a run removes its name when it
+	// ends and maintenance sweeps idle names without pending messages, so they do not pile up.
+	// Default "processor" (tests). Reclaim goes by idle time, not by owner.
 	Consumer    string
 	Concurrency int           // tasks handled at once; default 64 (Lakala calls are I/O bound)
 	MaxAttempts int           // attempts per task before it is given up; default 8
