@@ -3,7 +3,7 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos console-screenshots sdk
+.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos console-screenshots sdk fuzz fuzz-smoke
 
 # The Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
 FUNCTIONS := createorder getorder refund webhook processor console
@@ -11,10 +11,16 @@ FUNCTIONS := createorder getorder refund webhook processor console
 # without the RPC runtime (provided.al2023 only speaks the Runtime API), paths and symbols stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
 
+# RUN_FLAGS passes flags to loomipay dev, e.g. make run RUN_FLAGS='--addr 127.0.0.1:3001'.
+RUN_FLAGS ?=
+# Built, then exec'd rather than go run: go run exits 1 when interrupted even after the program
+# stopped cleanly, which made Ctrl-C end with "make: *** Error 1".
 run:
-	$(GO) run ./cmd/loomipay dev
+	@mkdir -p bin
+	$(GO) build -o bin/loomipay ./cmd/loomipay
+	exec bin/loomipay dev $(RUN_FLAGS)
 
-test: lint unit sdk guide-clients bench-smoke
+test: lint unit sdk fuzz-smoke guide-clients bench-smoke
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -72,6 +78,22 @@ bench:
 # Every row and every benchmark at tiny size, in seconds, so the suite cannot rot.
 bench-smoke:
 	$(GO) test ./bench -count=1 -timeout 5m -run 'TestReport' -bench . -benchtime 1x -smoke
+
+# Fuzz targets (every parser of outside input: request bodies, notifications, Authorization,
+# amounts, API keys). Their committed seed corpora (testdata/fuzz/) run in every go test; these
+# targets also mutate them, FUZZTIME per target: briefly in make test, longer in make fuzz.
+FUZZ_PKGS := ./shared/pay ./shared/lakala ./shared/service
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 # issue 12: the console's browser test, saving its screenshots to docs/console (needs chromium and
 # npm ci in e2e/console).

@@ -39,6 +39,7 @@ type sizes struct {
 	RSSInvokes     int // row 8: create-order invocations of the real binary
 	RSSDrainTasks  int // row 8: tasks drained by the real processor binary
 	ResultMessages int // row 9
+	ScaleTasks     int // row 11: tasks per worker process
 	ResultMaxLen   int64
 	ResultBatch    int
 	OutboxRows     int // row 9: published outbox rows to prune
@@ -50,12 +51,14 @@ var (
 		DrainTasks: 10_000, DrainRuns: 3, NotifySamples: 200,
 		WrkDuration: 30 * time.Second, WrkRuns: 3, ColdStarts: 7, RSSInvokes: 1000, RSSDrainTasks: 5000,
 		ResultMessages: 1_000_000, ResultMaxLen: 100_000, ResultBatch: 1000, OutboxRows: 1_000_000,
+		ScaleTasks: 800,
 	}
 	smokeSizes = sizes{
 		Runs: 2, CreateOps: 40, PacedOps: 20, ExistingOrders: 2000,
 		DrainTasks: 100, DrainRuns: 1, NotifySamples: 5,
 		WrkDuration: 2 * time.Second, WrkRuns: 1, ColdStarts: 1, RSSInvokes: 5, RSSDrainTasks: 50,
 		ResultMessages: 5000, ResultMaxLen: 1000, ResultBatch: 500, OutboxRows: 2000,
+		ScaleTasks: 40,
 	}
 )
 
@@ -117,7 +120,8 @@ func TestReport(t *testing.T) {
 	t.Run("drain", testDrain)         // row 5
 	t.Run("notify", testNotify)       // row 6
 	t.Run("growth", testGrowth)       // row 9
-	t.Run("list", testList)           // row 10 (issue 11)
+	t.Run("list", testList)           // row 10
+	t.Run("scaleout", testScaleOut)   // row 11
 	t.Run("functions", testFunctions) // rows 7, 8 (cold start last: it builds the binaries)
 
 	doc := render(started, time.Since(started), load)

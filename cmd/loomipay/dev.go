@@ -15,34 +15,58 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/config"
-	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/worker"
 )
 
 const demoApp = "demo_app"
 
 // dev runs the whole stack in one process: the API and webhook (the very handlers the Lambda
 // functions serve), the processor loop, and the Lakala sandbox, on local Postgres and Redis.
+// With --lakala env it uses the Lakala the environment configures (e.g. Lakala's test
+// environment) instead of starting the sandbox.
 func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:3000", "address of the API and webhook")
 	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:3100", "address of the Lakala sandbox")
+	lakalaMode := fs.String("lakala", "sandbox", "sandbox: start the local Lakala sandbox; env: use the Lakala the LAKALA_* variables configure")
 	stateDir := fs.String("state-dir", ".localdev", "where local keys and a private PostgreSQL live (git-ignored)")
 	pprofAddr := fs.String("pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ there")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	if *lakalaMode != "sandbox" && *lakalaMode != "env" {
+		fmt.Fprintf(stderr, "dev: --lakala must be sandbox or env, not %q\n", *lakalaMode)
+		return errUsage
+	}
+	useSandbox := *lakalaMode == "sandbox"
 	cfg, err := config.Load(ctx)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	// Listen first, so a busy port is reported before anything is started.
+	apiLn, err := listen(*addr, "--addr", "the API and webhook")
+	if err != nil {
+		return err
+	}
+	defer apiLn.Close()
+	var sandboxLn net.Listener
+	if useSandbox {
+		if sandboxLn, err = listen(*sandboxAddr, "--sandbox-addr", "the Lakala sandbox"); err != nil {
+			return err
+		}
+		defer sandboxLn.Close()
+	}
+	apiURL := "http://" + apiLn.Addr().String()
 
 	opts := devstack.Options{StateDir: *stateDir, Logger: log}
 	if os.Getenv("DATABASE_URL") == "" {
@@ -64,43 +88,45 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.RedisURL = url
 	}
 
-	// The merchant and sandbox platform keys are kept in the state dir so that restarts keep
-	// working with cashier orders and notifications already under way.
-	merchantKey, err := loadOrCreateKey(filepath.Join(*stateDir, "merchant-key.pem"))
-	if err != nil {
-		return err
+	var sb *sandbox.Sandbox
+	lakalaLine := ""
+	if useSandbox {
+		// The merchant and sandbox platform keys are kept in the state dir so that restarts keep
+		// working with cashier orders and notifications already under way.
+		merchantKey, err := loadOrCreateKey(filepath.Join(*stateDir, "merchant-key.pem"))
+		if err != nil {
+			return err
+		}
+		platformKey, err := loadOrCreateKey(filepath.Join(*stateDir, "sandbox-platform-key.pem"))
+		if err != nil {
+			return err
+		}
+		sandboxURL := "http://" + sandboxLn.Addr().String()
+		sb, err = sandbox.New(sandbox.Config{
+			MerchantPublicKey: &merchantKey.PublicKey, PlatformKey: platformKey,
+			AppID: cfg.LakalaAppID, SerialNo: cfg.LakalaSerialNo, PublicURL: sandboxURL, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		defer sb.Close()
+		// The pessimistic reading of what nobody could confirm about Lakala, as the tests play it.
+		sb.SetFaults(sandbox.Pessimistic())
+		cfg.LakalaBaseURL = sandboxURL
+		cfg.LakalaPrivateKeyPEM = string(lakala.MarshalPrivateKeyPEM(merchantKey))
+		cfg.LakalaPlatformCertPEM = string(sb.PlatformCertPEM())
+		cfg.LakalaNotifyURL = apiURL + "/webhooks/lakala"
+		lakalaLine = fmt.Sprintf("  Lakala sandbox    %s   (cashier pages at /counter/…, fault knobs at /sandbox/faults)\n", sandboxURL)
+	} else {
+		if cfg.LakalaNotifyURL == "" {
+			// Lakala cannot reach a laptop's loopback address: without a public URL (a tunnel)
+			// no notification arrives, and the reconciler settles orders by query instead.
+			cfg.LakalaNotifyURL = apiURL + "/webhooks/lakala"
+			log.Warn("LAKALA_NOTIFY_URL is not set: Lakala's notifications cannot reach this machine; orders settle by query after RECONCILE_AFTER",
+				"notify_url", cfg.LakalaNotifyURL, "reconcile_after", cfg.ReconcileAfter.String())
+		}
+		lakalaLine = fmt.Sprintf("  Lakala            %s   (from LAKALA_BASE_URL; appid %s)\n", cfg.LakalaBaseURL, cfg.LakalaAppID)
 	}
-	platformKey, err := loadOrCreateKey(filepath.Join(*stateDir, "sandbox-platform-key.pem"))
-	if err != nil {
-		return err
-	}
-	sandboxLn, err := net.Listen("tcp", *sandboxAddr)
-	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	apiLn, err := net.Listen("tcp", *addr)
-	if err != nil {
-		sandboxLn.Close()
-		return fmt.Errorf("api: %w", err)
-	}
-	sandboxURL := "http://" + sandboxLn.Addr().String()
-	apiURL := "http://" + apiLn.Addr().String()
-
-	sb, err := sandbox.New(sandbox.Config{
-		MerchantPublicKey: &merchantKey.PublicKey, PlatformKey: platformKey,
-		AppID: cfg.LakalaAppID, SerialNo: cfg.LakalaSerialNo, PublicURL: sandboxURL, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	defer sb.Close()
-	// The pessimistic reading of what nobody could confirm about Lakala, as the tests play it.
-	sb.SetFaults(sandbox.Pessimistic())
-
-	cfg.LakalaBaseURL = sandboxURL
-	cfg.LakalaPrivateKeyPEM = string(lakala.MarshalPrivateKeyPEM(merchantKey))
-	cfg.LakalaPlatformCertPEM = string(sb.PlatformCertPEM())
-	cfg.LakalaNotifyURL = apiURL + "/webhooks/lakala"
 	deps, err := config.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -109,7 +135,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := deps.Store.Migrate(ctx); err != nil {
 		return err
 	}
-	proc, err := deps.Processor()
+	proc, err := worker.New(deps)
 	if err != nil {
 		return err
 	}
@@ -127,15 +153,19 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// net/http/pprof registers on the default mux, which serves nothing else here.
 		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }() //nolint:gosec // local profiling only
 	}
-	servers := []*http.Server{
-		{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: withConsole(deps, httpapi.New(deps.Service).WithPayments(proc.Payments()).Handler()), ReadHeaderTimeout: 10 * time.Second},
+	type served struct {
+		srv *http.Server
+		ln  net.Listener
+	}
+	list := []served{{newServer(withConsole(deps, deps.API().WithPayments(proc.Payments()).Handler())), apiLn}}
+	if sb != nil {
+		list = append(list, served{newServer(sb.Handler()), sandboxLn})
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	for i, ln := range []net.Listener{sandboxLn, apiLn} {
+	for _, s := range list {
 		wg.Go(func() {
-			if err := servers[i].Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		})
@@ -150,22 +180,23 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, `
 Loomi Pay is running locally.
   API and webhook   %s   (POST /api/v1/payment-orders, GET /api/v1/payment-orders/{id}?app_id=…, /api/v1/refund-orders, POST /webhooks/lakala)
-  Lakala sandbox    %s   (cashier pages at /counter/…, fault knobs at /sandbox/faults)
-  PostgreSQL        %s
+%s  PostgreSQL        %s
   Redis             %s
   processor         running (drains payment_tasks, reconciles, relays results)
-`, apiURL, sandboxURL, redactPassword(cfg.DatabaseURL), redactPassword(cfg.RedisURL))
+`, apiURL, lakalaLine, redactPassword(cfg.DatabaseURL), redactPassword(cfg.RedisURL))
 	if key != "" {
-		fmt.Fprintf(stdout, "\nAPI key for app %s (shown once; create more with 'loomipay keys create --app-id %s'):\n  %s\n", demoApp, demoApp, key)
+		fmt.Fprintf(stdout, "\nAPI key for app %s (shown once; create more with 'loomipay keys create --local --app-id %s'):\n  %s\n", demoApp, demoApp, key)
 	} else {
-		fmt.Fprintf(stdout, "\nApp %s already has a key (printed on first start); create another with 'loomipay keys create --app-id %s'.\n", demoApp, demoApp)
+		fmt.Fprintf(stdout, "\nApp %s already has a key (printed on first start); create another with 'loomipay keys create --local --app-id %s'.\n", demoApp, demoApp)
 	}
 	if opToken != "" {
 		fmt.Fprintf(stdout, "\nConsole %s/console — operator token for admin 'dev' (shown once; more with 'loomipay operators create'):\n  %s\n", apiURL, opToken)
 	} else {
 		fmt.Fprintf(stdout, "\nConsole %s/console (log in with an operator token; 'loomipay operators create' makes one).\n", apiURL)
 	}
-	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/v1/payment-orders -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' \\\n    -d '{\"app_id\":\"%s\",\"merchant_order_id\":\"ORDER_1\",\"amount\":10000,\"order_type\":\"payment\",\"subject\":\"VIP\"}'\n\nCtrl-C stops everything.\n", apiURL, demoApp)
+	// The example's order id is fresh on every start, so pasting it never collides with an
+	// order of an earlier run or the README's ORDER_1 (409 order_conflict).
+	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/v1/payment-orders -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' \\\n    -d '{\"app_id\":\"%s\",\"merchant_order_id\":\"DEMO_%d\",\"amount\":10000,\"order_type\":\"payment\",\"subject\":\"VIP\"}'\n\nCtrl-C stops everything.\n", apiURL, demoApp, time.Now().Unix())
 
 	select {
 	case <-ctx.Done():
@@ -174,11 +205,36 @@ Loomi Pay is running locally.
 	stopProc()
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, s := range servers {
-		_ = s.Shutdown(shutdown)
+	for _, s := range list {
+		_ = s.srv.Shutdown(shutdown)
 	}
 	wg.Wait()
 	return err
+}
+
+// listen opens addr, naming the flag that moves it when the port is taken.
+func listen(addr, flagName, what string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%s cannot listen on %s: the port is already in use (another loomipay dev?); choose another with %s, e.g. %s 127.0.0.1:0 for any free port", what, addr, flagName, flagName)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot listen on %s (%s): %w", what, addr, flagName, err)
+	}
+	return ln, nil
+}
+
+// newServer is an HTTP server with every timeout set: a client that sends its headers or body
+// slowly, or never reads the answer, holds a goroutine and a descriptor only this long.
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 // demoKey creates the demo app's first key, or returns "" if it already has one.

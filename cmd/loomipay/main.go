@@ -7,10 +7,12 @@
 //	loomipay process                         run the processor once (drain, sweep, reconcile, relay)
 //	loomipay sandbox --merchant-cert FILE    run the Lakala sandbox alone
 //	loomipay dev                             the whole stack locally: API, webhook, processor, sandbox
+//	loomipay serve                           the API and webhook over HTTP (hosting outside Lambda)
+//	loomipay worker                          the processor in a loop (hosting outside Lambda)
 //	loomipay orders|refunds|reviews|dlq|results|operators|apps|audit …   operator commands (issue 12)
 //
-// It reads the same environment variables as the Lambda functions (see the README). When
-// DATABASE_URL or REDIS_URL is unset, local commands find or start local servers.
+// It reads the same environment variables as the Lambda functions (see the README). Operator
+// commands need DATABASE_URL, or --local to find or start the local development servers.
 package main
 
 import (
@@ -34,6 +36,11 @@ commands:
   process                        run the processor once: drain tasks, sweep, reconcile, relay
   sandbox --merchant-cert FILE   run the Lakala sandbox alone (see --help)
   dev                            run the whole stack locally (see --help)
+  serve                          serve the API and webhook over HTTP, configured like the functions
+  worker                         run the processor until SIGINT/SIGTERM, configured like the function
+
+Operator commands (migrate, keys, process) act on DATABASE_URL; --local uses the local
+development PostgreSQL and Redis instead (found or started).
 
 ` + opsUsage
 
@@ -67,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return sandboxCmd(ctx, args[1:], stdout, stderr, log)
 	case "dev":
 		return dev(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "worker":
+		return workerCmd(ctx, args[1:], stderr, log)
 	case "orders", "refunds", "reviews", "dlq", "results", "operators", "apps", "audit": // issue 12
 		return opsCommand(ctx, args[0], args[1:], stdout, stderr, log)
 	case "help", "-h", "--help":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,14 +13,26 @@ import (
 
 	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/shared/config"
+	"github.com/loomipay/loomipay/shared/worker"
 )
 
-// openDeps loads the configuration and connects; without DATABASE_URL / REDIS_URL it finds (or
-// starts) local servers the way `loomipay dev` does, so operator commands work locally as is.
-func openDeps(ctx context.Context, log *slog.Logger) (*config.Deps, func(), error) {
+// errNoDatabase is what an operator command says when it does not know which database to act on.
+var errNoDatabase = errors.New("DATABASE_URL (or DATABASE_URL_SECRET_ARN) is not set: operator commands act on the database it names; set it, or pass --local to use (or start) the local development PostgreSQL")
+
+// openDeps loads the configuration and connects to the database DATABASE_URL names. Only with
+// local (--local) does it find or start local servers the way `loomipay dev` does: a shell
+// that lost its DATABASE_URL must not write keys into the wrong database.
+func openDeps(ctx context.Context, log *slog.Logger, local bool) (*config.Deps, func(), error) {
 	cfg, err := config.Load(ctx)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := cfg.Validate(false); err != nil {
+		return nil, nil, err
+	}
+	noDB := os.Getenv("DATABASE_URL") == "" && os.Getenv("DATABASE_URL_SECRET_ARN") == ""
+	if noDB && !local {
+		return nil, nil, errNoDatabase
 	}
 	stops := []func(){}
 	cleanup := func() {
@@ -28,14 +41,14 @@ func openDeps(ctx context.Context, log *slog.Logger) (*config.Deps, func(), erro
 		}
 	}
 	opts := devstack.Options{Logger: log}
-	if os.Getenv("DATABASE_URL") == "" && os.Getenv("DATABASE_URL_SECRET_ARN") == "" {
+	if noDB {
 		url, stop, err := devstack.Postgres(ctx, opts)
 		if err != nil {
 			return nil, nil, err
 		}
 		cfg.DatabaseURL, stops = url, append(stops, stop)
 	}
-	if os.Getenv("REDIS_URL") == "" && os.Getenv("REDIS_URL_SECRET_ARN") == "" {
+	if local && os.Getenv("REDIS_URL") == "" && os.Getenv("REDIS_URL_SECRET_ARN") == "" {
 		url, stop, err := devstack.Redis(ctx, opts)
 		if err != nil {
 			cleanup()
@@ -54,10 +67,11 @@ func openDeps(ctx context.Context, log *slog.Logger) (*config.Deps, func(), erro
 func migrate(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	local := localFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	deps, cleanup, err := openDeps(ctx, log)
+	deps, cleanup, err := openDeps(ctx, log, *local)
 	if err != nil {
 		return err
 	}
@@ -79,10 +93,11 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 	fs.SetOutput(stderr)
 	appID := fs.String("app-id", "", "the app the key belongs to")
 	label := fs.String("label", "", "a note to recognise the key by (create)")
+	local := localFlag(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}
-	deps, cleanup, err := openDeps(ctx, log)
+	deps, cleanup, err := openDeps(ctx, log, *local)
 	if err != nil {
 		return err
 	}
@@ -138,19 +153,25 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 func process(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("process", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	local := localFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	deps, cleanup, err := openDeps(ctx, log)
+	deps, cleanup, err := openDeps(ctx, log, *local)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	proc, err := deps.Processor()
+	proc, err := worker.New(deps)
 	if err != nil {
 		return err
 	}
 	st, err := proc.RunOnce(ctx)
 	fmt.Fprintf(stderr, "%+v\n", st)
 	return err
+}
+
+// localFlag declares --local, the explicit choice of the local development database.
+func localFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("local", false, "without DATABASE_URL, use (or start) the local development PostgreSQL and Redis")
 }

@@ -14,7 +14,7 @@ import (
 
 func main() {
 	deps := config.MustOpen(context.Background())
-	api := httpapi.New(deps.Service)
+	api := deps.API()
 	// Closing an order acts at Lakala. Without a Lakala client the function still creates
 	// orders, and the close route answers 503.
 	if payments, err := deps.Payments(); err != nil {

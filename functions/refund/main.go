@@ -14,6 +14,6 @@ import (
 
 func main() {
 	deps := config.MustOpen(context.Background())
-	handler := httpapi.New(deps.Service).Handler(httpapi.FunctionRefund)
+	handler := deps.API().Handler(httpapi.FunctionRefund)
 	lambda.Start(httpadapter.NewV2(handler).ProxyWithContext)
 }

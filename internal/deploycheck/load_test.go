@@ -129,13 +129,17 @@ type samTemplate struct {
 	Parameters map[string]struct {
 		Type          string   `yaml:"Type"`
 		AllowedValues []string `yaml:"AllowedValues"`
+		Default       *string  `yaml:"Default"`
+		Description   string   `yaml:"Description"`
 	} `yaml:"Parameters"`
 	Globals struct {
 		Function functionProps `yaml:"Function"`
 	} `yaml:"Globals"`
 	Resources map[string]struct {
-		Type     string `yaml:"Type"`
-		Metadata struct {
+		Type      string   `yaml:"Type"`
+		Condition string   `yaml:"Condition"`
+		DependsOn cfnValue `yaml:"DependsOn"`
+		Metadata  struct {
 			BuildMethod string `yaml:"BuildMethod"`
 		} `yaml:"Metadata"`
 		Properties yaml.Node `yaml:"Properties"`
@@ -146,12 +150,13 @@ type samTemplate struct {
 }
 
 type functionProps struct {
-	Runtime                      string   `yaml:"Runtime"`
-	Handler                      string   `yaml:"Handler"`
-	Architectures                []string `yaml:"Architectures"`
-	CodeUri                      string   `yaml:"CodeUri"`
-	Timeout                      int      `yaml:"Timeout"`
-	ReservedConcurrentExecutions *int     `yaml:"ReservedConcurrentExecutions"`
+	Runtime                      string    `yaml:"Runtime"`
+	Handler                      string    `yaml:"Handler"`
+	Architectures                []string  `yaml:"Architectures"`
+	CodeUri                      string    `yaml:"CodeUri"`
+	Timeout                      int       `yaml:"Timeout"`
+	ReservedConcurrentExecutions *cfnValue `yaml:"ReservedConcurrentExecutions"`
+	AutoPublishAlias             string    `yaml:"AutoPublishAlias"`
 	EventInvokeConfig            *struct {
 		MaximumRetryAttempts *int `yaml:"MaximumRetryAttempts"`
 	} `yaml:"EventInvokeConfig"`

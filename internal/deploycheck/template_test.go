@@ -18,12 +18,15 @@ import (
 // functionProcessor is the scheduled function's folder; the HTTP functions' names come from httpapi.
 const functionProcessor = "processor"
 
+// functionMigrate applies the migrations inside the VPC (a custom resource on every deploy).
+const functionMigrate = "migrate"
+
 // deadlineMargin is processor.Config.DeadlineMargin's default (set in an unexported method, so
 // repeated here): Run stops this long before the invocation's deadline to finish and ack.
 const deadlineMargin = 5 * time.Second
 
 func expectedFunctions() []string {
-	return []string{httpapi.FunctionCreateOrder, httpapi.FunctionGetOrder, functionProcessor, httpapi.FunctionRefund, httpapi.FunctionWebhook,
+	return []string{httpapi.FunctionCreateOrder, httpapi.FunctionGetOrder, functionMigrate, functionProcessor, httpapi.FunctionRefund, httpapi.FunctionWebhook,
 		console.Function} // issue 12
 }
 
@@ -31,7 +34,7 @@ func TestTemplate(t *testing.T) {
 	d := loadTemplate(t)
 	root := repoRoot(t)
 
-	t.Run("five functions with a main.go each", func(t *testing.T) {
+	t.Run("six functions with a main.go each", func(t *testing.T) {
 		var folders []string
 		for _, f := range d.Functions {
 			folders = append(folders, f.Folder)
@@ -148,8 +151,16 @@ func TestTemplate(t *testing.T) {
 		if len(schedules) != 1 {
 			t.Errorf("%s: ScheduleV2 events = %v; want exactly one", p.LogicalID, schedules)
 		}
-		if r := p.Props.ReservedConcurrentExecutions; r == nil || *r != 1 {
-			t.Errorf("%s: ReservedConcurrentExecutions = %s; want 1 (one drain at a time)", p.LogicalID, intText(r))
+		// Scale-out: the reserved concurrency caps the runs, and the processor knows the same cap.
+		rc := p.Props.ReservedConcurrentExecutions
+		if rc == nil {
+			t.Fatalf("%s: no ReservedConcurrentExecutions: nothing caps the runs", p.LogicalID)
+		}
+		if ref, _ := rc.Ref(); ref == "" || p.Env["PROCESSOR_MAX_RUNS"].String() != rc.String() {
+			t.Errorf("%s: ReservedConcurrentExecutions = %s, PROCESSOR_MAX_RUNS = %s; want the same !Ref parameter", p.LogicalID, rc, p.Env["PROCESSOR_MAX_RUNS"])
+		}
+		if !strings.Contains(fmt.Sprint(policyValues(p)), `"LambdaInvokePolicy":{"FunctionName":{"Fn::Sub":"loomipay-${Stage}-processor"}}`) {
+			t.Errorf("%s: no LambdaInvokePolicy for loomipay-${Stage}-processor: the scheduled run cannot start extra runs; policies %v", p.LogicalID, policyValues(p))
 		}
 		var retries *int
 		if c := p.Props.EventInvokeConfig; c != nil {
@@ -227,7 +238,8 @@ func TestTemplate(t *testing.T) {
 		// config.Open needs the database; a Lambda has no local Redis to fall back on; the webhook
 		// verifies with the platform certificate; deps.Processor needs the key, cert and notify URL.
 		needs := map[string][]string{
-			httpapi.FunctionCreateOrder: {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT"}, // issue 11: close
+			functionMigrate:             {"DATABASE_URL", "REDIS_URL"},
+			httpapi.FunctionCreateOrder: {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT"}, // the close route
 			httpapi.FunctionGetOrder:    {"DATABASE_URL", "REDIS_URL"},
 			httpapi.FunctionRefund:      {"DATABASE_URL", "REDIS_URL"},
 			httpapi.FunctionWebhook:     {"DATABASE_URL", "REDIS_URL", "LAKALA_PLATFORM_CERT"},
@@ -290,11 +302,12 @@ func TestTemplate(t *testing.T) {
 	})
 }
 
-func intText(p *int) string {
-	if p == nil {
-		return "unset"
+func policyValues(f function) []string {
+	var out []string
+	for _, p := range f.Props.Policies {
+		out = append(out, p.String())
 	}
-	return fmt.Sprint(*p)
+	return out
 }
 
 func lineOf(text string, offset int) int {
@@ -311,4 +324,11 @@ func emptyEverywhere(funcs []function, name string) bool {
 		}
 	}
 	return true
+}
+
+func intText(p *int) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
 }

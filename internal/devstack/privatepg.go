@@ -475,3 +475,60 @@ func (pg *privatePostgres) run(ctx context.Context, name string, args ...string)
 	}
 	return cmd.Run()
 }
+
+// StartPrivatePostgres starts (or adopts) a private PostgreSQL under o.StateDir, whatever else
+// runs on the machine, and returns its URL and a stop func. Tests that must stop or freeze a
+// server use it, never the machine's shared one.
+func StartPrivatePostgres(ctx context.Context, o Options) (url string, stop func(), err error) {
+	return startPrivatePostgres(ctx, o)
+}
+
+// SignalPrivatePostgres sends sig to the private server under stateDir and to every one of its
+// processes (SIGSTOP freezes the whole server: the postmaster stops accepting sessions and each
+// backend stops answering; SIGCONT resumes them).
+func SignalPrivatePostgres(stateDir string, sig syscall.Signal) error {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return err
+	}
+	pid, _, ok := readPostmasterPID(filepath.Join(abs, "postgres"))
+	if !ok {
+		return fmt.Errorf("no private PostgreSQL running under %s", abs)
+	}
+	pids := append([]int{pid}, childProcesses(pid)...)
+	for _, p := range pids {
+		if err := syscall.Kill(p, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("signal %d: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// childProcesses lists the direct children of pid from /proc.
+func childProcesses(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses and may hold spaces.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}

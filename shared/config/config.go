@@ -14,10 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/postgres"
-	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/secrets"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
@@ -58,6 +58,21 @@ var Variables = []Variable{
 	{Name: "RECONCILE_AFTER", Default: "5m", Meaning: "query Lakala for orders processing this long without a notification"},
 	{Name: "REFUND_REQUEST_IP", Default: "127.0.0.1", Meaning: "location_info.request_ip sent with refunds"},
 	{Name: "LOG_LEVEL", Default: "info", Meaning: "debug, info, warn or error"},
+
+	// Issue 13: stage checks and limits.
+	{Name: "STAGE", Default: "dev", Meaning: "dev, test, staging or prod; outside dev, test Lakala settings and unsafe values are refused at start"},
+	{Name: "REQUEST_TIMEOUT", Default: "5s", Meaning: "deadline of one API or webhook request, including the wait for a database connection; past it the answer is 503"},
+	{Name: "DATABASE_STATEMENT_TIMEOUT", Default: "5s", Meaning: "statement_timeout of every database session"},
+	{Name: "DATABASE_LOCK_TIMEOUT", Default: "3s", Meaning: "lock_timeout of every database session"},
+	{Name: "DATABASE_IDLE_TX_TIMEOUT", Default: "30s", Meaning: "idle_in_transaction_session_timeout of every database session"},
+	{Name: "API_KEY_CACHE_SIZE", Default: "10000", Meaning: "API key lookups kept per process (least recently used evicted first)"},
+	{Name: "RATE_LIMIT", Default: "100", Meaning: "requests per second each app may make (token bucket in Redis; 0 disables)"},
+	{Name: "RATE_LIMIT_BURST", Default: "200", Meaning: "requests an app may make at once before RATE_LIMIT applies"},
+	{Name: "DATABASE_RDS_PROXY", Default: "false", Meaning: "true when DATABASE_URL is an RDS Proxy endpoint: unprepared statements, session timeouts left to the database role"},
+	{Name: "REDIS_CLUSTER", Default: "false", Meaning: "true for a cluster-mode Redis (ElastiCache cluster mode: its configuration endpoint in REDIS_URL)"},
+	{Name: "PROCESSOR_MAX_RUNS", Default: "1", Meaning: "processor runs at once at most; the scheduled run starts extra runs up to it while the backlog is old"},
+	{Name: "PROCESSOR_SCALE_AFTER", Default: "30s", Meaning: "the scheduled run starts an extra run while the oldest due task has waited longer than this"},
+	{Name: "RATE_LIMIT_APPS", Default: "", Meaning: "per-app overrides, e.g. shop_cn=500:1000,game_x=20:40 (rate:burst)"},
 	// issue 12: operations
 	{Name: "EVIDENCE_RETENTION", Default: "720h", Meaning: "gateway calls and notifications are kept this long, then pruned by the processor"},
 	{Name: "METRICS_NAMESPACE", Default: "LoomiPay", Meaning: "CloudWatch namespace of the metrics (EMF lines, emitted inside Lambda only)"},
@@ -88,8 +103,20 @@ type Config struct {
 	RefundRequestIP      string
 	LogLevel             slog.Level
 
-	EvidenceRetention time.Duration // issue 12
-	MetricsNamespace  string
+	Stage               string
+	RequestTimeout      time.Duration
+	StatementTimeout    time.Duration
+	LockTimeout         time.Duration
+	IdleInTxTimeout     time.Duration
+	KeyCacheSize        int
+	RateLimit           service.RateLimit
+	RateLimitOverrides  map[string]service.RateLimit
+	RedisCluster        bool
+	DatabaseRDSProxy    bool
+	ProcessorMaxRuns    int
+	ProcessorScaleAfter time.Duration
+	EvidenceRetention   time.Duration // issue 12
+	MetricsNamespace    string
 }
 
 // Load reads the configuration. Secrets (DATABASE_URL, REDIS_URL, LAKALA_PRIVATE_KEY) may be given
@@ -129,9 +156,21 @@ func Load(ctx context.Context) (Config, error) {
 		ReconcileAfter:       r.duration("RECONCILE_AFTER"),
 		RefundRequestIP:      r.str("REFUND_REQUEST_IP"),
 
+		Stage:             r.str("STAGE"),
+		RequestTimeout:    r.duration("REQUEST_TIMEOUT"),
+		StatementTimeout:  r.duration("DATABASE_STATEMENT_TIMEOUT"),
+		LockTimeout:       r.duration("DATABASE_LOCK_TIMEOUT"),
+		IdleInTxTimeout:   r.duration("DATABASE_IDLE_TX_TIMEOUT"),
+		KeyCacheSize:      r.integer("API_KEY_CACHE_SIZE"),
+		RateLimit:         service.RateLimit{Rate: r.integer("RATE_LIMIT"), Burst: r.integer("RATE_LIMIT_BURST")},
 		EvidenceRetention: r.duration("EVIDENCE_RETENTION"),
 		MetricsNamespace:  r.str("METRICS_NAMESPACE"),
 	}
+	c.RateLimitOverrides = r.rateOverrides("RATE_LIMIT_APPS")
+	c.RedisCluster = r.boolean("REDIS_CLUSTER")
+	c.DatabaseRDSProxy = r.boolean("DATABASE_RDS_PROXY")
+	c.ProcessorMaxRuns = r.integer("PROCESSOR_MAX_RUNS")
+	c.ProcessorScaleAfter = r.duration("PROCESSOR_SCALE_AFTER")
 	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL"))); err != nil {
 		r.errs = append(r.errs, fmt.Errorf("LOG_LEVEL: %w", err))
 	}
@@ -192,6 +231,15 @@ func (r *reader) integer(name string) int {
 	return n
 }
 
+func (r *reader) boolean(name string) bool {
+	s := r.str(name)
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not true or false", name, s))
+	}
+	return b
+}
+
 func (r *reader) duration(name string) time.Duration {
 	s := r.str(name)
 	d, err := time.ParseDuration(s)
@@ -235,11 +283,12 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 	if c.DatabaseURL == "" {
 		return nil, errors.New("DATABASE_URL (or DATABASE_URL_SECRET_ARN) is not set")
 	}
-	store, err := postgres.Open(ctx, c.DatabaseURL, postgres.Options{MaxConns: c.DatabaseMaxConn})
+	store, err := postgres.Open(ctx, c.DatabaseURL, postgres.Options{MaxConns: c.DatabaseMaxConn,
+		StatementTimeout: c.StatementTimeout, LockTimeout: c.LockTimeout, IdleInTxTimeout: c.IdleInTxTimeout, RDSProxy: c.DatabaseRDSProxy})
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := streams.NewClient(c.RedisURL)
+	rdb, err := streams.NewUniversalClient(c.RedisURL, c.RedisCluster)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -252,7 +301,8 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 			return nil, err
 		}
 	}
-	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: platform, ReplayWindow: c.ReplayWindow})
+	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: platform, ReplayWindow: c.ReplayWindow,
+		KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides})
 	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc}, nil
 }
 
@@ -301,32 +351,18 @@ func (d *Deps) Payments() (*service.Payments, error) {
 	}), nil
 }
 
-// Processor builds the processor with its Lakala client.
-func (d *Deps) Processor() (*processor.Processor, error) {
-	if d.Config.LakalaNotifyURL == "" {
-		return nil, errors.New("LAKALA_NOTIFY_URL is not set: Lakala must know where to send notifications")
-	}
-	client, err := d.LakalaClient()
-	if err != nil {
-		return nil, err
-	}
-	c := d.Config
-	pc := processor.Config{
-		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
-		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
-		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit, VisibilityLag: c.LakalaVisibilityLag,
-		EvidenceRetention: c.EvidenceRetention, Metrics: d.Metrics(), // issue 12
-	}
-	if err := pc.Validate(c.LakalaTimeout); err != nil {
-		return nil, err
-	}
-	return processor.New(d.Service, client, pc), nil
+// API builds the HTTP API with the configured request deadline.
+func (d *Deps) API() *httpapi.API {
+	return httpapi.New(d.Service, httpapi.Options{RequestTimeout: d.Config.RequestTimeout})
 }
 
-// MustOpen loads the configuration and opens the dependencies, or exits: the whole init of a
-// Lambda function.
+// MustOpen loads and validates the configuration and opens the dependencies, or exits: the
+// whole init of an HTTP Lambda function.
 func MustOpen(ctx context.Context) *Deps {
 	c, err := Load(ctx)
+	if err == nil {
+		err = c.Validate(false)
+	}
 	if err != nil {
 		Fatal(err)
 	}

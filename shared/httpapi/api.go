@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,8 +18,9 @@ import (
 
 // API serves Loomi Pay's HTTP routes.
 type API struct {
-	svc *service.Service
-	log *slog.Logger
+	svc  *service.Service
+	log  *slog.Logger
+	opts Options
 	// payments acts at Lakala for the close route; nil where the function has no Lakala client.
 	payments *service.Payments
 }
@@ -29,8 +31,25 @@ func (a *API) WithPayments(p *service.Payments) *API {
 	return a
 }
 
+// Options tune the API.
+type Options struct {
+	// RequestTimeout is the deadline of one request, the wait for a database connection
+	// included: a stalled PostgreSQL or Redis makes a request answer 503 after it, never hang.
+	// Default 5 s.
+	RequestTimeout time.Duration
+}
+
 // New builds the API on a service.
-func New(svc *service.Service) *API { return &API{svc: svc, log: svc.Logger()} }
+func New(svc *service.Service, opts ...Options) *API {
+	a := &API{svc: svc, log: svc.Logger()}
+	if len(opts) > 0 {
+		a.opts = opts[0]
+	}
+	if a.opts.RequestTimeout <= 0 {
+		a.opts.RequestTimeout = 5 * time.Second
+	}
+	return a
+}
 
 // Handler serves the routes of the named functions (all routes when none is named): a Lambda
 // function mounts only its own routes, the local stack all of them.
@@ -70,7 +89,17 @@ func (a *API) Handler(functions ...string) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, pay.Errorf(pay.KindNotFound, pay.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
-	return a.logRequests(recoverPanics(a.log, mux))
+	return a.logRequests(recoverPanics(a.log, a.withDeadline(mux)))
+}
+
+// withDeadline gives every request the API's deadline (a Lambda's own deadline, if sooner,
+// still applies): storage calls honour it, so a stalled dependency costs a request at most this.
+func (a *API) withDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.opts.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 func contains(list []string, s string) bool {
@@ -90,6 +119,9 @@ type endpoint func(r *http.Request, app string, body []byte) (int, any, error)
 func (a *API) serve(fn endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		if err == nil {
+			err = a.svc.Allow(r.Context(), app)
+		}
 		if err != nil {
 			writeError(w, r, a.log, err)
 			return
@@ -220,13 +252,17 @@ func statusOf(e *pay.Error) int {
 // cause; the caller never sees it.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := pay.AsError(err)
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		e = pay.Errorf(pay.KindUnavailable, pay.CodeUnavailable, "the service is busy; retry the request")
-		e.Err = err
+	if e.Kind == pay.KindInternal && unavailable(err) {
+		e = pay.Errorf(pay.KindUnavailable, pay.CodeUnavailable, "the service is briefly unavailable; retry the request shortly")
+		e.Err, e.RetryAfter = err, unavailableRetryAfter
 	}
 	status := statusOf(e)
 	if status >= 500 {
-		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.ErrorContext(context.WithoutCancel(r.Context()), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	if e.RetryAfter > 0 {
+		// Whole seconds, rounded up: a client retrying earlier would only be refused again.
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	writeJSON(w, status, errorBody{Detail: e.Detail, Code: e.Code, Field: e.Field})
 }

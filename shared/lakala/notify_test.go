@@ -10,7 +10,7 @@ import (
 
 func TestParseNotificationVectorBody(t *testing.T) {
 	if _, err := os.Stat(testdataDir); err != nil {
-		t.Skipf("Lakala test vector not found at %s: %v", testdataDir, err)
+		missingTestData(t, "Lakala test vector not found at %s: %v", testdataDir, err)
 	}
 	body, err := os.ReadFile(filepath.Join(testdataDir, "notify-sample-body.json"))
 	if err != nil {

@@ -3,6 +3,7 @@ package pay
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an Error; the HTTP layer maps each kind to one status code, in one place.
@@ -76,6 +77,8 @@ type Error struct {
 	Detail string
 	Field  string // the offending request field, for validation errors
 	Err    error
+	// RetryAfter, when set, is sent as the Retry-After header (rate limits, unavailability).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,7 +26,22 @@ type Options struct {
 	Schema string
 	// MaxConns overrides pool_max_conns from the URL when > 0.
 	MaxConns int32
+	// Session timeouts set on every connection (0 leaves the server's setting): a statement
+	// running, a lock waited for, or a transaction left idle longer than this is ended by
+	// PostgreSQL itself, so no session holds locks or a connection slot indefinitely.
+	StatementTimeout, LockTimeout, IdleInTxTimeout time.Duration
+	// RDSProxy: connections go through RDS Proxy, which pins a client to one database connection
+	// for named prepared statements and for session settings. Statements are then sent unprepared
+	// (pgx's exec mode) and the session timeouts are not set per connection: set them on the
+	// database role instead (ALTER ROLE … SET statement_timeout = …; see the README).
+	RDSProxy bool
+	// ConnectTimeout bounds making one connection, for callers without a deadline of their
+	// own (the processor). Default 5 s.
+	ConnectTimeout time.Duration
 }
+
+// ms formats a duration as PostgreSQL's milliseconds setting.
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
 // Open connects a pool to url (a postgres:// URL; pool_max_conns and
 // default_query_exec_mode may be given as URL parameters, e.g. "exec" behind RDS Proxy).
@@ -39,6 +56,24 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
+	}
+	if o.RDSProxy {
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		o.StatementTimeout, o.LockTimeout, o.IdleInTxTimeout = 0, 0, 0
+	}
+	for name, d := range map[string]time.Duration{
+		"statement_timeout": o.StatementTimeout, "lock_timeout": o.LockTimeout,
+		"idle_in_transaction_session_timeout": o.IdleInTxTimeout,
+	} {
+		if d > 0 {
+			cfg.ConnConfig.RuntimeParams[name] = ms(d)
+		}
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > o.ConnectTimeout {
+		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

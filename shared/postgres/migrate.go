@@ -23,7 +23,13 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
-	defer conn.Release()
+	// A migration may rewrite a large table and wait for other sessions' locks: the session
+	// timeouts that protect the API do not apply to it. The connection is closed afterwards so
+	// the pool never hands these settings to a request.
+	defer func() { _ = conn.Conn().Close(context.WithoutCancel(ctx)); conn.Release() }()
+	if _, err := conn.Exec(ctx, "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0"); err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
 		return 0, fmt.Errorf("migrate: lock: %w", err)
 	}

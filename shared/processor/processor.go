@@ -23,9 +23,10 @@ type Gateway = service.Gateway
 
 // Config tunes the processor. Zero values take the defaults noted.
 type Config struct {
-	// Consumer is the name in the consumer group. Default "processor": one fixed name, because
-	// every Lambda cold start would otherwise add a consumer the group keeps forever. Runs that
-	// share it still get distinct new messages, and reclaim goes by idle time, not by owner.
+	// Consumer is the name in the consumer group. Deployed runs use a name of their own
+	// (worker.ConsumerName), so k runs at once are k consumers; a run removes its name when it
+	// ends and maintenance sweeps idle names without pending messages, so they do not pile up.
+	// Default "processor" (tests). Reclaim goes by idle time, not by owner.
 	Consumer    string
 	Concurrency int           // tasks handled at once; default 64 (Lakala calls are I/O bound)
 	MaxAttempts int           // attempts per task before it is given up; default 8
@@ -214,7 +215,14 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 			break
 		}
 	}
-	p.log.InfoContext(context.WithoutCancel(ctx), "processor run finished", "stats", total)
+	// Runs read under names of their own (worker.ConsumerName): leave no name behind. A name
+	// still holding messages stays until a later run reclaims them and the sweep below removes it.
+	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if _, err := p.streams.RemoveConsumer(done, p.cfg.Consumer); err != nil {
+		p.log.WarnContext(done, "could not remove this run's consumer", "consumer", p.cfg.Consumer, "err", err)
+	}
+	p.log.InfoContext(done, "processor run finished", "stats", total)
 	return total, nil
 }
 
@@ -254,6 +262,9 @@ func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
 	n, err = p.svc.RelayOutbox(ctx, 500)
 	st.Relayed, errs = n, append(errs, err)
 	errs = append(errs, p.streams.TrimResults(ctx))
+	if _, err := p.streams.RemoveIdleConsumers(ctx, 2*p.cfg.Lease); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000); err != nil {
 		errs = append(errs, err)
 	}

@@ -26,6 +26,7 @@
 package secrets
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,7 +40,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
@@ -223,16 +224,44 @@ func (r *Resolver) secretsClient(ctx context.Context) (SecretsAPI, error) {
 	if r.client != nil {
 		return r.client, nil
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
+	opts, err := environmentOptions(r.endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
-	r.client = secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
-		if r.endpoint != "" {
-			o.BaseEndpoint = aws.String(r.endpoint)
-		}
-	})
+	r.client = secretsmanager.New(opts)
 	return r.client, nil
+}
+
+// environmentOptions configures the Secrets Manager client from the environment alone (see
+// EnvironmentCredentials).
+func environmentOptions(endpoint string) (secretsmanager.Options, error) {
+	region, creds, err := EnvironmentCredentials()
+	if err != nil {
+		return secretsmanager.Options{}, err
+	}
+	o := secretsmanager.Options{Region: region, Credentials: creds}
+	if endpoint = cmp.Or(endpoint, os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER"), os.Getenv("AWS_ENDPOINT_URL")); endpoint != "" {
+		o.BaseEndpoint = aws.String(endpoint)
+	}
+	return o, nil
+}
+
+// EnvironmentCredentials returns the region and credentials Lambda puts in the environment
+// (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; outside Lambda,
+// `aws configure export-credentials --format env` sets the same). aws-sdk-go-v2/config would
+// also read shared files, SSO, STS web identity and IMDS, which a Lambda function never needs
+// and which made up a tenth of every bootstrap.
+func EnvironmentCredentials() (string, aws.CredentialsProvider, error) {
+	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	if id == "" || secret == "" {
+		return "", nil, errors.New("no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, as Lambda sets them); " +
+			"outside Lambda export them, or give the value itself instead of its _SECRET_ARN")
+	}
+	region := cmp.Or(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
+	if region == "" {
+		return "", nil, errors.New("AWS_REGION is not set")
+	}
+	return region, aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN"))), nil
 }
 
 // decode turns a SecretString into the value for name. It never wraps encoding/json errors:

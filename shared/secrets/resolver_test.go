@@ -516,11 +516,11 @@ func TestRequire(t *testing.T) {
 	}
 }
 
-// With an AWS profile that does not exist, loading the AWS configuration fails; values from the
+// Without credentials in the environment, building the client fails; values from the
 // environment must still resolve, showing the configuration is only loaded for a secret ARN.
 func TestAWSConfigIsLoadedOnlyForSecrets(t *testing.T) {
 	fake := newFake(t)
-	t.Setenv("AWS_PROFILE", "loomipay-no-such-profile")
+	unsetenv(t, "AWS_ACCESS_KEY_ID")
 	t.Setenv("LAKALA_APP_ID", "OP00000003")
 	t.Setenv("LAKALA_PRIVATE_KEY_SECRET_ARN", lakalaKeyARN)
 	r := newResolver(t)

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -92,20 +93,25 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (strin
 
 // keyCache keeps key records for a short TTL so that a warm Lambda does not read the key on
 // every request. Misses (unknown ids) are cached too, so a flood of bad keys costs one read each.
+// It holds at most size entries and evicts the least recently used one, so a flood of random
+// key ids pushes out only other cold entries, never the keys in active use.
 type keyCache struct {
 	ttl     time.Duration
+	size    int
 	mu      sync.Mutex
-	entries map[string]keyEntry
+	order   *list.List // front: most recently used; values are *keyEntry
+	entries map[string]*list.Element
 }
 
 type keyEntry struct {
+	id      string
 	rec     postgres.APIKey
 	err     error
 	expires time.Time
 }
 
-func newKeyCache(ttl time.Duration) *keyCache {
-	return &keyCache{ttl: ttl, entries: make(map[string]keyEntry)}
+func newKeyCache(ttl time.Duration, size int) *keyCache {
+	return &keyCache{ttl: ttl, size: size, order: list.New(), entries: make(map[string]*list.Element)}
 }
 
 func (c *keyCache) get(ctx context.Context, id string, load func(context.Context, string) (postgres.APIKey, error)) (postgres.APIKey, error) {
@@ -114,20 +120,42 @@ func (c *keyCache) get(ctx context.Context, id string, load func(context.Context
 	}
 	now := time.Now()
 	c.mu.Lock()
-	e, ok := c.entries[id]
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.rec, e.err
+	if el, ok := c.entries[id]; ok {
+		e := el.Value.(*keyEntry)
+		if now.Before(e.expires) {
+			c.order.MoveToFront(el)
+			c.mu.Unlock()
+			return e.rec, e.err
+		}
 	}
+	c.mu.Unlock()
 	rec, err := load(ctx, id)
 	if err != nil && !errors.Is(err, pay.ErrNotFound) {
 		return rec, err // a database error is not an answer worth caching
 	}
-	c.mu.Lock()
-	if len(c.entries) > 10_000 {
-		clear(c.entries) // bound memory against random-id floods
-	}
-	c.entries[id] = keyEntry{rec: rec, err: err, expires: now.Add(c.ttl)}
-	c.mu.Unlock()
+	c.put(&keyEntry{id: id, rec: rec, err: err, expires: now.Add(c.ttl)})
 	return rec, err
+}
+
+func (c *keyCache) put(e *keyEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[e.id]; ok {
+		el.Value = e
+		c.order.MoveToFront(el)
+		return
+	}
+	c.entries[e.id] = c.order.PushFront(e)
+	for c.order.Len() > c.size {
+		oldest := c.order.Back()
+		c.order.Remove(oldest)
+		delete(c.entries, oldest.Value.(*keyEntry).id)
+	}
+}
+
+// len reports how many entries the cache holds (tests).
+func (c *keyCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
 }

@@ -31,6 +31,15 @@ type Config struct {
 	// ReplayWindow: a notification signed longer ago than this (or this far in the future) is
 	// refused unless it repeats one already applied. Default 10 min.
 	ReplayWindow time.Duration
+	// KeyCacheSize bounds the API key cache (least recently used evicted). Default 10,000.
+	KeyCacheSize int
+	// RateLimit applies to every app without an override; a zero Rate disables limiting.
+	RateLimit RateLimit
+	// RateLimits overrides RateLimit per app id.
+	RateLimits map[string]RateLimit
+	// RateLimitTimeout bounds the Redis round trip of a rate check; past it (or with Redis
+	// down) the request is let through. Default 250 ms.
+	RateLimitTimeout time.Duration
 }
 
 // Service performs Loomi Pay's operations. Safe for concurrent use.
@@ -56,10 +65,16 @@ func New(store *postgres.Store, st *streams.Streams, log *slog.Logger, cfg Confi
 	if cfg.ReplayWindow == 0 {
 		cfg.ReplayWindow = 10 * time.Minute
 	}
+	if cfg.KeyCacheSize <= 0 {
+		cfg.KeyCacheSize = 10_000
+	}
+	if cfg.RateLimitTimeout == 0 {
+		cfg.RateLimitTimeout = 250 * time.Millisecond
+	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{store: store, streams: st, log: log, cfg: cfg, keys: newKeyCache(cfg.KeyCacheTTL)}
+	return &Service{store: store, streams: st, log: log, cfg: cfg, keys: newKeyCache(cfg.KeyCacheTTL, cfg.KeyCacheSize)}
 }
 
 // Store exposes the store (processor, CLI, tests).

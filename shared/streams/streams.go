@@ -42,12 +42,13 @@ type Config struct {
 
 // Streams is the Redis side of the service.
 type Streams struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	cfg Config
 }
 
-// New wraps a client. See NewClient for the options a client needs.
-func New(rdb *redis.Client, cfg Config) *Streams {
+// New wraps a client (a single node's, or a cluster's: every command here names one key, so
+// none crosses hash slots). See NewClient for the options a client needs.
+func New(rdb redis.UniversalClient, cfg Config) *Streams {
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
 	}
@@ -76,11 +77,28 @@ func NewClient(url string) (*redis.Client, error) {
 	return redis.NewClient(opts), nil
 }
 
+// NewUniversalClient is NewClient for a single node, or, with cluster, a cluster client for a
+// cluster-mode Redis (ElastiCache's configuration endpoint in url; more nodes may be given as
+// ?addr=host:port parameters). Both come through redis.NewUniversalClient.
+func NewUniversalClient(url string, cluster bool) (redis.UniversalClient, error) {
+	if !cluster {
+		return NewClient(url)
+	}
+	opts, err := redis.ParseClusterURL(url)
+	if err != nil {
+		return nil, errors.New("parse redis url: not a valid redis:// cluster URL")
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: opts.Addrs, IsClusterMode: true, Username: opts.Username, Password: opts.Password, TLSConfig: opts.TLSConfig,
+		ContextTimeoutEnabled: true, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1,
+	}), nil
+}
+
 // Name returns the full name of a stream.
 func (s *Streams) Name(stream string) string { return s.cfg.Prefix + stream }
 
 // Client exposes the Redis client (tests, benchmarks).
-func (s *Streams) Client() *redis.Client { return s.rdb }
+func (s *Streams) Client() redis.UniversalClient { return s.rdb }
 
 // Group is the processor's consumer group.
 func (s *Streams) Group() string { return s.cfg.Group }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/config"
+	"github.com/loomipay/loomipay/shared/worker"
+)
+
+// openConfigured loads, validates and connects exactly as the Lambda functions do: no local
+// fallbacks, since serve and worker run where the service is hosted.
+func openConfigured(ctx context.Context, forProcessor bool) (*config.Deps, error) {
+	cfg, err := config.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(forProcessor); err != nil {
+		return nil, err
+	}
+	if cfg.DatabaseURL == "" {
+		return nil, errNoDatabase
+	}
+	return config.Open(ctx, cfg)
+}
+
+// serve runs the API and the webhook over HTTP, configured like the Lambda functions, until
+// SIGINT or SIGTERM; requests under way get up to --shutdown-grace to finish.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:3000", "listen address (in a container: :3000)")
+	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long requests under way may finish after SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	deps, err := openConfigured(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	ln, err := listen(*addr, "--addr", "the API and webhook")
+	if err != nil {
+		return err
+	}
+	srv := newServer(deps.API().Handler())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	deps.Log.Info("serving the API and webhook", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "Loomi Pay API and webhook on http://%s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), *grace)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// workerCmd runs the processor in a loop, configured like the processor function, until SIGINT
+// or SIGTERM. Several workers may run at once: each is its own consumer of the task stream.
+func workerCmd(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	deps, err := openConfigured(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	proc, err := worker.New(deps)
+	if err != nil {
+		return err
+	}
+	log.Info("processor running; SIGINT or SIGTERM stops it")
+	st, err := proc.Run(ctx)
+	log.Info("processor stopped", "handled", st.Handled, "retried", st.Retried, "dead", st.Dead)
+	return err
+}

@@ -1,0 +1,120 @@
+//go:build unix
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/loomipay/loomipay/internal/lambdaemu"
+	"github.com/loomipay/loomipay/internal/testenv"
+)
+
+// TestMigrateFunction runs functions/migrate under the emulator on an empty schema, as the
+// deploy does: first as CloudFormation's custom resource (it must migrate and answer SUCCESS at
+// the ResponseURL), then invoked by hand (nothing left to apply), then the stack's Delete (no
+// change, SUCCESS).
+func TestMigrateFunction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary and the emulator; skipped with -short")
+	}
+	ctx := context.Background()
+	root := repoRoot(t)
+	dir := t.TempDir()
+	rie := buildEmulator(t, root, dir)
+	bootstraps, err := lambdaemu.Build(ctx, root, dir, runtime.GOOS, runtime.GOARCH, "./functions/migrate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An empty schema of its own: testenv's schemas come migrated, so drop what it made.
+	store, schema := testenv.PostgresSchema(t)
+	if _, err := store.Pool().Exec(ctx, "DROP SCHEMA "+schema+" CASCADE; CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	fn := startFunction(t, rie, "migrate", bootstraps["migrate"], []string{
+		"PATH=" + os.Getenv("PATH"),
+		"AWS_LAMBDA_FUNCTION_NAME=loomipay-e2e-migrate",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT=60",
+		"DATABASE_URL=" + testenv.SchemaURL(schema),
+		"REDIS_URL=" + testenv.RedisURL(),
+		"LOG_LEVEL=info",
+	})
+
+	// CloudFormation's side: the pre-signed URL the function PUTs its answer to.
+	responses := make(chan map[string]any, 4)
+	cfnEndpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var resp map[string]any
+		if r.Method != http.MethodPut || json.Unmarshal(body, &resp) != nil {
+			t.Errorf("ResponseURL got %s %q; want a PUT of a JSON response", r.Method, body)
+		}
+		responses <- resp
+	}))
+	t.Cleanup(cfnEndpoint.Close)
+	resourceEvent := func(requestType string) []byte {
+		b, _ := json.Marshal(map[string]any{
+			"RequestType": requestType, "ResponseURL": cfnEndpoint.URL + "/presigned",
+			"StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/loomipay-e2e/1", "RequestId": "req-" + requestType,
+			"LogicalResourceId": "Migrations", "ResourceType": "Custom::Migrations", "PhysicalResourceId": "loomipay-migrations",
+			"ResourceProperties": map[string]any{"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:loomipay-e2e-migrate:1"},
+		})
+		return b
+	}
+	tables := func() int {
+		var n int
+		if err := store.Pool().QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	awaitResponse := func(what string) map[string]any {
+		select {
+		case r := <-responses:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no answer at the ResponseURL", what)
+			return nil
+		}
+	}
+
+	if _, err := fn.Invoke(ctx, resourceEvent("Create")); err != nil {
+		t.Fatalf("custom resource Create: %v", err)
+	}
+	if r := awaitResponse("Create"); r["Status"] != "SUCCESS" {
+		t.Fatalf("Create answered %v; want Status SUCCESS", r)
+	}
+	if n := tables(); n < 5 {
+		t.Fatalf("tables after the Create = %d; want the schema (orders, refunds, keys, tasks, outbox, …)", n)
+	}
+	var version int
+	if err := store.Pool().QueryRow(ctx, "SELECT max(version) FROM "+schema+".schema_migrations").Scan(&version); err != nil || version < 1 {
+		t.Fatalf("schema_migrations max(version) = %d, %v", version, err)
+	}
+
+	payload, err := fn.Invoke(ctx, []byte(`{}`))
+	if err != nil {
+		t.Fatalf("direct invocation: %v", err)
+	}
+	var res struct{ Applied *int }
+	if err := json.Unmarshal(payload, &res); err != nil || res.Applied == nil || *res.Applied != 0 {
+		t.Errorf("direct invocation answered %s; want {\"applied\":0}", payload)
+	}
+
+	before := tables()
+	if _, err := fn.Invoke(ctx, resourceEvent("Delete")); err != nil {
+		t.Fatalf("custom resource Delete: %v", err)
+	}
+	if r := awaitResponse("Delete"); r["Status"] != "SUCCESS" || r["PhysicalResourceId"] != "loomipay-migrations" {
+		t.Errorf("Delete answered %v; want SUCCESS for loomipay-migrations", r)
+	}
+	if after := tables(); after != before {
+		t.Errorf("tables after Delete = %d; want %d (Delete changes nothing)", after, before)
+	}
+}
