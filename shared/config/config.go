@@ -20,6 +20,7 @@ import (
 	"github.com/loomipay/loomipay/shared/secrets"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
+	"github.com/loomipay/loomipay/shared/webhooks"
 )
 
 // Variable lists every environment variable the code reads, with its meaning and default. The
@@ -56,6 +57,14 @@ var Variables = []Variable{
 	{Name: "RECONCILE_AFTER", Default: "5m", Meaning: "query Lakala for orders processing this long without a notification"},
 	{Name: "REFUND_REQUEST_IP", Default: "127.0.0.1", Meaning: "location_info.request_ip sent with refunds"},
 	{Name: "LOG_LEVEL", Default: "info", Meaning: "debug, info, warn or error"},
+	// Per-app results and webhooks (issue 10).
+	{Name: "SHARED_RESULT_STREAMS", Default: "true", Meaning: "also write the shared payment_results / refund_results streams every app can read; false once every app reads its own"},
+	{Name: "APP_PAYMENT_RESULT_STREAM", Default: "payment_results:{$APP}", Meaning: "name of each app's own payment result stream ($APP = app id; braces = cluster hash tag)"},
+	{Name: "APP_REFUND_RESULT_STREAM", Default: "refund_results:{$APP}", Meaning: "name of each app's own refund result stream"},
+	{Name: "WEBHOOK_SECRET_KEY", Meaning: "32 bytes (64 hex characters or base64) encrypting webhook signing secrets in the database", Secret: true},
+	{Name: "WEBHOOK_CONCURRENCY", Default: "32", Meaning: "webhook deliveries in flight at once"},
+	{Name: "WEBHOOK_ENDPOINT_CONCURRENCY", Default: "4", Meaning: "webhook deliveries in flight per endpoint"},
+	{Name: "WEBHOOK_ALLOW_LOOPBACK", Default: "false", Meaning: "let webhook URLs reach 127.0.0.1 / ::1 (local development only)"},
 }
 
 // Config is the loaded configuration.
@@ -81,6 +90,12 @@ type Config struct {
 	ReconcileAfter       time.Duration
 	RefundRequestIP      string
 	LogLevel             slog.Level
+
+	SharedResultStreams                            bool
+	AppPaymentStream, AppRefundStream              string
+	WebhookSecretKey                               string
+	WebhookConcurrency, WebhookEndpointConcurrency int
+	WebhookAllowLoopback                           bool
 }
 
 // Load reads the configuration. Secrets (DATABASE_URL, REDIS_URL, LAKALA_PRIVATE_KEY) may be given
@@ -118,6 +133,14 @@ func Load(ctx context.Context) (Config, error) {
 		ProcessorIdleExit:    r.duration("PROCESSOR_IDLE_EXIT"),
 		ReconcileAfter:       r.duration("RECONCILE_AFTER"),
 		RefundRequestIP:      r.str("REFUND_REQUEST_IP"),
+
+		SharedResultStreams:        r.boolean("SHARED_RESULT_STREAMS"),
+		AppPaymentStream:           r.appStream("APP_PAYMENT_RESULT_STREAM"),
+		AppRefundStream:            r.appStream("APP_REFUND_RESULT_STREAM"),
+		WebhookSecretKey:           r.secret("WEBHOOK_SECRET_KEY"),
+		WebhookConcurrency:         r.integer("WEBHOOK_CONCURRENCY"),
+		WebhookEndpointConcurrency: r.integer("WEBHOOK_ENDPOINT_CONCURRENCY"),
+		WebhookAllowLoopback:       r.boolean("WEBHOOK_ALLOW_LOOPBACK"),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL"))); err != nil {
 		r.errs = append(r.errs, fmt.Errorf("LOG_LEVEL: %w", err))
@@ -179,6 +202,24 @@ func (r *reader) integer(name string) int {
 	return n
 }
 
+func (r *reader) boolean(name string) bool {
+	s := r.str(name)
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not true or false", name, s))
+	}
+	return b
+}
+
+// appStream reads a per-app stream name, which must name the app.
+func (r *reader) appStream(name string) string {
+	s := r.str(name)
+	if !strings.Contains(s, "$APP") {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q does not contain $APP (the app id)", name, s))
+	}
+	return s
+}
+
 func (r *reader) duration(name string) time.Duration {
 	s := r.str(name)
 	d, err := time.ParseDuration(s)
@@ -213,6 +254,8 @@ type Deps struct {
 	Store   *postgres.Store
 	Streams *streams.Streams
 	Service *service.Service
+	// Webhooks manages webhook endpoints and delivers to them (the processor runs it).
+	Webhooks *webhooks.Webhooks
 }
 
 // Open connects to Postgres and Redis and builds the service. The platform certificate is
@@ -231,7 +274,14 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 		store.Close()
 		return nil, err
 	}
-	st := streams.New(rdb, streams.Config{Prefix: c.StreamPrefix, ResultRetention: c.ResultRetention, ResultMaxLen: c.ResultMaxLen})
+	st := streams.New(rdb, streams.Config{Prefix: c.StreamPrefix, ResultRetention: c.ResultRetention, ResultMaxLen: c.ResultMaxLen,
+		AppPaymentStream: c.AppPaymentStream, AppRefundStream: c.AppRefundStream, NoSharedResults: !c.SharedResultStreams})
+	wh, err := webhooks.New(store.Pool(), webhooks.Config{SecretKey: c.WebhookSecretKey, AllowLoopback: c.WebhookAllowLoopback,
+		Concurrency: c.WebhookConcurrency, EndpointConcurrency: c.WebhookEndpointConcurrency}, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	var platform *rsa.PublicKey
 	if c.LakalaPlatformCertPEM != "" {
 		if platform, err = c.PlatformKey(); err != nil {
@@ -240,7 +290,7 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 		}
 	}
 	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: platform, ReplayWindow: c.ReplayWindow})
-	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc}, nil
+	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc, Webhooks: wh}, nil
 }
 
 // Close releases the connections.
@@ -287,6 +337,7 @@ func (d *Deps) Processor() (*processor.Processor, error) {
 		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
 		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
 		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit,
+		Webhooks: d.Webhooks,
 	}), nil
 }
 

@@ -68,6 +68,8 @@ type Config struct {
 	// function that is always running. A short IdleExit trades that latency (up to the schedule's
 	// period) for cost.
 	IdleExit time.Duration
+	// Webhooks, if set, is run beside the drain by Run and once by RunOnce (see webhooks.go).
+	Webhooks WebhookEngine
 }
 
 func (c *Config) defaults() {
@@ -121,6 +123,7 @@ type Stats struct {
 	Reclaimed   int // messages taken over from a crashed run
 	Reconciled  int // live orders settled or expired by querying Lakala
 	Relayed     int // outbox messages published by the relay sweep
+	Webhooks    int // webhook attempts made by RunOnce (Run's engine runs on its own)
 }
 
 func (s *Stats) add(o Stats) {
@@ -131,6 +134,7 @@ func (s *Stats) add(o Stats) {
 	s.Reclaimed += o.Reclaimed
 	s.Reconciled += o.Reconciled
 	s.Relayed += o.Relayed
+	s.Webhooks += o.Webhooks
 }
 
 // Run works until shortly before ctx's deadline (a Lambda invocation), or until ctx is
@@ -143,6 +147,7 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-p.cfg.DeadlineMargin))
 		defer cancel()
 	}
+	waitWebhooks := p.startWebhooks(ctx)
 	var lastMaintenance time.Time
 	lastWork := time.Now()
 	for ctx.Err() == nil {
@@ -166,6 +171,7 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 			break
 		}
 	}
+	waitWebhooks()
 	p.log.InfoContext(context.WithoutCancel(ctx), "processor run finished", "stats", total)
 	return total, nil
 }
@@ -185,6 +191,10 @@ func (p *Processor) RunOnce(ctx context.Context) (Stats, error) {
 	// Relay what the drain's own publishes could not deliver.
 	n, err := p.svc.RelayOutbox(ctx, 500)
 	st.Relayed += n
+	if err != nil {
+		return st, err
+	}
+	st.Webhooks, err = p.webhooksOnce(ctx)
 	return st, err
 }
 
@@ -205,7 +215,7 @@ func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
 	st.Reconciled, errs = n, append(errs, err)
 	n, err = p.svc.RelayOutbox(ctx, 500)
 	st.Relayed, errs = n, append(errs, err)
-	errs = append(errs, p.streams.TrimResults(ctx))
+	errs = append(errs, p.trimResults(ctx))
 	if _, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000); err != nil {
 		errs = append(errs, err)
 	}

@@ -1,0 +1,329 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// FanOut turns result events not yet fanned out into one delivery per enabled endpoint of the
+// event's app that subscribes to its type, and marks the events fanned out, in one statement
+// per batch. It goes by a mark on each outbox row, not by a cursor over ids, because ids are
+// taken at insert and committed in any order. It returns how many events it handled.
+func (w *Webhooks) FanOut(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for {
+		now := w.now()
+		var n int
+		err := w.pool.QueryRow(ctx, `WITH ev AS (
+				SELECT id, event_id, stream, fields FROM outbox WHERE webhooks_at IS NULL
+				ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED),
+			ins AS (
+				INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, subject_id, seq, payload, next_attempt_at, created_at)
+				SELECT e.id, ev.event_id, ev.fields->>'event_type',
+					CASE WHEN ev.stream = 'refund_results' THEN ev.fields->>'refund_order_id' ELSE ev.fields->>'payment_order_id' END,
+					CASE WHEN ev.fields->>'seq' ~ '^[0-9]{1,18}$' THEN (ev.fields->>'seq')::bigint ELSE 0 END,
+					ev.fields, $2, $2
+				FROM ev
+				JOIN webhook_endpoints e ON e.app_id = ev.fields->>'app_id' AND e.disabled_at IS NULL
+					AND ev.fields->>'event_type' = ANY (e.events)
+				JOIN apps a ON a.app_id = e.app_id AND a.disabled_at IS NULL
+				ON CONFLICT (endpoint_id, event_id) DO NOTHING),
+			upd AS (UPDATE outbox SET webhooks_at = $2 FROM ev WHERE outbox.id = ev.id RETURNING 1)
+			SELECT count(*) FROM upd`, batch, now).Scan(&n)
+		if err != nil {
+			return total, fmt.Errorf("webhook fan-out: %w", err)
+		}
+		total += n
+		if n < batch {
+			if total > 0 {
+				w.poke()
+			}
+			return total, nil
+		}
+	}
+}
+
+// Run fans out and delivers until ctx ends, then waits for the deliveries in flight. Under a
+// deadline (a Lambda run) it stops starting attempts one Timeout before it, so none is cut off.
+func (w *Webhooks) Run(ctx context.Context) {
+	dispatchCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		dispatchCtx, cancel = context.WithDeadline(ctx, deadline.Add(-w.cfg.Timeout))
+		defer cancel()
+	}
+	t := time.NewTicker(w.cfg.PollEvery)
+	defer t.Stop()
+	for dispatchCtx.Err() == nil {
+		if _, err := w.FanOut(dispatchCtx, 500); err != nil && dispatchCtx.Err() == nil {
+			w.log.ErrorContext(ctx, "webhook fan-out failed", "err", err)
+		}
+		if _, err := w.dispatch(dispatchCtx); err != nil && dispatchCtx.Err() == nil {
+			w.log.ErrorContext(ctx, "webhook dispatch failed", "err", err)
+		}
+		select {
+		case <-dispatchCtx.Done():
+		case <-t.C:
+		case <-w.wake:
+		}
+	}
+	w.wg.Wait()
+}
+
+// RunOnce fans out, starts every due delivery it has room for, and waits for them: one pass,
+// for tests and `loomipay process`. It returns how many attempts it made.
+func (w *Webhooks) RunOnce(ctx context.Context) (int, error) {
+	if _, err := w.FanOut(ctx, 500); err != nil {
+		return 0, err
+	}
+	n, err := w.dispatch(ctx)
+	w.wg.Wait()
+	return n, err
+}
+
+// dispatch starts attempts for due deliveries, endpoint by endpoint, within the global and the
+// per-endpoint limits; it does not wait for them. Per subject (order or refund) and endpoint,
+// only the lowest-seq pending delivery is ever eligible, so an order's events arrive in seq
+// order even under retries.
+func (w *Webhooks) dispatch(ctx context.Context) (int, error) {
+	now := w.now()
+	rows, err := w.pool.Query(ctx, `SELECT DISTINCT endpoint_id FROM webhook_deliveries
+		WHERE state = 'pending' AND next_attempt_at <= $1 LIMIT 1000`, now)
+	if err != nil {
+		return 0, fmt.Errorf("due endpoints: %w", err)
+	}
+	var endpoints []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		endpoints = append(endpoints, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	started := 0
+	for _, ep := range endpoints {
+		w.mu.Lock()
+		free := min(w.cfg.EndpointConcurrency-w.inflight[ep], w.cfg.Concurrency-w.total)
+		w.mu.Unlock()
+		if free <= 0 {
+			continue
+		}
+		n, err := w.startEndpoint(ctx, ep, free, now)
+		started += n
+		if err != nil {
+			return started, err
+		}
+	}
+	return started, nil
+}
+
+type claimed struct {
+	id        int64
+	eventID   string
+	eventType string
+	payload   map[string]string
+	createdAt time.Time
+}
+
+type target struct {
+	id, url string
+	secrets []string
+}
+
+// startEndpoint claims up to n due deliveries of one endpoint and starts them. A claim pushes
+// next_attempt_at past the attempt's timeout (a lease): a crashed run's claims come due again.
+func (w *Webhooks) startEndpoint(ctx context.Context, endpointID string, n int, now time.Time) (int, error) {
+	tgt, err := w.target(ctx, endpointID, now)
+	if err != nil {
+		return 0, err
+	}
+	lease := now.Add(w.cfg.Timeout + 30*time.Second)
+	rows, err := w.pool.Query(ctx, `UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3
+		FROM (SELECT c.id FROM webhook_deliveries c
+			JOIN webhook_endpoints e ON e.id = c.endpoint_id AND e.disabled_at IS NULL
+			WHERE c.endpoint_id = $1 AND c.state = 'pending' AND c.next_attempt_at <= $2
+			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+				WHERE p.endpoint_id = c.endpoint_id AND p.subject_id = c.subject_id AND p.state = 'pending'
+				AND (p.seq, p.id) < (c.seq, c.id))
+			ORDER BY c.next_attempt_at, c.id LIMIT $4 FOR UPDATE OF c SKIP LOCKED) due
+		WHERE d.id = due.id
+		RETURNING d.id, d.event_id::text, d.event_type, d.payload, d.created_at`, endpointID, now, lease, n)
+	if err != nil {
+		return 0, fmt.Errorf("claim deliveries: %w", err)
+	}
+	var batch []claimed
+	for rows.Next() {
+		var c claimed
+		if err := rows.Scan(&c.id, &c.eventID, &c.eventType, &c.payload, &c.createdAt); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		batch = append(batch, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, c := range batch {
+		w.mu.Lock()
+		w.inflight[endpointID]++
+		w.total++
+		w.mu.Unlock()
+		w.wg.Go(func() {
+			defer func() {
+				w.mu.Lock()
+				w.inflight[endpointID]--
+				w.total--
+				w.mu.Unlock()
+				w.poke() // the next event of the same order may be due now
+			}()
+			// The attempt is not cut short by ctx ending: Run stops starting attempts a Timeout
+			// before its deadline, and an abandoned attempt would go unrecorded.
+			w.attempt(context.WithoutCancel(ctx), tgt, c)
+		})
+	}
+	return len(batch), nil
+}
+
+// target reads an endpoint's URL and its current signing secrets.
+func (w *Webhooks) target(ctx context.Context, id string, now time.Time) (target, error) {
+	if w.box == nil {
+		return target{}, errNoKey
+	}
+	t := target{id: id}
+	var cur, prev []byte
+	var until *time.Time
+	err := w.pool.QueryRow(ctx, `SELECT url, secret_enc, previous_secret_enc, previous_until FROM webhook_endpoints WHERE id = $1`, id).
+		Scan(&t.url, &cur, &prev, &until)
+	if err != nil {
+		return t, fmt.Errorf("read endpoint %s: %w", id, err)
+	}
+	s, err := w.box.open(cur)
+	if err != nil {
+		return t, err
+	}
+	t.secrets = []string{s}
+	if prev != nil && until != nil && now.Before(*until) {
+		if s, err := w.box.open(prev); err == nil {
+			t.secrets = append(t.secrets, s)
+		}
+	}
+	return t, nil
+}
+
+// attempt POSTs one delivery and records the outcome.
+func (w *Webhooks) attempt(ctx context.Context, tgt target, c claimed) {
+	body, err := json.Marshal(c.payload) // map keys sorted: the same bytes on every attempt
+	if err != nil {
+		w.log.ErrorContext(ctx, "webhook payload", "delivery", c.id, "err", err)
+		return
+	}
+	start, began := w.now(), time.Now() // the clock may be a test's; latency is real
+	status, sendErr := w.send(ctx, tgt, c, body, start)
+	latency := time.Since(began)
+	if err := w.record(ctx, tgt.id, c, start, status, latency, sendErr); err != nil {
+		w.log.ErrorContext(ctx, "recording a webhook attempt failed; the delivery is retried when its lease ends",
+			"delivery", c.id, "err", err)
+	}
+}
+
+func (w *Webhooks) send(ctx context.Context, tgt target, c claimed, body []byte, at time.Time) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tgt.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "LoomiPay-Webhooks/1")
+	req.Header.Set("Loomi-Event-Id", c.eventID)
+	req.Header.Set("Loomi-Event-Type", c.eventType)
+	req.Header.Set(SignatureHeader, SignatureValue(at.Unix(), body, tgt.secrets...))
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return resp.StatusCode, nil
+}
+
+// record stores an attempt and moves the delivery on: delivered; retried after the schedule's
+// next wait; or given up past the horizon. An endpoint failing without a success for the horizon
+// is disabled.
+func (w *Webhooks) record(ctx context.Context, endpointID string, c claimed, at time.Time, status int, latency time.Duration, sendErr error) error {
+	var errText *string
+	if sendErr != nil {
+		s := sendErr.Error()
+		if len(s) > 500 {
+			s = s[:500]
+		}
+		errText = &s
+	}
+	var code *int
+	if status != 0 {
+		code = &status
+	}
+	now := w.now()
+	tx, err := w.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it does nothing
+	var attempts int
+	if err := tx.QueryRow(ctx, `INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error)
+		VALUES ($1, $2, $3, $4, $5) RETURNING (SELECT attempts FROM webhook_deliveries WHERE id = $1)`,
+		c.id, at, code, latency.Milliseconds(), errText).Scan(&attempts); err != nil {
+		return fmt.Errorf("insert attempt: %w", err)
+	}
+	disable := ""
+	if sendErr == nil {
+		if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET state = 'delivered', delivered_at = $2, last_error = NULL
+			WHERE id = $1`, c.id, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1`, endpointID); err != nil {
+			return err
+		}
+	} else {
+		next := now.Add(w.cfg.Schedule[min(attempts, len(w.cfg.Schedule))-1])
+		state := "pending"
+		if next.Sub(c.createdAt) > w.cfg.Horizon {
+			state = "failed"
+		}
+		if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET state = $2, next_attempt_at = $3, last_error = $4
+			WHERE id = $1`, c.id, state, next, errText); err != nil {
+			return err
+		}
+		var since time.Time
+		if err := tx.QueryRow(ctx, `UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, $2)
+			WHERE id = $1 RETURNING failing_since`, endpointID, at).Scan(&since); err != nil {
+			return err
+		}
+		if now.Sub(since) >= w.cfg.Horizon {
+			disable = "failing since " + since.UTC().Format(time.RFC3339) + " (" + strconv.Itoa(int(w.cfg.Horizon.Hours())) + " h without a success)"
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	if disable != "" {
+		w.log.WarnContext(ctx, "webhook endpoint disabled", "endpoint", endpointID, "reason", disable)
+		return w.disable(ctx, endpointID, disable)
+	}
+	return nil
+}
