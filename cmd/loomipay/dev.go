@@ -17,11 +17,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/internal/devstack"
+	"github.com/loomipay/loomipay/internal/sandbox"
+	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
-	"github.com/loomipay/loomipay/internal/sandbox"
 )
 
 const demoApp = "demo_app"

@@ -7,6 +7,8 @@
 //	loomipay process                         run the processor once (drain, sweep, reconcile, relay)
 //	loomipay sandbox --merchant-cert FILE    run the Lakala sandbox alone
 //	loomipay dev                             the whole stack locally: API, webhook, processor, sandbox
+//	loomipay apps create|list|rotate-redis-password|disable   apps and their Redis users
+//	loomipay webhooks add|list|disable|rotate-secret|deliveries|redeliver   webhooks to main apps
 //
 // It reads the same environment variables as the Lambda functions (see the README). When
 // DATABASE_URL or REDIS_URL is unset, local commands find or start local servers.
@@ -33,6 +35,8 @@ commands:
   process                        run the processor once: drain tasks, sweep, reconcile, relay
   sandbox --merchant-cert FILE   run the Lakala sandbox alone (see --help)
   dev                            run the whole stack locally (see --help)
+  apps create|list|rotate-redis-password|disable   apps and the Redis users reading their own result streams
+  webhooks add|list|disable|rotate-secret|deliveries|redeliver   signed HTTP webhooks to main apps
 `
 
 func main() {
@@ -65,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return sandboxCmd(ctx, args[1:], stdout, stderr, log)
 	case "dev":
 		return dev(ctx, args[1:], stdout, stderr)
+	case "apps":
+		return apps(ctx, args[1:], stdout, stderr, log)
+	case "webhooks":
+		return webhooksCmd(ctx, args[1:], stdout, stderr, log)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

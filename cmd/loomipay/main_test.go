@@ -7,16 +7,18 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
-	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/streams"
 )
 
 // useTestServers points the command at an isolated schema and stream prefix.
@@ -40,8 +42,21 @@ var keyLine = regexp.MustCompile(`^lp_[a-z0-9]{12}_[a-z0-9]{40}\n$`)
 
 func TestKeys(t *testing.T) {
 	store := useTestServers(t)
-	svc := service.New(store, testenv.Streams(t), testenv.Logger(), service.Config{KeyCacheTTL: -1})
+	rdb, _ := testenv.Redis(t)
+	svc := service.New(store, streams.New(rdb, streams.Config{Prefix: os.Getenv("STREAM_PREFIX")}), testenv.Logger(), service.Config{KeyCacheTTL: -1})
 	ctx := context.Background()
+
+	_, stderr, err := runCmd(t, "keys", "create", "--app-id", "shop_cn")
+	if err == nil || !strings.Contains(err.Error(), `app "shop_cn" does not exist`) || !strings.Contains(err.Error(), "apps create shop_cn") {
+		t.Fatalf("keys create for an unknown app: err = %v; want a clear refusal", err)
+	}
+	if list, _ := store.Apps(ctx); len(list) != 0 {
+		t.Fatalf("a refused keys create registered apps: %v", list)
+	}
+	if _, stderr, err := runCmd(t, "apps", "create", "shop_cn"); err != nil {
+		t.Fatalf("apps create: %v\n%s", err, stderr)
+	}
+	t.Cleanup(func() { _ = svc.Streams().DeleteAppUser(context.Background(), "shop_cn") })
 
 	stdout, stderr, err := runCmd(t, "keys", "create", "--app-id", "shop_cn", "--label", "checkout")
 	if err != nil {

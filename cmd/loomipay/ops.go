@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/internal/devstack"
+	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/pay"
 )
 

@@ -13,8 +13,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/internal/sandbox"
+	"github.com/loomipay/loomipay/shared/lakala"
 )
 
 // sandboxCmd runs the Lakala sandbox alone, for a service deployed elsewhere or a test that

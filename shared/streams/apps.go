@@ -28,8 +28,9 @@ func (s *Streams) AppStream(stream, app string) string {
 	return s.cfg.Prefix + strings.ReplaceAll(tmpl, "$APP", app)
 }
 
-// AppUser is the Redis user of an app.
-func (s *Streams) AppUser(app string) string { return "loomipay_app_" + app }
+// AppUser is the Redis user of an app; the stream prefix keeps the users of deployments (and
+// tests) sharing one Redis apart.
+func (s *Streams) AppUser(app string) string { return s.cfg.Prefix + "loomipay_app_" + app }
 
 // appCommands is everything a consumer of its own streams needs: read with a consumer group,
 // ack, manage its group and consumers, reclaim, inspect; and the connection commands clients send
