@@ -130,4 +130,6 @@ func TestTwoAppsGetAllAndOnlyTheirOwnResults(t *testing.T) {
 	}
 }
 
-func isNoPerm(err error) bool { return err != nil && len(err.Error()) > 6 && err.Error()[:6] == "NOPERM" }
+func isNoPerm(err error) bool {
+	return err != nil && len(err.Error()) > 6 && err.Error()[:6] == "NOPERM"
+}
