@@ -454,3 +454,38 @@ func TestGivenUpAfterTheHorizon(t *testing.T) {
 		t.Errorf("an endpoint with successes was disabled: %+v", e)
 	}
 }
+
+func TestRotatedSecretSignsBesideTheNewOne(t *testing.T) {
+	store := testenv.Postgres(t)
+	app(t, store, "shop_b")
+	clk := &clock{now: time.Now()}
+	w := newWebhooks(t, store, webhooks.Config{AllowLoopback: true, Now: clk.Now})
+	rc := newReceiver(t, nil)
+	ep := addEndpoint(t, w, "shop_b", rc)
+	old := rc.secret
+	secret, until, err := w.RotateSecret(context.Background(), ep.ID)
+	if err != nil || secret == old || until.Sub(clk.Now()) != 24*time.Hour {
+		t.Fatalf("RotateSecret = %q, %v, %v", secret, until, err)
+	}
+	addEvent(t, store, "shop_b", "order-1", 1)
+	runUntil(t, w, "the delivery", func() bool { return len(rc.requests()) == 1 })
+	r := rc.requests()[0]
+	header := r.header.Get(webhooks.SignatureHeader)
+	if strings.Count(header, "v1=") != 2 {
+		t.Errorf("header during the overlap = %q; want two v1", header)
+	}
+	for _, s := range []string{old, secret} {
+		if err := webhooks.Verify(header, r.raw, s, 0, time.Time{}); err != nil {
+			t.Errorf("verify with one of the secrets: %v", err)
+		}
+	}
+	// After the overlap only the new secret signs.
+	clk.Add(25 * time.Hour)
+	addEvent(t, store, "shop_b", "order-2", 1)
+	runUntil(t, w, "the second delivery", func() bool { return len(rc.requests()) == 2 })
+	r = rc.requests()[1]
+	header = r.header.Get(webhooks.SignatureHeader)
+	if webhooks.Verify(header, r.raw, secret, 0, time.Time{}) != nil || webhooks.Verify(header, r.raw, old, 0, time.Time{}) == nil {
+		t.Errorf("after the overlap, header %q must verify with the new secret only", header)
+	}
+}
