@@ -14,6 +14,7 @@ import (
 	_ "net/http/pprof" // served only with --pprof
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,9 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:3100", "address of the Lakala sandbox")
 	stateDir := fs.String("state-dir", ".localdev", "where local keys and a private PostgreSQL live (git-ignored)")
 	pprofAddr := fs.String("pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ there")
+	appList := fs.String("apps", demoApp, "comma-separated apps to set up: each gets an API key (first start), a Redis user for its own result streams, and its credentials printed")
+	var forwards forwardFlags
+	fs.Var(&forwards, "forward-webhooks", "APP=URL: deliver APP's results as signed webhooks to URL (e.g. a local server of the app); repeatable")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -99,6 +103,13 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.LakalaPrivateKeyPEM = string(lakala.MarshalPrivateKeyPEM(merchantKey))
 	cfg.LakalaPlatformCertPEM = string(sb.PlatformCertPEM())
 	cfg.LakalaNotifyURL = apiURL + "/webhooks/lakala"
+	// Locally an app's webhook receiver runs on this machine.
+	cfg.WebhookAllowLoopback = true
+	if cfg.WebhookSecretKey == "" {
+		if cfg.WebhookSecretKey, err = loadOrCreateHexKey(filepath.Join(*stateDir, "webhook-secret-key")); err != nil {
+			return err
+		}
+	}
 	deps, err := config.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -112,7 +123,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	key, err := demoKey(ctx, deps)
+	appsSetup, err := setUpApps(ctx, deps, strings.Split(*appList, ","), forwards)
 	if err != nil {
 		return err
 	}
@@ -149,12 +160,10 @@ Loomi Pay is running locally.
   Redis             %s
   processor         running (drains payment_tasks, reconciles, relays results)
 `, apiURL, sandboxURL, redactPassword(cfg.DatabaseURL), redactPassword(cfg.RedisURL))
-	if key != "" {
-		fmt.Fprintf(stdout, "\nAPI key for app %s (shown once; create more with 'loomipay keys create --app-id %s'):\n  %s\n", demoApp, demoApp, key)
-	} else {
-		fmt.Fprintf(stdout, "\nApp %s already has a key (printed on first start); create another with 'loomipay keys create --app-id %s'.\n", demoApp, demoApp)
+	for _, a := range appsSetup {
+		a.print(stdout)
 	}
-	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/v1/payment-orders -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' \\\n    -d '{\"app_id\":\"%s\",\"merchant_order_id\":\"ORDER_1\",\"amount\":10000,\"order_type\":\"payment\",\"subject\":\"VIP\"}'\n\nCtrl-C stops everything.\n", apiURL, demoApp)
+	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/v1/payment-orders -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' \\\n    -d '{\"app_id\":\"%s\",\"merchant_order_id\":\"ORDER_1\",\"amount\":10000,\"order_type\":\"payment\",\"subject\":\"VIP\"}'\n\nCtrl-C stops everything.\n", apiURL, appsSetup[0].id)
 
 	select {
 	case <-ctx.Done():
@@ -168,21 +177,6 @@ Loomi Pay is running locally.
 	}
 	wg.Wait()
 	return err
-}
-
-// demoKey creates the demo app's first key, or returns "" if it already has one.
-func demoKey(ctx context.Context, deps *config.Deps) (string, error) {
-	existing, err := deps.Store.APIKeys(ctx, demoApp)
-	if err != nil {
-		return "", err
-	}
-	for _, k := range existing {
-		if k.RevokedAt == nil {
-			return "", nil
-		}
-	}
-	key, _, err := deps.Service.CreateAPIKey(ctx, demoApp, "created by loomipay dev")
-	return key, err
 }
 
 func loadOrCreateKey(path string) (*rsa.PrivateKey, error) {
