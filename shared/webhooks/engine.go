@@ -49,13 +49,14 @@ func (w *Webhooks) FanOut(ctx context.Context, batch int) (int, error) {
 	}
 }
 
-// Run fans out and delivers until ctx ends, then waits for the deliveries in flight. Under a
-// deadline (a Lambda run) it stops starting attempts one Timeout before it, so none is cut off.
+// Run fans out and delivers until ctx ends, then waits for the deliveries in flight. An attempt
+// still running at ctx's deadline (the end of a Lambda run) is cut short there and recorded as a
+// failure, to be retried by the schedule; so attempts keep starting until a second before it.
 func (w *Webhooks) Run(ctx context.Context) {
 	dispatchCtx := ctx
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
-		dispatchCtx, cancel = context.WithDeadline(ctx, deadline.Add(-w.cfg.Timeout))
+		dispatchCtx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Second))
 		defer cancel()
 	}
 	t := time.NewTicker(w.cfg.PollEvery)
@@ -188,9 +189,7 @@ func (w *Webhooks) startEndpoint(ctx context.Context, endpointID string, n int, 
 				w.mu.Unlock()
 				w.poke() // the next event of the same order may be due now
 			}()
-			// The attempt is not cut short by ctx ending: Run stops starting attempts a Timeout
-			// before its deadline, and an abandoned attempt would go unrecorded.
-			w.attempt(context.WithoutCancel(ctx), tgt, c)
+			w.attempt(ctx, tgt, c)
 		})
 	}
 	return len(batch), nil
@@ -232,7 +231,8 @@ func (w *Webhooks) attempt(ctx context.Context, tgt target, c claimed) {
 	start, began := w.now(), time.Now() // the clock may be a test's; latency is real
 	status, sendErr := w.send(ctx, tgt, c, body, start)
 	latency := time.Since(began)
-	if err := w.record(ctx, tgt.id, c, start, status, latency, sendErr); err != nil {
+	// Recorded even when ctx has ended: otherwise the attempt would be lost from the history.
+	if err := w.record(context.WithoutCancel(ctx), tgt.id, c, start, status, latency, sendErr); err != nil {
 		w.log.ErrorContext(ctx, "recording a webhook attempt failed; the delivery is retried when its lease ends",
 			"delivery", c.id, "err", err)
 	}
