@@ -75,7 +75,10 @@ func (s *Service) CreateApp(ctx context.Context, appID string) (AppCredentials, 
 		return AppCredentials{}, err
 	}
 	c := s.credentials(appID, redisPassword())
-	return c, applyACL(&c, s.streams.CreateAppUser(ctx, appID, c.RedisPassword))
+	if err := applyACL(&c, s.streams.CreateAppUser(ctx, appID, c.RedisPassword)); err != nil {
+		return AppCredentials{}, fmt.Errorf("app %q was created but its Redis user was not (retry with 'loomipay apps rotate-redis-password %s'): %w", appID, appID, err)
+	}
+	return c, nil
 }
 
 // RotateAppRedisPassword gives the app's Redis user a new password. With keepOld the old one
