@@ -42,6 +42,9 @@ type sizes struct {
 	ResultMaxLen   int64
 	ResultBatch    int
 	OutboxRows     int // row 9: published outbox rows to prune
+	WebhookRuns    int // row 10
+	WebhookEvents  int // row 10: events per throughput run (× 8 endpoints)
+	WebhookSamples int // row 10: commit → delivery latency samples per run
 }
 
 var (
@@ -50,12 +53,14 @@ var (
 		DrainTasks: 10_000, DrainRuns: 3, NotifySamples: 200,
 		WrkDuration: 30 * time.Second, WrkRuns: 3, ColdStarts: 7, RSSInvokes: 1000, RSSDrainTasks: 5000,
 		ResultMessages: 1_000_000, ResultMaxLen: 100_000, ResultBatch: 1000, OutboxRows: 1_000_000,
+		WebhookRuns: 3, WebhookEvents: 1000, WebhookSamples: 100,
 	}
 	smokeSizes = sizes{
 		Runs: 2, CreateOps: 40, PacedOps: 20, ExistingOrders: 2000,
 		DrainTasks: 100, DrainRuns: 1, NotifySamples: 5,
 		WrkDuration: 2 * time.Second, WrkRuns: 1, ColdStarts: 1, RSSInvokes: 5, RSSDrainTasks: 50,
 		ResultMessages: 5000, ResultMaxLen: 1000, ResultBatch: 500, OutboxRows: 2000,
+		WebhookRuns: 1, WebhookEvents: 20, WebhookSamples: 5,
 	}
 )
 
@@ -91,6 +96,15 @@ func record(r *Row) {
 	rows[r.N] = r
 }
 
+// lastRow is the highest row number recorded (at least 9, so a row not run shows as such).
+func lastRow() int {
+	last := 9
+	for n := range rows {
+		last = max(last, n)
+	}
+	return last
+}
+
 // met renders a target check.
 func met(ok bool) string {
 	if ok {
@@ -117,6 +131,7 @@ func TestReport(t *testing.T) {
 	t.Run("drain", testDrain)         // row 5
 	t.Run("notify", testNotify)       // row 6
 	t.Run("growth", testGrowth)       // row 9
+	t.Run("webhooks", testWebhooks)   // row 10
 	t.Run("functions", testFunctions) // rows 7, 8 (cold start last: it builds the binaries)
 
 	doc := render(started, time.Since(started), load)
@@ -128,7 +143,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("report written to %s (%d rows)", path, len(rows))
-	for n := 1; n <= 9; n++ {
+	for n := 1; n <= lastRow(); n++ {
 		if r, ok := rows[n]; ok {
 			t.Logf("row %d: %s; target %s: %s", n, r.Ratio, r.Target, r.Met)
 			for _, f := range r.Figures {
@@ -210,7 +225,7 @@ func render(started time.Time, took time.Duration, loadBefore string) []byte {
 		fmt.Fprintf(&b, "- %s\n", m)
 	}
 	b.WriteString("\n## Summary\n\n| # | what | measured | target | |\n|---|---|---|---|---|\n")
-	for n := 1; n <= 9; n++ {
+	for n := 1; n <= lastRow(); n++ {
 		r, ok := rows[n]
 		if !ok {
 			fmt.Fprintf(&b, "| %d | (not run) | | | |\n", n)
@@ -218,7 +233,7 @@ func render(started time.Time, took time.Duration, loadBefore string) []byte {
 		}
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s |\n", r.N, r.What, r.Ratio, r.Target, r.Met)
 	}
-	for n := 1; n <= 9; n++ {
+	for n := 1; n <= lastRow(); n++ {
 		r, ok := rows[n]
 		if !ok {
 			continue
