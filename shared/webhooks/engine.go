@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -61,11 +62,19 @@ func (w *Webhooks) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(w.cfg.PollEvery)
 	defer t.Stop()
+	warnedNoKey := false
 	for dispatchCtx.Err() == nil {
 		if _, err := w.FanOut(dispatchCtx, 500); err != nil && dispatchCtx.Err() == nil {
 			w.log.ErrorContext(ctx, "webhook fan-out failed", "err", err)
 		}
-		if _, err := w.dispatch(dispatchCtx); err != nil && dispatchCtx.Err() == nil {
+		_, err := w.dispatch(dispatchCtx)
+		switch {
+		case errors.Is(err, errNoKey):
+			if !warnedNoKey { // once per run: it will not change until the configuration does
+				w.log.ErrorContext(ctx, "webhooks are due but cannot be signed", "err", err)
+				warnedNoKey = true
+			}
+		case err != nil && dispatchCtx.Err() == nil:
 			w.log.ErrorContext(ctx, "webhook dispatch failed", "err", err)
 		}
 		select {
@@ -94,33 +103,53 @@ func (w *Webhooks) RunOnce(ctx context.Context) (int, error) {
 // order even under retries.
 func (w *Webhooks) dispatch(ctx context.Context) (int, error) {
 	now := w.now()
-	rows, err := w.pool.Query(ctx, `SELECT DISTINCT endpoint_id FROM webhook_deliveries
-		WHERE state = 'pending' AND next_attempt_at <= $1 LIMIT 1000`, now)
+	// The endpoints with due work, with what it takes to sign for them: one index probe per
+	// enabled endpoint, whatever the backlog.
+	rows, err := w.pool.Query(ctx, `SELECT e.id, e.url, e.secret_enc, e.previous_secret_enc, e.previous_until
+		FROM webhook_endpoints e WHERE e.disabled_at IS NULL
+		AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = e.id AND d.state = 'pending' AND d.next_attempt_at <= $1)`, now)
 	if err != nil {
 		return 0, fmt.Errorf("due endpoints: %w", err)
 	}
-	var endpoints []string
+	var targets []target
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var t target
+		var cur, prev []byte
+		var until *time.Time
+		if err := rows.Scan(&t.id, &t.url, &cur, &prev, &until); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		endpoints = append(endpoints, id)
+		if w.box == nil {
+			rows.Close()
+			return 0, errNoKey
+		}
+		s, err := w.box.open(cur)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		t.secrets = []string{s}
+		if prev != nil && until != nil && now.Before(*until) {
+			if s, err := w.box.open(prev); err == nil {
+				t.secrets = append(t.secrets, s)
+			}
+		}
+		targets = append(targets, t)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	started := 0
-	for _, ep := range endpoints {
+	for _, t := range targets {
 		w.mu.Lock()
-		free := min(w.cfg.EndpointConcurrency-w.inflight[ep], w.cfg.Concurrency-w.total)
+		free := min(w.cfg.EndpointConcurrency-w.inflight[t.id], w.cfg.Concurrency-w.total)
 		w.mu.Unlock()
 		if free <= 0 {
 			continue
 		}
-		n, err := w.startEndpoint(ctx, ep, free, now)
+		n, err := w.startEndpoint(ctx, t, free, now)
 		started += n
 		if err != nil {
 			return started, err
@@ -131,6 +160,7 @@ func (w *Webhooks) dispatch(ctx context.Context) (int, error) {
 
 type claimed struct {
 	id        int64
+	attempts  int // including this one
 	eventID   string
 	eventType string
 	payload   map[string]string
@@ -144,29 +174,28 @@ type target struct {
 
 // startEndpoint claims up to n due deliveries of one endpoint and starts them. A claim pushes
 // next_attempt_at past the attempt's timeout (a lease): a crashed run's claims come due again.
-func (w *Webhooks) startEndpoint(ctx context.Context, endpointID string, n int, now time.Time) (int, error) {
-	tgt, err := w.target(ctx, endpointID, now)
-	if err != nil {
-		return 0, err
-	}
+func (w *Webhooks) startEndpoint(ctx context.Context, tgt target, n int, now time.Time) (int, error) {
+	endpointID := tgt.id
 	lease := now.Add(w.cfg.Timeout + 30*time.Second)
+	// The due rows are read in index order and the scan stops at the limit. "OFFSET 0" keeps the
+	// NOT EXISTS a per-row probe of the subject index: as an anti-join, with stale statistics the
+	// planner may compare every pending row with every other (quadratic in the backlog).
 	rows, err := w.pool.Query(ctx, `UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3
 		FROM (SELECT c.id FROM webhook_deliveries c
-			JOIN webhook_endpoints e ON e.id = c.endpoint_id AND e.disabled_at IS NULL
 			WHERE c.endpoint_id = $1 AND c.state = 'pending' AND c.next_attempt_at <= $2
 			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
 				WHERE p.endpoint_id = c.endpoint_id AND p.subject_id = c.subject_id AND p.state = 'pending'
-				AND (p.seq, p.id) < (c.seq, c.id))
+				AND (p.seq, p.id) < (c.seq, c.id) OFFSET 0)
 			ORDER BY c.next_attempt_at, c.id LIMIT $4 FOR UPDATE OF c SKIP LOCKED) due
 		WHERE d.id = due.id
-		RETURNING d.id, d.event_id::text, d.event_type, d.payload, d.created_at`, endpointID, now, lease, n)
+		RETURNING d.id, d.attempts, d.event_id::text, d.event_type, d.payload, d.created_at`, endpointID, now, lease, n)
 	if err != nil {
 		return 0, fmt.Errorf("claim deliveries: %w", err)
 	}
 	var batch []claimed
 	for rows.Next() {
 		var c claimed
-		if err := rows.Scan(&c.id, &c.eventID, &c.eventType, &c.payload, &c.createdAt); err != nil {
+		if err := rows.Scan(&c.id, &c.attempts, &c.eventID, &c.eventType, &c.payload, &c.createdAt); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -193,32 +222,6 @@ func (w *Webhooks) startEndpoint(ctx context.Context, endpointID string, n int, 
 		})
 	}
 	return len(batch), nil
-}
-
-// target reads an endpoint's URL and its current signing secrets.
-func (w *Webhooks) target(ctx context.Context, id string, now time.Time) (target, error) {
-	if w.box == nil {
-		return target{}, errNoKey
-	}
-	t := target{id: id}
-	var cur, prev []byte
-	var until *time.Time
-	err := w.pool.QueryRow(ctx, `SELECT url, secret_enc, previous_secret_enc, previous_until FROM webhook_endpoints WHERE id = $1`, id).
-		Scan(&t.url, &cur, &prev, &until)
-	if err != nil {
-		return t, fmt.Errorf("read endpoint %s: %w", id, err)
-	}
-	s, err := w.box.open(cur)
-	if err != nil {
-		return t, err
-	}
-	t.secrets = []string{s}
-	if prev != nil && until != nil && now.Before(*until) {
-		if s, err := w.box.open(prev); err == nil {
-			t.secrets = append(t.secrets, s)
-		}
-	}
-	return t, nil
 }
 
 // attempt POSTs one delivery and records the outcome.
@@ -262,9 +265,9 @@ func (w *Webhooks) send(ctx context.Context, tgt target, c claimed, body []byte,
 	return resp.StatusCode, nil
 }
 
-// record stores an attempt and moves the delivery on: delivered; retried after the schedule's
-// next wait; or given up past the horizon. An endpoint failing without a success for the horizon
-// is disabled.
+// record stores an attempt and moves the delivery on — delivered; retried after the schedule's
+// next wait; or given up past the horizon — in one statement. An endpoint failing without a
+// success for the horizon is disabled.
 func (w *Webhooks) record(ctx context.Context, endpointID string, c claimed, at time.Time, status int, latency time.Duration, sendErr error) error {
 	var errText *string
 	if sendErr != nil {
@@ -279,51 +282,35 @@ func (w *Webhooks) record(ctx context.Context, endpointID string, c claimed, at 
 		code = &status
 	}
 	now := w.now()
-	tx, err := w.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it does nothing
-	var attempts int
-	if err := tx.QueryRow(ctx, `INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error)
-		VALUES ($1, $2, $3, $4, $5) RETURNING (SELECT attempts FROM webhook_deliveries WHERE id = $1)`,
-		c.id, at, code, latency.Milliseconds(), errText).Scan(&attempts); err != nil {
-		return fmt.Errorf("insert attempt: %w", err)
-	}
-	disable := ""
 	if sendErr == nil {
-		if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET state = 'delivered', delivered_at = $2, last_error = NULL
-			WHERE id = $1`, c.id, now); err != nil {
-			return err
+		_, err := w.pool.Exec(ctx, `WITH a AS (
+				INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error) VALUES ($1, $2, $3, $4, NULL)),
+			d AS (UPDATE webhook_deliveries SET state = 'delivered', delivered_at = $5, last_error = NULL WHERE id = $1)
+			UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $6 AND failing_since IS NOT NULL`,
+			c.id, at, code, latency.Milliseconds(), now, endpointID)
+		if err != nil {
+			return fmt.Errorf("record attempt: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1`, endpointID); err != nil {
-			return err
-		}
-	} else {
-		next := now.Add(w.cfg.Schedule[min(attempts, len(w.cfg.Schedule))-1])
-		state := "pending"
-		if next.Sub(c.createdAt) > w.cfg.Horizon {
-			state = "failed"
-		}
-		if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET state = $2, next_attempt_at = $3, last_error = $4
-			WHERE id = $1`, c.id, state, next, errText); err != nil {
-			return err
-		}
-		var since time.Time
-		if err := tx.QueryRow(ctx, `UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, $2)
-			WHERE id = $1 RETURNING failing_since`, endpointID, at).Scan(&since); err != nil {
-			return err
-		}
-		if now.Sub(since) >= w.cfg.Horizon {
-			disable = "failing since " + since.UTC().Format(time.RFC3339) + " (" + strconv.Itoa(int(w.cfg.Horizon.Hours())) + " h without a success)"
-		}
+		return nil
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return err
+	next := now.Add(w.cfg.Schedule[min(c.attempts, len(w.cfg.Schedule))-1])
+	state := "pending"
+	if next.Sub(c.createdAt) > w.cfg.Horizon {
+		state = "failed"
 	}
-	if disable != "" {
-		w.log.WarnContext(ctx, "webhook endpoint disabled", "endpoint", endpointID, "reason", disable)
-		return w.disable(ctx, endpointID, disable)
+	var since time.Time
+	err := w.pool.QueryRow(ctx, `WITH a AS (
+			INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5)),
+		d AS (UPDATE webhook_deliveries SET state = $6, next_attempt_at = $7, last_error = $5 WHERE id = $1)
+		UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, $2) WHERE id = $8 RETURNING failing_since`,
+		c.id, at, code, latency.Milliseconds(), errText, state, next, endpointID).Scan(&since)
+	if err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	if now.Sub(since) >= w.cfg.Horizon {
+		reason := "failing since " + since.UTC().Format(time.RFC3339) + " (" + strconv.Itoa(int(w.cfg.Horizon.Hours())) + " h without a success)"
+		w.log.WarnContext(ctx, "webhook endpoint disabled", "endpoint", endpointID, "reason", reason)
+		return w.disable(ctx, endpointID, reason)
 	}
 	return nil
 }

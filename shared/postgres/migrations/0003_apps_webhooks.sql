@@ -50,8 +50,10 @@ CREATE TABLE webhook_deliveries (
     delivered_at    timestamptz,
     CONSTRAINT webhook_deliveries_event_key UNIQUE (endpoint_id, event_id)
 );
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_subject_idx ON webhook_deliveries (endpoint_id, subject_id, seq) WHERE state = 'pending';
+-- due work of one endpoint, in order (the claim reads it front to back and stops at its limit)
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (endpoint_id, next_attempt_at, id) WHERE state = 'pending';
+-- "is an earlier event of this order still pending at this endpoint?"
+CREATE INDEX webhook_deliveries_subject_idx ON webhook_deliveries (endpoint_id, subject_id, seq, id) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id);
 
 -- Every attempt, kept for the operator (webhooks deliveries).
