@@ -9,7 +9,7 @@ import (
 // processor only drives it: it runs beside the task drain, on its own goroutines, so a slow
 // endpoint never holds up tasks or the result streams.
 type WebhookEngine interface {
-	Run(ctx context.Context)
+	Run(ctx context.Context, wake <-chan struct{})
 	RunOnce(ctx context.Context) (int, error)
 }
 
@@ -19,7 +19,7 @@ func (p *Processor) startWebhooks(ctx context.Context) (wait func()) {
 		return func() {}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { p.cfg.Webhooks.Run(ctx) })
+	wg.Go(func() { p.cfg.Webhooks.Run(ctx, p.streams.ResultWakeups(ctx)) })
 	return wg.Wait
 }
 

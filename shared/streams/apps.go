@@ -18,6 +18,36 @@ const (
 	DefaultAppRefundStream  = "refund_results:{$APP}"
 )
 
+// ResultsChannel is the pub/sub channel (before the prefix) PublishResults notifies.
+const ResultsChannel = "results_published"
+
+// ResultWakeups subscribes to ResultsChannel and sends on the returned channel (dropping
+// repeats while one is pending) whenever results were published, until ctx ends. A lost
+// subscription costs only latency: the webhook engine also polls.
+func (s *Streams) ResultWakeups(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	sub := s.rdb.Subscribe(ctx, s.Name(ResultsChannel))
+	go func() {
+		defer sub.Close()
+		ch := sub.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-ch:
+				if !ok {
+					return
+				}
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}
+
 // AppStream is the full name of app's own copy of a result stream (pay.StreamPaymentResults or
 // pay.StreamRefundResults).
 func (s *Streams) AppStream(stream, app string) string {

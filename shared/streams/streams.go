@@ -247,6 +247,8 @@ func (s *Streams) PublishResults(ctx context.Context, msgs []pay.ResultMessage) 
 			touched[name] = true
 		}
 	}
+	// Wake whoever waits for new results (the webhook engine), without a poll interval.
+	pipe.Publish(ctx, s.Name(ResultsChannel), "")
 	// XADD takes one trim strategy; the length cap goes in the same round trip, so that a burst
 	// inside the retention window cannot outgrow it between the processor's trims. Redis's
 	// default LIMIT keeps each such trim's work small.

@@ -53,7 +53,10 @@ func (w *Webhooks) FanOut(ctx context.Context, batch int) (int, error) {
 // Run fans out and delivers until ctx ends, then waits for the deliveries in flight. An attempt
 // still running at ctx's deadline (the end of a Lambda run) is cut short there and recorded as a
 // failure, to be retried by the schedule; so attempts keep starting until a second before it.
-func (w *Webhooks) Run(ctx context.Context) {
+//
+// wake (may be nil) signals newly committed results (streams.ResultWakeups), so they go out at
+// once rather than at the next poll.
+func (w *Webhooks) Run(ctx context.Context, wake <-chan struct{}) {
 	dispatchCtx := ctx
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
@@ -81,6 +84,7 @@ func (w *Webhooks) Run(ctx context.Context) {
 		case <-dispatchCtx.Done():
 		case <-t.C:
 		case <-w.wake:
+		case <-wake:
 		}
 	}
 	w.wg.Wait()

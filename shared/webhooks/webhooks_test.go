@@ -203,7 +203,7 @@ func TestHangingEndpointDoesNotSlowAnother(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
+	go func() { w.Run(ctx, nil); close(done) }()
 	defer func() { close(release); cancel(); <-done }()
 
 	testenv.Eventually(t, 20*time.Second, "the fast endpoint to get all 20 events", func() bool { return len(fast.requests()) == 20 })
