@@ -66,7 +66,14 @@ func (w *Webhooks) Run(ctx context.Context, wake <-chan struct{}) {
 	t := time.NewTicker(w.cfg.PollEvery)
 	defer t.Stop()
 	warnedNoKey := false
+	var pruned time.Time
 	for dispatchCtx.Err() == nil {
+		if time.Since(pruned) >= 10*time.Minute {
+			if _, err := w.Prune(dispatchCtx, w.now().Add(-Retention), 10_000); err != nil && dispatchCtx.Err() == nil {
+				w.log.ErrorContext(ctx, "webhook prune failed", "err", err)
+			}
+			pruned = time.Now()
+		}
 		if _, err := w.FanOut(dispatchCtx, 500); err != nil && dispatchCtx.Err() == nil {
 			w.log.ErrorContext(ctx, "webhook fan-out failed", "err", err)
 		}
@@ -88,6 +95,20 @@ func (w *Webhooks) Run(ctx context.Context, wake <-chan struct{}) {
 		}
 	}
 	w.wg.Wait()
+}
+
+// Retention is how long finished deliveries and their attempts are kept (webhooks deliveries).
+const Retention = 30 * 24 * time.Hour
+
+// Prune deletes up to limit finished (delivered or failed) deliveries created before cutoff,
+// with their attempts, and returns how many.
+func (w *Webhooks) Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	tag, err := w.pool.Exec(ctx, `DELETE FROM webhook_deliveries WHERE id IN (
+		SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND created_at < $1 LIMIT $2)`, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune webhook deliveries: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // RunOnce fans out, starts every due delivery it has room for, and waits for them: one pass,

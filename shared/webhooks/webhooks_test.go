@@ -295,6 +295,24 @@ func TestRedeliver(t *testing.T) {
 	if _, err := w.Redeliver(context.Background(), uuid.NewString(), ""); err == nil {
 		t.Error("redelivering an unknown event succeeded")
 	}
+
+	// Finished deliveries are pruned after the retention, attempts with them; pending ones stay.
+	pending := addEvent(t, store, "shop_b", "order-2", 1)
+	if _, err := w.FanOut(context.Background(), 10); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Prune(context.Background(), time.Now().Add(time.Hour), 100); err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want the one delivered", n, err)
+	}
+	list, _ := w.Deliveries(context.Background(), ep.ID, 10)
+	if len(list) != 1 || list[0].EventID != pending {
+		t.Errorf("after prune: %+v; want only the pending delivery", list)
+	}
+	var attempts int
+	_ = store.Pool().QueryRow(context.Background(), "SELECT count(*) FROM webhook_attempts").Scan(&attempts)
+	if attempts != 0 {
+		t.Errorf("%d attempts left after pruning their delivery", attempts)
+	}
 }
 
 func TestPrivateURLsAreRefused(t *testing.T) {
