@@ -17,8 +17,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/httpapi"
 )
 
 // callers is the concurrency of rows 1, 2 and 4.

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/internal/sandbox"
-	"github.com/loomipay/loomipay/shared/streams"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/streams"
 )
 
 const (
@@ -72,7 +72,7 @@ func drainOnce(t testing.TB, n, concurrency int) float64 {
 	t.Helper()
 	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{Concurrency: concurrency}})
 	queueTasks(t, s, n)
-	s.Sandbox.SetFaults(sandbox.Faults{Latency: lakalaLatency})
+	s.SetFaults(sandbox.Faults{Latency: lakalaLatency})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()

@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
-	"github.com/loomipay/loomipay/shared/lakala"
-	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/processor"
 )
 
 // functionNames are the directories under functions/, one Lambda function each.
@@ -197,7 +197,7 @@ func testFunctions(t *testing.T) {
 
 	// Row 8: peak RSS of the processor draining row 5's kind of backlog.
 	queueTasks(t, s, sz.RSSDrainTasks)
-	s.Sandbox.SetFaults(sandbox.Faults{Latency: lakalaLatency})
+	s.SetFaults(sandbox.Faults{Latency: lakalaLatency})
 	e, err = lambdaemu.Start(b.rie, b.native["processor"], functionEnv(s, "processor",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=300", "PROCESSOR_IDLE_EXIT=1s", fmt.Sprintf("PROCESSOR_CONCURRENCY=%d", drainConcurrency)))
 	if err != nil {
@@ -221,7 +221,7 @@ func testFunctions(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Close()
-	s.Sandbox.SetFaults(sandbox.Faults{})
+	s.SetFaults(sandbox.Faults{})
 
 	record(&Row{N: 8, What: "size and memory of each function",
 		Figures: []string{

@@ -10,9 +10,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // trimEvery is how often the processor trims the result streams (processor.Config's default

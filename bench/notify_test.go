@@ -8,8 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/pay"
 )
 
 // notifyLatencies checks out n orders, then pays them one at a time at the sandbox and times

@@ -19,10 +19,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // TestFunctionsUnderEmulator pays an order and refunds part of it with nothing but the five

@@ -15,13 +15,20 @@ import (
 
 func TestFaultsJSON(t *testing.T) {
 	in := Faults{Latency: 250 * time.Millisecond, ErrorRate: 0.5, DuplicateNotify: true, NotifyDelay: time.Second,
-		RefundUnknown: RefundUnknownSuccess, RefundUnknownQueries: 2, Seed: 7}
+		RefundUnknown: RefundUnknownSuccess, RefundUnknownQueries: 2, Seed: 7,
+		DuplicateCreate: DuplicateCreateRefuse, DuplicateRefund: DuplicateRefundExceeds, FailedTradePayable: true,
+		QueryLag: 30 * time.Millisecond, LostAnswerRate: 0.25, LostAnswerMode: LostAnswerTimeout,
+		ResignNotifyRetries: true, AutoRefundAfterClose: true}
 	raw, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(raw, []byte(`"latency":"250ms"`)) {
-		t.Fatalf("latency not written as a duration string: %s", raw)
+	for _, want := range []string{`"latency":"250ms"`, `"query_lag":"30ms"`, `"duplicate_create":"refuse"`,
+		`"duplicate_refund":"exceeds"`, `"failed_trade_payable":true`, `"lost_answer_rate":0.25`,
+		`"lost_answer_mode":"timeout"`, `"resign_notify_retries":true`, `"auto_refund_after_close":true`} {
+		if !bytes.Contains(raw, []byte(want)) {
+			t.Fatalf("faults JSON lacks %s: %s", want, raw)
+		}
 	}
 	var out Faults
 	if err := json.Unmarshal(raw, &out); err != nil {
@@ -50,6 +57,14 @@ func TestFaultsValidate(t *testing.T) {
 		{"negative queries", Faults{RefundUnknownQueries: -1}, false},
 		{"refund fail and unknown at once", Faults{RefundFail: true, RefundUnknown: RefundUnknownSuccess}, false},
 		{"refund fail alone", Faults{RefundFail: true}, true},
+		{"pessimistic", Pessimistic(), true},
+		{"every mode", Faults{DuplicateCreate: DuplicateCreateReturn, DuplicateRefund: DuplicateRefundFirstAnswer, LostAnswerMode: LostAnswer502}, true},
+		{"bad duplicate_create", Faults{DuplicateCreate: "ignore"}, false},
+		{"bad duplicate_refund", Faults{DuplicateRefund: "ignore"}, false},
+		{"negative query lag", Faults{QueryLag: -time.Millisecond}, false},
+		{"lost answer rate above 1", Faults{LostAnswerRate: 1.01}, false},
+		{"negative lost answer rate", Faults{LostAnswerRate: -0.1}, false},
+		{"bad lost answer mode", Faults{LostAnswerMode: "503"}, false},
 	}
 	for _, tt := range tests {
 		if err := tt.f.validate(); (err == nil) != tt.valid {
@@ -64,7 +79,7 @@ func TestErrorRateIsDeterministicPerSeed(t *testing.T) {
 		h.sb.SetFaults(Faults{ErrorRate: 0.5, Seed: 42})
 		var out []bool
 		for range 32 {
-			out = append(out, h.sb.rollError(0.5))
+			out = append(out, h.sb.roll(0.5))
 		}
 		return out
 	}
@@ -134,5 +149,67 @@ func TestAdminEndpoints(t *testing.T) {
 	pub, err := lakala.ParsePublicKey(body)
 	if err != nil || !pub.Equal(h.sb.PlatformPublicKey()) {
 		t.Fatalf("platform cert does not hold the platform key: %v", err)
+	}
+}
+
+func TestAdminFaultsPutPatch(t *testing.T) {
+	h := newHarness(t, Config{})
+	u := h.srv.URL + "/sandbox/faults"
+
+	status, body := adminDo(t, http.MethodPut, u, `{"latency":"5ms","duplicate_create":"refuse","query_lag":"20ms","pay_after_close":true}`)
+	want := Faults{Latency: 5 * time.Millisecond, DuplicateCreate: DuplicateCreateRefuse, QueryLag: 20 * time.Millisecond, PayAfterClose: true}
+	if status != http.StatusOK || h.sb.Faults() != want {
+		t.Fatalf("PUT: HTTP %d %s; faults %+v, want %+v", status, body, h.sb.Faults(), want)
+	}
+
+	// PATCH merges: the knobs it names change, the others stay.
+	status, body = adminDo(t, http.MethodPatch, u, `{"lost_answer_rate":0.5,"lost_answer_mode":"502","pay_after_close":false}`)
+	want.LostAnswerRate, want.LostAnswerMode, want.PayAfterClose = 0.5, LostAnswer502, false
+	if status != http.StatusOK || h.sb.Faults() != want {
+		t.Fatalf("PATCH: HTTP %d %s; faults %+v, want %+v", status, body, h.sb.Faults(), want)
+	}
+	var answered Faults
+	if err := json.Unmarshal(body, &answered); err != nil || answered != want {
+		t.Fatalf("PATCH answered %s (%v), want the merged faults", body, err)
+	}
+
+	// PUT replaces: what it does not name is off.
+	status, body = adminDo(t, http.MethodPut, u, `{"duplicate_refund":"exceeds"}`)
+	want = Faults{DuplicateRefund: DuplicateRefundExceeds}
+	if status != http.StatusOK || h.sb.Faults() != want {
+		t.Fatalf("PUT again: HTTP %d %s; faults %+v, want %+v", status, body, h.sb.Faults(), want)
+	}
+
+	tests := []struct {
+		method, body, mention string
+	}{
+		{http.MethodPut, `{"no_such_knob":true}`, "no_such_knob"},
+		{http.MethodPatch, `{"duplicate_refund":"refuse","DuplicateCreate":"refuse"}`, "DuplicateCreate"},
+		{http.MethodPatch, `{"lost_answer_rate":2}`, "lost_answer_rate"},
+		{http.MethodPatch, `{"lost_answer_rate":"high"}`, "lost_answer_rate"},
+		{http.MethodPut, `{"lost_answer_mode":"smoke"}`, "lost_answer_mode"},
+		{http.MethodPatch, `{"duplicate_create":"maybe"}`, "duplicate_create"},
+		{http.MethodPatch, `{"duplicate_refund":"twice"}`, "duplicate_refund"},
+		{http.MethodPatch, `{"query_lag":"-1s"}`, "query_lag"},
+		{http.MethodPatch, `{"query_lag":"soon"}`, "query_lag"},
+		{http.MethodPatch, `{"latency":"1ms"} {"latency":"2ms"}`, "trailing"},
+		{http.MethodPatch, `[1]`, "faults"},
+	}
+	for _, tt := range tests {
+		status, body := adminDo(t, tt.method, u, tt.body)
+		var e struct {
+			Error string `json:"error"`
+		}
+		if status != http.StatusBadRequest || json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, tt.mention) {
+			t.Errorf("%s %s: HTTP %d %s, want 400 naming %q", tt.method, tt.body, status, body, tt.mention)
+		}
+		if h.sb.Faults() != want {
+			t.Fatalf("%s %s changed the faults to %+v", tt.method, tt.body, h.sb.Faults())
+		}
+	}
+
+	status, body = adminDo(t, http.MethodGet, u, "")
+	if status != http.StatusOK || !bytes.Contains(body, []byte(`"duplicate_refund":"exceeds"`)) || !bytes.Contains(body, []byte(`"query_lag":"0s"`)) {
+		t.Fatalf("GET: HTTP %d %s", status, body)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
 )
@@ -74,8 +75,7 @@ func (s *Sandbox) counterData(payOrderNo, message string) (counterPageData, bool
 		Subject: o.orderInfo, Yuan: yuan(o.totalAmount), OutOrderNo: o.outOrderNo,
 		PayOrderNo: o.payOrderNo, Status: statusNames[o.status], Message: message,
 		CallbackURL: o.callbackURL,
-		Payable: o.status == lakala.OrderStatusUnpaid ||
-			(s.faults.PayAfterClose && (o.status == lakala.OrderStatusClosed || o.status == lakala.OrderStatusExpired)),
+		Payable:     o.payable(s.faults),
 	}, true
 }
 
@@ -168,12 +168,14 @@ func (s *Sandbox) orderByPayNo(payOrderNo string) (OrderView, bool) {
 }
 
 // Pay is the payer pressing Pay: the order becomes paid and its notification is sent.
+// Any unpaid or paying order can be paid, whatever the merchant thinks of it; only a
+// close (or expiry) stops it, and not even that under Faults.PayAfterClose.
 func (s *Sandbox) Pay(ctx context.Context, payOrderNo string) error {
 	return s.settle(ctx, payOrderNo, true)
 }
 
-// Fail is the payer's payment failing: the order becomes failed and its notification
-// is sent.
+// Fail is the payer's payment failing: a failed PAY trade, and the order becomes failed
+// (or stays payable, under Faults.FailedTradePayable); its notification is sent.
 func (s *Sandbox) Fail(ctx context.Context, payOrderNo string) error {
 	return s.settle(ctx, payOrderNo, false)
 }
@@ -188,9 +190,11 @@ func (s *Sandbox) settle(ctx context.Context, payOrderNo string, paid bool) erro
 	now := s.now()
 	o.expireIfDue(now)
 	faults := s.faults
+	afterClose := false
 	switch o.status {
-	case lakala.OrderStatusUnpaid:
+	case lakala.OrderStatusUnpaid, lakala.OrderStatusPaying:
 	case lakala.OrderStatusClosed, lakala.OrderStatusExpired:
+		afterClose = true
 		if !paid || !faults.PayAfterClose {
 			return fmt.Errorf("%w: order %s is %s", ErrNotPayable, o.outOrderNo, statusNames[o.status])
 		}
@@ -212,21 +216,52 @@ func (s *Sandbox) settle(ctx context.Context, payOrderNo string, paid bool) erro
 		UserID1:     "2088000000000000",
 		BusiType:    "SCPAY",
 	}
-	o.status = lakala.OrderStatusFailed
-	if paid {
+	switch {
+	case paid:
 		trade.TradeStatus = lakala.TradeStatusSuccess
 		o.status = lakala.OrderStatusPaid
+	case faults.FailedTradePayable:
+		o.status = lakala.OrderStatusPaying
+	default:
+		o.status = lakala.OrderStatusFailed
 	}
 	o.trades = append(o.trades, trade)
 	o.payTrade = &trade
+	o.record(now)
 	s.byTradeNo[trade.TradeNo] = o
 	s.byLogNo[trade.LogNo] = o
 	s.log.InfoContext(ctx, "sandbox payer acted", "out_order_no", o.outOrderNo, "order_status", o.status)
 
+	// Built before any auto-refund: the notification tells of the payment only.
 	body, err := notificationBody(o, trade, now, faults.LegacyNotifyForm)
 	if err != nil {
 		return fmt.Errorf("sandbox: build notification: %w", err)
 	}
-	s.startDelivery(o, body, faults)
+	if paid && afterClose && o.autoRefund && faults.AutoRefundAfterClose {
+		s.autoRefundPayment(o, trade, now)
+	}
+	s.startDelivery(o, body, trade.TradeNo, faults)
 	return nil
+}
+
+// autoRefundPayment refunds a payment that landed after close in full, as
+// close_order_auto_refund asks; the caller holds s.mu.
+func (s *Sandbox) autoRefundPayment(o *order, pay lakala.OrderTradeInfo, now time.Time) {
+	logNo := s.nextID("66", 14)
+	amount := int64(pay.TradeAmount)
+	o.trades = append(o.trades, lakala.OrderTradeInfo{
+		TradeNo:     lakala.FormatTime(now)[:8] + logNo,
+		LogNo:       logNo,
+		TradeType:   lakala.TradeTypeRefund,
+		TradeStatus: lakala.TradeStatusSuccess,
+		TradeAmount: lakala.Fen(amount),
+		PayerAmount: lakala.Fen(amount),
+		TradeTime:   lakala.FormatTime(now),
+		PayMode:     o.payMode,
+	})
+	o.refunded += amount
+	o.autoRefunded += amount
+	o.status = lakala.OrderStatusRefunded
+	o.record(now)
+	s.log.Info("sandbox refunded a payment after close", "out_order_no", o.outOrderNo, "amount", amount)
 }

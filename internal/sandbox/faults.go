@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,43 @@ const (
 	RefundUnknownFail    = "fail"
 )
 
+// Values of Faults.DuplicateCreate ("" is DuplicateCreateReturn).
+const (
+	DuplicateCreateReturn = "return"
+	DuplicateCreateRefuse = "refuse"
+)
+
+// Values of Faults.DuplicateRefund ("" is DuplicateRefundFirstAnswer).
+const (
+	DuplicateRefundFirstAnswer = "first_answer"
+	DuplicateRefundRefuse      = "refuse"
+	DuplicateRefundExceeds     = "exceeds"
+)
+
+// Values of Faults.LostAnswerMode ("" is LostAnswerDrop).
+const (
+	LostAnswerDrop    = "drop"
+	LostAnswer502     = "502"
+	LostAnswerTimeout = "timeout"
+)
+
+// Pessimistic is the reading of every unconfirmed Lakala behaviour that is worst for
+// the service (docs LAKALA.md, "Behaviours nobody here can confirm"); the test suite runs
+// against it by default. Query lag and lost answers stay off: tests draw those per run.
+func Pessimistic() Faults {
+	return Faults{
+		DuplicateCreate:      DuplicateCreateRefuse,
+		DuplicateRefund:      DuplicateRefundRefuse,
+		FailedTradePayable:   true,
+		ResignNotifyRetries:  false,
+		PayAfterClose:        false,
+		AutoRefundAfterClose: true,
+	}
+}
+
 // Faults make the sandbox misbehave the ways the real Lakala can, so that tests reach
-// every branch of the service. The zero value is a well-behaved Lakala. Faults are read
+// every branch of the service. The zero value is a well-behaved Lakala that takes the
+// optimistic reading of every unconfirmed behaviour; Pessimistic gives the other one. Faults are read
 // when a request arrives (or when an order is paid, for the notification knobs), so
 // changing them affects only what happens afterwards.
 type Faults struct {
@@ -53,7 +89,44 @@ type Faults struct {
 	// caller gives up (or Config.RefundHold passes) and drops the connection unanswered.
 	RefundTimeoutAfterApply bool `json:"refund_timeout_after_apply"`
 
-	// Seed makes ErrorRate's dice deterministic; 0 picks a random seed.
+	// DuplicateCreate is what special_create does with an out_order_no it already knows:
+	// "" or "return" answers with the existing cashier order (a different amount is
+	// refused with CodeOrderExists); "refuse" refuses every repeat with CodeOrderRepeated.
+	DuplicateCreate string `json:"duplicate_create"`
+	// DuplicateRefund is what a refund with a known out_trade_no hears; it never moves
+	// money twice. "" or "first_answer": the first request's answer; "refuse":
+	// CodeRefundRepeated; "exceeds": CodeRefundExceeds when the amount is more than what
+	// is left to refund now (the first one consumed it), else CodeRefundRepeated.
+	DuplicateRefund string `json:"duplicate_refund"`
+	// FailedTradePayable makes a failed payment one failed attempt: the PAY trade is F
+	// but the order stays payable with order_status 1 (paying), its notification says
+	// so, and the payer may pay again. Off, a failed payment fails the order (status 3).
+	FailedTradePayable bool `json:"failed_trade_payable"`
+	// QueryLag hides from the cashier order query and tradequery whatever was applied
+	// less than QueryLag ago: a newer order is not found (close does not find it either),
+	// a newer payment, failure, close or refund is not in the order's state or trades,
+	// and a newer refund's trade_state is UNKNOWN.
+	QueryLag time.Duration `json:"query_lag"`
+	// LostAnswerRate (0..1) is the share of create, close and refund calls that are
+	// carried out as usual and whose answer, whatever it was, is then lost the
+	// LostAnswerMode way.
+	LostAnswerRate float64 `json:"lost_answer_rate"`
+	// LostAnswerMode is how an answer is lost: "" or "drop" closes the connection
+	// unanswered; "502" answers an unsigned HTTP 502; "timeout" holds the request until
+	// the caller gives up (or Config.RefundHold passes), then drops it.
+	LostAnswerMode string `json:"lost_answer_mode"`
+	// ResignNotifyRetries signs every notification attempt afresh (new timestamp and
+	// nonce). Off, every retry and duplicate copy carries the first attempt's signature
+	// and timestamp, for as long as the retries last.
+	ResignNotifyRetries bool `json:"resign_notify_retries"`
+	// AutoRefundAfterClose refunds in full, at once, a payment that PayAfterClose lets
+	// land on a closed or expired order created with close_order_auto_refund "1": a
+	// REFUND trade and order_status 6. The payment notification is sent as for any
+	// payment; nobody is told of the refund.
+	AutoRefundAfterClose bool `json:"auto_refund_after_close"`
+
+	// Seed makes the dice of ErrorRate and LostAnswerRate deterministic; 0 picks a
+	// random seed.
 	Seed int64 `json:"seed"`
 }
 
@@ -79,6 +152,29 @@ func (f Faults) validate() error {
 	if f.RefundUnknownQueries < 0 {
 		errs = append(errs, errors.New("refund_unknown_queries must not be negative"))
 	}
+	switch f.DuplicateCreate {
+	case "", DuplicateCreateReturn, DuplicateCreateRefuse:
+	default:
+		errs = append(errs, fmt.Errorf("duplicate_create %q is not one of \"\", %q, %q", f.DuplicateCreate, DuplicateCreateReturn, DuplicateCreateRefuse))
+	}
+	switch f.DuplicateRefund {
+	case "", DuplicateRefundFirstAnswer, DuplicateRefundRefuse, DuplicateRefundExceeds:
+	default:
+		errs = append(errs, fmt.Errorf("duplicate_refund %q is not one of \"\", %q, %q, %q", f.DuplicateRefund,
+			DuplicateRefundFirstAnswer, DuplicateRefundRefuse, DuplicateRefundExceeds))
+	}
+	if f.QueryLag < 0 {
+		errs = append(errs, errors.New("query_lag must not be negative"))
+	}
+	if f.LostAnswerRate < 0 || f.LostAnswerRate > 1 {
+		errs = append(errs, fmt.Errorf("lost_answer_rate %v is outside 0..1", f.LostAnswerRate))
+	}
+	switch f.LostAnswerMode {
+	case "", LostAnswerDrop, LostAnswer502, LostAnswerTimeout:
+	default:
+		errs = append(errs, fmt.Errorf("lost_answer_mode %q is not one of \"\", %q, %q, %q", f.LostAnswerMode,
+			LostAnswerDrop, LostAnswer502, LostAnswerTimeout))
+	}
 	return errors.Join(errs...)
 }
 
@@ -93,32 +189,49 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		faultsAlias
 		Latency     string `json:"latency"`
 		NotifyDelay string `json:"notify_delay"`
-	}{faultsAlias(f), f.Latency.String(), f.NotifyDelay.String()})
+		QueryLag    string `json:"query_lag"`
+	}{faultsAlias(f), f.Latency.String(), f.NotifyDelay.String(), f.QueryLag.String()})
 }
 
-// UnmarshalJSON accepts durations as strings ("2s") or as numbers of nanoseconds.
+// UnmarshalJSON accepts durations as strings ("2s") or as numbers of nanoseconds, and
+// refuses a key that is no knob (a misspelt knob would otherwise be silently off). A key
+// that is absent leaves its field as it was, so decoding onto the current faults merges.
 func (f *Faults) UnmarshalJSON(data []byte) error {
 	var wire struct {
 		*faultsAlias
 		Latency     json.RawMessage `json:"latency"`
 		NotifyDelay json.RawMessage `json:"notify_delay"`
+		QueryLag    json.RawMessage `json:"query_lag"`
 	}
 	wire.faultsAlias = (*faultsAlias)(f)
-	if err := json.Unmarshal(data, &wire); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&wire); err != nil {
 		return err
 	}
-	var err error
-	if f.Latency, err = parseJSONDuration(wire.Latency); err != nil {
-		return fmt.Errorf("latency: %w", err)
-	}
-	if f.NotifyDelay, err = parseJSONDuration(wire.NotifyDelay); err != nil {
-		return fmt.Errorf("notify_delay: %w", err)
+	for _, d := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *time.Duration
+	}{
+		{"latency", wire.Latency, &f.Latency},
+		{"notify_delay", wire.NotifyDelay, &f.NotifyDelay},
+		{"query_lag", wire.QueryLag, &f.QueryLag},
+	} {
+		if len(d.raw) == 0 {
+			continue
+		}
+		v, err := parseJSONDuration(d.raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.name, err)
+		}
+		*d.dst = v
 	}
 	return nil
 }
 
 func parseJSONDuration(raw json.RawMessage) (time.Duration, error) {
-	if len(raw) == 0 || string(raw) == "null" {
+	if string(raw) == "null" {
 		return 0, nil
 	}
 	var s string

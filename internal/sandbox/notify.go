@@ -15,6 +15,9 @@ import (
 // NotifyAttempt is one POST of a notification to the order's notify_url.
 type NotifyAttempt struct {
 	At time.Time `json:"at"`
+	// TradeNo is the trade the notification tells of (an order can have several PAY
+	// trades under FailedTradePayable).
+	TradeNo string `json:"trade_no"`
 	// Copy is 1, or 2 for the second copy DuplicateNotify sends.
 	Copy       int    `json:"copy"`
 	Forged     bool   `json:"forged,omitempty"`
@@ -107,7 +110,7 @@ func notificationBody(o *order, trade lakala.OrderTradeInfo, now time.Time, lega
 
 // startDelivery sends body to the order's notify_url in the background; the caller
 // holds s.mu, which also orders workers.Add before Close's Wait.
-func (s *Sandbox) startDelivery(o *order, body []byte, faults Faults) {
+func (s *Sandbox) startDelivery(o *order, body []byte, tradeNo string, faults Faults) {
 	if faults.DropNotify {
 		o.notifyDropped = true
 		s.log.Info("sandbox dropped a notification", "out_order_no", o.outOrderNo)
@@ -131,8 +134,9 @@ func (s *Sandbox) startDelivery(o *order, body []byte, faults Faults) {
 		if faults.DuplicateNotify {
 			copies = 2
 		}
+		d := delivery{o: o, body: body, tradeNo: tradeNo, forge: faults.ForgeNotify, resign: faults.ResignNotifyRetries}
 		for c := 1; c <= copies; c++ {
-			if !s.deliver(o, body, c, faults.ForgeNotify) {
+			if !s.deliver(&d, c) {
 				return
 			}
 		}
@@ -179,21 +183,40 @@ func (s *Sandbox) wait(d time.Duration) bool {
 	}
 }
 
-// deliver posts one copy of a notification until it is acknowledged or the retry
-// schedule runs out; it reports false only when the sandbox closed. Retries reuse the
-// first signature, since whether Lakala re-signs them is unconfirmed and the service
-// must cope with the older timestamp.
-func (s *Sandbox) deliver(o *order, body []byte, copyNo int, forge bool) bool {
-	signed := body
-	if forge {
+// delivery is one notification on its way, with every copy and retry of it.
+type delivery struct {
+	o       *order
+	body    []byte
+	tradeNo string
+	forge   bool
+	resign  bool
+	auth    string // the first attempt's signature, reused unless resign
+}
+
+// authorization signs d for an attempt: once for all attempts and copies (whether Lakala
+// re-signs retries is unconfirmed, and the service must cope with the old timestamp), or
+// afresh each time under Faults.ResignNotifyRetries.
+func (s *Sandbox) authorization(d *delivery) (string, error) {
+	if d.auth != "" && !d.resign {
+		return d.auth, nil
+	}
+	signed := d.body
+	if d.forge {
 		// Signing other bytes gives a well-formed header that does not verify.
-		signed = append(bytes.Clone(body), ' ')
+		signed = append(bytes.Clone(d.body), ' ')
 	}
 	auth, err := lakala.SignNotification(s.platformKey, signed, s.now())
 	if err != nil {
-		s.log.Error("sandbox cannot sign notification", "error", err)
-		return true
+		return "", err
 	}
+	d.auth = auth
+	return auth, nil
+}
+
+// deliver posts one copy of a notification until it is acknowledged or the retry
+// schedule runs out; it reports false only when the sandbox closed.
+func (s *Sandbox) deliver(d *delivery, copyNo int) bool {
+	o, body, forge := d.o, d.body, d.forge
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			if attempt > len(s.retryDelays) {
@@ -204,8 +227,13 @@ func (s *Sandbox) deliver(o *order, body []byte, copyNo int, forge bool) bool {
 				return false
 			}
 		}
+		auth, err := s.authorization(d)
+		if err != nil {
+			s.log.Error("sandbox cannot sign notification", "error", err)
+			return true
+		}
 		rec := s.post(o.notifyURL, auth, body)
-		rec.Copy, rec.Forged = copyNo, forge
+		rec.TradeNo, rec.Copy, rec.Forged = d.tradeNo, copyNo, forge
 		s.mu.Lock()
 		o.notifyAttempts = append(o.notifyAttempts, rec)
 		if rec.Acked {

@@ -46,8 +46,8 @@ func (s *Sandbox) applyRefundRequest(data lakala.RefundData, faults Faults, now 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.refunds[data.OutTradeNo]; ok {
-		// A retried refund never moves money twice; the retry hears the first answer.
-		return r.first, false
+		// A retried refund never moves money twice, whatever it hears.
+		return repeatedRefund(r, int64(data.RefundAmount), faults.DuplicateRefund), false
 	}
 	o := s.originOrder(data)
 	switch {
@@ -97,6 +97,21 @@ func (s *Sandbox) applyRefundRequest(data lakala.RefundData, faults Faults, now 
 	return r.first, faults.RefundTimeoutAfterApply && r.applied > 0
 }
 
+// repeatedRefund is the answer to a refund whose out_trade_no is already known.
+func repeatedRefund(r *refund, amount int64, mode string) apiResult {
+	switch mode {
+	case DuplicateRefundRefuse:
+		return failure(CodeRefundRepeated, "交易流水号重复")
+	case DuplicateRefundExceeds:
+		if left := r.order.totalAmount - r.order.refunded; amount > left {
+			return failure(CodeRefundExceeds, "refund_amount %d exceeds the refundable %d", amount, left)
+		}
+		return failure(CodeRefundRepeated, "交易流水号重复")
+	default:
+		return r.first
+	}
+}
+
 // originOrder finds the paid order every given origin id points at, or nil.
 func (s *Sandbox) originOrder(data lakala.RefundData) *order {
 	var found *order
@@ -138,6 +153,7 @@ func (s *Sandbox) moveRefundMoney(o *order, r *refund) {
 		TradeTime:   lakala.FormatTime(r.tradeTime),
 		PayMode:     o.payMode,
 	})
+	o.record(r.tradeTime)
 }
 
 // hangUp keeps the request open until the caller gives up, the hold cap passes or the
@@ -169,7 +185,13 @@ func (s *Sandbox) tradeQuery(call apiCall) apiResult {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	lag := call.faults.QueryLag
 	if r := s.findRefund(data); r != nil && r.order.merchantNo == data.MerchantNo {
+		if lag > 0 && r.tradeTime.After(call.now.Add(-lag)) {
+			return apiResult{data: lakala.TradeQueryResult{
+				MerchantNo: data.MerchantNo, OutTradeNo: data.OutTradeNo, TradeNo: data.TradeNo, TradeState: lakala.TradeStateUnknown,
+			}}
+		}
 		state := r.state
 		if r.dealQueries > 0 {
 			r.dealQueries--
@@ -187,17 +209,20 @@ func (s *Sandbox) tradeQuery(call apiCall) apiResult {
 		}
 		return apiResult{data: res}
 	}
-	if o := s.orders[data.OutTradeNo]; o != nil && o.merchantNo == data.MerchantNo && o.payTrade != nil {
-		state := lakala.TradeStateFail
-		if o.payTrade.TradeStatus == lakala.TradeStatusSuccess {
-			state = lakala.TradeStateSuccess
+	if o := s.orders[data.OutTradeNo]; o != nil && o.merchantNo == data.MerchantNo {
+		st, seen := o.visible(call.now, lag)
+		if pay := lastPayTrade(st.trades); seen && pay != nil {
+			state := lakala.TradeStateFail
+			if pay.TradeStatus == lakala.TradeStatusSuccess {
+				state = lakala.TradeStateSuccess
+			}
+			return apiResult{data: lakala.TradeQueryResult{
+				MerchantNo: data.MerchantNo, OutTradeNo: o.outOrderNo, TradeNo: pay.TradeNo,
+				LogNo: pay.LogNo, AccTradeNo: pay.AccTradeNo, TradeState: state,
+				TradeType: lakala.TradeTypePay, TotalAmount: lakala.FenString(o.totalAmount),
+				PayerAmount: lakala.FenString(o.totalAmount), TradeTime: pay.TradeTime,
+			}}
 		}
-		return apiResult{data: lakala.TradeQueryResult{
-			MerchantNo: data.MerchantNo, OutTradeNo: o.outOrderNo, TradeNo: o.payTrade.TradeNo,
-			LogNo: o.payTrade.LogNo, AccTradeNo: o.payTrade.AccTradeNo, TradeState: state,
-			TradeType: lakala.TradeTypePay, TotalAmount: lakala.FenString(o.totalAmount),
-			PayerAmount: lakala.FenString(o.totalAmount), TradeTime: o.payTrade.TradeTime,
-		}}
 	}
 	// A refund that never reached the ledger (say, an injected 500) is unknown here,
 	// which tells the caller it may resend the same out_trade_no.

@@ -36,10 +36,12 @@ const (
 	CodeOrderExists      = "000101" // out_order_no reused with a different amount
 	CodeOrderNotFound    = "000102"
 	CodeOrderNotClosable = "000103"
+	CodeOrderRepeated    = "000104" // a known out_order_no, under DuplicateCreate "refuse"
 	CodeLabsInvalidParam = "BBS20001"
 	CodeOriginNotFound   = "BBS20002" // no refundable payment matches the origin ids
 	CodeRefundExceeds    = "BBS20003"
 	CodeRefundFailed     = "BBS20004"
+	CodeRefundRepeated   = "BBS20005" // a known out_trade_no, under DuplicateRefund "refuse"/"exceeds"
 )
 
 // DefaultNotifyRetryDelays is Lakala's published retry schedule after a notification
@@ -71,8 +73,8 @@ type Config struct {
 	// NotifyRetryDelays are the waits between notification attempts; nil means
 	// DefaultNotifyRetryDelays.
 	NotifyRetryDelays []time.Duration
-	// RefundHold caps how long RefundTimeoutAfterApply holds a request whose caller
-	// has not given up; 0 means 2 minutes.
+	// RefundHold caps how long RefundTimeoutAfterApply and LostAnswerMode "timeout"
+	// hold a request whose caller has not given up; 0 means 2 minutes.
 	RefundHold time.Duration
 	// Now is the sandbox's clock; nil means time.Now.
 	Now        func() time.Time
@@ -242,15 +244,19 @@ func (s *Sandbox) Faults() Faults {
 // Handler serves Lakala's API paths, the cashier pages and the /sandbox admin endpoints.
 func (s *Sandbox) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST "+lakala.PathCreateOrder, s.api(lakala.CodeCashierOK, s.createOrder))
-	mux.Handle("POST "+lakala.PathQueryOrder, s.api(lakala.CodeCashierOK, s.queryOrder))
-	mux.Handle("POST "+lakala.PathCloseOrder, s.api(lakala.CodeCashierOK, s.closeOrder))
-	mux.Handle("POST "+lakala.PathRefund, s.api(lakala.CodeLabsOK, s.refund))
-	mux.Handle("POST "+lakala.PathTradeQuery, s.api(lakala.CodeLabsOK, s.tradeQuery))
+	// Only calls that change something can lose their answer after acting; a lost query
+	// answer is no different from a failed one.
+	mux.Handle("POST "+lakala.PathCreateOrder, s.api(lakala.CodeCashierOK, true, s.createOrder))
+	mux.Handle("POST "+lakala.PathQueryOrder, s.api(lakala.CodeCashierOK, false, s.queryOrder))
+	mux.Handle("POST "+lakala.PathCloseOrder, s.api(lakala.CodeCashierOK, true, s.closeOrder))
+	mux.Handle("POST "+lakala.PathRefund, s.api(lakala.CodeLabsOK, true, s.refund))
+	mux.Handle("POST "+lakala.PathTradeQuery, s.api(lakala.CodeLabsOK, false, s.tradeQuery))
 	mux.HandleFunc("GET /counter/{payOrderNo}", s.counterPage)
 	mux.HandleFunc("POST /counter/{payOrderNo}", s.counterAction)
 	mux.HandleFunc("GET /sandbox/faults", s.getFaults)
 	mux.HandleFunc("PUT /sandbox/faults", s.putFaults)
+	mux.HandleFunc("PATCH /sandbox/faults", s.patchFaults)
+	mux.HandleFunc("GET /sandbox/ledger", s.getLedger)
 	mux.HandleFunc("GET /sandbox/orders/{outOrderNo}", s.getOrder)
 	mux.HandleFunc("POST /sandbox/orders/{outOrderNo}/{action}", s.settleOrder)
 	mux.HandleFunc("GET /sandbox/platform-cert.pem", func(w http.ResponseWriter, _ *http.Request) {
@@ -281,8 +287,9 @@ func failure(code, format string, args ...any) apiResult {
 }
 
 // api wraps an endpoint with what every Lakala API call goes through: latency, the
-// request signature, injected server errors, the envelope, and the response signature.
-func (s *Sandbox) api(okCode string, endpoint func(apiCall) apiResult) http.Handler {
+// request signature, injected server errors, the envelope, lost answers (when lossy),
+// and the response signature.
+func (s *Sandbox) api(okCode string, lossy bool, endpoint func(apiCall) apiResult) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		faults := s.Faults()
 		if faults.Latency > 0 {
@@ -306,7 +313,7 @@ func (s *Sandbox) api(okCode string, endpoint func(apiCall) apiResult) http.Hand
 			writeUnsigned(w, http.StatusUnauthorized, CodeBadSignature, "签名验证失败")
 			return
 		}
-		if s.rollError(faults.ErrorRate) {
+		if s.roll(faults.ErrorRate) {
 			s.log.Info("sandbox injected a server error", "path", r.URL.Path)
 			writeUnsigned(w, http.StatusInternalServerError, CodeInternalError, "系统异常")
 			return
@@ -324,6 +331,10 @@ func (s *Sandbox) api(okCode string, endpoint func(apiCall) apiResult) http.Hand
 			res = failure(invalidParamCode(okCode), "req_time is required")
 		default:
 			res = endpoint(apiCall{w: w, r: r, reqData: env.ReqData, faults: faults, now: now})
+		}
+		if lossy && s.roll(faults.LostAnswerRate) {
+			s.loseAnswer(w, r, faults.LostAnswerMode)
+			return
 		}
 		if res.code == "" {
 			res.code, res.msg = okCode, "成功"
@@ -367,13 +378,28 @@ func invalidParamCode(okCode string) string {
 	return CodeInvalidParam
 }
 
-func (s *Sandbox) rollError(rate float64) bool {
+// roll reports true with probability rate, using the seeded dice.
+func (s *Sandbox) roll(rate float64) bool {
 	if rate <= 0 {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.dice.Float64() < rate
+}
+
+// loseAnswer loses the answer of a call that has been carried out, the given way.
+func (s *Sandbox) loseAnswer(w http.ResponseWriter, r *http.Request, mode string) {
+	s.log.Info("sandbox lost an answer", "path", r.URL.Path, "mode", mode)
+	switch mode {
+	case LostAnswer502:
+		// What a proxy in front of Lakala answers when Lakala's answer never reached it.
+		writeUnsigned(w, http.StatusBadGateway, "502", "Bad Gateway")
+	case LostAnswerTimeout:
+		s.hangUp(r)
+	default:
+		panic(http.ErrAbortHandler) // net/http drops the connection without logging
+	}
 }
 
 // writeUnsigned answers the way Lakala's gateway does before reaching a business
@@ -438,6 +464,9 @@ func (s *Sandbox) createOrder(call apiCall) apiResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o, ok := s.orders[data.OutOrderNo]; ok {
+		if call.faults.DuplicateCreate == DuplicateCreateRefuse {
+			return failure(CodeOrderRepeated, "订单号重复")
+		}
 		if o.totalAmount != int64(data.TotalAmount) || o.merchantNo != data.MerchantNo {
 			return failure(CodeOrderExists, "out_order_no %s already exists with other details", data.OutOrderNo)
 		}
@@ -457,6 +486,7 @@ func (s *Sandbox) createOrder(call apiCall) apiResult {
 		notifyURL:     data.NotifyURL,
 		callbackURL:   data.CallbackURL,
 		supportRefund: data.SupportRefund == 1,
+		autoRefund:    data.CloseOrderAutoRefund == "1",
 		payMode:       payMode,
 		status:        lakala.OrderStatusUnpaid,
 		createdAt:     call.now,
@@ -472,6 +502,7 @@ func (s *Sandbox) createOrder(call apiCall) apiResult {
 		TotalAmount:        lakala.Fen(o.totalAmount),
 		ChannelID:          "95",
 	}
+	o.record(call.now)
 	s.orders[o.outOrderNo] = o
 	s.byPayNo[o.payOrderNo] = o
 	s.log.Info("sandbox order created", "out_order_no", o.outOrderNo, "pay_order_no", o.payOrderNo, "total_amount", o.totalAmount)
@@ -479,8 +510,8 @@ func (s *Sandbox) createOrder(call apiCall) apiResult {
 }
 
 // findOrder looks an order up by out_order_no or pay_order_no, as query and close
-// allow; the caller holds s.mu.
-func (s *Sandbox) findOrder(merchantNo, outOrderNo, payOrderNo string, now time.Time) (*order, *apiResult) {
+// allow; an order created less than lag ago is not found. The caller holds s.mu.
+func (s *Sandbox) findOrder(merchantNo, outOrderNo, payOrderNo string, now time.Time, lag time.Duration) (*order, *apiResult) {
 	if merchantNo == "" {
 		res := failure(CodeInvalidParam, "merchant_no is required")
 		return nil, &res
@@ -495,7 +526,8 @@ func (s *Sandbox) findOrder(merchantNo, outOrderNo, payOrderNo string, now time.
 		res := failure(CodeInvalidParam, "out_order_no or pay_order_no is required")
 		return nil, &res
 	}
-	if o == nil || o.merchantNo != merchantNo || (payOrderNo != "" && o.payOrderNo != payOrderNo) {
+	if o == nil || o.merchantNo != merchantNo || (payOrderNo != "" && o.payOrderNo != payOrderNo) ||
+		(lag > 0 && o.createdAt.After(now.Add(-lag))) {
 		res := failure(CodeOrderNotFound, "order not found")
 		return nil, &res
 	}
@@ -510,11 +542,12 @@ func (s *Sandbox) queryOrder(call apiCall) apiResult {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, bad := s.findOrder(data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now)
+	o, bad := s.findOrder(data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now, call.faults.QueryLag)
 	if bad != nil {
 		return *bad
 	}
-	return apiResult{data: o.queryResult()}
+	st, _ := o.visible(call.now, call.faults.QueryLag)
+	return apiResult{data: o.queryResult(st)}
 }
 
 func (s *Sandbox) closeOrder(call apiCall) apiResult {
@@ -524,13 +557,18 @@ func (s *Sandbox) closeOrder(call apiCall) apiResult {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, bad := s.findOrder(data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now)
+	// Close does not see a newer order either: the pessimistic reading, where a close
+	// sent right after a lost create answer achieves nothing.
+	o, bad := s.findOrder(data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now, call.faults.QueryLag)
 	if bad != nil {
 		return *bad
 	}
 	switch o.status {
-	case lakala.OrderStatusUnpaid, lakala.OrderStatusExpired, lakala.OrderStatusClosed:
-		o.status = lakala.OrderStatusClosed
+	case lakala.OrderStatusUnpaid, lakala.OrderStatusPaying, lakala.OrderStatusExpired, lakala.OrderStatusClosed:
+		if o.status != lakala.OrderStatusClosed {
+			o.status = lakala.OrderStatusClosed
+			o.record(call.now)
+		}
 		o.closed = true
 	default:
 		return failure(CodeOrderNotClosable, "order status %s cannot be closed", o.status)

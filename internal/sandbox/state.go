@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
@@ -15,31 +16,89 @@ type order struct {
 	orderInfo              string
 	notifyURL, callbackURL string
 	supportRefund          bool
+	autoRefund             bool // created with close_order_auto_refund "1"
 	payMode                string
 	status                 string
 	closed                 bool
 	createdAt, expiresAt   time.Time
 	createResult           lakala.CreateOrderResult
 
-	trades   []lakala.OrderTradeInfo // oldest first
-	payTrade *lakala.OrderTradeInfo  // the PAY trade, once the payer acted
-	refunded int64
-	refunds  []*refund
+	trades       []lakala.OrderTradeInfo // oldest first
+	payTrade     *lakala.OrderTradeInfo  // the latest PAY trade, once the payer acted
+	refunded     int64                   // auto-refunds included
+	autoRefunded int64
+	refunds      []*refund
+
+	// history holds the order's state after every change, oldest first, so that a
+	// query under Faults.QueryLag can answer with the state as it was a while ago.
+	history []orderState
 
 	notifyAttempts []NotifyAttempt
 	notifyAcked    bool
 	notifyDropped  bool
 }
 
-// expireIfDue moves an unpaid order past its order_efficient_time to expired.
+// orderState is what a query can see of an order at one moment.
+type orderState struct {
+	at     time.Time
+	status string
+	trades []lakala.OrderTradeInfo // oldest first
+}
+
+// record appends the order's current state to its history; every change calls it.
+func (o *order) record(now time.Time) {
+	o.history = append(o.history, orderState{at: now, status: o.status, trades: slices.Clone(o.trades)})
+}
+
+// payable reports whether a payer could pay the order now; the caller has called expireIfDue.
+func (o *order) payable(f Faults) bool {
+	switch o.status {
+	case lakala.OrderStatusUnpaid, lakala.OrderStatusPaying:
+		return true
+	case lakala.OrderStatusClosed, lakala.OrderStatusExpired:
+		return f.PayAfterClose
+	}
+	return false
+}
+
+// expireIfDue moves a payable order past its order_efficient_time to expired.
 func (o *order) expireIfDue(now time.Time) {
-	if o.status == lakala.OrderStatusUnpaid && now.After(o.expiresAt) {
+	if (o.status == lakala.OrderStatusUnpaid || o.status == lakala.OrderStatusPaying) && now.After(o.expiresAt) {
 		o.status = lakala.OrderStatusExpired
 	}
 }
 
-func (o *order) queryResult() lakala.QueryOrderResult {
-	trades := slices.Clone(o.trades)
+// visible is the order's state as a query sees it at now with the given lag: the
+// latest recorded state at least lag old. ok is false when the order itself is newer.
+func (o *order) visible(now time.Time, lag time.Duration) (st orderState, ok bool) {
+	if lag <= 0 {
+		return orderState{at: now, status: o.status, trades: o.trades}, true
+	}
+	cutoff := now.Add(-lag)
+	for i := len(o.history) - 1; i >= 0; i-- {
+		if !o.history[i].at.After(cutoff) {
+			st = o.history[i]
+			if (st.status == lakala.OrderStatusUnpaid || st.status == lakala.OrderStatusPaying) && now.After(o.expiresAt) {
+				st.status = lakala.OrderStatusExpired
+			}
+			return st, true
+		}
+	}
+	return orderState{}, false
+}
+
+// lastPayTrade is the newest PAY trade in trades (oldest first), or nil.
+func lastPayTrade(trades []lakala.OrderTradeInfo) *lakala.OrderTradeInfo {
+	for i := len(trades) - 1; i >= 0; i-- {
+		if trades[i].TradeType == lakala.TradeTypePay {
+			return &trades[i]
+		}
+	}
+	return nil
+}
+
+func (o *order) queryResult(st orderState) lakala.QueryOrderResult {
+	trades := slices.Clone(st.trades)
 	slices.Reverse(trades) // Lakala lists newest first
 	if trades == nil {
 		trades = []lakala.OrderTradeInfo{}
@@ -49,7 +108,7 @@ func (o *order) queryResult() lakala.QueryOrderResult {
 		OutOrderNo:         o.outOrderNo,
 		MerchantNo:         o.merchantNo,
 		TermNo:             o.termNo,
-		OrderStatus:        o.status,
+		OrderStatus:        st.status,
 		TotalAmount:        lakala.Fen(o.totalAmount),
 		OrderInfo:          o.orderInfo,
 		OrderCreateTime:    lakala.FormatTime(o.createdAt),
@@ -65,7 +124,7 @@ type refund struct {
 	amount     int64
 	tradeNo    string
 	logNo      string
-	tradeTime  time.Time
+	tradeTime  time.Time // when the sandbox recorded it, which Faults.QueryLag counts from
 	// state is the refund's real outcome, which tradequery reports once dealQueries
 	// answers of DEAL are used up.
 	state       string
@@ -164,4 +223,71 @@ func (s *Sandbox) RefundedTotal(outOrderNo string) int64 {
 		return o.refunded
 	}
 	return 0
+}
+
+// Ledger is what the sandbox believes happened to the money: every cashier order and
+// every refund request, for tests and for people. It ignores Faults.QueryLag.
+type Ledger struct {
+	Orders  []LedgerOrder  `json:"orders"`
+	Refunds []LedgerRefund `json:"refunds"`
+}
+
+// LedgerOrder is one cashier order in the Ledger.
+type LedgerOrder struct {
+	OutOrderNo string `json:"out_order_no"`
+	PayOrderNo string `json:"pay_order_no"`
+	Status     string `json:"order_status"`
+	Amount     int64  `json:"total_amount"`
+	// Payments counts successful PAY trades (0 or 1 per cashier order).
+	Payments int `json:"payments"`
+	// Paid is the sum of successful PAY trade amounts.
+	Paid int64 `json:"paid"`
+	// Refunded is the sum of applied refunds, auto-refunds included.
+	Refunded     int64 `json:"refunded"`
+	AutoRefunded int64 `json:"auto_refunded"`
+	// Closed is true once a close call closed the order.
+	Closed bool `json:"closed"`
+	// Payable is true when a payer could pay the order now.
+	Payable bool `json:"payable"`
+}
+
+// LedgerRefund is one refund request (one out_trade_no) in the Ledger.
+type LedgerRefund struct {
+	OutTradeNo string `json:"out_trade_no"`
+	OutOrderNo string `json:"out_order_no"`
+	Amount     int64  `json:"amount"`
+	// Applied is how many times the money moved: 0 or 1.
+	Applied int    `json:"applied"`
+	State   string `json:"trade_state"`
+}
+
+// Ledger returns the sandbox's ledger, orders sorted by out_order_no and refunds by
+// out_trade_no.
+func (s *Sandbox) Ledger() Ledger {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	l := Ledger{Orders: make([]LedgerOrder, 0, len(s.orders)), Refunds: make([]LedgerRefund, 0, len(s.refunds))}
+	for _, o := range s.orders {
+		o.expireIfDue(now)
+		lo := LedgerOrder{
+			OutOrderNo: o.outOrderNo, PayOrderNo: o.payOrderNo, Status: o.status, Amount: o.totalAmount,
+			Refunded: o.refunded, AutoRefunded: o.autoRefunded, Closed: o.closed, Payable: o.payable(s.faults),
+		}
+		for _, t := range o.trades {
+			if t.TradeType == lakala.TradeTypePay && t.TradeStatus == lakala.TradeStatusSuccess {
+				lo.Payments++
+				lo.Paid += int64(t.TradeAmount)
+			}
+		}
+		l.Orders = append(l.Orders, lo)
+	}
+	for _, r := range s.refunds {
+		l.Refunds = append(l.Refunds, LedgerRefund{
+			OutTradeNo: r.outTradeNo, OutOrderNo: r.order.outOrderNo, Amount: r.amount, Applied: r.applied, State: r.state,
+		})
+	}
+	slices.SortFunc(l.Orders, func(a, b LedgerOrder) int { return strings.Compare(a.OutOrderNo, b.OutOrderNo) })
+	slices.SortFunc(l.Refunds, func(a, b LedgerRefund) int { return strings.Compare(a.OutTradeNo, b.OutTradeNo) })
+	return l
 }

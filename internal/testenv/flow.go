@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/internal/sandbox"
 )
 
 // Order is the API's payment order object, as tests read it.
@@ -232,16 +232,26 @@ func RefundMessage(r Refund, old, new string) map[string]string {
 }
 
 // CheckMessages fails the test unless msgs are exactly want, in order: each with want's fields
-// and values, plus a non-empty event_id and an RFC 3339 UTC timestamp, and nothing else.
-// Event ids must be distinct.
+// and values, plus a non-empty event_id, an RFC 3339 UTC timestamp, and the subject's seq —
+// 1, 2, 3 … per order or refund in the order of want, unless a wanted message names its own
+// "seq" — and nothing else. Event ids must be distinct.
 func CheckMessages(t testing.TB, msgs []map[string]string, want ...map[string]string) {
 	t.Helper()
 	if len(msgs) != len(want) {
 		t.Fatalf("got %d messages, want %d:\n%s", len(msgs), len(want), dump(msgs))
 	}
 	seen := map[string]bool{}
+	seqs := map[string]int{}
 	for i, m := range msgs {
 		w := maps.Clone(want[i])
+		subject := w["refund_order_id"]
+		if subject == "" {
+			subject = w["payment_order_id"]
+		}
+		seqs[subject]++
+		if _, ok := w["seq"]; !ok {
+			w["seq"] = fmt.Sprint(seqs[subject])
+		}
 		if m["event_id"] == "" || seen[m["event_id"]] {
 			t.Errorf("message %d: event_id %q empty or repeated", i, m["event_id"])
 		}

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
 )
@@ -38,6 +38,25 @@ type Stack struct {
 	MerchantKey *rsa.PrivateKey
 	AppID       string
 	APIKey      string // a key of AppID
+
+	optimistic bool
+}
+
+// SetFaults sets the sandbox's faults on top of the stack's reading of Lakala: unless the stack
+// is optimistic, the pessimistic reading of every unconfirmed behaviour that f leaves unset.
+func (s *Stack) SetFaults(f sandbox.Faults) {
+	if !s.optimistic {
+		p := sandbox.Pessimistic()
+		if f.DuplicateCreate == "" {
+			f.DuplicateCreate = p.DuplicateCreate
+		}
+		if f.DuplicateRefund == "" {
+			f.DuplicateRefund = p.DuplicateRefund
+		}
+		f.FailedTradePayable = p.FailedTradePayable
+		f.AutoRefundAfterClose = p.AutoRefundAfterClose
+	}
+	s.Sandbox.SetFaults(f)
 }
 
 // StackOptions adjust a Stack.
@@ -46,6 +65,10 @@ type StackOptions struct {
 	Service   service.Config   // PlatformKey is filled in
 	// LakalaTimeout bounds each Lakala call (default 2 s, so timeout faults are quick).
 	LakalaTimeout time.Duration
+	// Optimistic makes the sandbox play the optimistic reading of every behaviour of Lakala's
+	// nobody could confirm. By default it plays the pessimistic one (sandbox.Pessimistic), which
+	// the service must be right under.
+	Optimistic bool
 }
 
 // The merchant identity the sandbox expects of every Stack's Lakala client; processes started
@@ -153,7 +176,8 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	proc := processor.New(svc, client, pc)
 
 	s := &Stack{Store: store, Schema: schema, Streams: st, Service: svc, Processor: proc, Sandbox: sb,
-		Lakala: client, API: api, SandboxURL: sbSrv.URL, MerchantKey: mk, AppID: "test_app"}
+		Lakala: client, API: api, SandboxURL: sbSrv.URL, MerchantKey: mk, AppID: "test_app", optimistic: o.Optimistic}
+	s.SetFaults(sandbox.Faults{})
 	s.APIKey = s.NewKey(t, s.AppID)
 	return s
 }

@@ -49,6 +49,7 @@ var Variables = []Variable{
 	{Name: "LAKALA_PLATFORM_CERT", Meaning: "Lakala platform certificate, PEM: verifies responses and notifications"},
 	{Name: "LAKALA_NOTIFY_URL", Meaning: "public URL of the webhook (…/webhooks/lakala), sent with every cashier order"},
 	{Name: "LAKALA_TIMEOUT", Default: "10s", Meaning: "timeout of one Lakala call"},
+	{Name: "LAKALA_VISIBILITY_LAG", Default: "2m", Meaning: "how long Lakala may take before a query sees what it applied; a cashier order whose create answer was lost and that a query does not find counts as never created only after it"},
 	{Name: "ORDER_TTL", Default: "30m", Meaning: "how long a cashier order can be paid"},
 	{Name: "PROCESSOR_CONCURRENCY", Default: "64", Meaning: "tasks the processor handles at once"},
 	{Name: "PROCESSOR_MAX_ATTEMPTS", Default: "8", Meaning: "attempts per task before dead-lettering / review"},
@@ -81,6 +82,7 @@ type Config struct {
 	LakalaBaseURL, LakalaAppID, LakalaSerialNo, LakalaMerchantNo, LakalaTermNo string
 	LakalaPrivateKeyPEM, LakalaPlatformCertPEM, LakalaNotifyURL                string
 	LakalaTimeout                                                              time.Duration
+	LakalaVisibilityLag                                                        time.Duration
 
 	OrderTTL             time.Duration
 	ProcessorConcurrency int
@@ -125,6 +127,7 @@ func Load(ctx context.Context) (Config, error) {
 		LakalaPlatformCertPEM: pemValue(r.str("LAKALA_PLATFORM_CERT")),
 		LakalaNotifyURL:       r.str("LAKALA_NOTIFY_URL"),
 		LakalaTimeout:         r.duration("LAKALA_TIMEOUT"),
+		LakalaVisibilityLag:   r.duration("LAKALA_VISIBILITY_LAG"),
 
 		OrderTTL:             r.duration("ORDER_TTL"),
 		ProcessorConcurrency: r.integer("PROCESSOR_CONCURRENCY"),
@@ -333,12 +336,16 @@ func (d *Deps) Processor() (*processor.Processor, error) {
 		return nil, err
 	}
 	c := d.Config
-	return processor.New(d.Service, client, processor.Config{
+	pc := processor.Config{
 		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
 		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
-		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit,
+		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit, VisibilityLag: c.LakalaVisibilityLag,
 		Webhooks: d.Webhooks,
-	}), nil
+	}
+	if err := pc.Validate(c.LakalaTimeout); err != nil {
+		return nil, err
+	}
+	return processor.New(d.Service, client, pc), nil
 }
 
 // MustOpen loads the configuration and opens the dependencies, or exits: the whole init of a

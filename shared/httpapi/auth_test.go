@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/service"
 )
 
 // authRequest sends a request with a raw Authorization header value (none if empty).

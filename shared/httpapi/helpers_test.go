@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 const (

@@ -20,10 +20,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // The sample order of the repository's events/*.json, used when a file is absent too.

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 func TestCreateOrderWhileRedisIsDown(t *testing.T) {

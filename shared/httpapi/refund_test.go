@@ -7,9 +7,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/pay"
 )
 
 func TestCreateRefundRejectsInvalidRequests(t *testing.T) {
@@ -101,7 +102,7 @@ func TestCreateRefundRejectsInvalidRequests(t *testing.T) {
 func ptr(s string) *string { return &s }
 
 func TestRefundOfPaymentNotSucceeded(t *testing.T) {
-	s := testenv.NewStack(t, testenv.StackOptions{})
+	s := testenv.NewStack(t, testenv.StackOptions{Optimistic: true})
 	ctx := context.Background()
 	pending := createOrder(t, s, "nr-pending", 10000)
 	t.Run("pending", func(t *testing.T) {
@@ -125,7 +126,10 @@ func TestRefundOfPaymentNotSucceeded(t *testing.T) {
 	if err := s.Sandbox.Fail(ctx, at.PayOrderNo); err != nil {
 		t.Fatal(err)
 	}
-	waitOrderStatus(t, s, "nr-pending", "failed")
+	testenv.Eventually(t, 10*time.Second, "the order to fail", func() bool {
+		s.RunOnce(t)
+		return s.Order(t, "nr-pending").Status == "failed"
+	})
 	t.Run("failed", func(t *testing.T) {
 		code, body := s.Do(t, "POST", refundsPath, s.APIKey, refundBody(t, pending.ID, 100, nil))
 		checkError(t, code, body, http.StatusConflict, "payment_not_refundable", "failed")

@@ -40,9 +40,10 @@ func newOrderView(o *pay.Order) orderView {
 }
 
 // orderExtraData is the merchant's extra_data plus the keys the service adds: payment_url once
-// the cashier order exists and lakala_callback once the gateway reported.
+// the cashier order exists, lakala_callback once the gateway reported, review_required and
+// review_reason while a review case is open.
 func orderExtraData(o *pay.Order) json.RawMessage {
-	if o.PaymentURL == "" && len(o.GatewayCallback) == 0 {
+	if o.PaymentURL == "" && len(o.GatewayCallback) == 0 && o.ReviewReason == "" {
 		return o.ExtraData
 	}
 	merged := map[string]json.RawMessage{}
@@ -53,8 +54,18 @@ func orderExtraData(o *pay.Order) json.RawMessage {
 	if len(o.GatewayCallback) > 0 {
 		merged["lakala_callback"] = o.GatewayCallback
 	}
+	addReview(merged, o.ReviewReason)
 	out, _ := json.Marshal(merged)
 	return out
+}
+
+// addReview shows an open review case on an order or refund.
+func addReview(extra map[string]json.RawMessage, reason string) {
+	if reason == "" {
+		return
+	}
+	extra["review_required"] = json.RawMessage("true")
+	extra["review_reason"], _ = json.Marshal(reason)
 }
 
 // refundView is the refund object of the contract.
@@ -78,6 +89,12 @@ func newRefundView(r *pay.Refund) refundView {
 	extra := r.ExtraData
 	if len(extra) == 0 {
 		extra = json.RawMessage("{}")
+	}
+	if r.ReviewReason != "" {
+		merged := map[string]json.RawMessage{}
+		_ = json.Unmarshal(extra, &merged)
+		addReview(merged, r.ReviewReason)
+		extra, _ = json.Marshal(merged)
 	}
 	return refundView{
 		ID: r.ID, AppID: r.AppID, PaymentOrderID: r.PaymentOrderID,

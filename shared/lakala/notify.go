@@ -12,20 +12,33 @@ type PayResult int
 
 // Payment outcomes carried by a notification.
 const (
+	// PayPending: nothing final. A failed PAY trade on an order Lakala still lists as unpaid or
+	// paying is PayPending too: the payer may try again on the same cashier page.
 	PayPending PayResult = iota
 	PaySucceeded
-	PayFailed
+	// PayFinalUnpaid: the cashier order itself is failed, expired, cancelled or closed.
+	PayFinalUnpaid
 )
 
 func (r PayResult) String() string {
 	switch r {
 	case PaySucceeded:
 		return "succeeded"
-	case PayFailed:
-		return "failed"
+	case PayFinalUnpaid:
+		return "final_unpaid"
 	default:
 		return "pending"
 	}
+}
+
+// FinalUnpaidStatus reports whether a cashier order_status means nobody can pay the order any
+// more and it was not paid: failed, expired, cancelled or closed.
+func FinalUnpaidStatus(orderStatus string) bool {
+	switch orderStatus {
+	case OrderStatusFailed, OrderStatusExpired, OrderStatusCancelled, OrderStatusClosed:
+		return true
+	}
+	return false
 }
 
 // Notification forms.
@@ -46,6 +59,12 @@ type Notification struct {
 	// TotalAmount is the order/trade amount in fen, never payer_amount, which a wallet
 	// discount can lower.
 	TotalAmount int64
+	// TradeAmount is the PAY trade's own trade_amount (0 when absent): a paid order must match
+	// it as well as the total.
+	TradeAmount int64
+	// OrderStatus is the cashier order_status ("" in the legacy form); TradeType and TradeStatus
+	// describe the trade the notification carries.
+	OrderStatus, TradeType, TradeStatus string
 	// TradeNo is trade_no in the cashier form and lklOrderNo in the legacy form.
 	TradeNo, LogNo, AccTradeNo string
 	TradeTime                  time.Time // zero if absent or unreadable
@@ -105,11 +124,15 @@ func parseCashierNotification(body []byte) (Notification, error) {
 		OutOrderNo:  in.OutOrderNo,
 		PayOrderNo:  in.PayOrderNo,
 		TotalAmount: int64(in.TotalAmount),
+		OrderStatus: in.OrderStatus,
+		TradeType:   trade.TradeType,
+		TradeStatus: trade.TradeStatus,
 		Form:        FormCashier,
 	}
 	if paymentTrade {
 		n.TradeNo, n.LogNo, n.AccTradeNo = trade.TradeNo, trade.LogNo, trade.AccTradeNo
 		n.TradeTime = parseOptionalTime(trade.TradeTime)
+		n.TradeAmount = int64(trade.TradeAmount)
 	}
 	if n.TotalAmount == 0 {
 		n.TotalAmount = int64(trade.TradeAmount)
@@ -117,9 +140,10 @@ func parseCashierNotification(body []byte) (Notification, error) {
 	switch {
 	case in.OrderStatus == OrderStatusPaid || (trade.TradeType == TradeTypePay && trade.TradeStatus == TradeStatusSuccess):
 		n.Result, n.PayStatus = PaySucceeded, TradeStatusSuccess
-	case in.OrderStatus == OrderStatusFailed || (paymentTrade && trade.TradeStatus == TradeStatusFailed):
-		n.Result, n.PayStatus = PayFailed, TradeStatusFailed
+	case FinalUnpaidStatus(in.OrderStatus):
+		n.Result, n.PayStatus = PayFinalUnpaid, TradeStatusFailed
 	case paymentTrade:
+		// A failed PAY trade alone is one failed try: the order stays payable.
 		n.Result, n.PayStatus = PayPending, trade.TradeStatus
 	default:
 		n.Result = PayPending
@@ -143,18 +167,19 @@ func parseLegacyNotification(body []byte) (Notification, error) {
 		LogNo:       in.LogNo,
 		AccTradeNo:  in.AccountChannelOrderNo,
 		TradeTime:   parseOptionalTime(in.TradeTime),
+		TradeType:   in.TradeType,
+		TradeStatus: in.PayStatus,
 		Form:        FormLegacy,
 	}
 	paymentTrade := in.TradeType == TradeTypePay || in.TradeType == ""
 	if paymentTrade {
 		n.PayStatus = in.PayStatus
 	}
-	switch {
-	case in.TradeType == TradeTypePay && in.PayStatus == TradeStatusSuccess:
+	// The legacy form carries no order status, so a failed payment there is one failed trade:
+	// whether the order itself is final is for a query to say.
+	if in.TradeType == TradeTypePay && in.PayStatus == TradeStatusSuccess {
 		n.Result = PaySucceeded
-	case paymentTrade && in.PayStatus == TradeStatusFailed:
-		n.Result = PayFailed
-	default:
+	} else {
 		n.Result = PayPending
 	}
 	return n, nil

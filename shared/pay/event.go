@@ -22,7 +22,12 @@ const (
 type ResultMessage struct {
 	EventID string
 	Stream  string
-	Fields  map[string]string
+	// SubjectID is the order or refund the message is about; Seq numbers its messages 1, 2, 3 …
+	// in the order of its status changes (also sent as the "seq" field).
+	SubjectID string
+	AppID     string
+	Seq       int
+	Fields    map[string]string
 }
 
 // TimeFormat is how every timestamp leaves the service: RFC 3339 in UTC.
@@ -31,7 +36,8 @@ const TimeFormat = time.RFC3339
 // FormatTime renders t in UTC, RFC 3339.
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 
-// PaymentChanged is the payment_results message for o having moved from old to o.Status.
+// PaymentChanged is the payment_results message for o having moved from old to o.Status; it is
+// the order's o.ResultSeq-th message.
 func PaymentChanged(eventID string, o *Order, old Status) ResultMessage {
 	f := map[string]string{
 		"event_type":             EventPaymentStatusChanged,
@@ -44,6 +50,7 @@ func PaymentChanged(eventID string, o *Order, old Status) ResultMessage {
 		"gateway_transaction_id": o.GatewayTransactionID,
 		"amount":                 strconv.FormatInt(o.Amount, 10),
 		"timestamp":              FormatTime(o.UpdatedAt),
+		"seq":                    strconv.Itoa(o.ResultSeq),
 	}
 	if o.Status == StatusProcessing {
 		f["payment_url"] = o.PaymentURL
@@ -51,10 +58,11 @@ func PaymentChanged(eventID string, o *Order, old Status) ResultMessage {
 	if o.Status == StatusFailed {
 		f["failure_reason"] = o.FailureReason
 	}
-	return ResultMessage{EventID: eventID, Stream: StreamPaymentResults, Fields: f}
+	return ResultMessage{EventID: eventID, Stream: StreamPaymentResults, SubjectID: o.ID, AppID: o.AppID, Seq: o.ResultSeq, Fields: f}
 }
 
-// RefundChanged is the refund_results message for r having moved from old to r.Status.
+// RefundChanged is the refund_results message for r having moved from old to r.Status; it is
+// the refund's r.ResultSeq-th message.
 func RefundChanged(eventID string, r *Refund, old Status) ResultMessage {
 	f := map[string]string{
 		"event_type":         EventRefundStatusChanged,
@@ -68,9 +76,10 @@ func RefundChanged(eventID string, r *Refund, old Status) ResultMessage {
 		"gateway_refund_id":  r.GatewayRefundID,
 		"amount":             strconv.FormatInt(r.Amount, 10),
 		"timestamp":          FormatTime(r.UpdatedAt),
+		"seq":                strconv.Itoa(r.ResultSeq),
 	}
 	if r.Status == StatusFailed {
 		f["failure_reason"] = r.FailureReason
 	}
-	return ResultMessage{EventID: eventID, Stream: StreamRefundResults, Fields: f}
+	return ResultMessage{EventID: eventID, Stream: StreamRefundResults, SubjectID: r.ID, AppID: r.AppID, Seq: r.ResultSeq, Fields: f}
 }

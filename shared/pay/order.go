@@ -33,9 +33,15 @@ type Order struct {
 	GatewayCallback      json.RawMessage // summary of the gateway's notification (lakala_callback)
 	RefundedAmount       int64           // sum of succeeded refunds
 	FailureReason        string
-	ExpiresAt            *time.Time
-	CreatedAt            time.Time
-	UpdatedAt            time.Time
+	// ClosingReason is set while the order winds down: it fails with this reason once every
+	// cashier order of it is settled at the gateway.
+	ClosingReason string
+	// ReviewReason is the open review case's summary, shown as extra_data.review_reason.
+	ReviewReason string
+	ResultSeq    int // seq of the last result message written for the order
+	ExpiresAt    *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // OutOrderNo is the number the gateway knows the order by: the id without dashes (32 chars,
@@ -80,8 +86,11 @@ type Refund struct {
 	Reason           string
 	GatewayRefundID  string
 	OutTradeNo       string          // the refund's number at the gateway; never changes
-	ExtraData        json.RawMessage // service notes, e.g. a review flag
+	ExtraData        json.RawMessage // service notes
 	FailureReason    string
+	ReviewReason     string // the open review case's summary, shown as extra_data.review_reason
+	Submissions      int    // refund calls sent under OutTradeNo
+	ResultSeq        int    // seq of the last result message written for the refund
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 }

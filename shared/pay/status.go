@@ -46,11 +46,12 @@ func allowed(table map[Status][]Status, from, to Status) bool {
 
 // Reasons recorded in failure_reason.
 const (
-	ReasonAmountMismatch  = "amount_mismatch"
-	ReasonPaymentFailed   = "payment_failed"
-	ReasonExpired         = "expired"
-	ReasonClosed          = "closed"
-	ReasonGatewayRejected = "gateway_rejected"
-	ReasonRetriesExceeded = "retries_exhausted"
-	ReasonRefundRejected  = "refund_rejected"
+	ReasonAmountMismatch   = "amount_mismatch"
+	ReasonPaymentFailed    = "payment_failed"
+	ReasonExpired          = "expired"
+	ReasonClosed           = "closed"
+	ReasonGatewayRejected  = "gateway_rejected"
+	ReasonRetriesExceeded  = "retries_exhausted"
+	ReasonRefundRejected   = "refund_rejected"
+	ReasonClosedByMerchant = "closed_by_merchant"
 )

@@ -22,6 +22,7 @@ func (o *Order) Fail(reason string, at time.Time) error {
 		return err
 	}
 	o.FailureReason = reason
+	o.ClosingReason = ""
 	return nil
 }
 
@@ -36,29 +37,76 @@ func (o *Order) StartCheckout(paymentURL, gatewayOrderNo string, expiresAt, at t
 	return nil
 }
 
-// PaymentOutcome is what the gateway says about a payment.
+// PaymentOutcome is what the gateway says about one cashier order.
 type PaymentOutcome int
 
 const (
-	OutcomeUnpaid PaymentOutcome = iota // nothing final yet
+	// OutcomeOpen: not paid and still payable (unpaid, paying, or a failed trade on an order
+	// that stays payable). Not a failure of the order.
+	OutcomeOpen PaymentOutcome = iota
 	OutcomePaid
-	OutcomeFailed
+	// OutcomeFinalUnpaid: failed, expired, cancelled or closed at the gateway.
+	OutcomeFinalUnpaid
+	// OutcomeNotFound: the gateway does not know the cashier order, or does not see it yet.
+	OutcomeNotFound
 )
 
-// GatewayReport is the gateway's word on a payment, from a notification or a query.
+// GatewayReport is the gateway's word on one cashier order, from a notification or a query.
 type GatewayReport struct {
 	Outcome PaymentOutcome
-	Amount  int64           // the order/trade amount the gateway reports, in fen
-	TradeNo string          // becomes gateway_transaction_id
-	Summary json.RawMessage // stored as extra_data.lakala_callback when it came from a notification
+	// FailReason is the failure_reason an OutcomeFinalUnpaid leads to (payment_failed, expired,
+	// closed).
+	FailReason string
+	// ClosedAtGateway: the gateway says the cashier order is closed or cancelled, so nobody can
+	// pay it; an expired or failed one is closed by us first all the same.
+	ClosedAtGateway bool
+	OrderAmount     int64           // total_amount, in fen
+	TradeAmount     int64           // the PAY trade's trade_amount; 0 when the report has none
+	TradeNo         string          // becomes gateway_transaction_id
+	Summary         json.RawMessage // stored as extra_data.lakala_callback
 }
 
-// Settle applies a gateway report. It returns false when the report changes nothing: the order
-// is already final (a duplicate or late report) or the payment is not decided yet. A paid report
-// whose amount differs from the order's never makes the order succeeded: it fails it instead.
-func (o *Order) Settle(r GatewayReport, at time.Time) (bool, error) {
-	if o.Status.Final() || r.Outcome == OutcomeUnpaid {
-		return false, nil
+// AmountMatches reports whether a paid report is for exactly the order's amount: the order
+// total and, when given, the PAY trade's own amount (a trade of 1 fen under a matching total
+// is not a payment of the order).
+func (r GatewayReport) AmountMatches(o *Order) bool {
+	return r.OrderAmount == o.Amount && (r.TradeAmount == 0 || r.TradeAmount == o.Amount)
+}
+
+// ReportDecision is what a gateway report does to an order; see DecideReport.
+type ReportDecision struct {
+	Succeed  bool   // live → succeeded
+	WindDown string // close the order's cashier orders, then fail it with this reason
+	Review   string // open a review case of this kind
+}
+
+// DecideReport is the one decision table for a gateway report about an order (docs/DECISIONS.md,
+// "Payment reports"). An order fails only once its cashier orders are settled at the gateway,
+// so a report never fails an order directly: it asks for a wind-down (close, query again,
+// then fail). Money that moved against a final order opens a review case.
+func DecideReport(o *Order, r GatewayReport) ReportDecision {
+	switch {
+	case r.Outcome == OutcomePaid && o.Status == StatusSucceeded:
+		if r.TradeNo != "" && o.GatewayTransactionID != "" && r.TradeNo != o.GatewayTransactionID {
+			return ReportDecision{Review: ReviewDuplicatePayment}
+		}
+		return ReportDecision{}
+	case r.Outcome == OutcomePaid && o.Status == StatusFailed:
+		return ReportDecision{Review: ReviewPaidAfterFailed}
+	case r.Outcome == OutcomePaid && !r.AmountMatches(o):
+		return ReportDecision{Review: ReviewAmountMismatch, WindDown: ReasonAmountMismatch}
+	case r.Outcome == OutcomePaid:
+		return ReportDecision{Succeed: true}
+	case r.Outcome == OutcomeFinalUnpaid && !o.Status.Final():
+		return ReportDecision{WindDown: r.FailReason}
+	}
+	return ReportDecision{}
+}
+
+// Succeed moves a live order to succeeded with the gateway's trade.
+func (o *Order) Succeed(r GatewayReport, at time.Time) error {
+	if err := o.MoveTo(StatusSucceeded, at); err != nil {
+		return err
 	}
 	if len(r.Summary) > 0 {
 		o.GatewayCallback = r.Summary
@@ -66,14 +114,18 @@ func (o *Order) Settle(r GatewayReport, at time.Time) (bool, error) {
 	if r.TradeNo != "" {
 		o.GatewayTransactionID = r.TradeNo
 	}
-	switch {
-	case r.Outcome == OutcomePaid && r.Amount != o.Amount:
-		return true, o.Fail(ReasonAmountMismatch, at)
-	case r.Outcome == OutcomePaid:
-		return true, o.MoveTo(StatusSucceeded, at)
-	default:
-		return true, o.Fail(ReasonPaymentFailed, at)
+	o.ClosingReason = ""
+	return nil
+}
+
+// RequestWindDown records that a live order must fail with reason once its cashier orders are
+// settled at the gateway. The first reason stands. It reports whether anything changed.
+func (o *Order) RequestWindDown(reason string) bool {
+	if o.Status.Final() || o.ClosingReason != "" {
+		return false
 	}
+	o.ClosingReason = reason
+	return true
 }
 
 // MoveTo changes the refund's status if the transition is allowed.

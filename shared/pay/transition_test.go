@@ -1,7 +1,6 @@
 package pay_test
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -61,68 +60,68 @@ func TestStatusFinal(t *testing.T) {
 	}
 }
 
-func TestOrderSettle(t *testing.T) {
-	created := time.Date(2024, 12, 3, 10, 30, 0, 0, time.UTC)
-	at := created.Add(5 * time.Minute)
-	summary := json.RawMessage(`{"payStatus":"S"}`)
-	paid := pay.GatewayReport{Outcome: pay.OutcomePaid, Amount: 10000, TradeNo: "LKL_1", Summary: summary}
+// TestDecideReport enumerates the payment-report decision table (docs/DECISIONS.md).
+func TestDecideReport(t *testing.T) {
+	paid := pay.GatewayReport{Outcome: pay.OutcomePaid, OrderAmount: 10000, TradeAmount: 10000, TradeNo: "LKL_1"}
+	paidNoTrade := pay.GatewayReport{Outcome: pay.OutcomePaid, OrderAmount: 10000, TradeNo: "LKL_1"}
+	tradeShort := pay.GatewayReport{Outcome: pay.OutcomePaid, OrderAmount: 10000, TradeAmount: 1, TradeNo: "LKL_1"}
+	totalShort := pay.GatewayReport{Outcome: pay.OutcomePaid, OrderAmount: 9999, TradeAmount: 9999, TradeNo: "LKL_1"}
+	other := pay.GatewayReport{Outcome: pay.OutcomePaid, OrderAmount: 10000, TradeNo: "LKL_2"}
+	failed := pay.GatewayReport{Outcome: pay.OutcomeFinalUnpaid, FailReason: pay.ReasonPaymentFailed}
+	expired := pay.GatewayReport{Outcome: pay.OutcomeFinalUnpaid, FailReason: pay.ReasonExpired}
+	open := pay.GatewayReport{Outcome: pay.OutcomeOpen}
+	notFound := pay.GatewayReport{Outcome: pay.OutcomeNotFound}
 
 	tests := []struct {
-		name        string
-		status      pay.Status
-		report      pay.GatewayReport
-		wantChanged bool
-		wantStatus  pay.Status
-		wantReason  string
-		wantTradeNo string
+		name   string
+		status pay.Status
+		report pay.GatewayReport
+		want   pay.ReportDecision
 	}{
-		{"processing paid right amount", pay.StatusProcessing, paid, true, pay.StatusSucceeded, "", "LKL_1"},
-		{"pending paid right amount", pay.StatusPending, paid, true, pay.StatusSucceeded, "", "LKL_1"},
-		{"processing paid less", pay.StatusProcessing, pay.GatewayReport{Outcome: pay.OutcomePaid, Amount: 9999, TradeNo: "LKL_2"}, true, pay.StatusFailed, pay.ReasonAmountMismatch, "LKL_2"},
-		{"processing paid more", pay.StatusProcessing, pay.GatewayReport{Outcome: pay.OutcomePaid, Amount: 10001}, true, pay.StatusFailed, pay.ReasonAmountMismatch, ""},
-		{"processing paid zero", pay.StatusProcessing, pay.GatewayReport{Outcome: pay.OutcomePaid}, true, pay.StatusFailed, pay.ReasonAmountMismatch, ""},
-		{"processing failed report", pay.StatusProcessing, pay.GatewayReport{Outcome: pay.OutcomeFailed, Amount: 10000}, true, pay.StatusFailed, pay.ReasonPaymentFailed, ""},
-		{"pending failed report", pay.StatusPending, pay.GatewayReport{Outcome: pay.OutcomeFailed}, true, pay.StatusFailed, pay.ReasonPaymentFailed, ""},
-		{"processing unpaid", pay.StatusProcessing, pay.GatewayReport{Outcome: pay.OutcomeUnpaid, Amount: 10000, TradeNo: "LKL_3"}, false, pay.StatusProcessing, "", ""},
-		{"pending unpaid", pay.StatusPending, pay.GatewayReport{Outcome: pay.OutcomeUnpaid}, false, pay.StatusPending, "", ""},
-		{"succeeded paid again", pay.StatusSucceeded, paid, false, pay.StatusSucceeded, "", ""},
-		{"succeeded then failed report", pay.StatusSucceeded, pay.GatewayReport{Outcome: pay.OutcomeFailed}, false, pay.StatusSucceeded, "", ""},
-		{"failed then paid", pay.StatusFailed, paid, false, pay.StatusFailed, "", ""},
-		{"failed then wrong amount", pay.StatusFailed, pay.GatewayReport{Outcome: pay.OutcomePaid, Amount: 1}, false, pay.StatusFailed, "", ""},
+		{"processing paid", pay.StatusProcessing, paid, pay.ReportDecision{Succeed: true}},
+		{"pending paid", pay.StatusPending, paid, pay.ReportDecision{Succeed: true}},
+		{"paid without a trade amount", pay.StatusProcessing, paidNoTrade, pay.ReportDecision{Succeed: true}},
+		{"trade amount differs from a matching total", pay.StatusProcessing, tradeShort, pay.ReportDecision{Review: pay.ReviewAmountMismatch, WindDown: pay.ReasonAmountMismatch}},
+		{"total differs", pay.StatusProcessing, totalShort, pay.ReportDecision{Review: pay.ReviewAmountMismatch, WindDown: pay.ReasonAmountMismatch}},
+		{"failed trade on a final cashier order", pay.StatusProcessing, failed, pay.ReportDecision{WindDown: pay.ReasonPaymentFailed}},
+		{"expired at the gateway", pay.StatusProcessing, expired, pay.ReportDecision{WindDown: pay.ReasonExpired}},
+		{"still payable", pay.StatusProcessing, open, pay.ReportDecision{}},
+		{"not found", pay.StatusPending, notFound, pay.ReportDecision{}},
+		{"succeeded, same trade again", pay.StatusSucceeded, paid, pay.ReportDecision{}},
+		{"succeeded, another trade paid", pay.StatusSucceeded, other, pay.ReportDecision{Review: pay.ReviewDuplicatePayment}},
+		{"succeeded then failed", pay.StatusSucceeded, failed, pay.ReportDecision{}},
+		{"failed then paid", pay.StatusFailed, paid, pay.ReportDecision{Review: pay.ReviewPaidAfterFailed}},
+		{"failed then wrong amount paid", pay.StatusFailed, tradeShort, pay.ReportDecision{Review: pay.ReviewPaidAfterFailed}},
+		{"failed then failed", pay.StatusFailed, failed, pay.ReportDecision{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := pay.Order{ID: "550e8400-e29b-41d4-a716-446655440000", Status: tc.status, Amount: 10000, CreatedAt: created, UpdatedAt: created}
-			changed, err := o.Settle(tc.report, at)
-			if err != nil {
-				t.Fatalf("Settle: %v", err)
+			o := pay.Order{ID: "550e8400-e29b-41d4-a716-446655440000", Status: tc.status, Amount: 10000}
+			if tc.status == pay.StatusSucceeded {
+				o.GatewayTransactionID = "LKL_1"
 			}
-			if changed != tc.wantChanged {
-				t.Errorf("changed = %v; want %v", changed, tc.wantChanged)
-			}
-			if o.Status != tc.wantStatus {
-				t.Errorf("status = %s; want %s", o.Status, tc.wantStatus)
-			}
-			if o.FailureReason != tc.wantReason {
-				t.Errorf("failure_reason = %q; want %q", o.FailureReason, tc.wantReason)
-			}
-			if o.GatewayTransactionID != tc.wantTradeNo {
-				t.Errorf("gateway_transaction_id = %q; want %q", o.GatewayTransactionID, tc.wantTradeNo)
-			}
-			wantUpdated := created
-			if tc.wantChanged {
-				wantUpdated = at
-			}
-			if !o.UpdatedAt.Equal(wantUpdated) {
-				t.Errorf("updated_at = %s; want %s", o.UpdatedAt, wantUpdated)
-			}
-			if !tc.wantChanged && len(o.GatewayCallback) != 0 {
-				t.Errorf("an unchanged order took the callback %s", o.GatewayCallback)
-			}
-			if tc.wantChanged && string(o.GatewayCallback) != string(tc.report.Summary) {
-				t.Errorf("callback = %s; want %s", o.GatewayCallback, tc.report.Summary)
+			if got := pay.DecideReport(&o, tc.report); got != tc.want {
+				t.Errorf("DecideReport(%s, %+v) = %+v; want %+v", tc.status, tc.report, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestAttemptOutOrderNo(t *testing.T) {
+	id := "0192f5a4-6b1c-7def-8a12-3456789abcde"
+	seen := map[string]bool{}
+	for n := 1; n <= 200; n++ {
+		no := pay.AttemptOutOrderNo(id, n)
+		if len(no) > 32 || no == "" {
+			t.Fatalf("attempt %d: out_order_no %q is not 1-32 characters", n, no)
+		}
+		if seen[no] {
+			t.Fatalf("attempt %d: out_order_no %q repeats", n, no)
+		}
+		seen[no] = true
+	}
+	if got, want := pay.AttemptOutOrderNo(id, 1), "0192f5a46b1c7def8a123456789abcde"; got != want {
+		t.Errorf("attempt 1 = %q; want the id without dashes %q", got, want)
 	}
 }
 

@@ -153,6 +153,11 @@ func decodeObject(body []byte) (fields, error) {
 	if err := json.Unmarshal(trimmed, &f); err != nil {
 		return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body is not valid JSON"}
 	}
+	// Before any field is read: a repeated key or text PostgreSQL cannot store is refused
+	// here, once, for every field of every body.
+	if err := CheckStorable(trimmed); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 

@@ -15,7 +15,8 @@ import (
 const orderColumns = `id::text, app_id, merchant_order_id, status, order_type, amount, currency,
 	payment_gateway, coalesce(gateway_transaction_id, ''), coalesce(gateway_order_no, ''), subject,
 	extra_data, coalesce(payment_url, ''), gateway_callback, refunded_amount,
-	coalesce(failure_reason, ''), expires_at, created_at, updated_at`
+	coalesce(failure_reason, ''), expires_at, created_at, updated_at,
+	coalesce(closing_reason, ''), coalesce(review_reason, ''), result_seq`
 
 // scanOrder reads a row of orderColumns, followed by any extra columns into extra.
 func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
@@ -24,7 +25,8 @@ func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
 	dest := append([]any{&o.ID, &o.AppID, &o.MerchantOrderID, &status, &o.OrderType, &o.Amount, &o.Currency,
 		&o.Gateway, &o.GatewayTransactionID, &o.GatewayOrderNo, &o.Subject,
 		&o.ExtraData, &o.PaymentURL, &o.GatewayCallback, &o.RefundedAmount,
-		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt}, extra...)
+		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt,
+		&o.ClosingReason, &o.ReviewReason, &o.ResultSeq}, extra...)
 	err := row.Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, pay.ErrNotFound
@@ -87,12 +89,18 @@ func (s *Store) Order(ctx context.Context, id string) (pay.Order, error) {
 	return scanOrder(s.pool.QueryRow(ctx, "SELECT "+orderColumns+" FROM payment_orders WHERE id = $1", id))
 }
 
-// OrdersToReconcile returns up to limit orders in processing that have had no change and no
-// reconciliation query since staleBefore, or whose cashier order has expired, oldest first.
-func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, now time.Time, limit int) ([]pay.Order, error) {
+// OrdersToReconcile returns up to limit live orders the reconciler should look at, least
+// recently checked first (so orders whose checks keep failing cannot starve the others):
+// orders winding down, processing orders without change or check since staleBefore, and
+// orders past their expiry. Orders checked after recheckAfter are left for a later pass.
+func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, recheckAfter, now time.Time, limit int) ([]pay.Order, error) {
 	rows, err := s.pool.Query(ctx, "SELECT "+orderColumns+` FROM payment_orders
-		WHERE status = 'processing' AND (greatest(updated_at, checked_at) < $1 OR expires_at < $2)
-		ORDER BY updated_at LIMIT $3`, staleBefore, now, limit)
+		WHERE status IN ('pending', 'processing')
+		  AND (closing_reason IS NOT NULL
+		       OR (status = 'processing' AND greatest(updated_at, checked_at) < $1)
+		       OR expires_at < $2)
+		  AND (checked_at IS NULL OR checked_at < $3)
+		ORDER BY coalesce(checked_at, '-infinity'), updated_at LIMIT $4`, staleBefore, now, recheckAfter, limit)
 	if err != nil {
 		return nil, fmt.Errorf("orders to reconcile: %w", err)
 	}
@@ -108,11 +116,16 @@ func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, now time.Tim
 	return out, rows.Err()
 }
 
-// MarkOrderChecked records that the reconciler asked Lakala about an order and learned nothing
-// final, so it is not asked again before the next reconciliation period.
-func (s *Store) MarkOrderChecked(ctx context.Context, id string, at time.Time) error {
-	if _, err := s.pool.Exec(ctx, "UPDATE payment_orders SET checked_at = $2 WHERE id = $1", id, at); err != nil {
-		return fmt.Errorf("mark order %s checked: %w", id, err)
+// RecordCheck records one reconciliation check of an order: when, and whether it failed (err
+// non-empty). It returns the number of consecutive failed checks.
+func (s *Store) RecordCheck(ctx context.Context, id string, at time.Time, checkErr string) (int, error) {
+	var failures int
+	err := s.pool.QueryRow(ctx, `UPDATE payment_orders SET checked_at = $2,
+			check_failures = CASE WHEN $3 = '' THEN 0 ELSE check_failures + 1 END,
+			last_check_error = nullif($3, '')
+		WHERE id = $1 RETURNING check_failures`, id, at, checkErr).Scan(&failures)
+	if err != nil {
+		return 0, fmt.Errorf("record check of order %s: %w", id, err)
 	}
-	return nil
+	return failures, nil
 }

@@ -13,7 +13,7 @@ import (
 
 const refundColumns = `id::text, app_id, payment_order_id::text, coalesce(merchant_refund_id, ''), status, amount,
 	currency, coalesce(reason, ''), coalesce(gateway_refund_id, ''), out_trade_no, extra_data,
-	coalesce(failure_reason, ''), created_at, updated_at`
+	coalesce(failure_reason, ''), created_at, updated_at, coalesce(review_reason, ''), submissions, result_seq`
 
 func scanRefund(row pgx.Row) (pay.Refund, error) {
 	var r pay.Refund
@@ -21,7 +21,7 @@ func scanRefund(row pgx.Row) (pay.Refund, error) {
 	var extra []byte
 	err := row.Scan(&r.ID, &r.AppID, &r.PaymentOrderID, &r.MerchantRefundID, &status, &r.Amount,
 		&r.Currency, &r.Reason, &r.GatewayRefundID, &r.OutTradeNo, &extra,
-		&r.FailureReason, &r.CreatedAt, &r.UpdatedAt)
+		&r.FailureReason, &r.CreatedAt, &r.UpdatedAt, &r.ReviewReason, &r.Submissions, &r.ResultSeq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, pay.ErrNotFound
 	}
@@ -134,13 +134,17 @@ func (t *Tx) LockRefund(ctx context.Context, id string) (pay.Refund, error) {
 }
 
 // SaveRefund writes r's mutable fields on the condition that it is still in status old, adds the
-// refund_results message when the status changed, and on success adds the amount to the payment
-// order's refunded_amount.
+// refund_results message (with the refund's next seq) when the status changed, and on success
+// adds the amount to the payment order's refunded_amount.
 func (t *Tx) SaveRefund(ctx context.Context, r *pay.Refund, old pay.Status) error {
+	if r.Status != old {
+		r.ResultSeq++
+	}
 	tag, err := t.tx.Exec(ctx, `UPDATE refund_orders SET status = $3, gateway_refund_id = nullif($4, ''),
-			extra_data = $5, failure_reason = nullif($6, ''), updated_at = $7
+			extra_data = $5, failure_reason = nullif($6, ''), updated_at = $7, submissions = $8, result_seq = $9
 		WHERE id = $1 AND status = $2`,
-		r.ID, string(old), string(r.Status), r.GatewayRefundID, jsonOrEmpty(r.ExtraData), r.FailureReason, r.UpdatedAt)
+		r.ID, string(old), string(r.Status), r.GatewayRefundID, jsonOrEmpty(r.ExtraData), r.FailureReason, r.UpdatedAt,
+		r.Submissions, r.ResultSeq)
 	if err != nil {
 		return fmt.Errorf("save refund %s: %w", r.ID, err)
 	}

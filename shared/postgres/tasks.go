@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/loomipay/loomipay/shared/pay"
@@ -37,7 +38,20 @@ type Task struct {
 	State     TaskState
 	Attempts  int
 	LastError string
+	// Lease is set on a task returned by ClaimTask: it proves the claim when the task is
+	// finished or retried.
+	Lease Lease
 }
+
+// Lease is one claim of a task. A worker whose lease ran out (another worker reclaimed the task)
+// can no longer finish or retry it: the token no longer matches.
+type Lease struct {
+	TaskID int64
+	Token  string
+}
+
+// ErrLeaseLost is returned when a task is finished or retried by a worker that no longer holds it.
+var ErrLeaseLost = errors.New("task lease lost")
 
 // ClaimTask leases a queued task for lease and counts the attempt. ok is false if the task is
 // finished, not due yet, or leased by another worker: then it must not be worked on now.
@@ -46,10 +60,11 @@ type Task struct {
 func (s *Store) ClaimTask(ctx context.Context, id int64, now time.Time, lease time.Duration) (Task, bool, error) {
 	var t Task
 	var kind, state string
-	err := s.pool.QueryRow(ctx, `UPDATE tasks SET attempts = attempts + 1, leased_until = $2, updated_at = $3
+	token := uuid.NewString()
+	err := s.pool.QueryRow(ctx, `UPDATE tasks SET attempts = attempts + 1, leased_until = $2, updated_at = $3, lease_token = $4
 		WHERE id = $1 AND state = 'queued' AND next_attempt_at <= $3 AND (leased_until IS NULL OR leased_until < $3)
 		RETURNING id, kind, subject_id::text, state, attempts, coalesce(last_error, '')`,
-		id, now.Add(lease), now).Scan(&t.ID, &kind, &t.SubjectID, &state, &t.Attempts, &t.LastError)
+		id, now.Add(lease), now, token).Scan(&t.ID, &kind, &t.SubjectID, &state, &t.Attempts, &t.LastError)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, false, nil
 	}
@@ -57,6 +72,7 @@ func (s *Store) ClaimTask(ctx context.Context, id int64, now time.Time, lease ti
 		return t, false, fmt.Errorf("claim task %d: %w", id, err)
 	}
 	t.Kind, t.State = TaskKind(kind), TaskState(state)
+	t.Lease = Lease{TaskID: t.ID, Token: token}
 	return t, true, nil
 }
 
@@ -86,28 +102,54 @@ func (s *Store) TaskFor(ctx context.Context, kind TaskKind, subjectID string) (T
 	return s.Task(ctx, id)
 }
 
-// RetryTask releases a task to be tried again at next, recording why the attempt failed.
-func (s *Store) RetryTask(ctx context.Context, id int64, next time.Time, reason string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE tasks SET next_attempt_at = $2, leased_until = NULL, last_error = $3, updated_at = now()
-		WHERE id = $1 AND state = 'queued'`, id, next, reason)
+// RetryTask releases a task held by lease to be tried again at next, recording why the attempt
+// failed. ErrLeaseLost: the lease ran out and another worker holds the task now.
+func (s *Store) RetryTask(ctx context.Context, lease Lease, next time.Time, reason string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE tasks SET next_attempt_at = $3, leased_until = NULL, lease_token = NULL,
+			last_error = $4, updated_at = now()
+		WHERE id = $1 AND lease_token = $2 AND state = 'queued'`, lease.TaskID, lease.Token, next, reason)
 	if err != nil {
-		return fmt.Errorf("retry task %d: %w", id, err)
+		return fmt.Errorf("retry task %d: %w", lease.TaskID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("retry task %d: %w", lease.TaskID, ErrLeaseLost)
 	}
 	return nil
 }
 
-// FinishTask closes a task outside of any other change.
-func (s *Store) FinishTask(ctx context.Context, id int64, state TaskState, note string) error {
-	return finishTask(ctx, s.pool, id, state, note)
+// FinishTask closes a task held by lease outside of any other change.
+func (s *Store) FinishTask(ctx context.Context, lease Lease, state TaskState, note string) error {
+	return finishTask(ctx, s.pool, lease, state, note)
 }
 
-func finishTask(ctx context.Context, q querier, id int64, state TaskState, note string) error {
-	_, err := q.Exec(ctx, `UPDATE tasks SET state = $2, leased_until = NULL, last_error = coalesce(nullif($3, ''), last_error), updated_at = now()
-		WHERE id = $1 AND state = 'queued'`, id, string(state), note)
+func finishTask(ctx context.Context, q querier, lease Lease, state TaskState, note string) error {
+	tag, err := q.Exec(ctx, `UPDATE tasks SET state = $3, leased_until = NULL, lease_token = NULL,
+			last_error = coalesce(nullif($4, ''), last_error), updated_at = now()
+		WHERE id = $1 AND lease_token = $2 AND state = 'queued'`, lease.TaskID, lease.Token, string(state), note)
 	if err != nil {
-		return fmt.Errorf("finish task %d: %w", id, err)
+		return fmt.Errorf("finish task %d: %w", lease.TaskID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("finish task %d: %w", lease.TaskID, ErrLeaseLost)
 	}
 	return nil
+}
+
+// RequeueTask puts a subject's finished task back in the queue with a fresh attempt budget,
+// due now, so that the processor takes it up again (an order that must wind down). A queued
+// task is left as it is: its next attempt sees the new state of its subject; a task stopped for
+// review waits for a person. It returns the task requeued, if any.
+func (s *Store) RequeueTask(ctx context.Context, kind TaskKind, subjectID, why string) (taskID int64, requeued bool, err error) {
+	err = s.pool.QueryRow(ctx, `UPDATE tasks SET state = 'queued', attempts = 0, next_attempt_at = now(),
+			leased_until = NULL, lease_token = NULL, published_at = NULL, last_error = $3, updated_at = now()
+		WHERE kind = $1 AND subject_id = $2 AND state = 'done' RETURNING id`, string(kind), subjectID, why).Scan(&taskID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("requeue %s task of %s: %w", kind, subjectID, err)
+	}
+	return taskID, true, nil
 }
 
 // DueTasks returns queued tasks that need (re)publishing to the task stream:
@@ -147,6 +189,21 @@ func (s *Store) MarkTasksPublished(ctx context.Context, ids []int64, now time.Ti
 	_, err := s.pool.Exec(ctx, `UPDATE tasks SET published_at = $2 WHERE id = ANY($1)`, ids, now)
 	if err != nil {
 		return fmt.Errorf("mark tasks published: %w", err)
+	}
+	return nil
+}
+
+// RestartTask gives a task held by lease a fresh attempt budget, due now (an order that must now
+// wind down after its create attempts ran out).
+func (s *Store) RestartTask(ctx context.Context, lease Lease, reason string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE tasks SET attempts = 0, next_attempt_at = now(), leased_until = NULL,
+			lease_token = NULL, published_at = NULL, last_error = $3, updated_at = now()
+		WHERE id = $1 AND lease_token = $2 AND state = 'queued'`, lease.TaskID, lease.Token, reason)
+	if err != nil {
+		return fmt.Errorf("restart task %d: %w", lease.TaskID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("restart task %d: %w", lease.TaskID, ErrLeaseLost)
 	}
 	return nil
 }

@@ -51,18 +51,29 @@ func (t *Tx) LockOrder(ctx context.Context, id string) (pay.Order, error) {
 
 // updateOrderSQL writes an order's mutable fields if the row is still in status $2 (the
 // conditional update that lets only one actor apply a change); orderUpdateArgs are its arguments.
+//
+// refunded_amount is not written: only SaveRefund changes it, with an increment under the
+// payment order's lock, so a save of an order read earlier cannot undo a refund. Nor is
+// review_reason: only review cases set and clear it.
 const updateOrderSQL = `UPDATE payment_orders SET status = $3, gateway_transaction_id = nullif($4, ''),
 		gateway_order_no = nullif($5, ''), payment_url = nullif($6, ''), gateway_callback = $7,
-		refunded_amount = $8, failure_reason = nullif($9, ''), expires_at = $10, updated_at = $11
+		failure_reason = nullif($8, ''), expires_at = $9, updated_at = $10,
+		closing_reason = nullif($11, ''), result_seq = $12
 	WHERE id = $1 AND status = $2`
 
+// orderUpdateArgs are updateOrderSQL's arguments. A status change takes the order's next seq.
 func orderUpdateArgs(o *pay.Order, old pay.Status) []any {
+	if o.Status != old {
+		o.ResultSeq++
+	}
 	return []any{o.ID, string(old), string(o.Status), o.GatewayTransactionID, o.GatewayOrderNo, o.PaymentURL,
-		nullJSON(o.GatewayCallback), o.RefundedAmount, o.FailureReason, o.ExpiresAt, o.UpdatedAt}
+		nullJSON(o.GatewayCallback), o.FailureReason, o.ExpiresAt, o.UpdatedAt,
+		o.ClosingReason, o.ResultSeq}
 }
 
 // SaveOrder writes o's mutable fields, on the condition that the row is still in status old,
-// and, when the status changed, adds the payment_results message for the change.
+// and, when the status changed, adds the payment_results message for the change (with the
+// order's next seq: status changes are serialised by the condition, so seqs never repeat).
 func (t *Tx) SaveOrder(ctx context.Context, o *pay.Order, old pay.Status) error {
 	tag, err := t.tx.Exec(ctx, updateOrderSQL, orderUpdateArgs(o, old)...)
 	if err != nil {
@@ -84,17 +95,19 @@ func (t *Tx) AddEvent(ctx context.Context, m pay.ResultMessage) error {
 		return err
 	}
 	var id int64
-	if err := t.tx.QueryRow(ctx, "INSERT INTO outbox (event_id, stream, fields) VALUES ($1, $2, $3) RETURNING id",
-		m.EventID, m.Stream, fields).Scan(&id); err != nil {
+	if err := t.tx.QueryRow(ctx, `INSERT INTO outbox (event_id, stream, fields, subject_id, app_id, seq)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		m.EventID, m.Stream, fields, m.SubjectID, m.AppID, m.Seq).Scan(&id); err != nil {
 		return fmt.Errorf("write outbox event: %w", err)
 	}
 	t.events = append(t.events, Event{OutboxID: id, ResultMessage: m})
 	return nil
 }
 
-// FinishTask closes a task in the same transaction as the change it produced.
-func (t *Tx) FinishTask(ctx context.Context, taskID int64, state TaskState, note string) error {
-	return finishTask(ctx, t.tx, taskID, state, note)
+// FinishTask closes a task in the same transaction as the change it produced, if lease still
+// holds it.
+func (t *Tx) FinishTask(ctx context.Context, lease Lease, state TaskState, note string) error {
+	return finishTask(ctx, t.tx, lease, state, note)
 }
 
 func nullJSON(b json.RawMessage) []byte {
@@ -106,35 +119,3 @@ func nullJSON(b json.RawMessage) []byte {
 
 // newEventID makes a time-ordered id for a result message.
 func newEventID() string { return uuid.Must(uuid.NewV7()).String() }
-
-// SaveOrderFinishingTask is SaveOrder plus FinishTask(done) in one statement — one round trip
-// instead of five (BEGIN, update, outbox insert, task update, COMMIT), for the processor's
-// hottest transition. The order row is written only if it is still in status old; the result
-// message is written only with it; the task is finished either way (a concurrent change won, and
-// nothing is left to do). applied says whether o's change was written.
-func (s *Store) SaveOrderFinishingTask(ctx context.Context, o *pay.Order, old pay.Status, taskID int64) (events []Event, applied bool, err error) {
-	msg := pay.PaymentChanged(newEventID(), o, old)
-	fields, err := json.Marshal(msg.Fields)
-	if err != nil {
-		return nil, false, err
-	}
-	// Data-modifying CTEs all run to completion whether or not the final SELECT reads them.
-	var outboxID *int64
-	args := append(orderUpdateArgs(o, old), msg.EventID, msg.Stream, fields, taskID)
-	err = s.pool.QueryRow(ctx, `
-		WITH upd AS (`+updateOrderSQL+` RETURNING id
-		), ev AS (
-			INSERT INTO outbox (event_id, stream, fields) SELECT $12, $13, $14 FROM upd WHERE $3 <> $2
-			RETURNING id
-		), fin AS (
-			UPDATE tasks SET state = 'done', leased_until = NULL, updated_at = now() WHERE id = $15 AND state = 'queued'
-		)
-		SELECT (SELECT id FROM ev), EXISTS (SELECT 1 FROM upd)`, args...).Scan(&outboxID, &applied)
-	if err != nil {
-		return nil, false, fmt.Errorf("save payment order %s and finish task %d: %w", o.ID, taskID, err)
-	}
-	if outboxID != nil {
-		events = []Event{{OutboxID: *outboxID, ResultMessage: msg}}
-	}
-	return events, applied, nil
-}

@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,14 +10,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loomipay/loomipay/internal/sandbox"
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 func TestPaymentSucceeds(t *testing.T) {
@@ -67,14 +68,20 @@ func TestPaymentSucceeds(t *testing.T) {
 	testenv.CheckMessages(t, s.Results(t, "payment_results"), processing, succeeded)
 }
 
+// TestPaymentFails: with a Lakala that makes a cashier order final when its payment fails (the
+// optimistic reading), the order fails — after its task closed and queried the cashier order.
 func TestPaymentFails(t *testing.T) {
 	t.Parallel()
-	s := testenv.NewStack(t, testenv.StackOptions{})
+	s := testenv.NewStack(t, testenv.StackOptions{Optimistic: true})
 	processing, view := s.Checkout(t, "o1", 5000)
 	if err := s.Sandbox.Fail(context.Background(), view.PayOrderNo); err != nil {
 		t.Fatal(err)
 	}
 	s.WaitNotifications(t)
+	// The notification says the cashier order failed: the order winds down (its cashier order is
+	// closed and queried again by its task) before it fails.
+	s.RequireOrder(t, "o1", "processing", "")
+	s.RunOnce(t)
 	o := s.RequireOrder(t, "o1", "failed", pay.ReasonPaymentFailed)
 	if cb := o.Callback(); cb["payStatus"] != "F" {
 		t.Errorf("lakala_callback.payStatus = %v, want F", cb["payStatus"])
@@ -104,7 +111,7 @@ func TestNotificationFaults(t *testing.T) {
 			t.Parallel()
 			s := testenv.NewStack(t, testenv.StackOptions{})
 			processing, view := s.Checkout(t, "o1", 2500)
-			s.Sandbox.SetFaults(tt.faults)
+			s.SetFaults(tt.faults)
 			if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err != nil {
 				t.Fatal(err)
 			}
@@ -153,7 +160,7 @@ func TestNotificationFaults(t *testing.T) {
 // after the lease, and each order gets exactly one cashier order and one message.
 func TestCrashedRunIsReclaimed(t *testing.T) {
 	t.Parallel()
-	const lease = 100 * time.Millisecond
+	const lease = time.Second
 	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{Lease: lease}})
 	ctx := context.Background()
 	rdb := s.Streams.Client()
@@ -218,49 +225,90 @@ func TestCrashedRunIsReclaimed(t *testing.T) {
 	testenv.CheckMessages(t, got, want...)
 }
 
-// TestTaskDeadLettered: a task that always fails uses its attempts, lands in the dead-letter
-// stream with its reason, and its order fails.
-func TestTaskDeadLettered(t *testing.T) {
+// TestCreateAttemptsExhaustedWindDown: a create whose every call fails uses its attempts; the
+// order then winds down — its cashier order is closed and queried (a failed call may still have
+// created it) — and fails with retries_exhausted once Lakala shows no such order for longer than
+// its visibility lag. Nothing needs a person, so nothing is dead-lettered.
+func TestCreateAttemptsExhaustedWindDown(t *testing.T) {
 	t.Parallel()
 	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{
 		MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond, SweepGrace: time.Millisecond,
+		VisibilityLag: time.Millisecond,
 	}})
 	ctx := context.Background()
-	s.Sandbox.SetFaults(sandbox.Faults{ErrorRate: 1})
+	s.SetFaults(sandbox.Faults{ErrorRate: 1})
 	o := s.CreateOrder(t, "o1", 1000)
 	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "the task to be given up", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the create attempts to be used", func() bool {
 		s.RunOnce(t)
-		task, err = s.Store.Task(ctx, task.ID)
-		return err == nil && task.State != postgres.TaskQueued
+		o = s.Order(t, "o1")
+		return o.Status == "pending" && closingReason(t, s, o.ID) != ""
 	})
-	if task.State != postgres.TaskDead || task.Attempts != 3 {
-		t.Fatalf("task %+v, want dead after 3 attempts", task)
-	}
+	s.SetFaults(sandbox.Faults{})
+	testenv.Eventually(t, 10*time.Second, "the wind-down", func() bool {
+		s.RunOnce(t)
+		return s.Order(t, "o1").Status == "failed"
+	})
 	o = s.Order(t, "o1")
-	s.RequireOrder(t, "o1", "failed", "")
 	if !strings.HasPrefix(deref(o.FailureReason), pay.ReasonRetriesExceeded) {
 		t.Errorf("failure_reason %q, want it to start with %s", deref(o.FailureReason), pay.ReasonRetriesExceeded)
 	}
 	if _, ok := s.Sandbox.Order(o.OutOrderNo()); ok {
-		t.Error("the sandbox has a cashier order although every call failed")
+		t.Error("the sandbox has a cashier order although every create call failed")
 	}
-
-	dead := s.Results(t, streams.DeadLetterStream)
-	if len(dead) != 1 {
-		t.Fatalf("dead-letter stream has %d entries, want 1: %v", len(dead), dead)
+	if task, err = s.Store.Task(ctx, task.ID); err != nil || task.State != postgres.TaskDone {
+		t.Errorf("task %+v (err %v), want done", task, err)
 	}
-	d := dead[0]
-	if d["task_id"] != itoa(task.ID) || d["kind"] != "payment" || d["subject_id"] != o.ID || d["attempts"] != "3" || d["reason"] == "" {
-		t.Errorf("dead letter %v, want task %d, kind payment, subject %s, attempts 3 and a reason", d, task.ID, o.ID)
+	if dead := s.Results(t, streams.DeadLetterStream); len(dead) != 0 {
+		t.Errorf("dead-letter stream has %v, want nothing", dead)
 	}
 	failed := testenv.PaymentMessage(o, "pending", "failed")
 	failed["failure_reason"] = deref(o.FailureReason)
 	testenv.CheckMessages(t, s.Results(t, "payment_results"), failed)
+}
 
+// TestCreateOutcomeNeverSettledIsReviewed: when Lakala never answers, neither the create nor the
+// close nor the query, nobody can say whether a cashier order exists: the order is not failed
+// (a payer might be paying it), a review case says so, and the task waits for a person.
+func TestCreateOutcomeNeverSettledIsReviewed(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{
+		MaxAttempts: 2, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond, SweepGrace: time.Millisecond,
+		VisibilityLag: time.Millisecond,
+	}})
+	ctx := context.Background()
+	s.SetFaults(sandbox.Faults{ErrorRate: 1})
+	o := s.CreateOrder(t, "o1", 1000)
+	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the task to stop for review", func() bool {
+		s.RunOnce(t)
+		task, err = s.Store.Task(ctx, task.ID)
+		return err == nil && task.State != postgres.TaskQueued
+	})
+	if task.State != postgres.TaskReview {
+		t.Fatalf("task %+v, want review", task)
+	}
+	o = s.RequireOrder(t, "o1", "pending", "")
+	if o.ExtraData["review_required"] != true || !strings.HasPrefix(fmt.Sprint(o.ExtraData["review_reason"]), pay.ReviewReconcileFailing) {
+		t.Errorf("extra_data %v; want review_required and a %s review_reason", o.ExtraData, pay.ReviewReconcileFailing)
+	}
+	cases, err := s.Store.OpenReviewCases(ctx, o.ID)
+	if err != nil || len(cases) != 1 || cases[0].Kind != pay.ReviewReconcileFailing {
+		t.Fatalf("review cases %+v (err %v), want one %s", cases, err, pay.ReviewReconcileFailing)
+	}
+	dead := s.Results(t, streams.DeadLetterStream)
+	if len(dead) != 1 || dead[0]["task_id"] != itoa(task.ID) || dead[0]["kind"] != "payment" || dead[0]["reason"] == "" {
+		t.Errorf("dead-letter stream %v, want the task with its reason", dead)
+	}
+	if msgs := s.Results(t, "payment_results"); len(msgs) != 0 {
+		t.Errorf("payment_results %v, want nothing (no status changed)", msgs)
+	}
 	// Nothing comes back to life: more runs change nothing.
 	s.RunOnce(t)
 	if n := len(s.Results(t, streams.DeadLetterStream)); n != 1 {
@@ -274,7 +322,7 @@ func TestLostNotificationReconciled(t *testing.T) {
 	t.Parallel()
 	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{ReconcileAfter: time.Millisecond}})
 	processing, view := s.Checkout(t, "o1", 3000)
-	s.Sandbox.SetFaults(sandbox.Faults{DropNotify: true})
+	s.SetFaults(sandbox.Faults{DropNotify: true})
 	if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +417,7 @@ func TestPaidAfterClose(t *testing.T) {
 	ctx := context.Background()
 	processing, view := s.Checkout(t, "o1", 3000)
 	expireInDB(t, s, processing.ID)
-	s.Sandbox.SetFaults(sandbox.Faults{PayAfterClose: true, DropNotify: true})
+	s.SetFaults(sandbox.Faults{PayAfterClose: true, DropNotify: true})
 	gw := payOnClose{Gateway: s.Lakala, pay: func() {
 		if err := s.Sandbox.Pay(ctx, view.PayOrderNo); err != nil {
 			t.Errorf("pay after close: %v", err)
@@ -420,6 +468,16 @@ func deref(s *string) string {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
+// closingReason is the order's wind-down reason, which the API does not show.
+func closingReason(t *testing.T, s *testenv.Stack, id string) string {
+	t.Helper()
+	o, err := s.Store.Order(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.ClosingReason
+}
+
 // settleDuringCreate is Lakala where the order is settled (a verified payment report) while the
 // processor is still waiting for the cashier order it asked for.
 type settleDuringCreate struct {
@@ -442,14 +500,25 @@ func TestCheckoutLosesToAConcurrentSettlement(t *testing.T) {
 	ctx := context.Background()
 	o := s.CreateOrder(t, "o1", 4200)
 	gw := settleDuringCreate{Gateway: s.Lakala, settle: func(outOrderNo string) {
-		id, _ := pay.OrderIDFromOutOrderNo(outOrderNo)
-		res, err := s.Service.SettlePayment(ctx, id, pay.GatewayReport{Outcome: pay.OutcomePaid, Amount: 4200, TradeNo: "T1"})
+		a, err := s.Store.AttemptByOutOrderNo(ctx, outOrderNo)
+		if err != nil {
+			t.Fatalf("attempt %s: %v", outOrderNo, err)
+		}
+		res, err := s.Service.ApplyReport(ctx, a, pay.GatewayReport{Outcome: pay.OutcomePaid, OrderAmount: 4200, TradeNo: "T1"}, "test", nil)
 		if err != nil || res != service.NotificationApplied {
-			t.Errorf("SettlePayment = %v, %v; want applied", res, err)
+			t.Errorf("ApplyReport = %v, %v; want applied", res, err)
 		}
 	}}
-	p := processor.New(s.Service, gw, processor.Config{Consumer: "loser", NotifyURL: s.API.URL + "/webhooks/lakala"})
+	p := processor.New(s.Service, gw, processor.Config{Consumer: "loser", NotifyURL: s.API.URL + "/webhooks/lakala",
+		BackoffBase: time.Millisecond, BackoffMax: time.Millisecond})
 	testenv.RunOnce(t, p)
+	// The order succeeded through another channel while the cashier order was being created:
+	// the task's next attempt closes that cashier order, which nobody must pay now.
+	time.Sleep(20 * time.Millisecond)
+	testenv.RunOnce(t, p)
+	if v, ok := s.Sandbox.Order(o.OutOrderNo()); !ok || !v.Closed {
+		t.Errorf("cashier order = %+v; want it closed", v)
+	}
 
 	got := s.RequireOrder(t, "o1", "succeeded", "")
 	if got.ExtraData["payment_url"] != nil {

@@ -7,24 +7,18 @@ package processor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
 )
 
 // Gateway is what the processor asks of Lakala (lakala.Client implements it).
-type Gateway interface {
-	CreateCashierOrder(ctx context.Context, in lakala.CreateCashierOrder) (lakala.CreateOrderResult, error)
-	QueryCashierOrder(ctx context.Context, outOrderNo string) (lakala.QueryOrderResult, error)
-	CloseCashierOrder(ctx context.Context, outOrderNo string) (lakala.CloseOrderResult, error)
-	Refund(ctx context.Context, in lakala.RefundRequest) (lakala.RefundResult, error)
-	QueryTrade(ctx context.Context, outTradeNo string) (lakala.TradeQueryResult, error)
-}
+type Gateway = service.Gateway
 
 // Config tunes the processor. Zero values take the defaults noted.
 type Config struct {
@@ -37,9 +31,13 @@ type Config struct {
 	BackoffBase time.Duration // first retry delay, doubled per attempt; default 2 s
 	BackoffMax  time.Duration // default 5 min
 	// Lease is how long a claimed task is reserved for its worker, and how long a read but
-	// unacknowledged message must sit before another run reclaims it. Default 60 s; it must
-	// exceed the longest Lakala call.
+	// unacknowledged message must sit before another run reclaims it. Default 60 s. A task's
+	// handling is cut off LeaseMargin before its lease ends; Validate checks that this leaves room
+	// for the longest handling (see MaxCallsPerTask).
 	Lease time.Duration
+	// LeaseMargin is kept between a task's handling deadline and the end of its lease, for the
+	// writes that finish the task. Default 5 s, or a tenth of Lease if that is shorter.
+	LeaseMargin time.Duration
 	// SweepGrace: a task never attempted is (re)published after this long; long enough that a
 	// normal backlog is drained first (each republish is a duplicate the claim then skips).
 	// Default 30 s.
@@ -47,14 +45,23 @@ type Config struct {
 	// SweepStale: a published task still queued after this long is republished, in case its
 	// stream entry was lost. Default 5 min.
 	SweepStale time.Duration
-	// ReconcileAfter: an order processing this long without a notification is queried. Default 5 min.
+	// ReconcileAfter: an order processing this long without a notification is queried, and is
+	// queried again no sooner than this after a check. Default 5 min.
 	ReconcileAfter time.Duration
+	// ReviewAfterFailedChecks: this many consecutive failed checks of an order open a review
+	// case. Default 10.
+	ReviewAfterFailedChecks int
+	// ReconcileBatch is how many orders one reconciliation pass looks at. Default 200.
+	ReconcileBatch int
 	// OrderTTL is how long a cashier order may be paid. Default 30 min.
 	OrderTTL time.Duration
 	// NotifyURL is the webhook's public URL, given to Lakala with every cashier order.
 	NotifyURL string
 	// RefundRequestIP is location_info.request_ip of refunds. Default 127.0.0.1.
 	RefundRequestIP string
+	// VisibilityLag: how long Lakala may take before a query sees what it applied (see
+	// service.PaymentsConfig). Default 2 min.
+	VisibilityLag time.Duration
 	// ReadBlock is how long one read waits for new tasks when the stream is empty. Default 1 s.
 	ReadBlock time.Duration
 	// MaintenanceEvery spaces the sweeps, reconciliation and relay inside Run. Default 10 s.
@@ -79,11 +86,13 @@ func (c *Config) defaults() {
 	setDefault(&c.BackoffBase, 2*time.Second)
 	setDefault(&c.BackoffMax, 5*time.Minute)
 	setDefault(&c.Lease, time.Minute)
+	setDefault(&c.LeaseMargin, min(5*time.Second, c.Lease/10))
+	setDefault(&c.ReviewAfterFailedChecks, 10)
+	setDefault(&c.ReconcileBatch, 200)
 	setDefault(&c.SweepGrace, 30*time.Second)
 	setDefault(&c.SweepStale, 5*time.Minute)
 	setDefault(&c.ReconcileAfter, 5*time.Minute)
 	setDefault(&c.OrderTTL, 30*time.Minute)
-	setDefault(&c.RefundRequestIP, "127.0.0.1")
 	setDefault(&c.ReadBlock, time.Second)
 	setDefault(&c.MaintenanceEvery, 10*time.Second)
 	setDefault(&c.DeadlineMargin, 5*time.Second)
@@ -97,12 +106,31 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
+// MaxCallsPerTask is the most Lakala calls one handling of a task makes in the worst case that
+// Validate plans for: a refund confirmation (query, then a resubmission) or a checkout after an
+// ambiguous create (close and query the old cashier order, then create the next). A wind-down
+// makes two calls per cashier order; the handling deadline cuts it off, and its next attempt goes
+// on where it stopped.
+const MaxCallsPerTask = 3
+
+// Validate checks the configuration against the Lakala call timeout: the lease must cover the
+// longest handling of a task (MaxCallsPerTask calls, each up to lakalaTimeout) plus the margin,
+// or a second worker could reclaim a task its first worker is still handling.
+func (c Config) Validate(lakalaTimeout time.Duration) error {
+	c.defaults()
+	if need := time.Duration(MaxCallsPerTask)*lakalaTimeout + c.LeaseMargin; c.Lease < need {
+		return fmt.Errorf("PROCESSOR_LEASE %s is shorter than the longest task handling: %d Lakala calls of up to %s (LAKALA_TIMEOUT) plus a %s margin = %s",
+			c.Lease, MaxCallsPerTask, lakalaTimeout, c.LeaseMargin, need)
+	}
+	return nil
+}
+
 // Processor does the background work of the service.
 type Processor struct {
 	svc     *service.Service
+	pay     *service.Payments
 	store   *postgres.Store
 	streams *streams.Streams
-	gw      Gateway
 	cfg     Config
 	log     *slog.Logger
 }
@@ -110,15 +138,23 @@ type Processor struct {
 // New builds a processor.
 func New(svc *service.Service, gw Gateway, cfg Config) *Processor {
 	cfg.defaults()
-	return &Processor{svc: svc, store: svc.Store(), streams: svc.Streams(), gw: gw, cfg: cfg,
+	payments := service.NewPayments(svc, gw, service.PaymentsConfig{
+		NotifyURL: cfg.NotifyURL, OrderTTL: cfg.OrderTTL, RefundRequestIP: cfg.RefundRequestIP,
+		VisibilityLag: cfg.VisibilityLag,
+	})
+	return &Processor{svc: svc, pay: payments, store: svc.Store(), streams: svc.Streams(), cfg: cfg,
 		log: svc.Logger().With("component", "processor")}
 }
+
+// Payments is the processor's gateway driver (tests, the local stack).
+func (p *Processor) Payments() *service.Payments { return p.pay }
 
 // Stats counts what a run did.
 type Stats struct {
 	Handled     int // task messages handled (acked)
 	Retried     int // tasks put back for a later attempt
 	Dead        int // tasks given up and dead-lettered
+	Review      int // tasks stopped for a person (a review case)
 	Republished int // tasks the sweep put (back) on the stream
 	Reclaimed   int // messages taken over from a crashed run
 	Reconciled  int // live orders settled or expired by querying Lakala
@@ -130,6 +166,7 @@ func (s *Stats) add(o Stats) {
 	s.Handled += o.Handled
 	s.Retried += o.Retried
 	s.Dead += o.Dead
+	s.Review += o.Review
 	s.Republished += o.Republished
 	s.Reclaimed += o.Reclaimed
 	s.Reconciled += o.Reconciled

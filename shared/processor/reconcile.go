@@ -2,20 +2,22 @@ package processor
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/service"
 )
 
-// reconcile settles orders whose notification never came by asking Lakala, and closes unpaid
-// orders past their expiry. It returns how many orders it moved.
+// reconcile looks at live orders whose notification never came, that are past their expiry, or
+// that wind down, least recently checked first. It only queries Lakala and writes to the
+// database: anything that changes something at Lakala (closing a cashier order) is handed to the
+// order's task, which works under a lease. It returns how many orders it moved.
 func (p *Processor) reconcile(ctx context.Context) (int, error) {
 	now := time.Now()
-	orders, err := p.store.OrdersToReconcile(ctx, now.Add(-p.cfg.ReconcileAfter), now, 200)
+	orders, err := p.store.OrdersToReconcile(ctx, now.Add(-p.cfg.ReconcileAfter), now.Add(-p.checkSpacing()), now, p.cfg.ReconcileBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -28,103 +30,75 @@ func (p *Processor) reconcile(ctx context.Context) (int, error) {
 	return int(moved.Load()), nil
 }
 
+// checkSpacing is the least time between two checks of one order.
+func (p *Processor) checkSpacing() time.Duration {
+	return min(p.cfg.ReconcileAfter, p.cfg.MaintenanceEvery)
+}
+
 func (p *Processor) reconcileOrder(ctx context.Context, o pay.Order) bool {
 	log := p.log.With("order_id", o.ID)
-	q, err := p.gw.QueryCashierOrder(ctx, o.OutOrderNo())
-	if err != nil {
-		log.WarnContext(ctx, "reconcile: query failed", "err", err)
-		return false
+	moved, checkErr := p.checkOrder(ctx, o)
+	msg := ""
+	if checkErr != nil {
+		msg = checkErr.Error()
+		log.WarnContext(ctx, "reconcile: check failed", "err", checkErr)
 	}
-	if moved, decided := p.applyQuery(ctx, o, q); decided {
+	failures, err := p.store.RecordCheck(ctx, o.ID, time.Now(), msg)
+	if err != nil {
+		log.WarnContext(ctx, "reconcile: recording the check failed", "err", err)
 		return moved
 	}
-	expiredAtGateway := q.OrderStatus == lakala.OrderStatusExpired
-	expired := o.ExpiresAt != nil && time.Now().After(*o.ExpiresAt) || expiredAtGateway
-	closedAtGateway := q.OrderStatus == lakala.OrderStatusCancelled || q.OrderStatus == lakala.OrderStatusClosed
-	if !expired && !closedAtGateway {
-		if err := p.store.MarkOrderChecked(ctx, o.ID, time.Now()); err != nil {
-			log.WarnContext(ctx, "reconcile: recording the check failed", "err", err)
-		}
-		return false
-	}
-	if !closedAtGateway {
-		// An order Lakala reports expired is closed too: close_order_auto_refund only covers a
-		// payment that lands after a close, and an expired order can still race a payment.
-		if _, err := p.gw.CloseCashierOrder(ctx, o.OutOrderNo()); err != nil {
-			if !expiredAtGateway {
-				log.WarnContext(ctx, "reconcile: close failed; will retry", "err", err)
-				return false
-			}
-			log.WarnContext(ctx, "reconcile: close of an order Lakala reports expired failed; checking it once more", "err", err)
-		}
-		// A payer may have paid just before the close: ask once more before failing the order.
-		if q, err = p.gw.QueryCashierOrder(ctx, o.OutOrderNo()); err != nil {
-			log.WarnContext(ctx, "reconcile: query after close failed", "err", err)
-			return false
-		}
-		if moved, decided := p.applyQuery(ctx, o, q); decided {
-			return moved
+	if failures >= p.cfg.ReviewAfterFailedChecks {
+		c := pay.ReviewCase{Kind: pay.ReviewReconcileFailing, AppID: o.AppID, PaymentOrderID: o.ID, DedupeKey: "checks",
+			Summary:  fmt.Sprintf("%d checks of the order with Lakala failed in a row; last: %s", failures, msg),
+			Evidence: map[string]any{"status": string(o.Status), "failures": failures, "last_error": msg}}
+		if opened, err := p.store.OpenReviewCase(ctx, c); err != nil {
+			log.WarnContext(ctx, "reconcile: opening a review case failed", "err", err)
+		} else if opened {
+			log.ErrorContext(ctx, "review case opened: "+c.Summary, "kind", c.Kind)
 		}
 	}
-	reason := pay.ReasonExpired
-	if q.OrderStatus == lakala.OrderStatusCancelled || (q.OrderStatus == lakala.OrderStatusClosed && !expired) {
-		reason = pay.ReasonClosed
-	}
-	failed, err := p.svc.FailPayment(ctx, o.ID, reason)
-	if err != nil {
-		log.ErrorContext(ctx, "reconcile: failing expired order failed", "err", err)
-		return false
-	}
-	if failed {
-		log.InfoContext(ctx, "unpaid order closed and failed", "reason", reason)
-	}
-	return failed
+	return moved
 }
 
-// applyQuery settles o if the query decides it (paid or failed); decided is false while unpaid.
-func (p *Processor) applyQuery(ctx context.Context, o pay.Order, q lakala.QueryOrderResult) (moved, decided bool) {
-	report := reportFromQuery(q)
-	if report.Outcome == pay.OutcomeUnpaid {
-		return false, false
+// checkOrder queries every cashier order of a live order that may be payable, applies what a
+// query decides (a payment, a final cashier order), and starts the wind-down of an order past
+// its expiry. An order already winding down only has its task requeued.
+func (p *Processor) checkOrder(ctx context.Context, o pay.Order) (moved bool, err error) {
+	if o.ClosingReason != "" {
+		p.svc.RequeuePayment(ctx, o.ID, "wind down: "+o.ClosingReason)
+		return false, nil
 	}
-	res, err := p.svc.SettlePayment(ctx, o.ID, report)
+	attempts, err := p.store.Attempts(ctx, o.ID)
 	if err != nil {
-		p.log.ErrorContext(ctx, "reconcile: settle failed", "order_id", o.ID, "err", err)
-		return false, true
+		return false, err
 	}
-	if res == service.NotificationApplied {
-		p.log.InfoContext(ctx, "order settled by reconciliation (no notification arrived)", "order_id", o.ID)
-	}
-	return res == service.NotificationApplied, true
-}
-
-// reportFromQuery turns a cashier order query into the gateway's word on the payment.
-func reportFromQuery(q lakala.QueryOrderResult) pay.GatewayReport {
-	var r pay.GatewayReport
-	payStatus := ""
-	switch q.OrderStatus {
-	case lakala.OrderStatusPaid, lakala.OrderStatusRefunded:
-		r.Outcome, payStatus = pay.OutcomePaid, "S"
-	case lakala.OrderStatusFailed:
-		r.Outcome, payStatus = pay.OutcomeFailed, "F"
-	default:
-		return r
-	}
-	r.Amount = int64(q.TotalAmount)
-	summary := service.CallbackSummary{PayStatus: payStatus, Timestamp: pay.FormatTime(time.Now()), Source: "query",
-		PayOrderNo: q.PayOrderNo, Amount: r.Amount}
-	for _, t := range q.OrderTradeInfoList {
-		if t.TradeType == lakala.TradeTypePay {
-			r.TradeNo = t.TradeNo
-			summary.TradeNo, summary.LogNo, summary.AccTradeNo = t.TradeNo, t.LogNo, t.AccTradeNo
-			if tt, err := lakala.ParseTime(t.TradeTime); err == nil {
-				summary.TradeTime = pay.FormatTime(tt)
-			}
-			if t.TradeStatus == lakala.TradeStatusSuccess {
-				break
-			}
+	var errs []error
+	for _, a := range attempts {
+		if a.State != pay.AttemptOpen {
+			continue // creating ones are the task's to settle; settled ones are settled
+		}
+		q, err := p.pay.Gateway().QueryCashierOrder(ctx, a.OutOrderNo)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("query %s: %w", a.OutOrderNo, err))
+			continue
+		}
+		res, err := p.svc.ApplyReport(ctx, a, service.ReportFromQuery(q, time.Now()), "query", nil)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if res == service.NotificationApplied {
+			p.log.InfoContext(ctx, "order settled by reconciliation (no notification arrived)", "order_id", o.ID, "out_order_no", a.OutOrderNo)
+			return true, nil
 		}
 	}
-	r.Summary, _ = json.Marshal(summary)
-	return r
+	if o.ExpiresAt != nil && time.Now().After(*o.ExpiresAt) {
+		if err := p.svc.RequestWindDown(ctx, o.ID, pay.ReasonExpired); err != nil {
+			errs = append(errs, err)
+		} else {
+			moved = true
+		}
+	}
+	return moved, errors.Join(errs...)
 }

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/sandbox"
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/internal/sandbox"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 // retryFast lets a retried task come back on the next run.
@@ -131,7 +131,7 @@ func TestRefundOutcomes(t *testing.T) {
 			t.Parallel()
 			s := testenv.NewStack(t, testenv.StackOptions{Processor: retryFast, LakalaTimeout: tt.timeout})
 			o := s.PaySucceeded(t, "o1", 5000)
-			s.Sandbox.SetFaults(tt.faults)
+			s.SetFaults(tt.faults)
 			r := s.CreateRefund(t, o.ID, 2000)
 			if task := runUntilFinal(t, s, r.ID); task.State != postgres.TaskDone || task.Attempts != tt.attempts {
 				t.Fatalf("task %+v, want done after %d attempts", task, tt.attempts)
@@ -141,8 +141,8 @@ func TestRefundOutcomes(t *testing.T) {
 	}
 }
 
-// markProcessing does what the processor does before calling Lakala, as a run that crashes
-// right after would leave it.
+// markProcessing does what the processor does before calling Lakala — the refund processing and
+// its call counted, in one commit — as a run that crashes right after would leave it.
 func markProcessing(t *testing.T, s *testenv.Stack, id string) pay.Refund {
 	t.Helper()
 	ctx := context.Background()
@@ -155,6 +155,7 @@ func markProcessing(t *testing.T, s *testenv.Stack, id string) pay.Refund {
 		if err := r.MoveTo(pay.StatusProcessing, time.Now()); err != nil {
 			return err
 		}
+		r.Submissions = 1
 		return tx.SaveRefund(ctx, &r, pay.StatusPending)
 	})
 	if err != nil {
@@ -214,7 +215,7 @@ func TestRefundNeedsReview(t *testing.T) {
 	cfg.MaxAttempts = 3
 	s := testenv.NewStack(t, testenv.StackOptions{Processor: cfg})
 	o := s.PaySucceeded(t, "o1", 5000)
-	s.Sandbox.SetFaults(sandbox.Faults{RefundUnknown: sandbox.RefundUnknownSuccess, RefundUnknownQueries: 1000})
+	s.SetFaults(sandbox.Faults{RefundUnknown: sandbox.RefundUnknownSuccess, RefundUnknownQueries: 1000})
 	r := s.CreateRefund(t, o.ID, 2500)
 	task := runUntilFinal(t, s, r.ID)
 	if task.State != postgres.TaskReview || task.Attempts != 3 {

@@ -6,27 +6,15 @@ import (
 	"math"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/lakala"
-	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
 )
 
-// outcome is what became of one attempt at a task.
-type outcome struct {
-	done   bool   // finished (or nothing left to do): ack
-	review bool   // stop retrying; a person must look (refund outcome unknown)
-	reason string // why it is not done
-}
-
-func done() outcome                  { return outcome{done: true} }
-func retry(why string) outcome       { return outcome{reason: why} }
-func retryErr(err error) outcome     { return outcome{reason: err.Error()} }
-func needsReview(why string) outcome { return outcome{review: true, reason: why} }
-
-// handle works one task message and always decides its fate: ack, retry later, dead letter.
-// Acks use a context detached from the invocation's, so that a deadline hit just after the work
-// does not leave a finished task to be reclaimed and repeated.
+// handle works one task message and always decides its fate: ack, retry later, dead letter or
+// review. Acks use a context detached from the invocation's, so that a deadline hit just after
+// the work does not leave a finished task to be reclaimed and repeated. The work itself runs
+// under a deadline LeaseMargin before the lease ends, so it never outlives its claim.
 func (p *Processor) handle(ctx context.Context, d streams.Delivery) Stats {
 	ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -56,43 +44,50 @@ func (p *Processor) handle(ctx context.Context, d streams.Delivery) Stats {
 		ack()
 		return Stats{Handled: 1}
 	}
-	var res outcome
+	workCtx, cancelWork := context.WithDeadline(ctx, now.Add(p.cfg.Lease-p.cfg.LeaseMargin))
+	var res service.TaskResult
 	switch task.Kind {
 	case postgres.TaskPayment:
-		res = p.startCheckout(ctx, task)
+		res = p.pay.AdvancePayment(workCtx, task)
 	case postgres.TaskRefund:
-		res = p.processRefund(ctx, task)
+		res = p.pay.AdvanceRefund(workCtx, task)
 	default:
-		res = retry("unknown task kind " + string(task.Kind))
+		res = service.TaskResult{Reason: "unknown task kind " + string(task.Kind)}
 	}
-	if ctx.Err() != nil && !res.done {
+	cancelWork()
+	if !res.Done && ctx.Err() != nil {
 		// The invocation is ending: hand the task to the next run at once rather than after a
 		// backoff (the attempt still counts towards MaxAttempts).
-		_ = p.store.RetryTask(ackCtx, task.ID, time.Now(), "interrupted: "+res.reason)
+		_ = p.store.RetryTask(ackCtx, task.Lease, time.Now(), "interrupted: "+res.Reason)
 		ack()
 		return Stats{Handled: 1, Retried: 1}
 	}
 	switch {
-	case res.done:
+	case res.Done || res.Review:
 		ack()
 		return Stats{Handled: 1}
-	case res.review:
-		if err := p.store.FinishTask(ackCtx, task.ID, postgres.TaskReview, res.reason); err != nil {
-			return Stats{}
-		}
-		ack()
-		return Stats{Handled: 1, Dead: 1}
 	case task.Attempts >= p.cfg.MaxAttempts:
-		if err := p.giveUp(ackCtx, d, task, res.reason); err != nil {
+		end, err := p.giveUp(ackCtx, d, task, res.Reason)
+		if errors.Is(err, postgres.ErrLeaseLost) {
+			ack() // another worker holds the task now; its own message covers it
+			return Stats{Handled: 1}
+		}
+		if err != nil {
 			log.ErrorContext(ctx, "giving up on task failed; left for reclaim", "err", err)
 			return Stats{}
 		}
 		ack()
-		return Stats{Handled: 1, Dead: 1}
+		switch end {
+		case service.GiveUpReview:
+			return Stats{Handled: 1, Review: 1}
+		case service.GiveUpEnded:
+			return Stats{Handled: 1, Dead: 1}
+		}
+		return Stats{Handled: 1, Retried: 1}
 	default:
 		next := time.Now().Add(p.backoff(task.Attempts))
-		log.WarnContext(ctx, "task attempt failed; will retry", "attempt", task.Attempts, "next_attempt_at", next, "reason", res.reason)
-		if err := p.store.RetryTask(ackCtx, task.ID, next, res.reason); err != nil {
+		log.WarnContext(ctx, "task attempt failed; will retry", "attempt", task.Attempts, "next_attempt_at", next, "reason", res.Reason)
+		if err := p.store.RetryTask(ackCtx, task.Lease, next, res.Reason); err != nil && !errors.Is(err, postgres.ErrLeaseLost) {
 			return Stats{}
 		}
 		ack()
@@ -109,70 +104,29 @@ func (p *Processor) backoff(attempt int) time.Duration {
 	return d
 }
 
-// giveUp ends a task that used its attempts: the order (or unsubmitted refund) fails with the
-// reason, the task is recorded in the dead-letter stream, and a person can see why.
-func (p *Processor) giveUp(ctx context.Context, d streams.Delivery, task postgres.Task, reason string) error {
-	p.log.ErrorContext(ctx, "task gave up after its attempts", "task_id", task.ID, "kind", task.Kind,
+// giveUp ends a task that used its attempts. A payment order winds down (retries_exhausted) with
+// a fresh budget, or becomes a review case if its wind-down itself ran out; a refund never sent
+// fails, one that may have reached Lakala becomes a review case. A task that ends is recorded in
+// the dead-letter stream so that a person can see why.
+func (p *Processor) giveUp(ctx context.Context, d streams.Delivery, task postgres.Task, reason string) (service.GiveUp, error) {
+	p.log.WarnContext(ctx, "task used its attempts", "task_id", task.ID, "kind", task.Kind,
 		"subject_id", task.SubjectID, "attempts", task.Attempts, "reason", reason)
-	if err := p.streams.DeadLetter(ctx, d, task.Attempts, reason); err != nil {
-		return err
-	}
-	failure := pay.ReasonRetriesExceeded + ": " + reason
+	var end service.GiveUp
+	var err error
 	switch task.Kind {
 	case postgres.TaskPayment:
-		if _, err := p.svc.FailPayment(ctx, task.SubjectID, failure); err != nil {
-			return err
-		}
+		end, err = p.pay.PaymentAttemptsExhausted(ctx, task, reason)
 	case postgres.TaskRefund:
-		if err := p.failPendingRefund(ctx, task.SubjectID, failure); err != nil {
-			return err
-		}
+		end, err = p.pay.RefundAttemptsExhausted(ctx, task, reason)
+	default:
+		end, err = service.GiveUpEnded, p.store.FinishTask(ctx, task.Lease, postgres.TaskDead, reason)
 	}
-	return p.store.FinishTask(ctx, task.ID, postgres.TaskDead, reason)
-}
-
-// startCheckout creates the Lakala cashier order of a pending payment order and moves it to
-// processing with its payment URL. Safe to repeat: the out_order_no is fixed per order, so a
-// repeated create refers to the same cashier order, and the status change is conditional.
-func (p *Processor) startCheckout(ctx context.Context, task postgres.Task) outcome {
-	o, err := p.store.Order(ctx, task.SubjectID)
-	if errors.Is(err, pay.ErrNotFound) {
-		_ = p.store.FinishTask(ctx, task.ID, postgres.TaskDead, "order not found")
-		return done()
+	if err != nil || end == service.GiveUpRestarted {
+		return end, err
 	}
-	if err != nil {
-		return retryErr(err)
+	p.log.ErrorContext(ctx, "task given up", "task_id", task.ID, "kind", task.Kind, "subject_id", task.SubjectID, "reason", reason)
+	if derr := p.streams.DeadLetter(ctx, d, task.Attempts, reason); derr != nil {
+		p.log.WarnContext(ctx, "dead-letter record failed", "task_id", task.ID, "err", derr)
 	}
-	if o.Status != pay.StatusPending {
-		return p.finish(ctx, task.ID)
-	}
-	expiresAt := time.Now().Add(p.cfg.OrderTTL)
-	res, err := p.gw.CreateCashierOrder(ctx, lakala.CreateCashierOrder{
-		OutOrderNo: o.OutOrderNo(), Amount: o.Amount, Subject: o.Subject,
-		NotifyURL: p.cfg.NotifyURL, CallbackURL: o.ReturnURL(), ExpiresAt: expiresAt,
-	})
-	if err != nil {
-		return retry("create cashier order: " + err.Error())
-	}
-	if res.CounterURL == "" {
-		return retry("create cashier order: Lakala returned no counter_url")
-	}
-	// No row lock: the conditional update (… WHERE status = 'pending') alone decides whether
-	// this change applies, and a notification that settled the order meanwhile wins.
-	if err := o.StartCheckout(res.CounterURL, res.PayOrderNo, expiresAt, time.Now()); err != nil {
-		return retryErr(err)
-	}
-	events, _, err := p.store.SaveOrderFinishingTask(ctx, &o, pay.StatusPending, task.ID)
-	if err != nil {
-		return retryErr(err)
-	}
-	p.svc.PublishEvents(ctx, events)
-	return done()
-}
-
-func (p *Processor) finish(ctx context.Context, taskID int64) outcome {
-	if err := p.store.FinishTask(ctx, taskID, postgres.TaskDone, ""); err != nil {
-		return retryErr(err)
-	}
-	return done()
+	return end, nil
 }

@@ -2,112 +2,116 @@ package service
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/streams"
 )
 
-// CallbackSummary is what extra_data.lakala_callback shows of the gateway's word on a payment.
-type CallbackSummary struct {
-	PayStatus  string `json:"payStatus"`         // "S" success, "F" failure
-	Timestamp  string `json:"timestamp"`         // when we received it, RFC 3339 UTC
-	Source     string `json:"source"`            // "notification" or "query"
-	TradeNo    string `json:"tradeNo,omitempty"` // Lakala trade serial (gateway_transaction_id)
-	LogNo      string `json:"logNo,omitempty"`   // needed to refund the payment
-	PayOrderNo string `json:"payOrderNo,omitempty"`
-	AccTradeNo string `json:"accTradeNo,omitempty"` // Alipay / WeChat transaction id
-	TradeTime  string `json:"tradeTime,omitempty"`
-	Amount     int64  `json:"amount"`
-}
-
-// NotificationResult says how a verified notification was handled, for logs and tests.
+// NotificationResult says how a gateway report (a notification or a query) was handled.
 type NotificationResult string
 
 const (
-	NotificationApplied      NotificationResult = "applied"
-	NotificationNoChange     NotificationResult = "no_change"     // duplicate, late, or still pending
+	NotificationApplied      NotificationResult = "applied"       // the order moved, or began winding down
+	NotificationNoChange     NotificationResult = "no_change"     // duplicate, late, or nothing final
 	NotificationUnknownOrder NotificationResult = "unknown_order" // not one of ours; acknowledged
+	NotificationReview       NotificationResult = "review"        // money moved against a final order: a review case
 )
 
 // HandleNotification verifies a Lakala payment notification on its raw body and applies it.
 // A bad or missing signature is an Unauthorized error and changes nothing. Verified
 // notifications about unknown orders or final orders are acknowledged without change, so that
-// Lakala stops retrying.
+// Lakala stops retrying. Every notification, verified or not, is recorded with what became of it.
 func (s *Service) HandleNotification(ctx context.Context, header http.Header, body []byte) (NotificationResult, error) {
+	sum := sha256.Sum256(body)
+	record := postgres.NotificationRecord{BodySHA256: hex.EncodeToString(sum[:])}
+	defer func() { s.recordNotification(ctx, record) }()
 	if s.cfg.PlatformKey == nil {
+		record.Result = "refused_config"
 		return "", pay.Internal(errors.New("no Lakala platform certificate configured"))
 	}
 	signedAt, err := lakala.VerifyNotification(s.cfg.PlatformKey, header, body)
 	if err != nil {
+		record.Result = "refused_signature"
 		s.log.WarnContext(ctx, "notification refused: bad signature", "err", err)
 		return "", pay.Errorf(pay.KindUnauthorized, pay.CodeBadSignature, "notification signature is missing or invalid")
 	}
+	record.Verified = true
 	n, err := lakala.ParseNotification(body)
+	if err == nil {
+		// Text the database cannot hold (a NUL, a lone surrogate) in a signed body: refused, so
+		// Lakala retries and the reconciler settles the order by query meanwhile.
+		err = pay.CheckStorable(body)
+	}
 	if err != nil {
-		s.log.WarnContext(ctx, "verified notification not understood", "err", err)
+		record.Result = "not_understood"
+		s.log.ErrorContext(ctx, "verified notification not understood", "err", err)
 		return "", pay.Errorf(pay.KindInvalid, pay.CodeInvalidJSON, "not a Lakala payment notification")
 	}
+	record.OutOrderNo, record.TradeNo, record.TradeType, record.TradeStatus = n.OutOrderNo, n.TradeNo, n.TradeType, n.TradeStatus
+	record.OrderStatus, record.Amount = n.OrderStatus, n.TotalAmount
 	log := s.log.With("out_order_no", n.OutOrderNo, "pay_order_no", n.PayOrderNo, "trade_no", n.TradeNo, "result", n.Result.String())
-	orderID, ok := pay.OrderIDFromOutOrderNo(n.OutOrderNo)
-	if !ok {
+	attempt, err := s.store.AttemptByOutOrderNo(ctx, n.OutOrderNo)
+	if errors.Is(err, pay.ErrNotFound) {
+		record.Result = string(NotificationUnknownOrder)
 		log.WarnContext(ctx, "notification for an order that is not ours; acknowledged")
 		return NotificationUnknownOrder, nil
 	}
-	now := s.Now()
-	report := pay.GatewayReport{Amount: n.TotalAmount, TradeNo: n.TradeNo}
-	switch n.Result {
-	case lakala.PaySucceeded:
-		report.Outcome = pay.OutcomePaid
-	case lakala.PayFailed:
-		report.Outcome = pay.OutcomeFailed
+	if err != nil {
+		record.Result = "error"
+		return "", err
 	}
-	summary, _ := json.Marshal(CallbackSummary{
-		PayStatus: n.PayStatus, Timestamp: pay.FormatTime(now), Source: "notification",
-		TradeNo: n.TradeNo, LogNo: n.LogNo, PayOrderNo: n.PayOrderNo, AccTradeNo: n.AccTradeNo,
-		TradeTime: formatOptional(n.TradeTime), Amount: n.TotalAmount,
-	})
-	report.Summary = summary
-
+	record.PaymentOrderID = attempt.PaymentOrderID
 	// A stale notification may not change a live order (the reconciler settles it by query
 	// instead), but a stale repeat for a final order is still acknowledged.
 	var refuseChange error
-	if absDuration(now.Sub(signedAt)) > s.cfg.ReplayWindow {
+	if absDuration(s.Now().Sub(signedAt)) > s.cfg.ReplayWindow {
 		refuseChange = pay.Errorf(pay.KindUnauthorized, pay.CodeBadSignature, "notification timestamp is outside the replay window")
 	}
-	result, err := s.settle(ctx, orderID, report, refuseChange)
+	report := reportFromNotification(n, s.Now())
+	result, err := s.ApplyReport(ctx, attempt, report, "notification", refuseChange)
 	if err != nil {
-		var perr *pay.Error
-		if errors.As(err, &perr) && perr.Kind == pay.KindUnauthorized {
+		record.Result = "error"
+		if errors.Is(err, refuseChange) {
+			record.Result = "refused_replay"
 			log.WarnContext(ctx, "notification refused: outside the replay window", "signed_at", signedAt)
 		}
 		return "", err
 	}
-	switch result {
-	case NotificationUnknownOrder:
-		log.WarnContext(ctx, "notification for an unknown order; acknowledged")
-	case NotificationApplied:
-		log.InfoContext(ctx, "notification applied", "order_id", orderID)
+	record.Result = string(result)
+	if result == NotificationApplied {
+		log.InfoContext(ctx, "notification applied", "order_id", attempt.PaymentOrderID)
 	}
 	return result, nil
 }
 
-// SettlePayment applies the gateway's word on a payment found by querying it (reconciliation).
-func (s *Service) SettlePayment(ctx context.Context, orderID string, report pay.GatewayReport) (NotificationResult, error) {
-	return s.settle(ctx, orderID, report, nil)
+// recordNotification keeps the evidence of a notification; a failure to record is logged only:
+// the notification's effect is already committed (or refused) either way.
+func (s *Service) recordNotification(ctx context.Context, r postgres.NotificationRecord) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
+	defer cancel()
+	if err := s.store.RecordNotification(ctx, r); err != nil {
+		s.log.WarnContext(ctx, "notification not recorded in the log", "err", err)
+	}
 }
 
-// settle applies a gateway report to an order under its row lock. If refuseChange is set, it is
-// returned instead of changing a live order. Final orders never move: a duplicate or late report
-// is acknowledged without change.
-func (s *Service) settle(ctx context.Context, orderID string, report pay.GatewayReport, refuseChange error) (NotificationResult, error) {
+// ApplyReport applies the gateway's word on one cashier order (an attempt) to its order, under
+// the order's row lock, by the decision table pay.DecideReport: the order succeeds, or begins
+// winding down (its task then closes its cashier orders and fails it), or a review case records
+// money that moved against a final order. It only writes to the database: no Lakala call. If
+// refuseChange is set, it is returned instead of changing a live order.
+func (s *Service) ApplyReport(ctx context.Context, attempt pay.Attempt, report pay.GatewayReport, source string, refuseChange error) (NotificationResult, error) {
 	result := NotificationNoChange
+	requeue := false
 	events, err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
-		o, err := tx.LockOrder(ctx, orderID)
+		o, err := tx.LockOrder(ctx, attempt.PaymentOrderID)
 		if errors.Is(err, pay.ErrNotFound) {
 			result = NotificationUnknownOrder
 			return nil
@@ -115,61 +119,110 @@ func (s *Service) settle(ctx context.Context, orderID string, report pay.Gateway
 		if err != nil {
 			return err
 		}
-		log := s.log.With("order_id", o.ID, "trade_no", report.TradeNo)
-		if o.Status.Final() {
-			if report.Outcome == pay.OutcomePaid && o.Status == pay.StatusFailed {
-				// Lakala refunds a payment landing after close (close_order_auto_refund), but
-				// a person should know it happened.
-				log.ErrorContext(ctx, "payment reported for a failed order; not applied", "failure_reason", o.FailureReason)
+		now := s.Now()
+		// What the gateway said of the cashier order is evidence: kept whatever the order does. A
+		// payment of the wrong amount is left for the wind-down to confirm by close and query.
+		switch {
+		case report.Outcome == pay.OutcomePaid && report.AmountMatches(&o) && attempt.State != pay.AttemptPaid:
+			attempt.State, attempt.UpdatedAt = pay.AttemptPaid, now
+			if err := tx.SaveAttempt(ctx, &attempt); err != nil {
+				return err
 			}
-			return nil
+		case report.ClosedAtGateway && !attempt.State.Settled():
+			attempt.State, attempt.UpdatedAt = pay.AttemptClosed, now
+			if err := tx.SaveAttempt(ctx, &attempt); err != nil {
+				return err
+			}
 		}
-		if report.Outcome == pay.OutcomeUnpaid {
-			return nil
-		}
-		if refuseChange != nil {
+		d := pay.DecideReport(&o, report)
+		if refuseChange != nil && (d.Succeed || d.WindDown != "") {
 			return refuseChange
 		}
+		log := s.log.With("order_id", o.ID, "out_order_no", attempt.OutOrderNo, "trade_no", report.TradeNo, "source", source)
+		if d.Review != "" {
+			c := reviewCaseFor(d.Review, &o, attempt, report, source)
+			opened, err := tx.OpenReviewCase(ctx, c)
+			if err != nil {
+				return err
+			}
+			if opened {
+				log.ErrorContext(ctx, "review case opened: "+c.Summary, "kind", c.Kind)
+			}
+			result = NotificationReview
+		}
 		old := o.Status
-		changed, err := o.Settle(report, s.Now())
-		if err != nil || !changed {
-			return err
+		switch {
+		case d.Succeed:
+			if err := o.Succeed(report, now); err != nil {
+				return err
+			}
+			result = NotificationApplied
+			// Any other cashier order of the order must not stay payable: its task closes them.
+			requeue = true
+		case d.WindDown != "":
+			if !o.RequestWindDown(d.WindDown) {
+				return nil
+			}
+			o.UpdatedAt = now
+			if len(report.Summary) > 0 {
+				o.GatewayCallback = report.Summary
+			}
+			if report.TradeNo != "" && o.GatewayTransactionID == "" {
+				o.GatewayTransactionID = report.TradeNo
+			}
+			log.InfoContext(ctx, "order winds down: its cashier orders are closed, then it fails", "reason", d.WindDown)
+			if result != NotificationReview {
+				result = NotificationApplied
+			}
+			requeue = true
+		default:
+			return nil
 		}
-		if o.FailureReason == pay.ReasonAmountMismatch {
-			log.ErrorContext(ctx, "paid amount differs from the order amount; order failed",
-				"order_amount", o.Amount, "paid_amount", report.Amount)
-		}
-		result = NotificationApplied
 		return tx.SaveOrder(ctx, &o, old)
 	})
 	if err != nil {
 		return "", err
 	}
 	s.PublishEvents(ctx, events)
+	if requeue {
+		s.RequeuePayment(ctx, attempt.PaymentOrderID, "gateway report from "+source)
+	}
 	return result, nil
 }
 
-// FailPayment moves a live order to failed with a reason (expiry, retries exhausted). It returns
-// false if the order was already final.
-func (s *Service) FailPayment(ctx context.Context, orderID, reason string) (bool, error) {
-	failed := false
-	events, err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
-		o, err := tx.LockOrder(ctx, orderID)
-		if err != nil || o.Status.Final() {
-			return err
-		}
-		old := o.Status
-		if err := o.Fail(reason, s.Now()); err != nil {
-			return err
-		}
-		failed = true
-		return tx.SaveOrder(ctx, &o, old)
-	})
+// RequeuePayment hands an order back to its task (to close cashier orders, or wind it down)
+// and wakes the processor. A failure is logged: the reconciler requeues the task of every order
+// still winding down, and the sweep publishes every due task.
+func (s *Service) RequeuePayment(ctx context.Context, orderID, why string) {
+	taskID, requeued, err := s.store.RequeueTask(ctx, postgres.TaskPayment, orderID, why)
 	if err != nil {
-		return false, err
+		s.log.WarnContext(ctx, "payment task not requeued; the reconciler will", "order_id", orderID, "err", err)
+		return
 	}
-	s.PublishEvents(ctx, events)
-	return failed, nil
+	if requeued {
+		s.publishTask(ctx, streams.TaskMessage{TaskID: taskID, Kind: string(postgres.TaskPayment), SubjectID: orderID})
+	}
+}
+
+// reviewCaseFor describes a review case from the report that opened it.
+func reviewCaseFor(kind string, o *pay.Order, a pay.Attempt, r pay.GatewayReport, source string) pay.ReviewCase {
+	c := pay.ReviewCase{Kind: kind, AppID: o.AppID, PaymentOrderID: o.ID, DedupeKey: a.OutOrderNo + "/" + r.TradeNo,
+		Evidence: map[string]any{
+			"source": source, "out_order_no": a.OutOrderNo, "trade_no": r.TradeNo,
+			"order_amount": o.Amount, "reported_total_amount": r.OrderAmount, "reported_trade_amount": r.TradeAmount,
+			"order_status": string(o.Status), "failure_reason": o.FailureReason,
+		}}
+	switch kind {
+	case pay.ReviewPaidAfterFailed:
+		c.Summary = fmt.Sprintf("Lakala reports cashier order %s paid (trade %s) but the order is failed (%s); the payer's money must be returned", a.OutOrderNo, r.TradeNo, o.FailureReason)
+	case pay.ReviewAmountMismatch:
+		c.Summary = fmt.Sprintf("Lakala reports cashier order %s paid with total %d and trade amount %d fen, but the order is for %d fen; the order fails and the payment must be returned", a.OutOrderNo, r.OrderAmount, r.TradeAmount, o.Amount)
+	case pay.ReviewDuplicatePayment:
+		c.Summary = fmt.Sprintf("cashier order %s was paid (trade %s) after the order had already succeeded with trade %s; the second payment must be returned", a.OutOrderNo, r.TradeNo, o.GatewayTransactionID)
+	default:
+		c.Summary = kind
+	}
+	return c
 }
 
 func absDuration(d time.Duration) time.Duration {

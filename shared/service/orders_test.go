@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/loomipay/loomipay/shared/streams"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/streams"
 )
 
 // The create path makes the processor's consumer group at the start of the stream, so a task

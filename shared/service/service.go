@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -75,47 +76,44 @@ func (s *Service) Now() time.Time { return time.Now().UTC() }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
-// PublishEvents relays result messages that were just committed, then marks them published.
-// A failure is only logged: the messages stay in the outbox and the processor's relay sweep
-// publishes them later, so results are late, never lost.
+// PublishEvents publishes result messages that were just committed: every unpublished message
+// of their subjects, in order. A failure is only logged: the messages stay in the outbox and the
+// processor's relay publishes them later, so results are late, never lost, never out of order.
 func (s *Service) PublishEvents(ctx context.Context, events []postgres.Event) {
 	if len(events) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
-	if err := s.publish(ctx, events); err != nil {
+	subjects := make([]string, 0, len(events))
+	for _, e := range events {
+		if !slices.Contains(subjects, e.SubjectID) {
+			subjects = append(subjects, e.SubjectID)
+		}
+	}
+	if _, err := s.store.PublishSubjects(ctx, subjects, s.Now(), s.publish); err != nil {
 		s.log.WarnContext(ctx, "result messages left in the outbox for the relay", "count", len(events), "err", err)
 	}
 }
 
 func (s *Service) publish(ctx context.Context, events []postgres.Event) error {
 	msgs := make([]pay.ResultMessage, len(events))
-	ids := make([]int64, len(events))
 	for i, e := range events {
-		msgs[i], ids[i] = e.ResultMessage, e.OutboxID
+		msgs[i] = e.ResultMessage
 	}
-	if err := s.streams.PublishResults(ctx, msgs); err != nil {
-		return err
-	}
-	return s.store.MarkEventsPublished(ctx, ids, s.Now())
+	return s.streams.PublishResults(ctx, msgs)
 }
 
-// RelayOutbox publishes every outbox message not yet published, in batches, and returns how
-// many it published. Messages are published at least once; event_id lets consumers drop repeats.
+// RelayOutbox publishes every outbox message not yet published, in batches, oldest first, and
+// returns how many it published. Messages are published at least once; event_id lets consumers
+// drop repeats and seq orders each subject's messages.
 func (s *Service) RelayOutbox(ctx context.Context, batch int) (int, error) {
 	total := 0
 	for {
-		events, err := s.store.UnpublishedEvents(ctx, batch)
-		if err != nil || len(events) == 0 {
+		n, err := s.store.PublishOldest(ctx, batch, s.Now(), s.publish)
+		total += n
+		if err != nil || n < batch {
 			return total, err
-		}
-		if err := s.publish(ctx, events); err != nil {
-			return total, err
-		}
-		total += len(events)
-		if len(events) < batch {
-			return total, nil
 		}
 	}
 }

@@ -15,13 +15,13 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
+	"github.com/loomipay/loomipay/internal/sandbox"
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
-	"github.com/loomipay/loomipay/internal/testenv"
 )
 
 const ack = `{"code":"SUCCESS","message":"执行成功"}`
@@ -196,7 +196,16 @@ func TestWebhookAmountMismatch(t *testing.T) {
 			t.Fatalf("webhook = %d %s, want 200 %s", code, answer, ack)
 		}
 	}
+	// Money moved for the wrong amount: a review case records it, and the order winds down.
+	cases, err := s.Store.OpenReviewCases(context.Background(), processing.ID)
+	if err != nil || len(cases) != 1 || cases[0].Kind != pay.ReviewAmountMismatch {
+		t.Fatalf("review cases %+v (err %v); want one %s (both reports are of trade T1)", cases, err, pay.ReviewAmountMismatch)
+	}
+	s.RunOnce(t)
 	o := s.RequireOrder(t, "o1", "failed", pay.ReasonAmountMismatch)
+	if o.ExtraData["review_required"] != true {
+		t.Errorf("extra_data %v; want review_required", o.ExtraData)
+	}
 	failed := testenv.PaymentMessage(o, "processing", "failed")
 	failed["failure_reason"] = pay.ReasonAmountMismatch
 	failed["gateway_transaction_id"] = "T1"
@@ -253,7 +262,7 @@ func TestWebhookReplayWindow(t *testing.T) {
 	t.Parallel()
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	processing, view := s.Checkout(t, "o1", 7000)
-	s.Sandbox.SetFaults(sandbox.Faults{DropNotify: true})
+	s.SetFaults(sandbox.Faults{DropNotify: true})
 	if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +294,7 @@ func TestWebhookWithRedisDown(t *testing.T) {
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	ctx := context.Background()
 	processing, view := s.Checkout(t, "o1", 8000)
-	s.Sandbox.SetFaults(sandbox.Faults{DropNotify: true})
+	s.SetFaults(sandbox.Faults{DropNotify: true})
 	if err := s.Sandbox.Pay(ctx, view.PayOrderNo); err != nil {
 		t.Fatal(err)
 	}

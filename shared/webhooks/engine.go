@@ -22,8 +22,12 @@ func (w *Webhooks) FanOut(ctx context.Context, batch int) (int, error) {
 		now := w.now()
 		var n int
 		err := w.pool.QueryRow(ctx, `WITH ev AS (
-				SELECT id, event_id, stream, fields FROM outbox WHERE webhooks_at IS NULL
-				ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED),
+				SELECT o.id, o.event_id, o.stream, o.fields FROM outbox o WHERE o.webhooks_at IS NULL
+				-- never ahead of an earlier event of the same order that is not fanned out yet
+				-- (skipped below because a publisher holds its lock, or in another batch)
+				AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.subject_id = o.subject_id
+					AND e.webhooks_at IS NULL AND e.id < o.id)
+				ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED),
 			ins AS (
 				INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, subject_id, seq, payload, next_attempt_at, created_at)
 				SELECT e.id, ev.event_id, ev.fields->>'event_type',

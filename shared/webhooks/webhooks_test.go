@@ -43,15 +43,17 @@ func app(t *testing.T, store *postgres.Store, id string) {
 	}
 }
 
-// addEvent writes a result event to the outbox the way a status change does, with its seq.
+// addEvent writes a result event to the outbox the way a status change does, with its subject
+// (the order named subject) and seq.
 func addEvent(t *testing.T, store *postgres.Store, appID, subject string, seq int) string {
 	t.Helper()
 	id := uuid.Must(uuid.NewV7()).String()
+	orderID := uuid.NewSHA1(uuid.NameSpaceOID, []byte(subject)).String()
 	fields := map[string]string{"event_type": pay.EventPaymentStatusChanged, "event_id": id, "app_id": appID,
-		"payment_order_id": subject, "merchant_order_id": "M-" + subject, "new_status": "processing",
+		"payment_order_id": orderID, "merchant_order_id": "M-" + subject, "new_status": "processing",
 		"seq": strconv.Itoa(seq), "amount": "100"}
-	if _, err := store.Pool().Exec(context.Background(), `INSERT INTO outbox (event_id, stream, fields) VALUES ($1, $2, $3)`,
-		id, pay.StreamPaymentResults, fields); err != nil {
+	if _, err := store.Pool().Exec(context.Background(), `INSERT INTO outbox (event_id, stream, fields, subject_id, app_id, seq)
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, pay.StreamPaymentResults, fields, orderID, appID, seq); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -232,7 +234,7 @@ func TestPerOrderOrderUnderRetries(t *testing.T) {
 	rc := newReceiver(t, func(n int, r received) int {
 		mu.Lock()
 		defer mu.Unlock()
-		order, seq := r.body["payment_order_id"], r.body["seq"]
+		order, seq := strings.TrimPrefix(r.body["merchant_order_id"], "M-"), r.body["seq"]
 		s, _ := strconv.Atoi(seq)
 		if s != last[order]+1 {
 			violations = append(violations, fmt.Sprintf("%s seq %d after %d", order, s, last[order]))
@@ -435,13 +437,13 @@ func TestGivenUpAfterTheHorizon(t *testing.T) {
 	w := newWebhooks(t, store, webhooks.Config{AllowLoopback: true, Now: clk.Now, Schedule: webhooks.DefaultSchedule})
 	var fail sync.Map
 	rc := newReceiver(t, func(_ int, r received) int {
-		if _, ok := fail.Load(r.body["payment_order_id"]); ok {
+		if _, ok := fail.Load(r.body["merchant_order_id"]); ok {
 			return 500
 		}
 		return 200
 	})
 	ep := addEndpoint(t, w, "shop_b", rc)
-	fail.Store("order-1", true)
+	fail.Store("M-order-1", true)
 	ev := addEvent(t, store, "shop_b", "order-1", 1)
 	var times []time.Time
 	for range 30 {
@@ -505,5 +507,47 @@ func TestRotatedSecretSignsBesideTheNewOne(t *testing.T) {
 	header = r.header.Get(webhooks.SignatureHeader)
 	if webhooks.Verify(header, r.raw, secret, 0, time.Time{}) != nil || webhooks.Verify(header, r.raw, old, 0, time.Time{}) == nil {
 		t.Errorf("after the overlap, header %q must verify with the new secret only", header)
+	}
+}
+
+func TestFanOutNeverPassesAnEarlierEventOfTheOrder(t *testing.T) {
+	ctx := context.Background()
+	store := testenv.Postgres(t)
+	app(t, store, "shop_b")
+	w := newWebhooks(t, store, webhooks.Config{AllowLoopback: true})
+	rc := newReceiver(t, nil)
+	ep := addEndpoint(t, w, "shop_b", rc)
+	first := addEvent(t, store, "shop_b", "order-1", 1)
+	second := addEvent(t, store, "shop_b", "order-1", 2)
+	other := addEvent(t, store, "shop_b", "order-2", 1)
+
+	// A publisher holds the first event's row (main's PublishOldest locks rows while it publishes).
+	tx, err := store.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a failed test must not leave the lock behind
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM outbox WHERE event_id = $1 FOR UPDATE", first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.FanOut(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := w.Deliveries(ctx, ep.ID, 10)
+	if len(list) != 1 || list[0].EventID != other {
+		t.Fatalf("fanned out while order-1's first event was locked: %+v; want only order-2's event", list)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, w, "every delivery", func() bool { return len(rc.requests()) == 3 })
+	var got []string
+	for _, r := range rc.requests() {
+		if r.body["merchant_order_id"] == "M-order-1" {
+			got = append(got, r.body["event_id"])
+		}
+	}
+	if len(got) != 2 || got[0] != first || got[1] != second {
+		t.Errorf("order-1 delivered as %v; want %s then %s", got, first, second)
 	}
 }

@@ -10,6 +10,8 @@ ALTER TABLE apps ADD COLUMN disabled_at timestamptz;
 ALTER TABLE outbox ADD COLUMN webhooks_at timestamptz;
 UPDATE outbox SET webhooks_at = created_at;
 CREATE INDEX outbox_webhooks_pending_idx ON outbox (id) WHERE webhooks_at IS NULL;
+-- fan-out never passes an earlier event of the same order (outbox.subject_id is from 0002)
+CREATE INDEX outbox_webhooks_subject_idx ON outbox (subject_id, id) WHERE webhooks_at IS NULL;
 
 CREATE TABLE webhook_endpoints (
     id                   text PRIMARY KEY,

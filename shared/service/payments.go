@@ -1,0 +1,439 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/postgres"
+)
+
+// PaymentsConfig tunes how orders and refunds are driven through the gateway.
+type PaymentsConfig struct {
+	// NotifyURL is the webhook's public URL, given to Lakala with every cashier order.
+	NotifyURL string
+	// OrderTTL is how long an order may be paid when it has no expiry of its own. Default 30 min.
+	OrderTTL time.Duration
+	// RefundRequestIP is location_info.request_ip of refunds. Default 127.0.0.1.
+	RefundRequestIP string
+	// VisibilityLag is how long Lakala may take before a query sees an operation it applied.
+	// A cashier order whose create answer was lost, and that a query does not find, counts as
+	// never created only this long after the last create call. Default 2 min.
+	VisibilityLag time.Duration
+	// MaxCashierOrders bounds the cashier orders (attempts) one order may use. Default 5.
+	MaxCashierOrders int
+	// MinLifetime: a new cashier order is created only if the order has at least this long
+	// left before it expires (Lakala wants order_efficient_time in the future). Default 1 min,
+	// or a quarter of OrderTTL if that is shorter.
+	MinLifetime time.Duration
+}
+
+func (c *PaymentsConfig) defaults() {
+	if c.OrderTTL == 0 {
+		c.OrderTTL = 30 * time.Minute
+	}
+	if c.RefundRequestIP == "" {
+		c.RefundRequestIP = "127.0.0.1"
+	}
+	if c.VisibilityLag == 0 {
+		c.VisibilityLag = 2 * time.Minute
+	}
+	if c.MaxCashierOrders == 0 {
+		c.MaxCashierOrders = 5
+	}
+	if c.MinLifetime == 0 {
+		c.MinLifetime = min(time.Minute, c.OrderTTL/4)
+	}
+}
+
+// Payments drives payment orders and refunds through the gateway: it creates cashier orders,
+// settles ambiguous ones, winds orders down (close, query again, fail), submits and confirms
+// refunds. Every call that changes something at Lakala for an order or a refund happens here,
+// under the lease of its task, so two workers never act on one order at once. The rules are
+// the decision tables of docs/DECISIONS.md.
+type Payments struct {
+	*Service
+	gw  Gateway
+	cfg PaymentsConfig
+	log *slog.Logger
+}
+
+// NewPayments builds Payments on a service and a gateway.
+func NewPayments(svc *Service, gw Gateway, cfg PaymentsConfig) *Payments {
+	cfg.defaults()
+	return &Payments{Service: svc, gw: gw, cfg: cfg, log: svc.log.With("component", "payments")}
+}
+
+// Config returns the configuration in force, defaults included.
+func (p *Payments) Config() PaymentsConfig { return p.cfg }
+
+// TaskResult is what one attempt at a task came to.
+type TaskResult struct {
+	Done   bool   // finished (or nothing left to do); the task is closed
+	Review bool   // stop retrying: a person must look (a review case was opened)
+	Reason string // why it is not done
+}
+
+func taskDone() TaskResult { return TaskResult{Done: true} }
+func taskRetry(format string, args ...any) TaskResult {
+	return TaskResult{Reason: fmt.Sprintf(format, args...)}
+}
+
+// AdvancePayment moves a payment order one step forward under its task's lease.
+func (p *Payments) AdvancePayment(ctx context.Context, task postgres.Task) TaskResult {
+	o, err := p.store.Order(ctx, task.SubjectID)
+	if errors.Is(err, pay.ErrNotFound) {
+		return p.finishTask(ctx, task, postgres.TaskDead, "order not found")
+	}
+	if err != nil {
+		return taskRetry("read order: %v", err)
+	}
+	now := p.Now()
+	switch {
+	case o.Status.Final():
+		// A cashier order may still be open behind a final order (a create that landed after the
+		// order failed, another attempt of an order paid through one): close it.
+		return p.closeLeftovers(ctx, o, task)
+	case o.ClosingReason != "":
+		return p.windDown(ctx, o, task)
+	case o.ExpiresAt != nil && now.After(*o.ExpiresAt):
+		return p.startWindDown(ctx, o, task, pay.ReasonExpired)
+	case o.Status == pay.StatusProcessing:
+		return p.finishTask(ctx, task, postgres.TaskDone, "")
+	}
+	attempts, err := p.store.Attempts(ctx, o.ID)
+	if err != nil {
+		return taskRetry("read attempts: %v", err)
+	}
+	if len(attempts) == 0 || attempts[len(attempts)-1].State.Settled() {
+		return p.newAttempt(ctx, o, attempts, task)
+	}
+	last := attempts[len(attempts)-1]
+	switch {
+	case last.State == pay.AttemptCreating && last.Submissions == 0:
+		return p.submitCreate(ctx, o, last, task, true)
+	case last.State == pay.AttemptCreating:
+		return p.resolveCreate(ctx, o, attempts, task)
+	default: // open: created, but the order did not move with it (it changed meanwhile); try again
+		return p.commitCheckout(ctx, o, last, task)
+	}
+}
+
+// newAttempt starts the order's next cashier order, if the order may have one.
+func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.Attempt, task postgres.Task) TaskResult {
+	now := p.Now()
+	if len(attempts) >= p.cfg.MaxCashierOrders {
+		return p.startWindDown(ctx, o, task, fmt.Sprintf("%s: %d cashier orders could not be used", pay.ReasonRetriesExceeded, len(attempts)))
+	}
+	// An order has one lifetime, whichever cashier order the payer ends up using.
+	expiresAt := now.Add(p.cfg.OrderTTL)
+	switch {
+	case o.ExpiresAt != nil:
+		expiresAt = *o.ExpiresAt
+	case len(attempts) > 0:
+		expiresAt = attempts[0].ExpiresAt
+	}
+	if expiresAt.Sub(now) < p.cfg.MinLifetime {
+		return p.startWindDown(ctx, o, task, pay.ReasonExpired)
+	}
+	a := pay.Attempt{PaymentOrderID: o.ID, No: len(attempts) + 1, State: pay.AttemptCreating,
+		ExpiresAt: expiresAt.Truncate(time.Second), CreatedAt: now, UpdatedAt: now}
+	a.OutOrderNo = pay.AttemptOutOrderNo(o.ID, a.No)
+	if err := p.store.NewAttempt(ctx, a); err != nil {
+		return taskRetry("record attempt %d: %v", a.No, err)
+	}
+	return p.submitCreate(ctx, o, a, task, true)
+}
+
+// submitCreate sends the create call of an attempt. The call is counted (and committed) before
+// it is sent, so after a crash the attempt is known to be ambiguous. Only the answer to an
+// attempt's first call can reject it: a rejection of a resubmission proves nothing (the first may
+// have created it; a gateway may refuse the repeated number).
+func (p *Payments) submitCreate(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
+	a.Submissions++
+	a.UpdatedAt = p.Now()
+	if err := p.store.SaveAttempt(ctx, &a); err != nil {
+		return taskRetry("record create call: %v", err)
+	}
+	res, err := p.gw.CreateCashierOrder(ctx, lakala.CreateCashierOrder{
+		OutOrderNo: a.OutOrderNo, Amount: o.Amount, Subject: o.Subject,
+		NotifyURL: p.cfg.NotifyURL, CallbackURL: o.ReturnURL(), ExpiresAt: a.ExpiresAt,
+	})
+	switch {
+	case err == nil && res.CounterURL != "":
+		a.State, a.PayOrderNo, a.CounterURL, a.UpdatedAt = pay.AttemptOpen, res.PayOrderNo, res.CounterURL, p.Now()
+		return p.commitCheckout(ctx, o, a, task)
+	case err == nil:
+		a.LastError = "create answered without counter_url"
+	case first && (isRejection(err) || errors.Is(err, lakala.ErrInvalidRequest)):
+		// A definite rejection of a fresh number: nothing exists at Lakala, and retrying the same
+		// request would be rejected again. Fail fast.
+		a.State, a.LastError, a.UpdatedAt = pay.AttemptAbsent, err.Error(), p.Now()
+		if err := p.store.SaveAttempt(ctx, &a); err != nil {
+			return taskRetry("record rejected attempt: %v", err)
+		}
+		return p.failOrder(ctx, o.ID, task, pay.ReasonGatewayRejected+": "+rejectionText(err))
+	default:
+		a.LastError = err.Error()
+	}
+	a.UpdatedAt = p.Now()
+	if err := p.store.SaveAttempt(ctx, &a); err != nil {
+		return taskRetry("record create outcome: %v", err)
+	}
+	return taskRetry("create cashier order %s: outcome unknown, will query: %s", a.OutOrderNo, a.LastError)
+}
+
+func rejectionText(err error) string {
+	var gwErr *lakala.GatewayError
+	if errors.As(err, &gwErr) {
+		return gwErr.Code + " " + gwErr.Msg
+	}
+	return err.Error()
+}
+
+// commitCheckout moves a pending order to processing with an open attempt's payment URL.
+func (p *Payments) commitCheckout(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task) TaskResult {
+	if err := o.StartCheckout(a.CounterURL, a.PayOrderNo, a.ExpiresAt, p.Now()); err != nil {
+		return taskRetry("%v", err)
+	}
+	events, applied, err := p.store.CommitCheckout(ctx, &o, &a, task.Lease)
+	if err != nil {
+		return taskRetry("%v", err)
+	}
+	p.PublishEvents(ctx, events)
+	if !applied {
+		// The order changed while Lakala created the cashier order (a report, a close): the next
+		// attempt of the task sees what changed, and closes this cashier order if it must.
+		return taskRetry("order %s changed during checkout", o.ID)
+	}
+	return taskDone()
+}
+
+// resolveCreate settles an attempt whose create outcome is unknown: it asks Lakala, and either
+// takes the payment, or closes the cashier order and starts the next one (its URL never reached
+// us, so nobody may pay it), or waits while Lakala may not see it yet.
+func (p *Payments) resolveCreate(ctx context.Context, o pay.Order, attempts []pay.Attempt, task postgres.Task) TaskResult {
+	a := attempts[len(attempts)-1]
+	settled, res := p.settleAttempt(ctx, o, &a)
+	if res != nil {
+		return *res
+	}
+	if !settled {
+		return taskRetry("cashier order %s: create outcome not settled yet: %s", a.OutOrderNo, a.LastError)
+	}
+	attempts[len(attempts)-1] = a
+	return p.newAttempt(ctx, o, attempts, task)
+}
+
+// settleAttempt closes an attempt that may exist at Lakala and queries it again, and records what
+// it learned. settled: nobody can pay it any more (closed, never created, or paid). A paid
+// cashier order is applied to the order at once (res is then the task's result, or nil to go on).
+func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attempt) (settled bool, res *TaskResult) {
+	if a.State.Settled() {
+		return true, nil
+	}
+	if a.State == pay.AttemptCreating && a.Submissions == 0 {
+		a.State, a.UpdatedAt = pay.AttemptAbsent, p.Now()
+		return true, p.saveAttempt(ctx, a)
+	}
+	lastCall := a.UpdatedAt
+	_, closeErr := p.gw.CloseCashierOrder(ctx, a.OutOrderNo)
+	q, err := p.gw.QueryCashierOrder(ctx, a.OutOrderNo)
+	now := p.Now()
+	switch {
+	case err == nil:
+		report := ReportFromQuery(q, now)
+		switch report.Outcome {
+		case pay.OutcomePaid:
+			a.State, a.LastError, a.UpdatedAt = pay.AttemptPaid, "", now
+			if r := p.saveAttempt(ctx, a); r != nil {
+				return false, r
+			}
+			if _, err := p.ApplyReport(ctx, *a, report, "query", nil); err != nil {
+				r := taskRetry("apply payment of %s: %v", a.OutOrderNo, err)
+				return false, &r
+			}
+			return true, nil
+		case pay.OutcomeFinalUnpaid:
+			a.State, a.LastError = pay.AttemptClosed, ""
+		default:
+			a.LastError = "still payable after close"
+			if closeErr != nil {
+				a.LastError += ": " + closeErr.Error()
+			}
+		}
+	case isRejection(err) && a.State == pay.AttemptCreating && now.Sub(lastCall) >= p.cfg.VisibilityLag:
+		// Not found, longer after the last create call than Lakala takes to show an order: it
+		// was never created.
+		a.State, a.LastError = pay.AttemptAbsent, ""
+	default:
+		a.LastError = "query after close: " + err.Error()
+	}
+	a.UpdatedAt = now
+	if r := p.saveAttempt(ctx, a); r != nil {
+		return false, r
+	}
+	return a.State.Settled(), nil
+}
+
+func (p *Payments) saveAttempt(ctx context.Context, a *pay.Attempt) *TaskResult {
+	if err := p.store.SaveAttempt(ctx, a); err != nil {
+		r := taskRetry("record attempt %s: %v", a.OutOrderNo, err)
+		return &r
+	}
+	return nil
+}
+
+// startWindDown records that the order must fail with reason, then winds it down.
+func (p *Payments) startWindDown(ctx context.Context, o pay.Order, task postgres.Task, reason string) TaskResult {
+	if err := p.RequestWindDown(ctx, o.ID, reason); err != nil {
+		return taskRetry("request wind-down: %v", err)
+	}
+	o.ClosingReason = reason
+	return p.windDown(ctx, o, task)
+}
+
+// RequestWindDown records that a live order must fail with reason once its cashier orders are
+// settled at the gateway (the first reason stands), and hands the order to its task.
+func (s *Service) RequestWindDown(ctx context.Context, orderID, reason string) error {
+	requested := false
+	_, err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
+		o, err := tx.LockOrder(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		if !o.RequestWindDown(reason) {
+			return nil
+		}
+		requested = true
+		o.UpdatedAt = s.Now()
+		return tx.SaveOrder(ctx, &o, o.Status)
+	})
+	if err != nil {
+		return err
+	}
+	if requested {
+		s.RequeuePayment(ctx, orderID, "wind down: "+reason)
+	}
+	return nil
+}
+
+// windDown closes every cashier order of the order that may be payable, queries each again (a
+// payer may have paid just before the close), and fails the order only when all of them are
+// settled. A payment found on the way is applied instead.
+func (p *Payments) windDown(ctx context.Context, o pay.Order, task postgres.Task) TaskResult {
+	attempts, err := p.store.Attempts(ctx, o.ID)
+	if err != nil {
+		return taskRetry("read attempts: %v", err)
+	}
+	unsettled := 0
+	for i := range attempts {
+		settled, res := p.settleAttempt(ctx, o, &attempts[i])
+		if res != nil {
+			return *res
+		}
+		if !settled {
+			unsettled++
+		}
+	}
+	if unsettled > 0 {
+		return taskRetry("winding down (%s): %d cashier order(s) not confirmed closed", o.ClosingReason, unsettled)
+	}
+	return p.failOrder(ctx, o.ID, task, "")
+}
+
+// closeLeftovers settles the cashier orders still open behind a final order.
+func (p *Payments) closeLeftovers(ctx context.Context, o pay.Order, task postgres.Task) TaskResult {
+	attempts, err := p.store.Attempts(ctx, o.ID)
+	if err != nil {
+		return taskRetry("read attempts: %v", err)
+	}
+	for i := range attempts {
+		settled, res := p.settleAttempt(ctx, o, &attempts[i])
+		if res != nil {
+			return *res
+		}
+		if !settled {
+			return taskRetry("order %s is %s but cashier order %s is not confirmed closed", o.ID, o.Status, attempts[i].OutOrderNo)
+		}
+	}
+	return p.finishTask(ctx, task, postgres.TaskDone, "")
+}
+
+// failOrder fails a live order (with reason, or the wind-down's reason when reason is empty)
+// and finishes its task, in one transaction. A final order is left as it is.
+func (p *Payments) failOrder(ctx context.Context, orderID string, task postgres.Task, reason string) TaskResult {
+	events, err := p.store.InTx(ctx, func(tx *postgres.Tx) error {
+		o, err := tx.LockOrder(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		if !o.Status.Final() {
+			why := reason
+			if why == "" {
+				why = o.ClosingReason
+			}
+			old := o.Status
+			if err := o.Fail(why, p.Now()); err != nil {
+				return err
+			}
+			if err := tx.SaveOrder(ctx, &o, old); err != nil {
+				return err
+			}
+			p.log.InfoContext(ctx, "order failed", "order_id", o.ID, "reason", why)
+		}
+		return tx.FinishTask(ctx, task.Lease, postgres.TaskDone, "")
+	})
+	if err != nil {
+		return taskRetry("fail order: %v", err)
+	}
+	p.PublishEvents(ctx, events)
+	return taskDone()
+}
+
+func (p *Payments) finishTask(ctx context.Context, task postgres.Task, state postgres.TaskState, note string) TaskResult {
+	if err := p.store.FinishTask(ctx, task.Lease, state, note); err != nil {
+		return taskRetry("finish task: %v", err)
+	}
+	return taskDone()
+}
+
+// GiveUp is what became of a task that used its attempt budget.
+type GiveUp int
+
+const (
+	GiveUpRestarted GiveUp = iota // it goes on with a fresh budget (an order winding down)
+	GiveUpEnded                   // it ended, and its subject with it (a refund never sent failed)
+	GiveUpReview                  // it waits for a person: a review case was opened
+)
+
+// PaymentAttemptsExhausted is called when a payment task used its attempt budget. An order that
+// was not winding down yet starts to (retries_exhausted) with a fresh budget; one whose wind-down
+// itself kept failing becomes a review case, and its task waits for a person.
+func (p *Payments) PaymentAttemptsExhausted(ctx context.Context, task postgres.Task, lastReason string) (GiveUp, error) {
+	o, err := p.store.Order(ctx, task.SubjectID)
+	if err != nil {
+		return GiveUpRestarted, err
+	}
+	if o.Status.Final() || o.ClosingReason != "" {
+		c := pay.ReviewCase{Kind: pay.ReviewReconcileFailing, AppID: o.AppID, PaymentOrderID: o.ID, DedupeKey: "task",
+			Summary:  fmt.Sprintf("the order's cashier orders could not be confirmed closed after %d attempts: %s", task.Attempts, lastReason),
+			Evidence: map[string]any{"status": string(o.Status), "closing_reason": o.ClosingReason, "last_error": lastReason}}
+		if _, err := p.store.OpenReviewCase(ctx, c); err != nil {
+			return GiveUpReview, err
+		}
+		p.log.ErrorContext(ctx, "review case opened: "+c.Summary, "order_id", o.ID, "kind", c.Kind)
+		return GiveUpReview, p.store.FinishTask(ctx, task.Lease, postgres.TaskReview, lastReason)
+	}
+	if err := p.RequestWindDown(ctx, o.ID, pay.ReasonRetriesExceeded+": "+lastReason); err != nil {
+		return GiveUpRestarted, err
+	}
+	return GiveUpRestarted, p.store.RestartTask(ctx, task.Lease, "wind down after retries: "+lastReason)
+}
+
+// Gateway is the gateway Payments calls.
+func (p *Payments) Gateway() Gateway { return p.gw }
