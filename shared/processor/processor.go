@@ -184,7 +184,7 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-p.cfg.DeadlineMargin))
 		defer cancel()
 	}
-	waitWebhooks := p.startWebhooks(ctx)
+	stopWebhooks := p.startWebhooks(ctx)
 	var lastMaintenance time.Time
 	lastWork := time.Now()
 	for ctx.Err() == nil {
@@ -208,7 +208,7 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 			break
 		}
 	}
-	waitWebhooks()
+	stopWebhooks()
 	p.log.InfoContext(context.WithoutCancel(ctx), "processor run finished", "stats", total)
 	return total, nil
 }

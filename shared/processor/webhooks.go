@@ -13,14 +13,19 @@ type WebhookEngine interface {
 	RunOnce(ctx context.Context) (int, error)
 }
 
-// startWebhooks runs the engine until ctx ends; the returned func waits for it.
-func (p *Processor) startWebhooks(ctx context.Context) (wait func()) {
+// startWebhooks runs the engine until ctx ends or the returned stop is called (the run ends
+// early, e.g. on IdleExit); stop waits for the attempts in flight.
+func (p *Processor) startWebhooks(ctx context.Context) (stop func()) {
 	if p.cfg.Webhooks == nil {
 		return func() {}
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { p.cfg.Webhooks.Run(ctx, p.streams.ResultWakeups(ctx)) })
-	return wg.Wait
+	return func() {
+		cancel()
+		wg.Wait()
+	}
 }
 
 // webhooksOnce is RunOnce's webhook pass.
