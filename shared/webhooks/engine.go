@@ -45,7 +45,8 @@ func (w *Webhooks) FanOut(ctx context.Context, batch int) (int, error) {
 			return total, fmt.Errorf("webhook fan-out: %w", err)
 		}
 		total += n
-		if n < batch {
+		// Until a pass finds nothing: an order's next event waits for a pass after its previous one.
+		if n == 0 {
 			if total > 0 {
 				w.poke()
 			}
@@ -201,17 +202,58 @@ type target struct {
 	secrets []string
 }
 
-// startEndpoint claims up to n due deliveries of one endpoint and starts them. A claim pushes
-// next_attempt_at past the attempt's timeout (a lease): a crashed run's claims come due again.
+// workerRun is how many attempts in a row a slot makes for one endpoint before it is handed back
+// to the dispatcher: claiming the endpoint's next delivery directly costs one query instead of a
+// dispatch pass, and handing back now and then keeps the slots fair between endpoints.
+const workerRun = 16
+
+// startEndpoint claims up to n due deliveries of one endpoint and starts them, each in a slot
+// that goes on with the endpoint's next due delivery (up to workerRun).
 func (w *Webhooks) startEndpoint(ctx context.Context, tgt target, n int, now time.Time) (int, error) {
-	endpointID := tgt.id
+	batch, err := w.claim(ctx, tgt.id, n, now)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range batch {
+		w.mu.Lock()
+		w.inflight[tgt.id]++
+		w.total++
+		w.mu.Unlock()
+		w.wg.Go(func() {
+			defer func() {
+				w.mu.Lock()
+				w.inflight[tgt.id]--
+				w.total--
+				w.mu.Unlock()
+				w.poke() // a slot is free: let the dispatcher look again
+			}()
+			for i := 1; ; i++ {
+				// After a failure the slot goes back: a failing endpoint keeps none for itself.
+				if !w.attempt(ctx, tgt, c) || i >= workerRun || ctx.Err() != nil {
+					return
+				}
+				next, err := w.claim(ctx, tgt.id, 1, w.now())
+				if err != nil || len(next) == 0 {
+					return // the dispatcher retries on its next pass
+				}
+				c = next[0]
+			}
+		})
+	}
+	return len(batch), nil
+}
+
+// claim takes up to n due deliveries of an enabled endpoint. A claim counts the attempt and
+// pushes next_attempt_at past the attempt's timeout (a lease): a crashed run's claims come due
+// again. The due rows are read in index order and the scan stops at the limit. "OFFSET 0" keeps
+// the NOT EXISTS a per-row probe of the subject index: as an anti-join, with stale statistics the
+// planner may compare every pending row with every other (quadratic in the backlog).
+func (w *Webhooks) claim(ctx context.Context, endpointID string, n int, now time.Time) ([]claimed, error) {
 	lease := now.Add(w.cfg.Timeout + 30*time.Second)
-	// The due rows are read in index order and the scan stops at the limit. "OFFSET 0" keeps the
-	// NOT EXISTS a per-row probe of the subject index: as an anti-join, with stale statistics the
-	// planner may compare every pending row with every other (quadratic in the backlog).
 	rows, err := w.pool.Query(ctx, `UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3
 		FROM (SELECT c.id FROM webhook_deliveries c
 			WHERE c.endpoint_id = $1 AND c.state = 'pending' AND c.next_attempt_at <= $2
+			AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = $1 AND e.disabled_at IS NOT NULL)
 			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
 				WHERE p.endpoint_id = c.endpoint_id AND p.subject_id = c.subject_id AND p.state = 'pending'
 				AND (p.seq, p.id) < (c.seq, c.id) OFFSET 0)
@@ -219,46 +261,26 @@ func (w *Webhooks) startEndpoint(ctx context.Context, tgt target, n int, now tim
 		WHERE d.id = due.id
 		RETURNING d.id, d.attempts, d.event_id::text, d.event_type, d.payload, d.created_at`, endpointID, now, lease, n)
 	if err != nil {
-		return 0, fmt.Errorf("claim deliveries: %w", err)
+		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
+	defer rows.Close()
 	var batch []claimed
 	for rows.Next() {
 		var c claimed
 		if err := rows.Scan(&c.id, &c.attempts, &c.eventID, &c.eventType, &c.payload, &c.createdAt); err != nil {
-			rows.Close()
-			return 0, err
+			return nil, err
 		}
 		batch = append(batch, c)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	for _, c := range batch {
-		w.mu.Lock()
-		w.inflight[endpointID]++
-		w.total++
-		w.mu.Unlock()
-		w.wg.Go(func() {
-			defer func() {
-				w.mu.Lock()
-				w.inflight[endpointID]--
-				w.total--
-				w.mu.Unlock()
-				w.poke() // the next event of the same order may be due now
-			}()
-			w.attempt(ctx, tgt, c)
-		})
-	}
-	return len(batch), nil
+	return batch, rows.Err()
 }
 
-// attempt POSTs one delivery and records the outcome.
-func (w *Webhooks) attempt(ctx context.Context, tgt target, c claimed) {
+// attempt POSTs one delivery and records the outcome; it reports whether it was delivered.
+func (w *Webhooks) attempt(ctx context.Context, tgt target, c claimed) bool {
 	body, err := json.Marshal(c.payload) // map keys sorted: the same bytes on every attempt
 	if err != nil {
 		w.log.ErrorContext(ctx, "webhook payload", "delivery", c.id, "err", err)
-		return
+		return false
 	}
 	start, began := w.now(), time.Now() // the clock may be a test's; latency is real
 	status, sendErr := w.send(ctx, tgt, c, body, start)
@@ -267,7 +289,9 @@ func (w *Webhooks) attempt(ctx context.Context, tgt target, c claimed) {
 	if err := w.record(context.WithoutCancel(ctx), tgt.id, c, start, status, latency, sendErr); err != nil {
 		w.log.ErrorContext(ctx, "recording a webhook attempt failed; the delivery is retried when its lease ends",
 			"delivery", c.id, "err", err)
+		return false
 	}
+	return sendErr == nil
 }
 
 func (w *Webhooks) send(ctx context.Context, tgt target, c claimed, body []byte, at time.Time) (int, error) {
