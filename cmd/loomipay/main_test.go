@@ -52,7 +52,7 @@ func TestKeys(t *testing.T) {
 	svc := service.New(store, streams.New(rdb, streams.Config{Prefix: os.Getenv("STREAM_PREFIX")}), testenv.Logger(), service.Config{KeyCacheTTL: -1})
 	ctx := context.Background()
 
-	_, stderr, err := runCmd(t, "keys", "create", "--app-id", "shop_cn")
+	_, _, err := runCmd(t, "keys", "create", "--app-id", "shop_cn")
 	if err == nil || !strings.Contains(err.Error(), `app "shop_cn" does not exist`) || !strings.Contains(err.Error(), "apps create shop_cn") {
 		t.Fatalf("keys create for an unknown app: err = %v; want a clear refusal", err)
 	}

@@ -445,7 +445,6 @@ func TestGivenUpAfterTheHorizon(t *testing.T) {
 	ep := addEndpoint(t, w, "shop_b", rc)
 	fail.Store("M-order-1", true)
 	ev := addEvent(t, store, "shop_b", "order-1", 1)
-	var times []time.Time
 	for range 30 {
 		if _, err := w.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
@@ -456,7 +455,6 @@ func TestGivenUpAfterTheHorizon(t *testing.T) {
 		}
 		// Keep the endpoint alive with a success now and then, so only the horizon applies.
 		addEvent(t, store, "shop_b", uuid.NewString(), 1)
-		times = append(times, clk.Now())
 		clk.Add(d.NextAttemptAt.Sub(clk.Now()))
 	}
 	d := delivery(t, w, ep.ID, ev)
@@ -469,6 +467,13 @@ func TestGivenUpAfterTheHorizon(t *testing.T) {
 	}
 	if d.AttemptCount != 14 {
 		t.Errorf("%d attempts; the documented schedule makes 14", d.AttemptCount)
+	}
+	// The waits are the documented schedule: 10 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, 12 h, 12 h, …
+	for i := 1; i < len(d.Attempts); i++ {
+		want := webhooks.DefaultSchedule[min(i, len(webhooks.DefaultSchedule))-1]
+		if gap := d.Attempts[i].At.Sub(d.Attempts[i-1].At); gap != want {
+			t.Errorf("wait before attempt %d = %s; want %s", i+1, gap, want)
+		}
 	}
 	if e, _ := w.Endpoint(context.Background(), ep.ID); e.DisabledAt != nil {
 		t.Errorf("an endpoint with successes was disabled: %+v", e)
