@@ -3,10 +3,10 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e guide-clients bench bench-smoke
+.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos console-screenshots
 
-# The five Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
-FUNCTIONS := createorder getorder refund webhook processor
+# The Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
+FUNCTIONS := createorder getorder refund webhook processor console
 # What SAM's go1.x builder does with GOFLAGS set as the README shows: a static arm64 binary
 # without the RPC runtime (provided.al2023 only speaks the Runtime API), paths and symbols stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
@@ -24,6 +24,16 @@ lint:
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# The ledger-agreement property suite (internal/chaos): SCHEDULES seeded random schedules (300 by
+# default), PARALLEL at a time, PROCESSORS processors each; SEED=… re-runs one schedule (a failing
+# schedule prints its seed). make test runs a dozen of them under the race detector.
+SCHEDULES ?= 300
+PARALLEL ?= 8
+PROCESSORS ?= 1
+chaos:
+	SEED=$(SEED) $(GO) test -count=1 -timeout 60m ./internal/chaos -run TestLedgerAgreement \
+	  -schedules $(SCHEDULES) -parallel $(PARALLEL) -processors $(PROCESSORS)
 
 # The integration guide's own Python and Node.js clients, unedited, against the local stack.
 # Listed after unit in test, so it starts on a warm build cache.
@@ -56,3 +66,8 @@ bench:
 # Every row and every benchmark at tiny size, in seconds, so the suite cannot rot.
 bench-smoke:
 	$(GO) test ./bench -count=1 -timeout 5m -run 'TestReport' -bench . -benchtime 1x -smoke
+
+# issue 12: the console's browser test, saving its screenshots to docs/console (needs chromium and
+# npm ci in e2e/console).
+console-screenshots:
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -v -run TestConsoleInBrowser ./e2e/console/

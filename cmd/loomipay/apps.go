@@ -7,28 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/service"
 )
-
-// parseArgs parses flags wherever they stand among the positional arguments ("apps disable APP
-// --yes" as well as "apps disable --yes APP") and returns the positional ones.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, errUsage
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
 
 // withDeps opens the dependencies, applies migrations, and runs fn.
 func withDeps(ctx context.Context, log *slog.Logger, fn func(*config.Deps) error) error {
@@ -45,7 +27,7 @@ func withDeps(ctx context.Context, log *slog.Logger, fn func(*config.Deps) error
 
 const appsUsage = `usage:
   loomipay apps create APP                              register an app and its Redis user (password printed once)
-  loomipay apps list                                    apps, their state and their Redis users
+  loomipay apps list                                    apps and their keys (the operations layer)
   loomipay apps rotate-redis-password APP [--keep-old]  new Redis password (--keep-old: the old one keeps working)
   loomipay apps disable APP                             refuse its API keys, switch its Redis user off, stop its webhooks
 `
@@ -60,7 +42,7 @@ func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 	keepOld := fs.Bool("keep-old", false, "rotate-redis-password: the old password keeps working until the next rotation")
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
-		return err
+		return errUsage
 	}
 	oneApp := func() (string, error) {
 		if len(pos) != 1 {
@@ -83,30 +65,6 @@ func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			fmt.Fprintf(stderr, "created app %s; its Redis password is shown once, store it now\n", app)
 			printCredentials(stdout, stderr, c)
 			return nil
-		})
-	case "list":
-		return withDeps(ctx, log, func(d *config.Deps) error {
-			list, err := d.Service.Apps(ctx)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "APP_ID\tSTATE\tCREATED\tREDIS_USER\tREDIS_USER_STATE")
-			for _, a := range list {
-				state := "active"
-				if a.DisabledAt != nil {
-					state = "disabled " + a.DisabledAt.UTC().Format(time.RFC3339)
-				}
-				redis := "off or missing"
-				switch {
-				case a.RedisErr != nil:
-					redis = "unknown (" + a.RedisErr.Error() + ")"
-				case a.RedisUserOn:
-					redis = "on"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, state, a.CreatedAt.UTC().Format(time.RFC3339), a.RedisUser, redis)
-			}
-			return tw.Flush()
 		})
 	case "rotate-redis-password":
 		app, err := oneApp()

@@ -98,6 +98,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sb.Close()
+	// The pessimistic reading of what nobody could confirm about Lakala, as the tests play it.
+	sb.SetFaults(sandbox.Pessimistic())
 
 	cfg.LakalaBaseURL = sandboxURL
 	cfg.LakalaPrivateKeyPEM = string(lakala.MarshalPrivateKeyPEM(merchantKey))
@@ -127,6 +129,10 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	opToken, err := devOperator(ctx, deps)
+	if err != nil {
+		return err
+	}
 
 	if *pprofAddr != "" {
 		// net/http/pprof registers on the default mux, which serves nothing else here.
@@ -134,7 +140,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	servers := []*http.Server{
 		{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: httpapi.New(deps.Service).Handler(), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: withConsole(deps, httpapi.New(deps.Service).Handler()), ReadHeaderTimeout: 10 * time.Second},
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -162,6 +168,11 @@ Loomi Pay is running locally.
 `, apiURL, sandboxURL, redactPassword(cfg.DatabaseURL), redactPassword(cfg.RedisURL))
 	for _, a := range appsSetup {
 		a.print(stdout)
+	}
+	if opToken != "" {
+		fmt.Fprintf(stdout, "\nConsole %s/console — operator token for admin 'dev' (shown once; more with 'loomipay operators create'):\n  %s\n", apiURL, opToken)
+	} else {
+		fmt.Fprintf(stdout, "\nConsole %s/console (log in with an operator token; 'loomipay operators create' makes one).\n", apiURL)
 	}
 	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/v1/payment-orders -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' \\\n    -d '{\"app_id\":\"%s\",\"merchant_order_id\":\"ORDER_1\",\"amount\":10000,\"order_type\":\"payment\",\"subject\":\"VIP\"}'\n\nCtrl-C stops everything.\n", apiURL, appsSetup[0].id)
 

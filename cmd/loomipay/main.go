@@ -7,8 +7,9 @@
 //	loomipay process                         run the processor once (drain, sweep, reconcile, relay)
 //	loomipay sandbox --merchant-cert FILE    run the Lakala sandbox alone
 //	loomipay dev                             the whole stack locally: API, webhook, processor, sandbox
-//	loomipay apps create|list|rotate-redis-password|disable   apps and their Redis users
+//	loomipay apps create|rotate-redis-password|disable   apps and their Redis users (issue 10)
 //	loomipay webhooks add|list|disable|rotate-secret|deliveries|redeliver   webhooks to main apps
+//	loomipay orders|refunds|reviews|dlq|results|operators|apps|audit …   operator commands (issue 12)
 //
 // It reads the same environment variables as the Lambda functions (see the README). When
 // DATABASE_URL or REDIS_URL is unset, local commands find or start local servers.
@@ -35,9 +36,10 @@ commands:
   process                        run the processor once: drain tasks, sweep, reconcile, relay
   sandbox --merchant-cert FILE   run the Lakala sandbox alone (see --help)
   dev                            run the whole stack locally (see --help)
-  apps create|list|rotate-redis-password|disable   apps and the Redis users reading their own result streams
+  apps create|rotate-redis-password|disable   apps and the Redis users reading their own result streams
   webhooks add|list|disable|rotate-secret|deliveries|redeliver   signed HTTP webhooks to main apps
-`
+
+` + opsUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -70,9 +72,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "dev":
 		return dev(ctx, args[1:], stdout, stderr)
 	case "apps":
+		// apps list is the operations layer's (issue 12); creating, rotating and disabling are
+		// issue 10's, with the app's Redis user.
+		if len(args) > 1 && args[1] == "list" {
+			return opsCommand(ctx, args[0], args[1:], stdout, stderr, log)
+		}
 		return apps(ctx, args[1:], stdout, stderr, log)
 	case "webhooks":
 		return webhooksCmd(ctx, args[1:], stdout, stderr, log)
+	case "orders", "refunds", "reviews", "dlq", "results", "operators", "audit": // issue 12
+		return opsCommand(ctx, args[0], args[1:], stdout, stderr, log)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/shared/config"
-	"github.com/loomipay/loomipay/shared/pay"
 )
 
 // openDeps loads the configuration and connects; without DATABASE_URL / REDIS_URL it finds (or
@@ -98,7 +96,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			fmt.Fprintln(stderr, "keys create: --app-id is required")
 			return errUsage
 		}
-		key, rec, err := deps.Service.CreateAPIKey(ctx, *appID, *label)
+		key, rec, err := deps.Ops().CreateKey(ctx, cliActor(), *appID, *label) // audited (issue 12)
 		if err != nil {
 			return err
 		}
@@ -125,10 +123,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			fmt.Fprintln(stderr, "usage: loomipay keys revoke KEY_ID")
 			return errUsage
 		}
-		err := deps.Store.RevokeAPIKey(ctx, fs.Arg(0))
-		if errors.Is(err, pay.ErrNotFound) {
-			return fmt.Errorf("no key with id %q", fs.Arg(0))
-		}
+		_, err := deps.Ops().RevokeKey(ctx, cliActor(), fs.Arg(0), "") // audited (issue 12)
 		if err != nil {
 			return err
 		}

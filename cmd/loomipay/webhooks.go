@@ -36,7 +36,7 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	limit := fs.Int("limit", 20, "how many deliveries (deliveries)")
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
-		return err
+		return errUsage
 	}
 	one := func() (string, error) {
 		if len(pos) != 1 {

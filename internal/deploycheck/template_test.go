@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/shared/config"
+	"github.com/loomipay/loomipay/shared/console"
 	"github.com/loomipay/loomipay/shared/httpapi"
 )
 
@@ -22,7 +23,8 @@ const functionProcessor = "processor"
 const deadlineMargin = 5 * time.Second
 
 func expectedFunctions() []string {
-	return []string{httpapi.FunctionCreateOrder, httpapi.FunctionGetOrder, functionProcessor, httpapi.FunctionRefund, httpapi.FunctionWebhook}
+	return []string{httpapi.FunctionCreateOrder, httpapi.FunctionGetOrder, functionProcessor, httpapi.FunctionRefund, httpapi.FunctionWebhook,
+		console.Function} // issue 12
 }
 
 func TestTemplate(t *testing.T) {
@@ -105,6 +107,9 @@ func TestTemplate(t *testing.T) {
 			}
 		}
 		want := slices.Clone(httpapi.Routes)
+		for _, r := range console.Routes { // issue 12: the console's function
+			want = append(want, httpapi.Route{Method: r.Method, Path: r.Path, Function: r.Function})
+		}
 		byRoute := func(a, b httpapi.Route) int {
 			return strings.Compare(a.Method+" "+a.Path+" "+a.Function, b.Method+" "+b.Path+" "+b.Function)
 		}
@@ -227,6 +232,7 @@ func TestTemplate(t *testing.T) {
 			httpapi.FunctionRefund:      {"DATABASE_URL", "REDIS_URL"},
 			httpapi.FunctionWebhook:     {"DATABASE_URL", "REDIS_URL", "LAKALA_PLATFORM_CERT"},
 			functionProcessor:           {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT", "LAKALA_NOTIFY_URL"},
+			console.Function:            {"DATABASE_URL", "REDIS_URL"},
 		}
 		for folder, vars := range needs {
 			f := d.function(t, folder)

@@ -17,6 +17,7 @@ import (
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/service"
@@ -151,6 +152,7 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 		PlatformKey: sb.PlatformPublicKey(),
 		HTTPClient:  lakala.NewHTTPClient(timeout, 0),
 		Logger:      log,
+		OnCall:      ops.GatewayCallLogger(store, nil, log), // issue 12: the gateway call log
 	})
 	if err != nil {
 		t.Fatal(err)

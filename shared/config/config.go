@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/secrets"
@@ -66,6 +67,9 @@ var Variables = []Variable{
 	{Name: "WEBHOOK_CONCURRENCY", Default: "32", Meaning: "webhook deliveries in flight at once"},
 	{Name: "WEBHOOK_ENDPOINT_CONCURRENCY", Default: "4", Meaning: "webhook deliveries in flight per endpoint"},
 	{Name: "WEBHOOK_ALLOW_LOOPBACK", Default: "false", Meaning: "let webhook URLs reach 127.0.0.1 / ::1 (local development only)"},
+	// issue 12: operations
+	{Name: "EVIDENCE_RETENTION", Default: "720h", Meaning: "gateway calls and notifications are kept this long, then pruned by the processor"},
+	{Name: "METRICS_NAMESPACE", Default: "LoomiPay", Meaning: "CloudWatch namespace of the metrics (EMF lines, emitted inside Lambda only)"},
 }
 
 // Config is the loaded configuration.
@@ -98,6 +102,8 @@ type Config struct {
 	WebhookSecretKey                               string
 	WebhookConcurrency, WebhookEndpointConcurrency int
 	WebhookAllowLoopback                           bool
+	EvidenceRetention                              time.Duration // issue 12
+	MetricsNamespace                               string
 }
 
 // Load reads the configuration. Secrets (DATABASE_URL, REDIS_URL, LAKALA_PRIVATE_KEY) may be given
@@ -144,6 +150,8 @@ func Load(ctx context.Context) (Config, error) {
 		WebhookConcurrency:         r.integer("WEBHOOK_CONCURRENCY"),
 		WebhookEndpointConcurrency: r.integer("WEBHOOK_ENDPOINT_CONCURRENCY"),
 		WebhookAllowLoopback:       r.boolean("WEBHOOK_ALLOW_LOOPBACK"),
+		EvidenceRetention:          r.duration("EVIDENCE_RETENTION"),
+		MetricsNamespace:           r.str("METRICS_NAMESPACE"),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL"))); err != nil {
 		r.errs = append(r.errs, fmt.Errorf("LOG_LEVEL: %w", err))
@@ -323,6 +331,7 @@ func (d *Deps) LakalaClient() (*lakala.Client, error) {
 		PlatformKey: platform,
 		HTTPClient:  lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
 		Logger:      d.Log,
+		OnCall:      ops.GatewayCallLogger(d.Store, d.Metrics(), d.Log), // issue 12
 	})
 }
 
@@ -340,7 +349,8 @@ func (d *Deps) Processor() (*processor.Processor, error) {
 		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
 		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
 		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit, VisibilityLag: c.LakalaVisibilityLag,
-		Webhooks: d.Webhooks,
+		Webhooks:          d.Webhooks,
+		EvidenceRetention: c.EvidenceRetention, Metrics: d.Metrics(), // issue 12
 	}
 	if err := pc.Validate(c.LakalaTimeout); err != nil {
 		return nil, err

@@ -47,6 +47,9 @@ type Config struct {
 	PlatformKey *rsa.PublicKey
 	HTTPClient  *http.Client // default: timeout 10s
 	Logger      *slog.Logger // default: slog.Default()
+	// OnCall, if set, is told about every call when it ends (the gateway call log and metrics);
+	// it runs on the caller's goroutine, so it must be quick.
+	OnCall func(context.Context, CallRecord)
 }
 
 // Client calls Lakala's cashier and labs APIs on behalf of one merchant.
@@ -130,7 +133,8 @@ const maxOrderInfoRunes = 64
 
 // CreateCashierOrder creates a hosted cashier order. Refunds are always enabled and a
 // payment landing after close is refunded automatically.
-func (c *Client) CreateCashierOrder(ctx context.Context, in CreateCashierOrder) (CreateOrderResult, error) {
+func (c *Client) CreateCashierOrder(ctx context.Context, in CreateCashierOrder) (_ CreateOrderResult, err error) {
+	defer c.observeInvalid(ctx, PathCreateOrder, in.OutOrderNo, &err)
 	switch {
 	case in.OutOrderNo == "" || len(in.OutOrderNo) > 32:
 		return CreateOrderResult{}, fmt.Errorf("%w: out_order_no %q must be 1–32 chars", ErrInvalidRequest, in.OutOrderNo)
@@ -155,26 +159,28 @@ func (c *Client) CreateCashierOrder(ctx context.Context, in CreateCashierOrder) 
 		CounterParam:         in.CounterParam,
 		CloseOrderAutoRefund: "1",
 	}
-	return call[CreateOrderData, CreateOrderResult](ctx, c, PathCreateOrder, CodeCashierOK, data)
+	return call[CreateOrderData, CreateOrderResult](ctx, c, PathCreateOrder, CodeCashierOK, in.OutOrderNo, data)
 }
 
 // QueryCashierOrder returns the order's status and its trades.
-func (c *Client) QueryCashierOrder(ctx context.Context, outOrderNo string) (QueryOrderResult, error) {
+func (c *Client) QueryCashierOrder(ctx context.Context, outOrderNo string) (_ QueryOrderResult, err error) {
+	defer c.observeInvalid(ctx, PathQueryOrder, outOrderNo, &err)
 	if outOrderNo == "" {
 		return QueryOrderResult{}, fmt.Errorf("%w: out_order_no is empty", ErrInvalidRequest)
 	}
 	data := QueryOrderData{MerchantNo: c.cfg.MerchantNo, OutOrderNo: outOrderNo}
-	return call[QueryOrderData, QueryOrderResult](ctx, c, PathQueryOrder, CodeCashierOK, data)
+	return call[QueryOrderData, QueryOrderResult](ctx, c, PathQueryOrder, CodeCashierOK, outOrderNo, data)
 }
 
 // CloseCashierOrder closes an unpaid order. A payer may still pay in the meantime, so
 // query the order after closing it.
-func (c *Client) CloseCashierOrder(ctx context.Context, outOrderNo string) (CloseOrderResult, error) {
+func (c *Client) CloseCashierOrder(ctx context.Context, outOrderNo string) (_ CloseOrderResult, err error) {
+	defer c.observeInvalid(ctx, PathCloseOrder, outOrderNo, &err)
 	if outOrderNo == "" {
 		return CloseOrderResult{}, fmt.Errorf("%w: out_order_no is empty", ErrInvalidRequest)
 	}
 	data := CloseOrderData{MerchantNo: c.cfg.MerchantNo, OutOrderNo: outOrderNo}
-	return call[CloseOrderData, CloseOrderResult](ctx, c, PathCloseOrder, CodeCashierOK, data)
+	return call[CloseOrderData, CloseOrderResult](ctx, c, PathCloseOrder, CodeCashierOK, outOrderNo, data)
 }
 
 // RefundRequest is the input of Client.Refund.
@@ -190,7 +196,8 @@ type RefundRequest struct {
 
 // Refund refunds (part of) a payment synchronously. On ErrOutcomeUnknown query with
 // QueryTrade; do not resend under a new OutTradeNo.
-func (c *Client) Refund(ctx context.Context, in RefundRequest) (RefundResult, error) {
+func (c *Client) Refund(ctx context.Context, in RefundRequest) (_ RefundResult, err error) {
+	defer c.observeInvalid(ctx, PathRefund, in.OutTradeNo, &err)
 	origins := 0
 	for _, id := range []string{in.OriginOutTradeNo, in.OriginTradeNo, in.OriginLogNo} {
 		if id != "" {
@@ -218,25 +225,28 @@ func (c *Client) Refund(ctx context.Context, in RefundRequest) (RefundResult, er
 		OriginTradeNo:    in.OriginTradeNo,
 		OriginLogNo:      in.OriginLogNo,
 	}
-	return call[RefundData, RefundResult](ctx, c, PathRefund, CodeLabsOK, data)
+	return call[RefundData, RefundResult](ctx, c, PathRefund, CodeLabsOK, in.OutTradeNo, data)
 }
 
 // QueryTrade looks up a labs trade (a refund) by its out_trade_no.
-func (c *Client) QueryTrade(ctx context.Context, outTradeNo string) (TradeQueryResult, error) {
+func (c *Client) QueryTrade(ctx context.Context, outTradeNo string) (_ TradeQueryResult, err error) {
+	defer c.observeInvalid(ctx, PathTradeQuery, outTradeNo, &err)
 	if outTradeNo == "" {
 		return TradeQueryResult{}, fmt.Errorf("%w: out_trade_no is empty", ErrInvalidRequest)
 	}
 	data := TradeQueryData{MerchantNo: c.cfg.MerchantNo, TermNo: c.cfg.TermNo, OutTradeNo: outTradeNo}
-	return call[TradeQueryData, TradeQueryResult](ctx, c, PathTradeQuery, CodeLabsOK, data)
+	return call[TradeQueryData, TradeQueryResult](ctx, c, PathTradeQuery, CodeLabsOK, outTradeNo, data)
 }
 
 // call sends one signed request and classifies the answer. Only a verified HTTP 200 with
 // a non-success, non-processing code becomes a GatewayError; every other failure after
 // the request may have left this process wraps ErrOutcomeUnknown.
-func call[Req, Res any](ctx context.Context, c *Client, path, okCode string, data Req) (Res, error) {
+func call[Req, Res any](ctx context.Context, c *Client, path, okCode, outNo string, data Req) (_ Res, err error) {
 	var zero Res
 	now := c.now()
 	started := time.Now()
+	var info callInfo
+	defer func() { c.observe(ctx, path, outNo, started, info, err) }()
 	body, err := encodeJSON(NewRequest(data, now))
 	if err != nil {
 		return zero, fmt.Errorf("lakala: %s: encode request: %w", path, err)
@@ -268,6 +278,7 @@ func call[Req, Res any](ctx context.Context, c *Client, path, okCode string, dat
 	}
 	defer resp.Body.Close()
 	attrs = append(attrs, slog.Int("http_status", resp.StatusCode), slog.String("trace_id", resp.Header.Get(HeaderTraceID)))
+	info.httpStatus, info.traceID = resp.StatusCode, resp.Header.Get(HeaderTraceID)
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		logDone(slog.LevelWarn, "lakala call failed", slog.String("error", err.Error()))
@@ -288,6 +299,7 @@ func call[Req, Res any](ctx context.Context, c *Client, path, okCode string, dat
 		return zero, fmt.Errorf("%w: %s: decode response: %w", ErrOutcomeUnknown, path, err)
 	}
 	attrs = append(attrs, slog.String("code", envelope.Code))
+	info.code, info.msg = envelope.Code, envelope.Msg
 	switch {
 	case envelope.Code == okCode:
 	case envelope.Code == "" || IsProcessingCode(envelope.Code) || envelope.Code == CodeCashierOK || envelope.Code == CodeLabsOK:

@@ -38,7 +38,8 @@ type Attempt struct {
 	ExpiresAt      time.Time // order_efficient_time; fixed for the attempt
 	PayOrderNo     string
 	CounterURL     string
-	Submissions    int // create calls sent
+	Submissions    int       // create calls sent
+	SubmittedAt    time.Time // when the last create call was sent
 	LastError      string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time

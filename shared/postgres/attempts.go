@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,13 +13,14 @@ import (
 )
 
 const attemptColumns = `payment_order_id::text, attempt_no, out_order_no, state, expires_at,
-	coalesce(pay_order_no, ''), coalesce(counter_url, ''), submissions, coalesce(last_error, ''), created_at, updated_at`
+	coalesce(pay_order_no, ''), coalesce(counter_url, ''), submissions, coalesce(submitted_at, created_at), coalesce(last_error, ''),
+	created_at, updated_at`
 
 func scanAttempt(row pgx.Row) (pay.Attempt, error) {
 	var a pay.Attempt
 	var state string
 	err := row.Scan(&a.PaymentOrderID, &a.No, &a.OutOrderNo, &state, &a.ExpiresAt,
-		&a.PayOrderNo, &a.CounterURL, &a.Submissions, &a.LastError, &a.CreatedAt, &a.UpdatedAt)
+		&a.PayOrderNo, &a.CounterURL, &a.Submissions, &a.SubmittedAt, &a.LastError, &a.CreatedAt, &a.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, pay.ErrNotFound
 	}
@@ -35,16 +37,7 @@ func (s *Store) Attempts(ctx context.Context, orderID string) ([]pay.Attempt, er
 	if err != nil {
 		return nil, fmt.Errorf("attempts of %s: %w", orderID, err)
 	}
-	defer rows.Close()
-	var out []pay.Attempt
-	for rows.Next() {
-		a, err := scanAttempt(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (pay.Attempt, error) { return scanAttempt(row) })
 }
 
 // AttemptByOutOrderNo finds the attempt Lakala knows by outOrderNo, or pay.ErrNotFound.
@@ -69,11 +62,15 @@ func (s *Store) NewAttempt(ctx context.Context, a pay.Attempt) error {
 }
 
 const saveAttemptSQL = `UPDATE payment_attempts SET state = $3, pay_order_no = nullif($4, ''), counter_url = nullif($5, ''),
-		submissions = $6, last_error = nullif($7, ''), updated_at = $8
+		submissions = $6, last_error = nullif($7, ''), updated_at = $8, submitted_at = $9
 	WHERE payment_order_id = $1 AND attempt_no = $2`
 
 func saveAttemptArgs(a *pay.Attempt) []any {
-	return []any{a.PaymentOrderID, a.No, string(a.State), a.PayOrderNo, a.CounterURL, a.Submissions, a.LastError, a.UpdatedAt}
+	var submitted *time.Time
+	if !a.SubmittedAt.IsZero() {
+		submitted = &a.SubmittedAt
+	}
+	return []any{a.PaymentOrderID, a.No, string(a.State), a.PayOrderNo, a.CounterURL, a.Submissions, a.LastError, a.UpdatedAt, submitted}
 }
 
 // SaveAttempt records what we learned of an attempt. What the gateway said is evidence, not a

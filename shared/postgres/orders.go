@@ -38,6 +38,9 @@ func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
 	return o, nil
 }
 
+// collectOrder scans one row of orderColumns, for pgx.CollectRows.
+func collectOrder(row pgx.CollectableRow) (pay.Order, error) { return scanOrder(row) }
+
 // CreateOrder inserts a new pending order and its payment task in one statement (one round trip,
 // one transaction). If the app already has an order with this merchant_order_id, it returns that
 // order and created=false; the database's unique key decides between concurrent creates.
@@ -104,16 +107,24 @@ func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, recheckAfter
 	if err != nil {
 		return nil, fmt.Errorf("orders to reconcile: %w", err)
 	}
-	defer rows.Close()
-	var out []pay.Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
+	return pgx.CollectRows(rows, collectOrder)
+}
+
+// FinalOrdersToWatch returns up to limit final orders that have a closed cashier order and
+// changed less than watch ago (but at least spacing ago), due for a look at Lakala: a payer may
+// still pay a closed cashier order, and Lakala, refunding it by itself, may tell nobody. Each is
+// looked at again when the time since its last check exceeds the time from its last change to
+// that check, so the checks of one order thin out: about spacing, 2·spacing, 4·spacing … after.
+func (s *Store) FinalOrdersToWatch(ctx context.Context, now time.Time, watch, spacing time.Duration, limit int) ([]pay.Order, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+orderColumns+` FROM payment_orders o
+		WHERE status IN ('succeeded', 'failed') AND updated_at > $1 AND updated_at < $2
+		  AND (checked_at IS NULL OR checked_at <= updated_at OR $3 - checked_at > checked_at - updated_at)
+		  AND EXISTS (SELECT 1 FROM payment_attempts a WHERE a.payment_order_id = o.id AND a.state = 'closed')
+		ORDER BY coalesce(checked_at, '-infinity') LIMIT $4`, now.Add(-watch), now.Add(-spacing), now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("final orders to watch: %w", err)
 	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, collectOrder)
 }
 
 // RecordCheck records one reconciliation check of an order: when, and whether it failed (err

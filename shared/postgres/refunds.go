@@ -44,16 +44,7 @@ func (s *Store) RefundsOf(ctx context.Context, paymentOrderID string) ([]pay.Ref
 	if err != nil {
 		return nil, fmt.Errorf("refunds of %s: %w", paymentOrderID, err)
 	}
-	defer rows.Close()
-	var out []pay.Refund
-	for rows.Next() {
-		r, err := scanRefund(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (pay.Refund, error) { return scanRefund(row) })
 }
 
 // CreateRefund takes a refund against a payment order. Under a row lock on the payment order it

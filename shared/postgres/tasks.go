@@ -58,13 +58,23 @@ var ErrLeaseLost = errors.New("task lease lost")
 // Counting the attempt before the work means a task that crashes its worker every time still
 // reaches the dead-letter stream.
 func (s *Store) ClaimTask(ctx context.Context, id int64, now time.Time, lease time.Duration) (Task, bool, error) {
+	return s.claimTask(ctx, id, now, lease, true)
+}
+
+// ClaimIdleTask is ClaimTask for a task that need not be due yet (a merchant's close does not
+// wait out a retry's backoff): it only has to be queued and held by nobody.
+func (s *Store) ClaimIdleTask(ctx context.Context, id int64, now time.Time, lease time.Duration) (Task, bool, error) {
+	return s.claimTask(ctx, id, now, lease, false)
+}
+
+func (s *Store) claimTask(ctx context.Context, id int64, now time.Time, lease time.Duration, due bool) (Task, bool, error) {
 	var t Task
 	var kind, state string
 	token := uuid.NewString()
 	err := s.pool.QueryRow(ctx, `UPDATE tasks SET attempts = attempts + 1, leased_until = $2, updated_at = $3, lease_token = $4
-		WHERE id = $1 AND state = 'queued' AND next_attempt_at <= $3 AND (leased_until IS NULL OR leased_until < $3)
+		WHERE id = $1 AND state = 'queued' AND (NOT $5 OR next_attempt_at <= $3) AND (leased_until IS NULL OR leased_until < $3)
 		RETURNING id, kind, subject_id::text, state, attempts, coalesce(last_error, '')`,
-		id, now.Add(lease), now, token).Scan(&t.ID, &kind, &t.SubjectID, &state, &t.Attempts, &t.LastError)
+		id, now.Add(lease), now, token, due).Scan(&t.ID, &kind, &t.SubjectID, &state, &t.Attempts, &t.LastError)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, false, nil
 	}

@@ -329,3 +329,37 @@ func TestFinding8TradeAmountIsChecked(t *testing.T) {
 		t.Errorf("cashier order %+v; want it closed before the order failed", got)
 	}
 }
+
+// A merchant's close winds the order down under its task's lease: the cashier order is closed
+// at Lakala, then the order fails closed_by_merchant; an order the payer paid just before the
+// close succeeds instead.
+func TestCloseOrder(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	ctx := context.Background()
+	open, _ := s.Checkout(t, "open", 1000)
+	got, err := s.Processor.Payments().CloseOrder(ctx, open.ID)
+	if err != nil || got.Status != pay.StatusFailed || got.FailureReason != pay.ReasonClosedByMerchant {
+		t.Fatalf("close = %s %q, %v; want failed %s", got.Status, got.FailureReason, err, pay.ReasonClosedByMerchant)
+	}
+	if lo := ledgerOrder(t, s, open.OutOrderNo()); !lo.Closed || lo.Payable {
+		t.Errorf("cashier order %+v; want it closed", lo)
+	}
+	failed := testenv.PaymentMessage(s.Order(t, "open"), "processing", "failed")
+	failed["failure_reason"] = pay.ReasonClosedByMerchant
+	testenv.CheckMessages(t, s.Results(t, "payment_results"), testenv.ProcessingMessage(open), failed)
+
+	paid, view := s.Checkout(t, "paid", 2000)
+	s.SetFaults(sandbox.Faults{DropNotify: true})
+	if err := s.Sandbox.Pay(ctx, view.PayOrderNo); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Processor.Payments().CloseOrder(ctx, paid.ID)
+	if err != nil || got.Status != pay.StatusSucceeded {
+		t.Fatalf("close of a paid order = %s, %v; want succeeded", got.Status, err)
+	}
+	// Closing a final order changes nothing.
+	if again, err := s.Processor.Payments().CloseOrder(ctx, open.ID); err != nil || again.Status != pay.StatusFailed || again.ResultSeq != 2 {
+		t.Errorf("second close = %+v, %v; want the failed order unchanged", again, err)
+	}
+}

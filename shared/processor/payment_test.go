@@ -225,23 +225,31 @@ func TestCrashedRunIsReclaimed(t *testing.T) {
 	testenv.CheckMessages(t, got, want...)
 }
 
+// unanswered is a stack whose sandbox answers every call with HTTP 500, whose tasks have
+// maxAttempts attempts, with one order created and its task.
+func unanswered(t *testing.T, maxAttempts int) (*testenv.Stack, testenv.Order, postgres.Task) {
+	t.Helper()
+	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{
+		MaxAttempts: maxAttempts, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond, SweepGrace: time.Millisecond,
+		VisibilityLag: time.Millisecond,
+	}})
+	s.SetFaults(sandbox.Faults{ErrorRate: 1})
+	o := s.CreateOrder(t, "o1", 1000)
+	task, err := s.Store.TaskFor(context.Background(), postgres.TaskPayment, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, o, task
+}
+
 // TestCreateAttemptsExhaustedWindDown: a create whose every call fails uses its attempts; the
 // order then winds down — its cashier order is closed and queried (a failed call may still have
 // created it) — and fails with retries_exhausted once Lakala shows no such order for longer than
 // its visibility lag. Nothing needs a person, so nothing is dead-lettered.
 func TestCreateAttemptsExhaustedWindDown(t *testing.T) {
 	t.Parallel()
-	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{
-		MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond, SweepGrace: time.Millisecond,
-		VisibilityLag: time.Millisecond,
-	}})
+	s, o, task := unanswered(t, 3)
 	ctx := context.Background()
-	s.SetFaults(sandbox.Faults{ErrorRate: 1})
-	o := s.CreateOrder(t, "o1", 1000)
-	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	testenv.Eventually(t, 10*time.Second, "the create attempts to be used", func() bool {
 		s.RunOnce(t)
 		o = s.Order(t, "o1")
@@ -259,7 +267,7 @@ func TestCreateAttemptsExhaustedWindDown(t *testing.T) {
 	if _, ok := s.Sandbox.Order(o.OutOrderNo()); ok {
 		t.Error("the sandbox has a cashier order although every create call failed")
 	}
-	if task, err = s.Store.Task(ctx, task.ID); err != nil || task.State != postgres.TaskDone {
+	if task, err := s.Store.Task(ctx, task.ID); err != nil || task.State != postgres.TaskDone {
 		t.Errorf("task %+v (err %v), want done", task, err)
 	}
 	if dead := s.Results(t, streams.DeadLetterStream); len(dead) != 0 {
@@ -275,17 +283,9 @@ func TestCreateAttemptsExhaustedWindDown(t *testing.T) {
 // (a payer might be paying it), a review case says so, and the task waits for a person.
 func TestCreateOutcomeNeverSettledIsReviewed(t *testing.T) {
 	t.Parallel()
-	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{
-		MaxAttempts: 2, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond, SweepGrace: time.Millisecond,
-		VisibilityLag: time.Millisecond,
-	}})
+	s, o, task := unanswered(t, 2)
 	ctx := context.Background()
-	s.SetFaults(sandbox.Faults{ErrorRate: 1})
-	o := s.CreateOrder(t, "o1", 1000)
-	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	testenv.Eventually(t, 10*time.Second, "the task to stop for review", func() bool {
 		s.RunOnce(t)
 		task, err = s.Store.Task(ctx, task.ID)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loomipay/loomipay/shared/metrics"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
@@ -53,6 +54,10 @@ type Config struct {
 	ReviewAfterFailedChecks int
 	// ReconcileBatch is how many orders one reconciliation pass looks at. Default 200.
 	ReconcileBatch int
+	// LatePaymentWatch: a final order with a closed cashier order is looked at for this long
+	// after its last change, ever less often, for a payment that landed after the close. Default
+	// 24 h.
+	LatePaymentWatch time.Duration
 	// OrderTTL is how long a cashier order may be paid. Default 30 min.
 	OrderTTL time.Duration
 	// NotifyURL is the webhook's public URL, given to Lakala with every cashier order.
@@ -77,6 +82,10 @@ type Config struct {
 	IdleExit time.Duration
 	// Webhooks, if set, is run beside the drain by Run and once by RunOnce (see webhooks.go).
 	Webhooks WebhookEngine
+	// EvidenceRetention: gateway calls and notifications are pruned after it (issue 12). Default 30 days.
+	EvidenceRetention time.Duration
+	// Metrics, if set, receives the operations gauges after each maintenance pass (issue 12).
+	Metrics *metrics.Emitter
 }
 
 func (c *Config) defaults() {
@@ -89,6 +98,7 @@ func (c *Config) defaults() {
 	setDefault(&c.LeaseMargin, min(5*time.Second, c.Lease/10))
 	setDefault(&c.ReviewAfterFailedChecks, 10)
 	setDefault(&c.ReconcileBatch, 200)
+	setDefault(&c.LatePaymentWatch, 24*time.Hour)
 	setDefault(&c.SweepGrace, 30*time.Second)
 	setDefault(&c.SweepStale, 5*time.Minute)
 	setDefault(&c.ReconcileAfter, 5*time.Minute)
@@ -97,6 +107,7 @@ func (c *Config) defaults() {
 	setDefault(&c.MaintenanceEvery, 10*time.Second)
 	setDefault(&c.DeadlineMargin, 5*time.Second)
 	setDefault(&c.OutboxRetention, 7*24*time.Hour)
+	setDefault(&c.EvidenceRetention, 30*24*time.Hour)
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -256,6 +267,7 @@ func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
 	if _, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, p.operations(ctx, st, errors.Join(errs...))) // issue 12: heartbeat, evidence pruning, metrics
 	return st, errors.Join(errs...)
 }
 

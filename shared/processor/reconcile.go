@@ -21,8 +21,12 @@ func (p *Processor) reconcile(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	watched, err := p.store.FinalOrdersToWatch(ctx, now, p.cfg.LatePaymentWatch, p.cfg.ReconcileAfter, p.cfg.ReconcileBatch)
+	if err != nil {
+		return 0, err
+	}
 	var moved atomic.Int64
-	forEach(orders, p.cfg.Concurrency, func(o pay.Order) {
+	forEach(append(orders, watched...), p.cfg.Concurrency, func(o pay.Order) {
 		if p.reconcileOrder(ctx, o) {
 			moved.Add(1)
 		}
@@ -37,13 +41,15 @@ func (p *Processor) checkSpacing() time.Duration {
 
 func (p *Processor) reconcileOrder(ctx context.Context, o pay.Order) bool {
 	log := p.log.With("order_id", o.ID)
+	// A check is as recent as its questions: Lakala answered about the moment it was asked.
+	askedAt := time.Now()
 	moved, checkErr := p.checkOrder(ctx, o)
 	msg := ""
 	if checkErr != nil {
 		msg = checkErr.Error()
 		log.WarnContext(ctx, "reconcile: check failed", "err", checkErr)
 	}
-	failures, err := p.store.RecordCheck(ctx, o.ID, time.Now(), msg)
+	failures, err := p.store.RecordCheck(ctx, o.ID, askedAt, msg)
 	if err != nil {
 		log.WarnContext(ctx, "reconcile: recording the check failed", "err", err)
 		return moved
@@ -63,8 +69,12 @@ func (p *Processor) reconcileOrder(ctx context.Context, o pay.Order) bool {
 
 // checkOrder queries every cashier order of a live order that may be payable, applies what a
 // query decides (a payment, a final cashier order), and starts the wind-down of an order past
-// its expiry. An order already winding down only has its task requeued.
+// its expiry. An order already winding down only has its task requeued. Of a final order, it
+// queries the closed cashier orders, where a late payment may have landed (a review case).
 func (p *Processor) checkOrder(ctx context.Context, o pay.Order) (moved bool, err error) {
+	if o.Status.Final() {
+		return false, p.checkClosed(ctx, o)
+	}
 	if o.ClosingReason != "" {
 		p.svc.RequeuePayment(ctx, o.ID, "wind down: "+o.ClosingReason)
 		return false, nil
@@ -101,4 +111,27 @@ func (p *Processor) checkOrder(ctx context.Context, o pay.Order) (moved bool, er
 		}
 	}
 	return moved, errors.Join(errs...)
+}
+
+// checkClosed looks for payments on the closed cashier orders of a final order.
+func (p *Processor) checkClosed(ctx context.Context, o pay.Order) error {
+	attempts, err := p.store.Attempts(ctx, o.ID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range attempts {
+		if a.State != pay.AttemptClosed {
+			continue
+		}
+		q, err := p.pay.Gateway().QueryCashierOrder(ctx, a.OutOrderNo)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("query %s: %w", a.OutOrderNo, err))
+			continue
+		}
+		if _, err := p.svc.ApplyReport(ctx, a, service.ReportFromQuery(q, time.Now()), "query", nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

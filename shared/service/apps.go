@@ -120,28 +120,6 @@ func (s *Service) DisableApp(ctx context.Context, appID string) (aclApplied bool
 	return err == nil, err
 }
 
-// AppStatus is an app as `apps list` shows it.
-type AppStatus struct {
-	postgres.App
-	RedisUser   string
-	RedisUserOn bool
-	RedisErr    error // the user's state could not be read
-}
-
-// Apps lists the apps with the state of their Redis users.
-func (s *Service) Apps(ctx context.Context) ([]AppStatus, error) {
-	apps, err := s.store.Apps(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]AppStatus, len(apps))
-	for i, a := range apps {
-		out[i] = AppStatus{App: a, RedisUser: s.streams.AppUser(a.ID)}
-		out[i].RedisUserOn, out[i].RedisErr = s.streams.AppUserEnabled(ctx, a.ID)
-	}
-	return out, nil
-}
-
 func (s *Service) app(ctx context.Context, appID string) (postgres.App, error) {
 	if err := validApp(appID); err != nil {
 		return postgres.App{}, err

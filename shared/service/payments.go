@@ -26,6 +26,8 @@ type PaymentsConfig struct {
 	VisibilityLag time.Duration
 	// MaxCashierOrders bounds the cashier orders (attempts) one order may use. Default 5.
 	MaxCashierOrders int
+	// CloseLease is how long a merchant's close holds the order's task. Default 30 s.
+	CloseLease time.Duration
 	// MinLifetime: a new cashier order is created only if the order has at least this long
 	// left before it expires (Lakala wants order_efficient_time in the future). Default 1 min,
 	// or a quarter of OrderTTL if that is shorter.
@@ -44,6 +46,9 @@ func (c *PaymentsConfig) defaults() {
 	}
 	if c.MaxCashierOrders == 0 {
 		c.MaxCashierOrders = 5
+	}
+	if c.CloseLease == 0 {
+		c.CloseLease = 30 * time.Second
 	}
 	if c.MinLifetime == 0 {
 		c.MinLifetime = min(time.Minute, c.OrderTTL/4)
@@ -155,7 +160,7 @@ func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.A
 // have created it; a gateway may refuse the repeated number).
 func (p *Payments) submitCreate(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
 	a.Submissions++
-	a.UpdatedAt = p.Now()
+	a.SubmittedAt, a.UpdatedAt = p.Now(), p.Now()
 	if err := p.store.SaveAttempt(ctx, &a); err != nil {
 		return taskRetry("record create call: %v", err)
 	}
@@ -240,15 +245,14 @@ func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attemp
 		a.State, a.UpdatedAt = pay.AttemptAbsent, p.Now()
 		return true, p.saveAttempt(ctx, a)
 	}
-	lastCall := a.UpdatedAt
 	_, closeErr := p.gw.CloseCashierOrder(ctx, a.OutOrderNo)
 	q, err := p.gw.QueryCashierOrder(ctx, a.OutOrderNo)
 	now := p.Now()
 	switch {
 	case err == nil:
 		report := ReportFromQuery(q, now)
-		switch report.Outcome {
-		case pay.OutcomePaid:
+		switch {
+		case report.Outcome == pay.OutcomePaid:
 			a.State, a.LastError, a.UpdatedAt = pay.AttemptPaid, "", now
 			if r := p.saveAttempt(ctx, a); r != nil {
 				return false, r
@@ -258,15 +262,20 @@ func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attemp
 				return false, &r
 			}
 			return true, nil
-		case pay.OutcomeFinalUnpaid:
+		// Closed: Lakala said so to the close (a query may not see it yet), or the query says
+		// closed or cancelled, or it says failed or expired and Lakala answered the close (a
+		// refusal then means it cannot be closed: it is final). A failed or expired order whose
+		// close went unanswered is closed again: only a close stops a payer for sure.
+		case closeErr == nil || report.ClosedAtGateway ||
+			(report.Outcome == pay.OutcomeFinalUnpaid && isRejection(closeErr)):
 			a.State, a.LastError = pay.AttemptClosed, ""
 		default:
-			a.LastError = "still payable after close"
-			if closeErr != nil {
-				a.LastError += ": " + closeErr.Error()
-			}
+			a.LastError = fmt.Sprintf("order_status %s after close: %v", q.OrderStatus, closeErr)
 		}
-	case isRejection(err) && a.State == pay.AttemptCreating && now.Sub(lastCall) >= p.cfg.VisibilityLag:
+	case closeErr == nil:
+		// Lakala closed it; the query does not see it yet.
+		a.State, a.LastError = pay.AttemptClosed, ""
+	case isRejection(err) && a.State == pay.AttemptCreating && now.Sub(a.SubmittedAt) >= p.cfg.VisibilityLag:
 		// Not found, longer after the last create call than Lakala takes to show an order: it
 		// was never created.
 		a.State, a.LastError = pay.AttemptAbsent, ""

@@ -18,6 +18,7 @@ CREATE TABLE payment_attempts (
     pay_order_no     text,
     counter_url      text,
     submissions      int NOT NULL DEFAULT 0, -- create calls sent for this out_order_no
+    submitted_at     timestamptz,            -- when the last of them was sent
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
@@ -70,6 +71,9 @@ ALTER TABLE refund_orders
     ADD COLUMN result_seq int NOT NULL DEFAULT 0,
     -- refund calls sent under out_trade_no; only the answer to the first can fail the refund
     ADD COLUMN submissions int NOT NULL DEFAULT 0;
+
+-- Final orders are watched for a while for payments that land on their closed cashier orders.
+CREATE INDEX payment_orders_final_idx ON payment_orders (updated_at) WHERE status IN ('succeeded', 'failed');
 
 -- Result messages carry the subject (order or refund) and its per-subject sequence number; no
 -- message of a subject is published while an older one of the same subject is unpublished.

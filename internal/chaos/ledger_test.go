@@ -1,0 +1,577 @@
+// Package chaos holds the ledger-agreement property suite: seeded random schedules of payments,
+// failures, expiries and refunds against a sandbox playing a random reading of every behaviour of
+// Lakala's nobody could confirm, with lost answers, lagging queries, injected errors and
+// processors killed mid-task — and, at quiescence, the invariants that say our ledger and the
+// gateway's agree.
+//
+//	go test ./internal/chaos -schedules 300            (make chaos)
+//	go test ./internal/chaos -seed 1234 -v              (re-run one schedule)
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loomipay/loomipay/internal/sandbox"
+	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/processor"
+)
+
+var (
+	schedules  = flag.Int("schedules", 12, "how many seeded schedules to run")
+	seedFlag   = flag.Uint64("seed", 0, "run only the schedule with this seed")
+	processors = flag.Int("processors", 1, "processors running at once in each schedule")
+)
+
+// TestLedgerAgreement runs the schedules, each in parallel with the others (go test -parallel).
+func TestLedgerAgreement(t *testing.T) {
+	seeds := []uint64{*seedFlag}
+	if *seedFlag == 0 {
+		base := uint64(time.Now().UnixNano())
+		if s := os.Getenv("SEED"); s != "" {
+			v, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				t.Fatalf("SEED=%q is not a number", s)
+			}
+			base, seeds = v, []uint64{v}
+		} else {
+			seeds = nil
+			for i := range *schedules {
+				seeds = append(seeds, base+uint64(i)*7919)
+			}
+		}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Parallel()
+			defer func() {
+				if t.Failed() {
+					t.Logf("re-run this schedule: make chaos SEED=%d", seed)
+				}
+			}()
+			runSchedule(t, seed, *processors)
+		})
+	}
+}
+
+// What the payer does with an order.
+type payerAction int
+
+const (
+	pays          payerAction = iota // pays
+	fails                            // the payment fails, and the payer gives up
+	failsThenPays                    // the payment fails, the payer tries again and pays
+	leaves                           // never pays: the order expires
+	paysLate                         // pays after the order expired (or tries to)
+	paysTwice                        // presses Pay twice
+	numActions
+)
+
+var actionNames = []string{"pays", "fails", "fails-then-pays", "leaves", "pays-late", "pays-twice"}
+
+// schedule is everything one seed decides.
+type schedule struct {
+	faults   sandbox.Faults
+	orders   []plannedOrder
+	killRate time.Duration // mean time between processor kills; 0: none
+}
+
+type plannedOrder struct {
+	id      string
+	amount  int64
+	action  payerAction
+	refunds []plannedRefund
+}
+
+type plannedRefund struct {
+	id         string // merchant_refund_id
+	amount     int64
+	repeat     bool // sent twice with the same merchant_refund_id
+	concurrent bool // sent at the same time as the previous one
+}
+
+func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.IntN(len(xs))] }
+
+func plan(seed uint64) schedule {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	var s schedule
+	s.faults = sandbox.Faults{
+		DuplicateCreate:      pick(r, sandbox.DuplicateCreateRefuse, sandbox.DuplicateCreateRefuse, sandbox.DuplicateCreateReturn),
+		DuplicateRefund:      pick(r, sandbox.DuplicateRefundRefuse, sandbox.DuplicateRefundExceeds, sandbox.DuplicateRefundFirstAnswer),
+		FailedTradePayable:   r.IntN(4) != 0,
+		ResignNotifyRetries:  r.IntN(2) == 0,
+		PayAfterClose:        r.IntN(3) == 0,
+		AutoRefundAfterClose: r.IntN(4) != 0,
+		QueryLag:             pick(r, 0, 0, 100*time.Millisecond, 400*time.Millisecond),
+		LostAnswerRate:       pick(r, 0, 0.1, 0.3),
+		LostAnswerMode:       pick(r, sandbox.LostAnswerDrop, sandbox.LostAnswer502, sandbox.LostAnswerTimeout),
+		ErrorRate:            pick(r, 0, 0, 0.1),
+		DuplicateNotify:      r.IntN(3) == 0,
+		DropNotify:           r.IntN(5) == 0,
+		NotifyDelay:          pick(r, 0, 0, 150*time.Millisecond),
+		Latency:              pick(r, 0, 5*time.Millisecond),
+		Seed:                 int64(seed%1_000_000_007) + 1,
+	}
+	s.killRate = pick(r, 0, 700*time.Millisecond, 1500*time.Millisecond)
+	n := 2 + r.IntN(3)
+	for i := range n {
+		o := plannedOrder{id: fmt.Sprintf("o%d", i), amount: int64(100 + r.IntN(99_900)), action: payerAction(r.IntN(int(numActions)))}
+		if o.action == pays || o.action == failsThenPays || o.action == paysTwice {
+			for j := range r.IntN(4) {
+				rf := plannedRefund{id: fmt.Sprintf("r%d_%d", i, j), repeat: r.IntN(4) == 0, concurrent: r.IntN(3) == 0}
+				// Most are partial; some would overdraw the remainder.
+				rf.amount = 1 + r.Int64N(o.amount/2)
+				if r.IntN(5) == 0 {
+					rf.amount = o.amount
+				}
+				o.refunds = append(o.refunds, rf)
+			}
+		}
+		s.orders = append(s.orders, o)
+	}
+	return s
+}
+
+func (s schedule) String() string {
+	var b strings.Builder
+	f := s.faults
+	fmt.Fprintf(&b, "readings: duplicate_create=%s duplicate_refund=%s failed_trade_payable=%v resign=%v pay_after_close=%v auto_refund=%v\n",
+		f.DuplicateCreate, f.DuplicateRefund, f.FailedTradePayable, f.ResignNotifyRetries, f.PayAfterClose, f.AutoRefundAfterClose)
+	fmt.Fprintf(&b, "faults: query_lag=%s lost_answer_rate=%v (%s) error_rate=%v duplicate_notify=%v drop_notify=%v notify_delay=%s kill_every=%s\n",
+		f.QueryLag, f.LostAnswerRate, f.LostAnswerMode, f.ErrorRate, f.DuplicateNotify, f.DropNotify, f.NotifyDelay, s.killRate)
+	for _, o := range s.orders {
+		fmt.Fprintf(&b, "order %s: %d fen, payer %s", o.id, o.amount, actionNames[o.action])
+		for _, r := range o.refunds {
+			fmt.Fprintf(&b, "; refund %s %d%s%s", r.id, r.amount, map[bool]string{true: " repeated"}[r.repeat], map[bool]string{true: " concurrent"}[r.concurrent])
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+const (
+	orderTTL      = 3 * time.Second
+	lakalaTimeout = 300 * time.Millisecond
+	quiescence    = 40 * time.Second // a schedule that has not settled by then fails
+)
+
+func runSchedule(t *testing.T, seed uint64, nProcessors int) {
+	sched := plan(seed)
+	t.Logf("schedule %d:\n%s", seed, sched)
+	cfg := processor.Config{
+		OrderTTL: orderTTL, Lease: 1500 * time.Millisecond, VisibilityLag: sched.faults.QueryLag + 200*time.Millisecond,
+		ReconcileAfter: 300 * time.Millisecond, MaintenanceEvery: 100 * time.Millisecond, ReadBlock: 50 * time.Millisecond,
+		BackoffBase: 20 * time.Millisecond, BackoffMax: 300 * time.Millisecond, MaxAttempts: 8,
+		SweepGrace: 50 * time.Millisecond, SweepStale: 2 * time.Second, Concurrency: 8,
+	}
+	if err := cfg.Validate(lakalaTimeout); err != nil {
+		t.Fatal(err)
+	}
+	st := testenv.NewStack(t, testenv.StackOptions{Processor: cfg, LakalaTimeout: lakalaTimeout})
+	st.SetFaults(sched.faults)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+
+	procs := newFleet(st, cfg, nProcessors, sched.killRate, seed)
+	procs.start(ctx)
+
+	// A payer waits for its order as a browser would, but not for ever: an order may stay live
+	// under review (nobody can say whether its cashier order exists).
+	payCtx, cancelPayers := context.WithTimeout(ctx, quiescence)
+	var wg sync.WaitGroup
+	for _, o := range sched.orders {
+		wg.Go(func() { payer(payCtx, t, st, o) })
+	}
+	wg.Wait()
+	cancelPayers()
+	settle(ctx, t, st, sched)
+	procs.stop()
+	if t.Failed() {
+		return
+	}
+	checkInvariants(t, st, sched)
+}
+
+// fleet runs processors and kills them at random, as a Lambda timeout or a crash would.
+type fleet struct {
+	st       *testenv.Stack
+	cfg      processor.Config
+	n        int
+	killRate time.Duration
+	rng      *rand.Rand
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
+}
+
+func newFleet(st *testenv.Stack, cfg processor.Config, n int, killRate time.Duration, seed uint64) *fleet {
+	return &fleet{st: st, cfg: cfg, n: n, killRate: killRate, rng: rand.New(rand.NewPCG(seed, 1))}
+}
+
+func (f *fleet) start(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	f.cancel = cancel
+	for i := range f.n {
+		f.wg.Go(func() {
+			for run := 0; ctx.Err() == nil; run++ {
+				cfg := f.cfg
+				cfg.Consumer = fmt.Sprintf("processor-%d", i)
+				cfg.NotifyURL = f.st.API.URL + "/webhooks/lakala"
+				p := processor.New(f.st.Service, f.st.Lakala, cfg)
+				runCtx, kill := context.WithCancel(ctx)
+				if f.killRate > 0 {
+					time.AfterFunc(f.killRate/2+time.Duration(f.rng.Int64N(int64(f.killRate))), kill)
+				}
+				_, _ = p.Run(runCtx)
+				kill()
+			}
+		})
+	}
+}
+
+func (f *fleet) stop() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+// api is a small client of the stack's API that returns errors instead of failing the test, for
+// use from goroutines.
+type api struct{ st *testenv.Stack }
+
+func (a api) do(ctx context.Context, method, path, body string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, a.st.API.URL+path, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.st.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+type orderView struct {
+	ID        string         `json:"id"`
+	Status    string         `json:"status"`
+	ExtraData map[string]any `json:"extra_data"`
+}
+
+func (a api) order(ctx context.Context, id string) (orderView, error) {
+	code, body, err := a.do(ctx, http.MethodGet, "/api/v1/payment-orders/"+id+"?app_id="+a.st.AppID, "")
+	var o orderView
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("get order %s = %d %s", id, code, body)
+	}
+	if err == nil {
+		err = json.Unmarshal(body, &o)
+	}
+	return o, err
+}
+
+// payer creates the order (twice, at once: a retried request), waits for its payment URL like a
+// browser would, acts on it, then asks for the order's refunds once it succeeded.
+func payer(ctx context.Context, t *testing.T, st *testenv.Stack, o plannedOrder) {
+	a := api{st}
+	body := fmt.Sprintf(`{"app_id":%q,"merchant_order_id":%q,"amount":%d,"order_type":"payment","subject":"chaos"}`, st.AppID, o.id, o.amount)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			code, resp, err := a.do(ctx, http.MethodPost, "/api/v1/payment-orders", body)
+			if ctx.Err() == nil && (err != nil || (code != http.StatusAccepted && code != http.StatusOK)) {
+				t.Errorf("create %s = %d %s %v", o.id, code, resp, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	url := waitFor(ctx, a, o.id, func(v orderView) bool {
+		_, has := v.ExtraData["payment_url"].(string)
+		return has || v.Status == "failed" || v.Status == "succeeded"
+	})
+	payURL, _ := url.ExtraData["payment_url"].(string)
+	payOrderNo := payURL[strings.LastIndex(payURL, "/")+1:]
+	if payURL == "" {
+		return // the order ended (or is under review) before it could be paid
+	}
+	act := func(pay bool) {
+		var err error
+		if pay {
+			err = st.Sandbox.Pay(ctx, payOrderNo)
+		} else {
+			err = st.Sandbox.Fail(ctx, payOrderNo)
+		}
+		if err != nil && !errors.Is(err, sandbox.ErrNotPayable) && ctx.Err() == nil {
+			t.Errorf("payer of %s: %v", o.id, err)
+		}
+	}
+	switch o.action {
+	case pays:
+		act(true)
+	case fails:
+		act(false)
+	case failsThenPays:
+		act(false)
+		time.Sleep(100 * time.Millisecond)
+		act(true)
+	case leaves:
+	case paysLate:
+		waitFor(ctx, a, o.id, func(v orderView) bool { return v.Status == "failed" || v.Status == "succeeded" })
+		act(true)
+	case paysTwice:
+		act(true)
+		act(true)
+	}
+	if len(o.refunds) == 0 {
+		return
+	}
+	if v := waitFor(ctx, a, o.id, func(v orderView) bool { return v.Status == "failed" || v.Status == "succeeded" }); v.Status != "succeeded" {
+		return
+	}
+	var rg sync.WaitGroup
+	for _, rf := range o.refunds {
+		send := func() {
+			body := fmt.Sprintf(`{"app_id":%q,"payment_order_id":%q,"amount":%d,"merchant_refund_id":%q,"reason":"chaos"}`, st.AppID, url.ID, rf.amount, rf.id)
+			code, resp, err := a.do(ctx, http.MethodPost, "/api/v1/refund-orders", body)
+			switch {
+			case err != nil && ctx.Err() != nil:
+			case err != nil:
+				t.Errorf("refund %s: %v", rf.id, err)
+			case code == http.StatusAccepted || code == http.StatusOK:
+			case code == http.StatusBadRequest && bytes.Contains(resp, []byte(pay.CodeRefundExceeds)):
+			default:
+				t.Errorf("refund %s = %d %s", rf.id, code, resp)
+			}
+		}
+		if !rf.concurrent {
+			rg.Wait()
+		}
+		rg.Go(send)
+		if rf.repeat {
+			rg.Go(send)
+		}
+	}
+	rg.Wait()
+}
+
+// waitFor polls an order until cond holds or ctx ends.
+func waitFor(ctx context.Context, a api, id string, cond func(orderView) bool) orderView {
+	for ctx.Err() == nil {
+		v, err := a.order(ctx, id)
+		if err == nil && cond(v) {
+			return v
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	return orderView{}
+}
+
+// settle waits until nothing is left to happen: every order final (or under review), every
+// refund final (or under review), every task at rest, every result published.
+func settle(ctx context.Context, t *testing.T, st *testenv.Stack, sched schedule) {
+	t.Helper()
+	since := time.Now() // every payer is done
+	deadline := since.Add(quiescence)
+	var why string
+	for time.Now().Before(deadline) {
+		// Lakala keeps retrying notifications; wait for the sandbox to be done too.
+		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		busy := st.Sandbox.WaitNotifications(wctx) != nil
+		cancel()
+		// A late payment shows in a query only after the lag: look for checks after that.
+		if why = unsettled(t, st, since.Add(sched.faults.QueryLag)); why == "" && !busy {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("no quiescence after %s: %s", quiescence, why)
+}
+
+func unsettled(t *testing.T, st *testenv.Stack, since time.Time) string {
+	ctx := context.Background()
+	var n int
+	q := func(sql string, args ...any) int {
+		if err := st.Store.Pool().QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	switch {
+	case q(`SELECT count(*) FROM payment_orders o WHERE status IN ('pending', 'processing')
+		AND NOT EXISTS (SELECT 1 FROM review_cases c WHERE c.payment_order_id = o.id AND c.resolved_at IS NULL)`) > 0:
+		return fmt.Sprintf("%d live orders without a review case", n)
+	case q(`SELECT count(*) FROM refund_orders r WHERE status IN ('pending', 'processing')
+		AND NOT EXISTS (SELECT 1 FROM review_cases c WHERE c.refund_order_id = r.id AND c.resolved_at IS NULL)`) > 0:
+		return fmt.Sprintf("%d live refunds without a review case", n)
+	case q(`SELECT count(*) FROM tasks WHERE state = 'queued'`) > 0:
+		return fmt.Sprintf("%d queued tasks", n)
+	case q(`SELECT count(*) FROM outbox WHERE published_at IS NULL`) > 0:
+		return fmt.Sprintf("%d unpublished results", n)
+	case q(`SELECT count(*) FROM payment_orders o WHERE status IN ('succeeded', 'failed')
+		AND (checked_at IS NULL OR checked_at < $1)
+		AND EXISTS (SELECT 1 FROM payment_attempts a WHERE a.payment_order_id = o.id AND a.state = 'closed')`, since) > 0:
+		// A payer may have paid a closed cashier order after the last look.
+		return fmt.Sprintf("%d final orders with a closed cashier order not looked at since the payers finished", n)
+	}
+	return ""
+}
+
+// checkInvariants compares our ledger with the gateway's, order by order.
+func checkInvariants(t *testing.T, st *testenv.Stack, sched schedule) {
+	ctx := context.Background()
+	ledger := st.Sandbox.Ledger()
+	byNo := map[string]sandbox.LedgerOrder{}
+	for _, lo := range ledger.Orders {
+		byNo[lo.OutOrderNo] = lo
+	}
+	for _, lr := range ledger.Refunds {
+		if lr.Applied > 1 {
+			t.Errorf("refund %s was applied %d times at the gateway", lr.OutTradeNo, lr.Applied)
+		}
+	}
+	payments, refunds := results(t, st)
+	for _, planned := range sched.orders {
+		var o pay.Order
+		var err error
+		if o, err = st.Store.OrderByMerchantID(ctx, st.AppID, planned.id); err != nil {
+			t.Errorf("order %s: %v", planned.id, err)
+			continue
+		}
+		reviews, err := st.Store.OpenReviewCases(ctx, o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]bool{}
+		refundReview := false
+		for _, c := range reviews {
+			t.Logf("order %s: review case %s: %s", planned.id, c.Kind, c.Summary)
+			kinds[c.Kind] = true
+			refundReview = refundReview || c.RefundOrderID != ""
+		}
+		as, err := st.Store.Attempts(ctx, o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var paidCount int
+		var paid, refunded, autoRefunded int64
+		for _, a := range as {
+			lo, ok := byNo[a.OutOrderNo]
+			if !ok {
+				continue // never created at the gateway
+			}
+			paidCount += lo.Payments
+			paid += lo.Paid
+			refunded += lo.Refunded
+			autoRefunded += lo.AutoRefunded
+			if lo.Refunded > lo.Paid {
+				t.Errorf("order %s: cashier order %s refunded %d of %d paid", planned.id, a.OutOrderNo, lo.Refunded, lo.Paid)
+			}
+			if o.Status != pay.StatusProcessing && lo.Payable && !lo.Closed && lo.Payments == 0 {
+				t.Errorf("order %s is %s but its cashier order %s is open at the gateway (%+v)", planned.id, o.Status, a.OutOrderNo, lo)
+			}
+		}
+		// Cashier orders the gateway has and we do not know of.
+		for no, lo := range byNo {
+			if strings.HasPrefix(no, pay.OutOrderNo(o.ID)) || strings.HasPrefix(no, pay.AttemptOutOrderNo(o.ID, 2)[:26]) {
+				if !slices.ContainsFunc(as, func(a pay.Attempt) bool { return a.OutOrderNo == no }) {
+					t.Errorf("order %s: the gateway has cashier order %s (%+v) we have no record of", planned.id, no, lo)
+				}
+			}
+		}
+		// Paid at the gateway ⇔ succeeded here, or an open review case explains the difference.
+		switch {
+		case o.Status == pay.StatusSucceeded && paidCount == 1 && paid == o.Amount:
+		case o.Status == pay.StatusSucceeded && paidCount > 1 && kinds[pay.ReviewDuplicatePayment]:
+		case o.Status == pay.StatusFailed && paidCount == 0:
+		case o.Status == pay.StatusFailed && (kinds[pay.ReviewPaidAfterFailed] || kinds[pay.ReviewAmountMismatch]):
+		case !o.Status.Final() && len(reviews) > 0:
+		default:
+			t.Errorf("order %s: %s here, paid %d time(s) (%d fen) at the gateway, open reviews %v", planned.id, o.Status, paidCount, paid, kinds)
+		}
+		// The gateway's refunded total = refunded_amount (auto-refunds of late payments are the
+		// review case's), or a review case on one of its refunds.
+		if got := refunded - autoRefunded; got != o.RefundedAmount && !refundReview {
+			t.Errorf("order %s: gateway refunded %d (plus %d automatically), refunded_amount %d", planned.id, got, autoRefunded, o.RefundedAmount)
+		}
+		if o.RefundedAmount > o.Amount {
+			t.Errorf("order %s: refunded_amount %d exceeds the amount %d", planned.id, o.RefundedAmount, o.Amount)
+		}
+		if strings.HasPrefix(o.FailureReason, pay.ReasonGatewayRejected) {
+			t.Errorf("order %s: %s (the sandbox rejects only requests that are wrong)", planned.id, o.FailureReason)
+		}
+		t.Logf("order %s: %s %s, %d cashier order(s), paid %d time(s) at the gateway, refunded %d, reviews %v",
+			planned.id, o.Status, o.FailureReason, len(as), paidCount, o.RefundedAmount, slices.Sorted(maps.Keys(kinds)))
+		checkChain(t, "order "+planned.id, payments[o.ID], o.Status, o.ResultSeq)
+		rs, err := st.Store.RefundsOf(ctx, o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var succeeded int64
+		for _, r := range rs {
+			if r.Status == pay.StatusSucceeded {
+				succeeded += r.Amount
+			}
+			checkChain(t, "refund "+r.ID, refunds[r.ID], r.Status, r.ResultSeq)
+		}
+		if succeeded != o.RefundedAmount {
+			t.Errorf("order %s: succeeded refunds add up to %d, refunded_amount %d", planned.id, succeeded, o.RefundedAmount)
+		}
+	}
+}
+
+// results reads both result streams, drops repeats by event_id, and groups the messages by
+// subject in stream order.
+func results(t *testing.T, st *testenv.Stack) (payments, refunds map[string][]map[string]string) {
+	payments, refunds = map[string][]map[string]string{}, map[string][]map[string]string{}
+	seen := map[string]bool{}
+	for _, m := range st.Results(t, pay.StreamPaymentResults) {
+		if !seen[m["event_id"]] {
+			seen[m["event_id"]] = true
+			payments[m["payment_order_id"]] = append(payments[m["payment_order_id"]], m)
+		}
+	}
+	for _, m := range st.Results(t, pay.StreamRefundResults) {
+		if !seen[m["event_id"]] {
+			seen[m["event_id"]] = true
+			refunds[m["refund_order_id"]] = append(refunds[m["refund_order_id"]], m)
+		}
+	}
+	return payments, refunds
+}
+
+// checkChain: every status change has its message, and the messages of one subject chain —
+// seq 1, 2, 3 … in stream order, old_status the previous new_status, the last one the status now.
+func checkChain(t *testing.T, what string, msgs []map[string]string, status pay.Status, resultSeq int) {
+	t.Helper()
+	if len(msgs) != resultSeq {
+		t.Errorf("%s: %d messages on its stream, %d status changes", what, len(msgs), resultSeq)
+	}
+	prev := string(pay.StatusPending)
+	for i, m := range msgs {
+		if m["seq"] != strconv.Itoa(i+1) || m["old_status"] != prev {
+			t.Errorf("%s: message %d is seq %s %s → %s; want seq %d from %s", what, i, m["seq"], m["old_status"], m["new_status"], i+1, prev)
+		}
+		prev = m["new_status"]
+	}
+	if prev != string(status) {
+		t.Errorf("%s: last message says %s; it is %s", what, prev, status)
+	}
+}

@@ -1,0 +1,280 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/console"
+	"github.com/loomipay/loomipay/shared/ops"
+	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/service"
+)
+
+type env struct {
+	srv   *httptest.Server
+	ops   *ops.Ops
+	store *postgres.Store
+}
+
+func newEnv(t *testing.T, cfg console.Config) env {
+	t.Helper()
+	store := testenv.Postgres(t)
+	svc := service.New(store, testenv.Streams(t), testenv.Logger(), service.Config{})
+	o := ops.New(svc)
+	cfg.Logger = testenv.Logger()
+	srv := httptest.NewServer(console.New(o, cfg).Handler())
+	t.Cleanup(srv.Close)
+	return env{srv: srv, ops: o, store: store}
+}
+
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func (e env) browser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: e.srv.URL, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) get(path string) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.base + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func (b *browser) post(path string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.PostForm(b.base+path, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, body string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no csrf field in\n%s", body)
+	}
+	return m[1]
+}
+
+func (b *browser) login(token string) *http.Response {
+	b.t.Helper()
+	_, page := b.get("/console/login")
+	resp, _ := b.post("/console/login", url.Values{"csrf": {csrfOf(b.t, page)}, "token": {token}, "next": {"/console/reviews"}})
+	return resp
+}
+
+func operatorToken(t *testing.T, e env, name string, role ops.Role) string {
+	t.Helper()
+	tok, _, err := e.ops.CreateOperator(context.Background(), ops.Actor{Name: "test", Role: ops.RoleAdmin, Via: "cli"}, name, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestLoginSessionCookieAndLogout(t *testing.T) {
+	e := newEnv(t, console.Config{}) // production cookies: Secure
+	tok := operatorToken(t, e, "olga", ops.RoleOperator)
+	b := e.browser(t)
+
+	resp, _ := b.get("/console/orders")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/login?next=") {
+		t.Fatalf("unauthenticated page = %d → %s; want a redirect to login", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = b.post("/console/reviews/1/resolve", url.Values{"outcome": {"x"}, "note": {"y"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unauthenticated post = %d; want 401", resp.StatusCode)
+	}
+
+	// A login form post without the login page's CSRF cookie is refused.
+	resp, _ = b.post("/console/login", url.Values{"csrf": {"forged"}, "token": {tok}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("login without CSRF = %d; want 403", resp.StatusCode)
+	}
+	_, page := b.get("/console/login")
+	resp, body := b.post("/console/login", url.Values{"csrf": {csrfOf(t, page)}, "token": {"lpo_bad_token"}})
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "unknown or disabled") {
+		t.Fatalf("bad token login = %d", resp.StatusCode)
+	}
+
+	resp = b.login(tok)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/reviews" {
+		t.Fatalf("login = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "loomipay_console" && c.Value != "" {
+			session = c
+		}
+	}
+	if session == nil || !session.HttpOnly || !session.Secure || session.SameSite != http.SameSiteStrictMode || session.Path != "/console" || session.MaxAge != 8*3600 {
+		t.Fatalf("session cookie %+v; want HttpOnly, Secure, SameSite=Strict, Path=/console, 8 h", session)
+	}
+	if got := e.scalar(t, `SELECT count(*)::text FROM operator_sessions WHERE token_hash = sha256($1::bytea)`, []byte(session.Value)); got != "1" {
+		t.Fatalf("session stored by hash: %s rows", got)
+	}
+	// The jar does not send Secure cookies over http; a real browser on https does.
+	session.Secure = false
+	u, _ := url.Parse(e.srv.URL + "/console")
+	b.c.Jar.SetCookies(u, []*http.Cookie{session})
+
+	resp, body = b.get("/console")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "olga · operator") {
+		t.Fatalf("overview = %d", resp.StatusCode)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options"} {
+		if resp.Header.Get(h) == "" {
+			t.Errorf("no %s header", h)
+		}
+	}
+	resp, _ = b.post("/console/logout", url.Values{"csrf": {csrfOf(t, body)}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout = %d", resp.StatusCode)
+	}
+	if got := e.scalar(t, `SELECT count(*)::text FROM operator_sessions`); got != "0" {
+		t.Fatalf("%s sessions after logout", got)
+	}
+	b.c.Jar.SetCookies(u, []*http.Cookie{session}) // a stolen cookie after logout
+	if resp, _ := b.get("/console"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("page with a logged-out cookie = %d; want a redirect to login", resp.StatusCode)
+	}
+}
+
+func (e env) scalar(t *testing.T, q string, args ...any) string {
+	t.Helper()
+	var s string
+	if err := e.store.Pool().QueryRow(context.Background(), q, args...).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSessionExpires(t *testing.T) {
+	e := newEnv(t, console.Config{Dev: true, SessionTTL: time.Second})
+	b := e.browser(t)
+	b.login(operatorToken(t, e, "vic", ops.RoleViewer))
+	if resp, _ := b.get("/console"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("fresh session = %d", resp.StatusCode)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if resp, _ := b.get("/console"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("expired session = %d; want a redirect to login", resp.StatusCode)
+	}
+}
+
+func TestPagesRolesAndCSRF(t *testing.T) {
+	e := newEnv(t, console.Config{Dev: true})
+	ctx := context.Background()
+	id := testenv.SeedOrder(t, e.store, "shop", "M-1", "succeeded", 12345)
+	refundID := testenv.SeedRefund(t, e.store, id, "processing", 2345)
+	caseID := testenv.SeedReviewCase(t, e.store, ops.KindRefundOutcomeUnknown, id, refundID, "unknown at Lakala")
+
+	viewer := e.browser(t)
+	viewer.login(operatorToken(t, e, "vic", ops.RoleViewer))
+	op := e.browser(t)
+	op.login(operatorToken(t, e, "olga", ops.RoleOperator))
+
+	for _, p := range []string{"/console", "/console/orders?q=M-1", "/console/orders/" + id, "/console/refunds", "/console/reviews", "/console/dlq", "/console/apps", "/console/audit"} {
+		resp, body := viewer.get(p)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("viewer GET %s = %d", p, resp.StatusCode)
+		}
+		if strings.Contains(body, "/resolve\"") || strings.Contains(body, "/redrive\"") {
+			t.Errorf("viewer sees an action form on %s", p)
+		}
+	}
+	_, body := viewer.get("/console/orders?q=M-1")
+	if !strings.Contains(body, "¥123.45") {
+		t.Error("orders page does not show the amount in yuan with fen")
+	}
+	if resp, _ := viewer.get("/console/orders?status=lost"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad status filter = %d; want 400", resp.StatusCode)
+	}
+	if resp, _ := viewer.get("/console/orders/nope"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown order = %d; want 404", resp.StatusCode)
+	}
+
+	// A viewer with a valid CSRF token is still refused, server-side, and the refusal audited.
+	_, body = viewer.get("/console/reviews")
+	form := url.Values{"csrf": {csrfOf(t, body)}, "outcome": {ops.OutcomeRefundSucceeded}, "note": {"checked"}}
+	resp, body := viewer.post(fmt.Sprintf("/console/reviews/%d/resolve", caseID), form)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "needs the operator role") {
+		t.Fatalf("viewer resolve = %d %s", resp.StatusCode, body)
+	}
+	// An operator's form without (or with a wrong) CSRF token is refused and changes nothing.
+	_, body = op.get("/console/reviews")
+	if !strings.Contains(body, fmt.Sprintf("/console/reviews/%d/resolve", caseID)) {
+		t.Fatal("operator sees no resolve form")
+	}
+	resp, _ = op.post(fmt.Sprintf("/console/reviews/%d/resolve", caseID), url.Values{"outcome": {ops.OutcomeRefundSucceeded}, "note": {"x"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("resolve without CSRF = %d; want 403", resp.StatusCode)
+	}
+	resp, _ = op.post(fmt.Sprintf("/console/reviews/%d/resolve", caseID), url.Values{"csrf": {csrfOf(t, viewerCSRF(t, viewer))}, "outcome": {ops.OutcomeRefundSucceeded}, "note": {"x"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("resolve with another session's CSRF = %d; want 403", resp.StatusCode)
+	}
+	if s := e.scalar(t, `SELECT status FROM refund_orders WHERE id = $1`, refundID); s != "processing" {
+		t.Fatalf("refused posts changed the refund to %s", s)
+	}
+	resp, body = op.post(fmt.Sprintf("/console/reviews/%d/resolve", caseID), url.Values{"csrf": {csrfOf(t, body)}, "outcome": {ops.OutcomeRefundSucceeded}, "note": {""}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "a note is required") {
+		t.Fatalf("resolve without a note = %d %s; want 400 asking for a note", resp.StatusCode, body)
+	}
+	_, body = op.get("/console/reviews")
+	resp, _ = op.post(fmt.Sprintf("/console/reviews/%d/resolve", caseID), url.Values{"csrf": {csrfOf(t, body)}, "outcome": {ops.OutcomeRefundSucceeded}, "note": {"confirmed in the portal"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/reviews" {
+		t.Fatalf("resolve = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, body := op.get("/console/reviews"); !strings.Contains(body, `id="flash"`) || !strings.Contains(body, "refund processing → succeeded") {
+		t.Fatal("the page after the resolution does not say what happened")
+	}
+	if _, body := op.get("/console/reviews?ok=Enter+your+token+at+evil.example"); strings.Contains(body, "evil.example") {
+		t.Fatal("the console shows a message taken from the URL")
+	}
+	if s := e.scalar(t, `SELECT status FROM refund_orders WHERE id = $1`, refundID); s != "succeeded" {
+		t.Fatalf("refund %s after the resolution", s)
+	}
+	rows, _ := e.ops.AuditLog(ctx, ops.Actor{Name: "t", Role: ops.RoleAdmin}, ops.AuditFilter{Action: "review.resolve"})
+	if len(rows) != 2 || rows[0].Outcome != "ok" || rows[0].Via != "console" || rows[1].Outcome != "refused" || rows[1].Actor != "vic" {
+		t.Fatalf("audit %+v", rows)
+	}
+
+	// Beijing time on request.
+	_, body = op.get("/console/orders/" + id)
+	op.post("/console/prefs", url.Values{"csrf": {csrfOf(t, body)}, "tz": {"Beijing"}})
+	_, body = op.get("/console/orders/" + id)
+	if !strings.Contains(body, " CST") || strings.Contains(body, " UTC</td>") {
+		t.Error("Beijing time not applied")
+	}
+}
+
+func viewerCSRF(t *testing.T, b *browser) string {
+	_, body := b.get("/console")
+	return body
+}
