@@ -3,7 +3,7 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos console-screenshots
+.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos console-screenshots sdk
 
 # The Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
 FUNCTIONS := createorder getorder refund webhook processor console
@@ -14,16 +14,22 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 run:
 	$(GO) run ./cmd/loomipay dev
 
-test: lint unit guide-clients bench-smoke
+test: lint unit sdk guide-clients bench-smoke
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) -C tools vet ./...
+	$(GO) -C sdk/go vet ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# The Go SDK (its own module, sdk/go) against loomipay dev built from this tree, on the local
+# PostgreSQL (a database of its own; needs psql) and Redis.
+sdk:
+	$(GO) -C sdk/go test -race -count=1 -timeout 5m ./...
 
 # The ledger-agreement property suite (internal/chaos): SCHEDULES seeded random schedules (300 by
 # default), PARALLEL at a time, PROCESSORS processors each; SEED=… re-runs one schedule (a failing

@@ -152,7 +152,7 @@ func testFunctions(t *testing.T) {
 	sz := size()
 	ctx := context.Background()
 	b := buildAll(t)
-	s := testenv.NewStack(t, testenv.StackOptions{})
+	s := testenv.NewStack(t, testenv.StackOptions{NoAPICheck: true})
 	evs := sampleEvents(t, s)
 
 	// Row 8: sizes.

@@ -17,7 +17,7 @@ import (
 func notifyLatencies(t testing.TB, n int) []time.Duration {
 	t.Helper()
 	ctx := context.Background()
-	s := testenv.NewStack(t, testenv.StackOptions{})
+	s := testenv.NewStack(t, testenv.StackOptions{NoAPICheck: true})
 	run := testenv.UniqueName("N")
 	orders := make([]testenv.Order, n)
 	for i := range orders {

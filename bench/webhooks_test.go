@@ -139,7 +139,7 @@ func webhookLatencies(t testing.TB, n int) []time.Duration {
 	return lat
 }
 
-// testWebhooks is row 10.
+// testWebhooks is row 11.
 func testWebhooks(t *testing.T) {
 	sz := size()
 	var rates, p99s, p50s []float64
@@ -154,7 +154,7 @@ func testWebhooks(t *testing.T) {
 	rate := SummarizeLow(rates)
 	bound := float64(webhookEndpoints*4) / webhookReceiverDelay.Seconds() // slots / receiver time
 	p99 := Summarize(p99s)
-	record(&Row{N: 10, What: "webhooks: deliveries/s to a receiver answering in 50 ms; commit → delivery p99",
+	record(&Row{N: 11, What: "webhooks: deliveries/s to a receiver answering in 50 ms; commit → delivery p99",
 		Figures: []string{
 			fig("deliveries per second", rate, perSec),
 			fmt.Sprintf("bound at 32 in flight / 50 ms: %.0f/s", bound),
@@ -177,7 +177,7 @@ func testWebhooks(t *testing.T) {
 	})
 }
 
-// BenchmarkWebhookDelivery is row 10's throughput at b.N events (× 8 endpoints).
+// BenchmarkWebhookDelivery is row 11's throughput at b.N events (× 8 endpoints).
 func BenchmarkWebhookDelivery(b *testing.B) {
 	b.ReportMetric(webhookThroughput(b, max(b.N, 10)), "deliveries/s")
 }

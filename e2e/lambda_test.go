@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/loomipay/loomipay/internal/apicheck"
 	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
@@ -69,7 +70,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 	for _, fn := range []string{"createorder", "getorder", "refund", "webhook"} {
 		fns[fn] = startFunction(t, rie, fn, bootstraps[fn], env(fn))
 	}
-	relay := &notifyRelay{sample: loadEvent(t, root, "webhook.json"), webhook: fns["webhook"]}
+	relay := &notifyRelay{t: t, sample: loadEvent(t, root, "webhook.json"), webhook: fns["webhook"]}
 	relaySrv := httptest.NewServer(relay)
 	t.Cleanup(relaySrv.Close)
 	fns["processor"] = startFunction(t, rie, "processor", bootstraps["processor"], env("processor",
@@ -93,6 +94,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", fn, err)
 		}
+		apicheck.Event(t, fn, ev, resp)
 		if resp.StatusCode != wantStatus {
 			t.Fatalf("%s %s = %d %s, want %d", fn, ev.RawPath, resp.StatusCode, resp.Body, wantStatus)
 		}
@@ -130,6 +132,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		if err != nil {
 			t.Fatalf("getorder: %v", err)
 		}
+		apicheck.Event(t, "getorder", ev, resp)
 		var body struct{ Code, Detail string }
 		if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
 			t.Fatalf("401 body %q is not JSON: %v", resp.Body, err)
@@ -219,6 +222,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 // notification into an HTTP API (payload 2.0) event for the webhook's emulator and the
 // function's response back into HTTP.
 type notifyRelay struct {
+	t       testing.TB // exchanges are held to api/openapi.yaml
 	sample  events.APIGatewayV2HTTPRequest
 	webhook *lambdaemu.Emulator
 
@@ -248,6 +252,7 @@ func (r *notifyRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
+	apicheck.Event(r.t, "webhook", ev, resp)
 	out := []byte(resp.Body)
 	if resp.IsBase64Encoded {
 		if out, err = base64.StdEncoding.DecodeString(resp.Body); err != nil {

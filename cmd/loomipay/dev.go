@@ -140,7 +140,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	servers := []*http.Server{
 		{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: withConsole(deps, httpapi.New(deps.Service).Handler()), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: withConsole(deps, httpapi.New(deps.Service).WithPayments(proc.Payments()).Handler()), ReadHeaderTimeout: 10 * time.Second},
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)

@@ -1,5 +1,5 @@
-// Command createorder is the Lambda function that serves POST /api/v1/payment-orders
-// behind API Gateway (HTTP API, payload 2.0).
+// Command createorder is the Lambda function that serves POST /api/v1/payment-orders and
+// POST /api/v1/payment-orders/{merchant_order_id}/close behind API Gateway (HTTP API, payload 2.0).
 package main
 
 import (
@@ -14,6 +14,14 @@ import (
 
 func main() {
 	deps := config.MustOpen(context.Background())
-	handler := httpapi.New(deps.Service).Handler(httpapi.FunctionCreateOrder)
+	api := httpapi.New(deps.Service)
+	// Closing an order acts at Lakala. Without a Lakala client the function still creates
+	// orders, and the close route answers 503.
+	if payments, err := deps.Payments(); err != nil {
+		deps.Log.Error("close route unavailable: no Lakala client", "err", err)
+	} else {
+		api.WithPayments(payments)
+	}
+	handler := api.Handler(httpapi.FunctionCreateOrder)
 	lambda.Start(httpadapter.NewV2(handler).ProxyWithContext)
 }

@@ -209,6 +209,13 @@ func TestSampleEvents(t *testing.T) {
 		{"refund-create.json", httpapi.FunctionRefund},
 		{"refund-get.json", httpapi.FunctionRefund},
 		{"webhook.json", httpapi.FunctionWebhook},
+		{"close.json", httpapi.FunctionCreateOrder},
+		{"list-orders.json", httpapi.FunctionGetOrder},
+		{"openapi.json", httpapi.FunctionGetOrder},
+		{"healthz.json", httpapi.FunctionGetOrder},
+		{"readyz.json", httpapi.FunctionGetOrder},
+		{"refund-list.json", httpapi.FunctionRefund},
+		{"refund-get-by-merchant-id.json", httpapi.FunctionRefund},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			raw := readRepoFile(t, filepath.Join("events", tc.file))

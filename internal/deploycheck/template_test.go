@@ -227,7 +227,7 @@ func TestTemplate(t *testing.T) {
 		// config.Open needs the database; a Lambda has no local Redis to fall back on; the webhook
 		// verifies with the platform certificate; deps.Processor needs the key, cert and notify URL.
 		needs := map[string][]string{
-			httpapi.FunctionCreateOrder: {"DATABASE_URL", "REDIS_URL"},
+			httpapi.FunctionCreateOrder: {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT"}, // issue 11: close
 			httpapi.FunctionGetOrder:    {"DATABASE_URL", "REDIS_URL"},
 			httpapi.FunctionRefund:      {"DATABASE_URL", "REDIS_URL"},
 			httpapi.FunctionWebhook:     {"DATABASE_URL", "REDIS_URL", "LAKALA_PLATFORM_CERT"},

@@ -46,6 +46,7 @@ type Refund struct {
 	ID              string         `json:"id"`
 	AppID           string         `json:"app_id"`
 	PaymentOrderID  string         `json:"payment_order_id"`
+	MerchantOrderID string         `json:"merchant_order_id"`
 	Status          string         `json:"status"`
 	Amount          int64          `json:"amount"`
 	GatewayRefundID *string        `json:"gateway_refund_id"`
@@ -227,7 +228,7 @@ func RefundMessage(r Refund, old, new string) map[string]string {
 	return map[string]string{
 		"event_type": pay.EventRefundStatusChanged, "refund_order_id": r.ID, "payment_order_id": r.PaymentOrderID,
 		"app_id": r.AppID, "old_status": old, "new_status": new, "gateway_refund_id": "",
-		"amount": fmt.Sprint(r.Amount), "merchant_refund_id": "",
+		"amount": fmt.Sprint(r.Amount), "merchant_refund_id": "", "merchant_order_id": r.MerchantOrderID,
 	}
 }
 

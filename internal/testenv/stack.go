@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/apicheck"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
@@ -66,6 +67,9 @@ type StackOptions struct {
 	Service   service.Config   // PlatformKey is filled in
 	// LakalaTimeout bounds each Lakala call (default 2 s, so timeout faults are quick).
 	LakalaTimeout time.Duration
+	// NoAPICheck serves the API without holding its exchanges to api/openapi.yaml: for
+	// benchmarks, which measure the service and not the checker. Tests leave it false.
+	NoAPICheck bool
 	// Optimistic makes the sandbox play the optimistic reading of every behaviour of Lakala's
 	// nobody could confirm. By default it plays the pessimistic one (sandbox.Pessimistic), which
 	// the service must be right under.
@@ -161,7 +165,13 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	svcCfg := o.Service
 	svcCfg.PlatformKey = sb.PlatformPublicKey()
 	svc := service.New(store, st, log, svcCfg)
-	api := httptest.NewServer(httpapi.New(svc).Handler())
+	// Every exchange with the API is held to api/openapi.yaml.
+	apiHandlers := httpapi.New(svc)
+	var handler http.Handler = apiHandlers.Handler()
+	if !o.NoAPICheck {
+		handler = apicheck.Middleware(t, handler)
+	}
+	api := httptest.NewServer(handler)
 	t.Cleanup(api.Close)
 
 	pc := o.Processor
@@ -176,6 +186,7 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 		pc.BackoffMax = 10 * time.Millisecond
 	}
 	proc := processor.New(svc, client, pc)
+	apiHandlers.WithPayments(proc.Payments()) // the close route
 
 	s := &Stack{Store: store, Schema: schema, Streams: st, Service: svc, Processor: proc, Sandbox: sb,
 		Lakala: client, API: api, SandboxURL: sbSrv.URL, MerchantKey: mk, AppID: "test_app", optimistic: o.Optimistic}
@@ -197,14 +208,24 @@ func (s *Stack) NewKey(t testing.TB, appID string) string {
 	return key
 }
 
-// Do sends an API request with a key and returns the status and body.
+// Do sends an API request with a key and returns the status and body. The stack's server checks
+// the exchange against api/openapi.yaml.
 func (s *Stack) Do(t testing.TB, method, path, key, body string) (int, []byte) {
 	t.Helper()
-	return Do(t, s.API.URL, method, path, key, body)
+	code, b, _, _ := send(t, s.API.URL, method, path, key, body)
+	return code, b
 }
 
-// Do sends a request to base+path with a Bearer key (none if empty) and returns status and body.
+// Do sends a request to base+path with a Bearer key (none if empty) and returns status and
+// body, failing the test if the exchange does not match api/openapi.yaml.
 func Do(t testing.TB, base, method, path, key, body string) (int, []byte) {
+	t.Helper()
+	code, b, req, resp := send(t, base, method, path, key, body)
+	apicheck.Exchange(t, req, []byte(body), resp, b)
+	return code, b
+}
+
+func send(t testing.TB, base, method, path, key, body string) (int, []byte, *http.Request, *http.Response) {
 	t.Helper()
 	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
@@ -225,7 +246,7 @@ func Do(t testing.TB, base, method, path, key, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, b, req, resp
 }
 
 // Eventually polls cond every 20 ms until it holds or timeout passes, then fails the test.

@@ -335,6 +335,20 @@ func (d *Deps) LakalaClient() (*lakala.Client, error) {
 	})
 }
 
+// Payments builds the gateway driver for a function that acts at Lakala outside the processor:
+// createorder's close route (issue 11).
+func (d *Deps) Payments() (*service.Payments, error) {
+	client, err := d.LakalaClient()
+	if err != nil {
+		return nil, err
+	}
+	c := d.Config
+	return service.NewPayments(d.Service, client, service.PaymentsConfig{
+		NotifyURL: c.LakalaNotifyURL, OrderTTL: c.OrderTTL, RefundRequestIP: c.RefundRequestIP,
+		VisibilityLag: c.LakalaVisibilityLag,
+	}), nil
+}
+
 // Processor builds the processor with its Lakala client.
 func (d *Deps) Processor() (*processor.Processor, error) {
 	if d.Config.LakalaNotifyURL == "" {

@@ -19,6 +19,14 @@ import (
 type API struct {
 	svc *service.Service
 	log *slog.Logger
+	// payments acts at Lakala for the close route; nil where the function has no Lakala client.
+	payments *service.Payments
+}
+
+// WithPayments lets the API close orders (they are closed at Lakala). Call it before serving.
+func (a *API) WithPayments(p *service.Payments) *API {
+	a.payments = p
+	return a
 }
 
 // New builds the API on a service.
@@ -33,6 +41,14 @@ func (a *API) Handler(functions ...string) http.Handler {
 		"POST /api/v1/refund-orders":                     a.serve(a.createRefund),
 		"GET /api/v1/refund-orders/{refund_order_id}":    a.serve(a.getRefund),
 		"POST /webhooks/lakala":                          a.webhook,
+
+		"POST /api/v1/payment-orders/{merchant_order_id}/close":         a.serve(a.closeOrder),
+		"GET /api/v1/payment-orders":                                    a.serve(a.listOrders),
+		"GET /api/v1/refund-orders":                                     a.serve(a.listRefunds),
+		"GET /api/v1/refund-orders/by-merchant-id/{merchant_refund_id}": a.serve(a.getRefundByMerchantID),
+		"GET /api/v1/openapi.json":                                      a.openAPI,
+		"GET /healthz":                                                  a.healthz,
+		"GET /readyz":                                                   a.readyz,
 	}
 	mux := http.NewServeMux()
 	methods := map[string][]string{} // path → allowed methods, for JSON 405s
@@ -193,6 +209,8 @@ func statusOf(e *pay.Error) int {
 		return http.StatusRequestEntityTooLarge
 	case pay.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case pay.KindRateLimited:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}

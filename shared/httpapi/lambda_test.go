@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
+	"github.com/loomipay/loomipay/internal/apicheck"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/pay"
@@ -201,10 +202,11 @@ func TestLambdaFunctions(t *testing.T) {
 	t.Cleanup(notify.Close)
 	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{NotifyURL: notify.URL + "/webhooks/lakala"}})
 	api := httpapi.New(s.Service)
-	createFn := api.Handler(httpapi.FunctionCreateOrder)
-	getFn := api.Handler(httpapi.FunctionGetOrder)
-	refundFn := api.Handler(httpapi.FunctionRefund)
-	webhookFn := api.Handler(httpapi.FunctionWebhook)
+	// Each function's exchanges are held to api/openapi.yaml too.
+	createFn := apicheck.Middleware(t, api.Handler(httpapi.FunctionCreateOrder), httpapi.FunctionCreateOrder)
+	getFn := apicheck.Middleware(t, api.Handler(httpapi.FunctionGetOrder), httpapi.FunctionGetOrder)
+	refundFn := apicheck.Middleware(t, api.Handler(httpapi.FunctionRefund), httpapi.FunctionRefund)
+	webhookFn := apicheck.Middleware(t, api.Handler(httpapi.FunctionWebhook), httpapi.FunctionWebhook)
 	relay.set(webhookFn)
 
 	demoKey := s.NewKey(t, sampleApp)
@@ -276,7 +278,6 @@ func TestLambdaFunctions(t *testing.T) {
 		{"create: another app", createFn, withRequest(create, "POST", ordersPath, "", orderBody(t, "l-2", nil)), 403, "forbidden", "test_app"},
 		{"create: conflicting retry", createFn, withRequest(create, "POST", ordersPath, "", strings.Replace(sampleCreate, "10000", "10001", 1)), 409, "order_conflict", "amount"},
 		{"create: body over 64 KiB", createFn, withRequest(create, "POST", ordersPath, "", orderBody(t, "l-3", map[string]any{"app_id": sampleApp, "pad": strings.Repeat("p", 64<<10)})), 413, "body_too_large", "65536"},
-		{"create: wrong method", createFn, withRequest(create, "GET", ordersPath, "", ""), 405, "method_not_allowed", "POST"},
 		{"get: unknown order", getFn, withRequest(get, "GET", ordersPath+"/NO_SUCH_ORDER", "app_id="+sampleApp, ""), 404, "not_found", "NO_SUCH_ORDER"},
 		{"get: missing app_id", getFn, withRequest(get, "GET", ordersPath+"/"+sampleOrderID, "", ""), 400, "validation_error", "app_id"},
 		{"get: another app", getFn, withRequest(get, "GET", ordersPath+"/"+sampleOrderID, "app_id=test_app", ""), 403, "forbidden", "test_app"},
@@ -313,6 +314,12 @@ func TestLambdaFunctions(t *testing.T) {
 		}
 	})
 
+	t.Run("create: wrong method", func(t *testing.T) {
+		// The function mounts only POST on this path (the local stack also GET, the list).
+		code, body := invoke(t, createFn, withRequest(create, "PUT", ordersPath, "", ""))
+		checkError(t, code, body, http.StatusMethodNotAllowed, "method_not_allowed", "POST")
+	})
+
 	// A function serves only its own routes; the others are JSON 404s.
 	elsewhere := []struct {
 		name string
@@ -320,7 +327,7 @@ func TestLambdaFunctions(t *testing.T) {
 		ev   events.APIGatewayV2HTTPRequest
 	}{
 		{"createorder does not serve get", createFn, get},
-		{"getorder does not serve create", getFn, create},
+		{"getorder does not serve refunds", getFn, withRequest(create, "POST", refundsPath, "", refundBody(t, "550e8400-e29b-41d4-a716-446655440000", 1, nil))},
 		{"refund does not serve orders", refundFn, get},
 		{"webhook does not serve the API", webhookFn, create},
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/apicheck"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/processor"
@@ -25,7 +26,7 @@ func TestCreateOrderWhileRedisIsDown(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = deadRedis.Close() })
 	cut := service.New(s.Store, streams.New(deadRedis, streams.Config{Prefix: "unreachable:"}), testenv.Logger(), service.Config{})
-	api := httptest.NewServer(httpapi.New(cut).Handler())
+	api := httptest.NewServer(apicheck.Middleware(t, httpapi.New(cut).Handler()))
 	t.Cleanup(api.Close)
 
 	code, body := testenv.Do(t, api.URL, "POST", ordersPath, s.APIKey, orderBody(t, "nored-1", nil))
@@ -33,6 +34,8 @@ func TestCreateOrderWhileRedisIsDown(t *testing.T) {
 		t.Fatalf("create with Redis down = %d %s; want 202", code, body)
 	}
 	o := decodeOrder(t, body)
+	code, ready := testenv.Do(t, api.URL, "GET", "/readyz", "", "")
+	checkError(t, code, ready, http.StatusServiceUnavailable, "service_unavailable", "redis")
 	if got := count(t, s, "SELECT count(*) FROM payment_orders WHERE id = $1 AND status = 'pending'", o.ID); got != 1 {
 		t.Fatalf("pending order rows = %d; want 1", got)
 	}

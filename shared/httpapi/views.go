@@ -73,6 +73,7 @@ type refundView struct {
 	ID               string          `json:"id"`
 	AppID            string          `json:"app_id"`
 	PaymentOrderID   string          `json:"payment_order_id"`
+	MerchantOrderID  string          `json:"merchant_order_id"`
 	MerchantRefundID *string         `json:"merchant_refund_id"`
 	Status           pay.Status      `json:"status"`
 	Amount           int64           `json:"amount"`
@@ -97,7 +98,7 @@ func newRefundView(r *pay.Refund) refundView {
 		extra, _ = json.Marshal(merged)
 	}
 	return refundView{
-		ID: r.ID, AppID: r.AppID, PaymentOrderID: r.PaymentOrderID,
+		ID: r.ID, AppID: r.AppID, PaymentOrderID: r.PaymentOrderID, MerchantOrderID: r.MerchantOrderID,
 		MerchantRefundID: nullable(r.MerchantRefundID), Status: r.Status, Amount: r.Amount,
 		Currency: r.Currency, Reason: nullable(r.Reason), GatewayRefundID: nullable(r.GatewayRefundID),
 		ExtraData: extra, FailureReason: nullable(r.FailureReason),

@@ -17,6 +17,7 @@ const (
 	KindConflict                 // clashes with the current state (409)
 	KindTooLarge                 // the body exceeds the limit (413)
 	KindUnavailable              // a dependency is down; retrying later may succeed (503)
+	KindRateLimited              // too many requests; retry after a pause (429)
 )
 
 // Machine-readable error codes sent as "code" in error bodies.
@@ -35,7 +36,37 @@ const (
 	CodeBadSignature         = "bad_signature"
 	CodeUnavailable          = "service_unavailable"
 	CodeInternal             = "internal_error"
+	CodeOrderAlreadyPaid     = "order_already_paid" // close of an order that is (or just became) paid
+	CodeRateLimited          = "rate_limited"       // issue 13's rate limit
 )
+
+// ErrorCode describes one code for docs/ERRORS.md, which a test generates from this list and
+// keeps equal to it, to the Code constants above and to api/openapi.yaml.
+type ErrorCode struct {
+	Code    string
+	Kind    Kind
+	Meaning string
+}
+
+// ErrorCodes is every code the API can answer with.
+var ErrorCodes = []ErrorCode{
+	{CodeValidation, KindInvalid, "A field breaks a rule; `detail` says which rule and `field` names the field. Fix the request; retrying it unchanged fails again."},
+	{CodeInvalidJSON, KindInvalid, "The body is empty, not JSON, or not a JSON object (webhook: verified, but not a payment notification)."},
+	{CodeRefundExceeds, KindInvalid, "The refund amount exceeds what is left to refund (paid amount minus pending, processing and succeeded refunds); `detail` states the remainder."},
+	{CodeUnauthorized, KindUnauthorized, "No `Authorization: Bearer` key, or an unknown or revoked one."},
+	{CodeBadSignature, KindUnauthorized, "Webhook only: Lakala's signature is missing or invalid, or signed outside the replay window for a live order."},
+	{CodeForbidden, KindForbidden, "The key is valid but belongs to another app than the request's `app_id`."},
+	{CodeNotFound, KindNotFound, "No such order or refund for this app (another app's is a 404 too), or no such route."},
+	{CodeMethodNotAllowed, KindInvalid, "The route exists but not with this method; the `Allow` header lists the methods it takes."},
+	{CodeOrderConflict, KindConflict, "The `merchant_order_id` exists with a different amount, order_type, subject, currency, extra_data or expires_in; `detail` names them."},
+	{CodeRefundConflict, KindConflict, "The `merchant_refund_id` exists with a different payment order, amount or reason."},
+	{CodePaymentNotRefundable, KindConflict, "Only a `succeeded` payment can be refunded."},
+	{CodeOrderAlreadyPaid, KindConflict, "Close: the order is (or, at the final query, turned out to be) `succeeded`; refund it instead."},
+	{CodeBodyTooLarge, KindTooLarge, "The body exceeds 64 KiB."},
+	{CodeRateLimited, KindRateLimited, "Too many requests for this app; retry after the `Retry-After` header's seconds."},
+	{CodeUnavailable, KindUnavailable, "A dependency (PostgreSQL, Redis, Lakala) is down or slow, or the service is not ready; nothing was changed that a retry would duplicate. Retry later."},
+	{CodeInternal, KindInternal, "A fault of the service; it is logged with its cause. Safe to retry create calls (they are idempotent)."},
+}
 
 // Error is the one error type of the project. Detail is safe to show to the caller; Err, if
 // set, is the underlying cause and is only logged.

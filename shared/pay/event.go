@@ -71,6 +71,7 @@ func RefundChanged(eventID string, r *Refund, old Status) ResultMessage {
 		"payment_order_id":   r.PaymentOrderID,
 		"app_id":             r.AppID,
 		"merchant_refund_id": r.MerchantRefundID,
+		"merchant_order_id":  r.MerchantOrderID,
 		"old_status":         string(old),
 		"new_status":         string(r.Status),
 		"gateway_refund_id":  r.GatewayRefundID,

@@ -40,6 +40,7 @@ type Order struct {
 	ReviewReason string
 	ResultSeq    int // seq of the last result message written for the order
 	ExpiresAt    *time.Time
+	ExpiresIn    int // seconds a cashier order may be paid; 0 means the processor's ORDER_TTL
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -79,6 +80,7 @@ type Refund struct {
 	ID               string
 	AppID            string
 	PaymentOrderID   string
+	MerchantOrderID  string // the payment order's
 	MerchantRefundID string
 	Status           Status
 	Amount           int64

@@ -19,6 +19,8 @@ const (
 	MaxReasonLen           = 256
 	MaxExtraDataSize       = 16 << 10
 	MaxBodySize            = 64 << 10
+	MinExpiresIn           = 60            // seconds
+	MaxExpiresIn           = 7 * 24 * 3600 // Lakala's order_efficient_time limit
 	DefaultCurrency        = "CNY"
 )
 
@@ -33,12 +35,14 @@ type CreateOrderInput struct {
 	Subject         string
 	Currency        string
 	ExtraData       json.RawMessage // always a JSON object
+	ExpiresIn       int             // seconds from creation; 0 when not given (ORDER_TTL from checkout)
 }
 
 // CreateRefundInput is a validated create-refund request.
 type CreateRefundInput struct {
 	AppID            string
-	PaymentOrderID   string // canonical lower-case UUID
+	PaymentOrderID   string // canonical lower-case UUID; empty when MerchantOrderID names the order
+	MerchantOrderID  string // the payment order's merchant_order_id, instead of PaymentOrderID
 	Amount           int64
 	Reason           string
 	MerchantRefundID string
@@ -87,6 +91,16 @@ func ParseCreateOrder(body []byte) (CreateOrderInput, error) {
 	if in.ExtraData, err = f.object("extra_data", MaxExtraDataSize); err != nil {
 		return in, err
 	}
+	if f.present("expires_in") {
+		n, err := f.integer("expires_in")
+		if err != nil {
+			return in, err
+		}
+		if n < MinExpiresIn || n > MaxExpiresIn {
+			return in, Invalid("expires_in", "expires_in must be between %d and %d seconds (got %d)", MinExpiresIn, MaxExpiresIn, n)
+		}
+		in.ExpiresIn = int(n)
+	}
 	return in, nil
 }
 
@@ -100,12 +114,25 @@ func ParseCreateRefund(body []byte) (CreateRefundInput, error) {
 	if in.AppID, err = f.identifier("app_id", true); err != nil {
 		return in, err
 	}
-	id, err := f.str("payment_order_id", true)
-	if err != nil {
-		return in, err
-	}
-	if in.PaymentOrderID, err = ParseID("payment_order_id", id); err != nil {
-		return in, err
+	// Exactly one of payment_order_id and merchant_order_id names the payment order.
+	switch byID, byMerchant := f.present("payment_order_id"), f.present("merchant_order_id"); {
+	case byID && byMerchant:
+		return in, Invalid("payment_order_id", "give payment_order_id or merchant_order_id, not both")
+	case byMerchant:
+		if in.MerchantOrderID, err = f.identifier("merchant_order_id", true); err != nil {
+			return in, err
+		}
+	default:
+		id, err := f.str("payment_order_id", false)
+		if err != nil {
+			return in, err
+		}
+		if id == "" {
+			return in, Invalid("payment_order_id", "payment_order_id or merchant_order_id is required")
+		}
+		if in.PaymentOrderID, err = ParseID("payment_order_id", id); err != nil {
+			return in, err
+		}
 	}
 	if in.Amount, err = f.amount("amount"); err != nil {
 		return in, err
@@ -190,6 +217,19 @@ func (f fields) identifier(name string, required bool) (string, error) {
 		return "", Invalid(name, "%s must be 1-%d characters of A-Z, a-z, 0-9, '_', '.', '-'", name, MaxIdentifierLen)
 	}
 	return s, nil
+}
+
+// integer accepts only a JSON integer literal (no quotes, fraction or exponent).
+func (f fields) integer(name string) (int64, error) {
+	raw := string(f[name])
+	if strings.ContainsAny(raw, `".eE`) || raw == "true" || raw == "false" || raw[0] == '[' || raw[0] == '{' {
+		return 0, Invalid(name, "%s must be an integer, not %s", name, describe(raw))
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil {
+		return 0, Invalid(name, "%s is out of range", name)
+	}
+	return n, nil
 }
 
 // amount accepts only a JSON integer literal: no quotes, no fraction, no exponent.

@@ -75,3 +75,20 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 	}
 	return applied, nil
 }
+
+// migrationVersions lists the versions of the embedded migrations.
+func migrationVersions() ([]int, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, len(names))
+	for _, name := range names {
+		v, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("bad migration file name %s", name)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -16,7 +16,7 @@ const orderColumns = `id::text, app_id, merchant_order_id, status, order_type, a
 	payment_gateway, coalesce(gateway_transaction_id, ''), coalesce(gateway_order_no, ''), subject,
 	extra_data, coalesce(payment_url, ''), gateway_callback, refunded_amount,
 	coalesce(failure_reason, ''), expires_at, created_at, updated_at,
-	coalesce(closing_reason, ''), coalesce(review_reason, ''), result_seq`
+	coalesce(closing_reason, ''), coalesce(review_reason, ''), result_seq, coalesce(expires_in, 0)`
 
 // scanOrder reads a row of orderColumns, followed by any extra columns into extra.
 func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
@@ -26,7 +26,7 @@ func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
 		&o.Gateway, &o.GatewayTransactionID, &o.GatewayOrderNo, &o.Subject,
 		&o.ExtraData, &o.PaymentURL, &o.GatewayCallback, &o.RefundedAmount,
 		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt,
-		&o.ClosingReason, &o.ReviewReason, &o.ResultSeq}, extra...)
+		&o.ClosingReason, &o.ReviewReason, &o.ResultSeq, &o.ExpiresIn}, extra...)
 	err := row.Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, pay.ErrNotFound
@@ -48,8 +48,11 @@ func (s *Store) CreateOrder(ctx context.Context, id string, in pay.CreateOrderIn
 	row := s.pool.QueryRow(ctx, `
 		WITH ins AS (
 			INSERT INTO payment_orders (id, app_id, merchant_order_id, status, order_type, amount, currency,
-				payment_gateway, subject, extra_data, created_at, updated_at)
-			VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10)
+				payment_gateway, subject, extra_data, created_at, updated_at, expires_in, expires_at)
+			VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10, nullif($11::int, 0),
+				-- An order's own expires_in runs from its creation; without one, the processor
+				-- gives it ORDER_TTL from its first cashier order.
+				CASE WHEN $11::int > 0 THEN $10::timestamptz + $11::int * interval '1 second' END)
 			ON CONFLICT (app_id, merchant_order_id) DO NOTHING
 			RETURNING `+orderColumns+`
 		), task AS (
@@ -59,7 +62,7 @@ func (s *Store) CreateOrder(ctx context.Context, id string, in pay.CreateOrderIn
 		)
 		SELECT ins.*, task.id FROM ins, task`,
 		id, in.AppID, in.MerchantOrderID, in.OrderType, in.Amount, in.Currency, pay.GatewayLakala,
-		in.Subject, []byte(in.ExtraData), now)
+		in.Subject, []byte(in.ExtraData), now, in.ExpiresIn)
 	o, err = scanOrder(row, &taskID)
 	if err == nil {
 		return o, taskID, true, nil

@@ -13,7 +13,7 @@ import (
 
 const refundColumns = `id::text, app_id, payment_order_id::text, coalesce(merchant_refund_id, ''), status, amount,
 	currency, coalesce(reason, ''), coalesce(gateway_refund_id, ''), out_trade_no, extra_data,
-	coalesce(failure_reason, ''), created_at, updated_at, coalesce(review_reason, ''), submissions, result_seq`
+	coalesce(failure_reason, ''), created_at, updated_at, coalesce(review_reason, ''), submissions, result_seq, coalesce(merchant_order_id, '')`
 
 func scanRefund(row pgx.Row) (pay.Refund, error) {
 	var r pay.Refund
@@ -21,7 +21,7 @@ func scanRefund(row pgx.Row) (pay.Refund, error) {
 	var extra []byte
 	err := row.Scan(&r.ID, &r.AppID, &r.PaymentOrderID, &r.MerchantRefundID, &status, &r.Amount,
 		&r.Currency, &r.Reason, &r.GatewayRefundID, &r.OutTradeNo, &extra,
-		&r.FailureReason, &r.CreatedAt, &r.UpdatedAt, &r.ReviewReason, &r.Submissions, &r.ResultSeq)
+		&r.FailureReason, &r.CreatedAt, &r.UpdatedAt, &r.ReviewReason, &r.Submissions, &r.ResultSeq, &r.MerchantOrderID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, pay.ErrNotFound
 	}
@@ -85,10 +85,10 @@ func (s *Store) CreateRefund(ctx context.Context, id string, in pay.CreateRefund
 			return err
 		}
 		r, err = scanRefund(tx.tx.QueryRow(ctx, `INSERT INTO refund_orders (id, app_id, payment_order_id, merchant_refund_id,
-				status, amount, currency, reason, out_trade_no, created_at, updated_at)
-			VALUES ($1, $2, $3, nullif($4, ''), 'pending', $5, $6, nullif($7, ''), $8, $9, $9)
+				status, amount, currency, reason, out_trade_no, created_at, updated_at, merchant_order_id)
+			VALUES ($1, $2, $3, nullif($4, ''), 'pending', $5, $6, nullif($7, ''), $8, $9, $9, $10)
 			RETURNING `+refundColumns,
-			id, in.AppID, order.ID, in.MerchantRefundID, in.Amount, order.Currency, in.Reason, pay.RefundOutTradeNo(id), now))
+			id, in.AppID, order.ID, in.MerchantRefundID, in.Amount, order.Currency, in.Reason, pay.RefundOutTradeNo(id), now, order.MerchantOrderID))
 		if err != nil {
 			return fmt.Errorf("insert refund: %w", err)
 		}

@@ -59,6 +59,9 @@ func (s *Service) sameOrder(ctx context.Context, o pay.Order, in pay.CreateOrder
 	if o.Currency != in.Currency {
 		diff = append(diff, fmt.Sprintf("currency (stored %q, got %q)", o.Currency, in.Currency))
 	}
+	if o.ExpiresIn != in.ExpiresIn {
+		diff = append(diff, fmt.Sprintf("expires_in (stored %d, got %d; 0 = not given)", o.ExpiresIn, in.ExpiresIn))
+	}
 	same, err := s.store.SameExtraData(ctx, o.ExtraData, in.ExtraData)
 	if err != nil {
 		return fmt.Errorf("compare extra_data: %w", err)
@@ -122,6 +125,16 @@ func (s *Service) CreateRefund(ctx context.Context, keyApp string, body []byte) 
 	}
 	if err := checkApp(keyApp, in.AppID); err != nil {
 		return pay.Refund{}, false, err
+	}
+	if in.MerchantOrderID != "" {
+		o, err := s.store.OrderByMerchantID(ctx, in.AppID, in.MerchantOrderID)
+		if errors.Is(err, pay.ErrNotFound) {
+			return pay.Refund{}, false, pay.Errorf(pay.KindNotFound, pay.CodeNotFound, "payment order %q not found", in.MerchantOrderID)
+		}
+		if err != nil {
+			return pay.Refund{}, false, err
+		}
+		in.PaymentOrderID = o.ID
 	}
 	r, taskID, created, err := s.store.CreateRefund(ctx, newID(), in, s.Now())
 	if err != nil || !created {

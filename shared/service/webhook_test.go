@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
+	"github.com/loomipay/loomipay/internal/apicheck"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/httpapi"
@@ -60,7 +61,7 @@ func TestPublishedNotification(t *testing.T) {
 	store, st := testenv.Postgres(t), testenv.Streams(t)
 	// The sample was signed in 2021: the replay window must reach back that far.
 	svc := service.New(store, st, testenv.Logger(), service.Config{PlatformKey: platformKey, ReplayWindow: 100 * 365 * 24 * time.Hour})
-	handler := httpapi.New(svc).Handler()
+	handler := apicheck.Middleware(t, httpapi.New(svc).Handler())
 
 	change := func(s, old, new string) string {
 		if !strings.Contains(s, old) {
@@ -311,7 +312,7 @@ func TestWebhookWithRedisDown(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/lakala", bytes.NewReader(body))
 	req.Header.Set("Authorization", s.SignNotification(t, body, time.Now()))
 	rec := httptest.NewRecorder()
-	httpapi.New(down).Handler(httpapi.FunctionWebhook).ServeHTTP(rec, req)
+	apicheck.Middleware(t, httpapi.New(down).Handler(httpapi.FunctionWebhook)).ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK || rec.Body.String() != ack {
 		t.Fatalf("webhook with Redis down = %d %s, want 200 %s", rec.Code, rec.Body, ack)
 	}
