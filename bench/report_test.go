@@ -43,6 +43,9 @@ type sizes struct {
 	ResultMaxLen   int64
 	ResultBatch    int
 	OutboxRows     int // row 9: published outbox rows to prune
+	WebhookRuns    int // row 11
+	WebhookEvents  int // row 11: events per throughput run (× 8 endpoints)
+	WebhookSamples int // row 11: commit → delivery latency samples per run
 }
 
 var (
@@ -51,14 +54,16 @@ var (
 		DrainTasks: 10_000, DrainRuns: 3, NotifySamples: 200,
 		WrkDuration: 30 * time.Second, WrkRuns: 3, ColdStarts: 7, RSSInvokes: 1000, RSSDrainTasks: 5000,
 		ResultMessages: 1_000_000, ResultMaxLen: 100_000, ResultBatch: 1000, OutboxRows: 1_000_000,
-		ScaleTasks: 800,
+		ScaleTasks:  800,
+		WebhookRuns: 3, WebhookEvents: 1000, WebhookSamples: 100,
 	}
 	smokeSizes = sizes{
 		Runs: 2, CreateOps: 40, PacedOps: 20, ExistingOrders: 2000,
 		DrainTasks: 100, DrainRuns: 1, NotifySamples: 5,
 		WrkDuration: 2 * time.Second, WrkRuns: 1, ColdStarts: 1, RSSInvokes: 5, RSSDrainTasks: 50,
 		ResultMessages: 5000, ResultMaxLen: 1000, ResultBatch: 500, OutboxRows: 2000,
-		ScaleTasks: 40,
+		ScaleTasks:  40,
+		WebhookRuns: 1, WebhookEvents: 20, WebhookSamples: 5,
 	}
 )
 
@@ -122,6 +127,7 @@ func TestReport(t *testing.T) {
 	t.Run("growth", testGrowth)       // row 9
 	t.Run("list", testList)           // row 10
 	t.Run("scaleout", testScaleOut)   // row 11
+	t.Run("webhooks", testWebhooks)   // row 12
 	t.Run("functions", testFunctions) // rows 7, 8 (cold start last: it builds the binaries)
 
 	doc := render(started, time.Since(started), load)

@@ -51,6 +51,8 @@ cleanup() {
   fi
   timeout 15 psql "$admin_url" -qc "drop database if exists $database with (force)" >/dev/null 2>&1 \
     || log "could not drop database $database"
+  # dev made a Redis user for the app's own result streams; the guide's clients read the shared ones.
+  timeout 5 redis-cli -u "$redis_url" ACL DELUSER "loomipay_app_$app_id" >/dev/null 2>&1 || true
   rm -rf "$work"
   exit "$status"
 }
@@ -71,7 +73,7 @@ log "starting loomipay dev on $api_url (sandbox on port $sandbox_port, database 
 # stdout carries the demo app's key: it stays in $work, never on the console.
 DATABASE_URL=$database_url REDIS_URL=$redis_url STREAM_PREFIX='' LOG_LEVEL=warn \
   "$work/loomipay" dev --addr "127.0.0.1:$api_port" --sandbox-addr "127.0.0.1:$sandbox_port" \
-  --state-dir "$work/state" >"$work/dev.out" 2>"$work/dev.log" &
+  --state-dir "$work/state" --apps "$app_id" >"$work/dev.out" 2>"$work/dev.log" &
 dev_pid=$!
 
 show_stack_log() {

@@ -14,6 +14,7 @@ import (
 	_ "net/http/pprof" // served only with --pprof
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -39,6 +40,9 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lakalaMode := fs.String("lakala", "sandbox", "sandbox: start the local Lakala sandbox; env: use the Lakala the LAKALA_* variables configure")
 	stateDir := fs.String("state-dir", ".localdev", "where local keys and a private PostgreSQL live (git-ignored)")
 	pprofAddr := fs.String("pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ there")
+	appList := fs.String("apps", demoApp, "comma-separated apps to set up: each gets an API key (first start), a Redis user for its own result streams, and its credentials printed")
+	var forwards forwardFlags
+	fs.Var(&forwards, "forward-webhooks", "APP=URL: deliver APP's results as signed webhooks to URL (e.g. a local server of the app); repeatable")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -127,6 +131,14 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		lakalaLine = fmt.Sprintf("  Lakala            %s   (from LAKALA_BASE_URL; appid %s)\n", cfg.LakalaBaseURL, cfg.LakalaAppID)
 	}
+	// Locally an app's webhook receiver runs on this machine.
+	cfg.WebhookAllowLoopback = true
+	if cfg.WebhookSecretKey == "" {
+		var err error
+		if cfg.WebhookSecretKey, err = loadOrCreateHexKey(filepath.Join(*stateDir, "webhook-secret-key")); err != nil {
+			return err
+		}
+	}
 	deps, err := config.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -140,7 +152,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	key, err := demoKey(ctx, deps)
+	appsSetup, err := setUpApps(ctx, deps, strings.Split(*appList, ","), forwards)
 	if err != nil {
 		return err
 	}
@@ -184,10 +196,8 @@ Loomi Pay is running locally.
   Redis             %s
   processor         running (drains payment_tasks, reconciles, relays results)
 `, apiURL, lakalaLine, redactPassword(cfg.DatabaseURL), redactPassword(cfg.RedisURL))
-	if key != "" {
-		fmt.Fprintf(stdout, "\nAPI key for app %s (shown once; create more with 'loomipay keys create --local --app-id %s'):\n  %s\n", demoApp, demoApp, key)
-	} else {
-		fmt.Fprintf(stdout, "\nApp %s already has a key (printed on first start); create another with 'loomipay keys create --local --app-id %s'.\n", demoApp, demoApp)
+	for _, a := range appsSetup {
+		a.print(stdout)
 	}
 	if opToken != "" {
 		fmt.Fprintf(stdout, "\nConsole %s/console — operator token for admin 'dev' (shown once; more with 'loomipay operators create'):\n  %s\n", apiURL, opToken)
@@ -196,7 +206,7 @@ Loomi Pay is running locally.
 	}
 	// The example's order id is fresh on every start, so pasting it never collides with an
 	// order of an earlier run or the README's ORDER_1 (409 order_conflict).
-	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/v1/payment-orders -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' \\\n    -d '{\"app_id\":\"%s\",\"merchant_order_id\":\"DEMO_%d\",\"amount\":10000,\"order_type\":\"payment\",\"subject\":\"VIP\"}'\n\nCtrl-C stops everything.\n", apiURL, demoApp, time.Now().Unix())
+	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/v1/payment-orders -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' \\\n    -d '{\"app_id\":\"%s\",\"merchant_order_id\":\"DEMO_%d\",\"amount\":10000,\"order_type\":\"payment\",\"subject\":\"VIP\"}'\n\nCtrl-C stops everything.\n", apiURL, appsSetup[0].id, time.Now().Unix())
 
 	select {
 	case <-ctx.Done():
@@ -235,21 +245,6 @@ func newServer(h http.Handler) *http.Server {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-}
-
-// demoKey creates the demo app's first key, or returns "" if it already has one.
-func demoKey(ctx context.Context, deps *config.Deps) (string, error) {
-	existing, err := deps.Store.APIKeys(ctx, demoApp)
-	if err != nil {
-		return "", err
-	}
-	for _, k := range existing {
-		if k.RevokedAt == nil {
-			return "", nil
-		}
-	}
-	key, _, err := deps.Service.CreateAPIKey(ctx, demoApp, "created by loomipay dev")
-	return key, err
 }
 
 func loadOrCreateKey(path string) (*rsa.PrivateKey, error) {

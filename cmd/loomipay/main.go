@@ -9,6 +9,8 @@
 //	loomipay dev                             the whole stack locally: API, webhook, processor, sandbox
 //	loomipay serve                           the API and webhook over HTTP (hosting outside Lambda)
 //	loomipay worker                          the processor in a loop (hosting outside Lambda)
+//	loomipay apps create|rotate-redis-password|disable   apps and their Redis users
+//	loomipay webhooks add|list|disable|rotate-secret|deliveries|redeliver   webhooks to main apps
 //	loomipay orders|refunds|reviews|dlq|results|operators|apps|audit …   operator commands (issue 12)
 //
 // It reads the same environment variables as the Lambda functions (see the README). Operator
@@ -38,6 +40,8 @@ commands:
   dev                            run the whole stack locally (see --help)
   serve                          serve the API and webhook over HTTP, configured like the functions
   worker                         run the processor until SIGINT/SIGTERM, configured like the function
+  apps create|rotate-redis-password|disable   apps and the Redis users reading their own result streams
+  webhooks add|list|disable|rotate-secret|deliveries|redeliver   signed HTTP webhooks to main apps
 
 Operator commands (migrate, keys, process) act on DATABASE_URL; --local uses the local
 development PostgreSQL and Redis instead (found or started).
@@ -78,7 +82,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "worker":
 		return workerCmd(ctx, args[1:], stderr, log)
-	case "orders", "refunds", "reviews", "dlq", "results", "operators", "apps", "audit": // issue 12
+	case "apps":
+		// apps list is the operations layer's; creating, rotating and disabling also manage the
+		// app's Redis user.
+		if len(args) > 1 && args[1] == "list" {
+			return opsCommand(ctx, args[0], args[1:], stdout, stderr, log)
+		}
+		return apps(ctx, args[1:], stdout, stderr, log)
+	case "webhooks":
+		return webhooksCmd(ctx, args[1:], stdout, stderr, log)
+	case "orders", "refunds", "reviews", "dlq", "results", "operators", "audit":
 		return opsCommand(ctx, args[0], args[1:], stdout, stderr, log)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -5,18 +5,26 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
+	"github.com/loomipay/loomipay/shared/streams"
+	"github.com/loomipay/loomipay/shared/webhooks"
 )
 
 // useTestServers points the command at an isolated schema and stream prefix.
@@ -40,8 +48,21 @@ var keyLine = regexp.MustCompile(`^lp_[a-z0-9]{12}_[a-z0-9]{40}\n$`)
 
 func TestKeys(t *testing.T) {
 	store := useTestServers(t)
-	svc := service.New(store, testenv.Streams(t), testenv.Logger(), service.Config{KeyCacheTTL: -1})
+	rdb, _ := testenv.Redis(t)
+	svc := service.New(store, streams.New(rdb, streams.Config{Prefix: os.Getenv("STREAM_PREFIX")}), testenv.Logger(), service.Config{KeyCacheTTL: -1})
 	ctx := context.Background()
+
+	_, _, err := runCmd(t, "keys", "create", "--app-id", "shop_cn")
+	if err == nil || !strings.Contains(err.Error(), `app "shop_cn" does not exist`) || !strings.Contains(err.Error(), "apps create shop_cn") {
+		t.Fatalf("keys create for an unknown app: err = %v; want a clear refusal", err)
+	}
+	if list, _ := store.Apps(ctx); len(list) != 0 {
+		t.Fatalf("a refused keys create registered apps: %v", list)
+	}
+	if _, stderr, err := runCmd(t, "apps", "create", "shop_cn"); err != nil {
+		t.Fatalf("apps create: %v\n%s", err, stderr)
+	}
+	t.Cleanup(func() { _ = svc.Streams().DeleteAppUser(context.Background(), "shop_cn") })
 
 	stdout, stderr, err := runCmd(t, "keys", "create", "--app-id", "shop_cn", "--label", "checkout")
 	if err != nil {
@@ -120,23 +141,50 @@ func TestMigrateIsIdempotent(t *testing.T) {
 // through it: API, processor, sandbox cashier and webhook.
 func TestDevServesTheWholeStack(t *testing.T) {
 	useTestServers(t)
+	rdb, _ := testenv.Redis(t)
+	users := streams.New(nil, streams.Config{Prefix: os.Getenv("STREAM_PREFIX")})
+	t.Cleanup(func() {
+		for _, app := range []string{"demo_app", "shop_b"} {
+			rdb.Do(context.Background(), "ACL", "DELUSER", users.AppUser(app))
+		}
+	})
+	var hookMu sync.Mutex
+	var hooks []*http.Request
+	var hookBodies [][]byte
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hookMu.Lock()
+		hooks, hookBodies = append(hooks, r), append(hookBodies, b)
+		hookMu.Unlock()
+	}))
+	defer receiver.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	// dev is still writing while the test reads what it printed.
 	var stdout, stderr lambdaemu.LockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--sandbox-addr", "127.0.0.1:0", "--state-dir", t.TempDir()}, &stdout, &stderr)
+		done <- run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--sandbox-addr", "127.0.0.1:0", "--state-dir", t.TempDir(),
+			"--apps", "demo_app,shop_b", "--forward-webhooks", "demo_app=" + receiver.URL + "/hooks"}, &stdout, &stderr)
 	}()
 	var apiURL, key string
 	testenv.Eventually(t, 20*time.Second, "dev to print its banner", func() bool {
 		m := regexp.MustCompile(`API and webhook\s+(http://\S+)`).FindStringSubmatch(stdout.String())
 		k := regexp.MustCompile(`(?m)^\s+(lp_\S+)$`).FindStringSubmatch(stdout.String())
-		if m == nil || k == nil {
+		if m == nil || k == nil || !strings.Contains(stdout.String(), "Ctrl-C") {
 			return false
 		}
 		apiURL, key = m[1], k[1]
 		return true
 	})
+	banner := stdout.String()
+	if n := len(regexp.MustCompile(`(?m)^\s+lp_\S+$`).FindAllString(banner, -1)); n != 2 {
+		t.Errorf("dev printed %d API keys; want one per app:\n%s", n, banner)
+	}
+	passwords := regexp.MustCompile(`Redis password\s+([0-9a-f]{64})`).FindAllStringSubmatch(banner, -1)
+	secret := regexp.MustCompile(`signing secret\s+(whsec_\S+)`).FindStringSubmatch(banner)
+	if len(passwords) != 2 || secret == nil {
+		t.Fatalf("dev banner lacks the stream credentials of both apps or the webhook secret:\n%s", banner)
+	}
 
 	code, body := testenv.Do(t, apiURL, "POST", "/api/v1/payment-orders", key,
 		`{"app_id":"demo_app","merchant_order_id":"DEV_1","amount":2500,"order_type":"payment","subject":"dev stack"}`)
@@ -175,6 +223,29 @@ func TestDevServesTheWholeStack(t *testing.T) {
 	})
 	checkDevConsole(t, apiURL, stdout.String(), "DEV_1") // issue 12
 
+	// demo_app's own stream, read as its own Redis user with the printed password.
+	opts, _ := redis.ParseURL(testenv.RedisURL())
+	opts.Username, opts.Password = users.AppUser("demo_app"), passwords[0][1]
+	appRedis := redis.NewClient(opts)
+	defer appRedis.Close()
+	msgs, err := appRedis.XRange(context.Background(), users.AppStream(pay.StreamPaymentResults, "demo_app"), "-", "+").Result()
+	if err != nil || len(msgs) != 2 || msgs[1].Values["new_status"] != "succeeded" {
+		t.Errorf("demo_app's stream as its user = %v, %v; want processing and succeeded", msgs, err)
+	}
+	// …and the same two results as signed webhooks at the forwarded URL.
+	testenv.Eventually(t, 10*time.Second, "the webhooks", func() bool {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		return len(hooks) >= 2
+	})
+	hookMu.Lock()
+	for i, r := range hooks {
+		if err := webhooks.Verify(r.Header.Get(webhooks.SignatureHeader), hookBodies[i], secret[1], time.Minute, time.Now()); err != nil {
+			t.Errorf("webhook %d: %v (%s)", i, err, hookBodies[i])
+		}
+	}
+	hookMu.Unlock()
+
 	cancel()
 	select {
 	case err := <-done:
@@ -184,7 +255,7 @@ func TestDevServesTheWholeStack(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("dev did not stop after its context was cancelled")
 	}
-	if strings.Contains(stderr.String(), key) {
-		t.Error("the API key appeared in the logs")
+	if strings.Contains(stderr.String(), key) || strings.Contains(stderr.String(), passwords[0][1]) || strings.Contains(stderr.String(), secret[1]) {
+		t.Error("a key, password or secret appeared in the logs")
 	}
 }

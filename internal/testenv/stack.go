@@ -195,9 +195,12 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	return s
 }
 
-// NewKey issues an API key for an app.
+// NewKey issues an API key for an app, registering the app (without a Redis user) if needed.
 func (s *Stack) NewKey(t testing.TB, appID string) string {
 	t.Helper()
+	if err := s.Store.EnsureApp(context.Background(), appID); err != nil {
+		t.Fatal(err)
+	}
 	key, _, err := s.Service.CreateAPIKey(context.Background(), appID, "test")
 	if err != nil {
 		t.Fatal(err)

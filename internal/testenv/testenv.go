@@ -119,6 +119,14 @@ func Redis(t testing.TB) (*redis.Client, string) {
 		for iter.Next(ctx) {
 			rdb.Del(ctx, iter.Val())
 		}
+		// App users are named after the prefix too (streams.AppUser), whoever made them (a test,
+		// or a loomipay dev the test started).
+		users, _ := rdb.Do(ctx, "ACL", "USERS").StringSlice()
+		for _, u := range users {
+			if strings.HasPrefix(u, prefix) {
+				rdb.Do(ctx, "ACL", "DELUSER", u)
+			}
+		}
 		_ = rdb.Close()
 	})
 	return rdb, prefix

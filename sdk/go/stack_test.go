@@ -101,6 +101,13 @@ func runWithStack(m *testing.M) (int, error) {
 		for iter.Next(ctx) {
 			stack.rdb.Del(ctx, iter.Val())
 		}
+		// and the app's Redis user that dev made (named after the prefix)
+		users, _ := stack.rdb.Do(ctx, "ACL", "USERS").StringSlice()
+		for _, u := range users {
+			if strings.HasPrefix(u, stack.prefix) {
+				stack.rdb.Do(ctx, "ACL", "DELUSER", u)
+			}
+		}
 	}()
 
 	apiAddr, err := freePort()
@@ -114,7 +121,9 @@ func runWithStack(m *testing.M) (int, error) {
 	environ := append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+stack.redisURL,
 		"STREAM_PREFIX="+stack.prefix, "LOG_LEVEL=warn")
 	var logs bytes.Buffer
-	dev := exec.Command(bin, "dev", "--addr", apiAddr, "--sandbox-addr", sandboxAddr, "--state-dir", filepath.Join(work, "state"))
+	// --apps: keys are issued only for apps that exist (issue 10); dev creates it.
+	dev := exec.Command(bin, "dev", "--addr", apiAddr, "--sandbox-addr", sandboxAddr, "--state-dir", filepath.Join(work, "state"),
+		"--apps", "sdk_app")
 	dev.Env, dev.Stdout, dev.Stderr = environ, &bytes.Buffer{}, &logs
 	if err := dev.Start(); err != nil {
 		return 1, err

@@ -21,6 +21,7 @@ import (
 	"github.com/loomipay/loomipay/shared/secrets"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
+	"github.com/loomipay/loomipay/shared/webhooks"
 )
 
 // Variable lists every environment variable the code reads, with its meaning and default. The
@@ -73,6 +74,14 @@ var Variables = []Variable{
 	{Name: "PROCESSOR_MAX_RUNS", Default: "1", Meaning: "processor runs at once at most; the scheduled run starts extra runs up to it while the backlog is old"},
 	{Name: "PROCESSOR_SCALE_AFTER", Default: "30s", Meaning: "the scheduled run starts an extra run while the oldest due task has waited longer than this"},
 	{Name: "RATE_LIMIT_APPS", Default: "", Meaning: "per-app overrides, e.g. shop_cn=500:1000,game_x=20:40 (rate:burst)"},
+	// Per-app results and webhooks (issue 10).
+	{Name: "SHARED_RESULT_STREAMS", Default: "true", Meaning: "also write the shared payment_results / refund_results streams every app can read; false once every app reads its own"},
+	{Name: "APP_PAYMENT_RESULT_STREAM", Default: "payment_results:{$APP}", Meaning: "name of each app's own payment result stream ($APP = app id; braces = cluster hash tag)"},
+	{Name: "APP_REFUND_RESULT_STREAM", Default: "refund_results:{$APP}", Meaning: "name of each app's own refund result stream"},
+	{Name: "WEBHOOK_SECRET_KEY", Meaning: "32 bytes (64 hex characters or base64) encrypting webhook signing secrets in the database", Secret: true},
+	{Name: "WEBHOOK_CONCURRENCY", Default: "32", Meaning: "webhook deliveries in flight at once"},
+	{Name: "WEBHOOK_ENDPOINT_CONCURRENCY", Default: "4", Meaning: "webhook deliveries in flight per endpoint"},
+	{Name: "WEBHOOK_ALLOW_LOOPBACK", Default: "false", Meaning: "let webhook URLs reach 127.0.0.1 / ::1 (local development only)"},
 	// issue 12: operations
 	{Name: "EVIDENCE_RETENTION", Default: "720h", Meaning: "gateway calls and notifications are kept this long, then pruned by the processor"},
 	{Name: "METRICS_NAMESPACE", Default: "LoomiPay", Meaning: "CloudWatch namespace of the metrics (EMF lines, emitted inside Lambda only)"},
@@ -103,20 +112,25 @@ type Config struct {
 	RefundRequestIP      string
 	LogLevel             slog.Level
 
-	Stage               string
-	RequestTimeout      time.Duration
-	StatementTimeout    time.Duration
-	LockTimeout         time.Duration
-	IdleInTxTimeout     time.Duration
-	KeyCacheSize        int
-	RateLimit           service.RateLimit
-	RateLimitOverrides  map[string]service.RateLimit
-	RedisCluster        bool
-	DatabaseRDSProxy    bool
-	ProcessorMaxRuns    int
-	ProcessorScaleAfter time.Duration
-	EvidenceRetention   time.Duration // issue 12
-	MetricsNamespace    string
+	Stage                                          string
+	RequestTimeout                                 time.Duration
+	StatementTimeout                               time.Duration
+	LockTimeout                                    time.Duration
+	IdleInTxTimeout                                time.Duration
+	KeyCacheSize                                   int
+	RateLimit                                      service.RateLimit
+	RateLimitOverrides                             map[string]service.RateLimit
+	RedisCluster                                   bool
+	DatabaseRDSProxy                               bool
+	ProcessorMaxRuns                               int
+	ProcessorScaleAfter                            time.Duration
+	EvidenceRetention                              time.Duration // issue 12
+	MetricsNamespace                               string
+	SharedResultStreams                            bool
+	AppPaymentStream, AppRefundStream              string
+	WebhookSecretKey                               string
+	WebhookConcurrency, WebhookEndpointConcurrency int
+	WebhookAllowLoopback                           bool
 }
 
 // Load reads the configuration. Secrets (DATABASE_URL, REDIS_URL, LAKALA_PRIVATE_KEY) may be given
@@ -156,15 +170,22 @@ func Load(ctx context.Context) (Config, error) {
 		ReconcileAfter:       r.duration("RECONCILE_AFTER"),
 		RefundRequestIP:      r.str("REFUND_REQUEST_IP"),
 
-		Stage:             r.str("STAGE"),
-		RequestTimeout:    r.duration("REQUEST_TIMEOUT"),
-		StatementTimeout:  r.duration("DATABASE_STATEMENT_TIMEOUT"),
-		LockTimeout:       r.duration("DATABASE_LOCK_TIMEOUT"),
-		IdleInTxTimeout:   r.duration("DATABASE_IDLE_TX_TIMEOUT"),
-		KeyCacheSize:      r.integer("API_KEY_CACHE_SIZE"),
-		RateLimit:         service.RateLimit{Rate: r.integer("RATE_LIMIT"), Burst: r.integer("RATE_LIMIT_BURST")},
-		EvidenceRetention: r.duration("EVIDENCE_RETENTION"),
-		MetricsNamespace:  r.str("METRICS_NAMESPACE"),
+		Stage:                      r.str("STAGE"),
+		RequestTimeout:             r.duration("REQUEST_TIMEOUT"),
+		StatementTimeout:           r.duration("DATABASE_STATEMENT_TIMEOUT"),
+		LockTimeout:                r.duration("DATABASE_LOCK_TIMEOUT"),
+		IdleInTxTimeout:            r.duration("DATABASE_IDLE_TX_TIMEOUT"),
+		KeyCacheSize:               r.integer("API_KEY_CACHE_SIZE"),
+		RateLimit:                  service.RateLimit{Rate: r.integer("RATE_LIMIT"), Burst: r.integer("RATE_LIMIT_BURST")},
+		EvidenceRetention:          r.duration("EVIDENCE_RETENTION"),
+		MetricsNamespace:           r.str("METRICS_NAMESPACE"),
+		SharedResultStreams:        r.boolean("SHARED_RESULT_STREAMS"),
+		AppPaymentStream:           r.appStream("APP_PAYMENT_RESULT_STREAM"),
+		AppRefundStream:            r.appStream("APP_REFUND_RESULT_STREAM"),
+		WebhookSecretKey:           r.secret("WEBHOOK_SECRET_KEY"),
+		WebhookConcurrency:         r.integer("WEBHOOK_CONCURRENCY"),
+		WebhookEndpointConcurrency: r.integer("WEBHOOK_ENDPOINT_CONCURRENCY"),
+		WebhookAllowLoopback:       r.boolean("WEBHOOK_ALLOW_LOOPBACK"),
 	}
 	c.RateLimitOverrides = r.rateOverrides("RATE_LIMIT_APPS")
 	c.RedisCluster = r.boolean("REDIS_CLUSTER")
@@ -240,6 +261,15 @@ func (r *reader) boolean(name string) bool {
 	return b
 }
 
+// appStream reads a per-app stream name, which must name the app.
+func (r *reader) appStream(name string) string {
+	s := r.str(name)
+	if !strings.Contains(s, "$APP") {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q does not contain $APP (the app id)", name, s))
+	}
+	return s
+}
+
 func (r *reader) duration(name string) time.Duration {
 	s := r.str(name)
 	d, err := time.ParseDuration(s)
@@ -274,6 +304,8 @@ type Deps struct {
 	Store   *postgres.Store
 	Streams *streams.Streams
 	Service *service.Service
+	// Webhooks manages webhook endpoints and delivers to them (the processor runs it).
+	Webhooks *webhooks.Webhooks
 }
 
 // Open connects to Postgres and Redis and builds the service. The platform certificate is
@@ -293,7 +325,14 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 		store.Close()
 		return nil, err
 	}
-	st := streams.New(rdb, streams.Config{Prefix: c.StreamPrefix, ResultRetention: c.ResultRetention, ResultMaxLen: c.ResultMaxLen})
+	st := streams.New(rdb, streams.Config{Prefix: c.StreamPrefix, ResultRetention: c.ResultRetention, ResultMaxLen: c.ResultMaxLen,
+		AppPaymentStream: c.AppPaymentStream, AppRefundStream: c.AppRefundStream, NoSharedResults: !c.SharedResultStreams})
+	wh, err := webhooks.New(store.Pool(), webhooks.Config{SecretKey: c.WebhookSecretKey, AllowLoopback: c.WebhookAllowLoopback,
+		Concurrency: c.WebhookConcurrency, EndpointConcurrency: c.WebhookEndpointConcurrency}, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	var platform *rsa.PublicKey
 	if c.LakalaPlatformCertPEM != "" {
 		if platform, err = c.PlatformKey(); err != nil {
@@ -303,7 +342,7 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 	}
 	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: platform, ReplayWindow: c.ReplayWindow,
 		KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides})
-	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc}, nil
+	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc, Webhooks: wh}, nil
 }
 
 // Close releases the connections.

@@ -64,7 +64,7 @@ func (o *Ops) Apps(ctx context.Context, a Actor) ([]App, error) {
 	return apps, nil
 }
 
-// CreateKey issues an API key for an app (registering the app if new) and returns it; it is
+// CreateKey issues an API key for an existing app (see service.CreateApp) and returns it; it is
 // shown once and never stored.
 func (o *Ops) CreateKey(ctx context.Context, a Actor, appID, label string) (string, Key, error) {
 	if err := o.authorize(ctx, a, RoleAdmin, "key.create", "app:"+appID); err != nil {

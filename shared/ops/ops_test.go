@@ -548,6 +548,11 @@ func TestAppsAndKeys(t *testing.T) {
 	ctx := context.Background()
 	_, _, err := e.ops.CreateKey(ctx, operator, "shop", "ci")
 	errKind(t, err, pay.KindForbidden)
+	_, _, err = e.ops.CreateKey(ctx, admin, "shop", "ci") // issue 10: apps are created first
+	errKind(t, err, pay.KindNotFound)
+	if err := e.store.EnsureApp(ctx, "shop"); err != nil {
+		t.Fatal(err)
+	}
 	key, k, err := e.ops.CreateKey(ctx, admin, "shop", "ci")
 	if err != nil || !strings.HasPrefix(key, "lp_"+k.ID+"_") {
 		t.Fatalf("create key %q %+v %v", key, k, err)

@@ -21,7 +21,8 @@ type APIKey struct {
 	RevokedAt *time.Time
 }
 
-// EnsureApp registers an app id if it is not yet known.
+// EnsureApp registers an app id if it is not yet known (the test harness; operators use
+// service.CreateApp, which also creates the app's Redis user).
 func (s *Store) EnsureApp(ctx context.Context, appID string) error {
 	_, err := s.pool.Exec(ctx, "INSERT INTO apps (app_id) VALUES ($1) ON CONFLICT DO NOTHING", appID)
 	if err != nil {
@@ -30,23 +31,25 @@ func (s *Store) EnsureApp(ctx context.Context, appID string) error {
 	return nil
 }
 
-// InsertAPIKey stores a new key for an app, registering the app if needed.
+// InsertAPIKey stores a new key for an existing app; an unknown app → pay.ErrNotFound.
 func (s *Store) InsertAPIKey(ctx context.Context, k APIKey) error {
-	if err := s.EnsureApp(ctx, k.AppID); err != nil {
-		return err
-	}
 	_, err := s.pool.Exec(ctx, "INSERT INTO api_keys (id, app_id, key_hash, label) VALUES ($1, $2, $3, $4)",
 		k.ID, k.AppID, k.Hash, k.Label)
+	if isForeignKeyViolation(err) {
+		return pay.ErrNotFound
+	}
 	if err != nil {
 		return fmt.Errorf("insert api key: %w", err)
 	}
 	return nil
 }
 
-// APIKeyByID returns a key record, revoked or not, or pay.ErrNotFound.
+// APIKeyByID returns a key record, revoked or not, or pay.ErrNotFound. A key of a disabled app
+// reads as revoked (when the app was disabled, if not before).
 func (s *Store) APIKeyByID(ctx context.Context, id string) (APIKey, error) {
 	var k APIKey
-	err := s.pool.QueryRow(ctx, "SELECT id, app_id, key_hash, label, created_at, revoked_at FROM api_keys WHERE id = $1", id).
+	err := s.pool.QueryRow(ctx, `SELECT k.id, k.app_id, k.key_hash, k.label, k.created_at, coalesce(k.revoked_at, a.disabled_at)
+		FROM api_keys k JOIN apps a USING (app_id) WHERE k.id = $1`, id).
 		Scan(&k.ID, &k.AppID, &k.Hash, &k.Label, &k.CreatedAt, &k.RevokedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, pay.ErrNotFound

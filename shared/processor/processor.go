@@ -81,6 +81,8 @@ type Config struct {
 	// function that is always running. A short IdleExit trades that latency (up to the schedule's
 	// period) for cost.
 	IdleExit time.Duration
+	// Webhooks, if set, is run beside the drain by Run and once by RunOnce (see webhooks.go).
+	Webhooks WebhookEngine
 	// EvidenceRetention: gateway calls and notifications are pruned after it (issue 12). Default 30 days.
 	EvidenceRetention time.Duration
 	// Metrics, if set, receives the operations gauges after each maintenance pass (issue 12).
@@ -169,6 +171,7 @@ type Stats struct {
 	Reclaimed   int // messages taken over from a crashed run
 	Reconciled  int // live orders settled or expired by querying Lakala
 	Relayed     int // outbox messages published by the relay sweep
+	Webhooks    int // webhook attempts made by RunOnce (Run's engine runs on its own)
 }
 
 func (s *Stats) add(o Stats) {
@@ -180,6 +183,7 @@ func (s *Stats) add(o Stats) {
 	s.Reclaimed += o.Reclaimed
 	s.Reconciled += o.Reconciled
 	s.Relayed += o.Relayed
+	s.Webhooks += o.Webhooks
 }
 
 // Run works until shortly before ctx's deadline (a Lambda invocation), or until ctx is
@@ -192,6 +196,7 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-p.cfg.DeadlineMargin))
 		defer cancel()
 	}
+	stopWebhooks := p.startWebhooks(ctx)
 	var lastMaintenance time.Time
 	lastWork := time.Now()
 	for ctx.Err() == nil {
@@ -215,6 +220,7 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 			break
 		}
 	}
+	stopWebhooks()
 	// Runs read under names of their own (worker.ConsumerName): leave no name behind. A name
 	// still holding messages stays until a later run reclaims them and the sweep below removes it.
 	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -241,6 +247,10 @@ func (p *Processor) RunOnce(ctx context.Context) (Stats, error) {
 	// Relay what the drain's own publishes could not deliver.
 	n, err := p.svc.RelayOutbox(ctx, 500)
 	st.Relayed += n
+	if err != nil {
+		return st, err
+	}
+	st.Webhooks, err = p.webhooksOnce(ctx)
 	return st, err
 }
 
@@ -261,7 +271,7 @@ func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
 	st.Reconciled, errs = n, append(errs, err)
 	n, err = p.svc.RelayOutbox(ctx, 500)
 	st.Relayed, errs = n, append(errs, err)
-	errs = append(errs, p.streams.TrimResults(ctx))
+	errs = append(errs, p.trimResults(ctx))
 	if _, err := p.streams.RemoveIdleConsumers(ctx, 2*p.cfg.Lease); err != nil {
 		errs = append(errs, err)
 	}

@@ -55,7 +55,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, appID, label string) (string
 	id := randomString(12)
 	key := keyPrefix + id + "_" + randomString(40)
 	rec := postgres.APIKey{ID: id, AppID: appID, Hash: hashKey(key), Label: label}
-	if err := s.store.InsertAPIKey(ctx, rec); err != nil {
+	err := s.store.InsertAPIKey(ctx, rec)
+	if errors.Is(err, pay.ErrNotFound) {
+		return "", rec, pay.Errorf(pay.KindNotFound, pay.CodeNotFound, "app %q does not exist; create it first with 'loomipay apps create %s'", appID, appID)
+	}
+	if err != nil {
 		return "", rec, err
 	}
 	return key, rec, nil

@@ -38,6 +38,13 @@ type Config struct {
 	ResultMaxLen int64
 	// TaskMaxLen caps the task and dead-letter streams (approximately). Default 1,000,000.
 	TaskMaxLen int64
+	// AppPaymentStream and AppRefundStream name each app's own result streams; "$APP" stands for
+	// the app id. Defaults "payment_results:{$APP}" and "refund_results:{$APP}": the braces are a
+	// Redis Cluster hash tag, so an app's two streams live in one slot.
+	AppPaymentStream, AppRefundStream string
+	// NoSharedResults stops writing the shared payment_results / refund_results streams of the
+	// integration guide (every app can read those); the per-app streams are always written.
+	NoSharedResults bool
 }
 
 // Streams is the Redis side of the service.
@@ -57,6 +64,12 @@ func New(rdb redis.UniversalClient, cfg Config) *Streams {
 	}
 	if cfg.TaskMaxLen == 0 {
 		cfg.TaskMaxLen = 1_000_000
+	}
+	if cfg.AppPaymentStream == "" {
+		cfg.AppPaymentStream = DefaultAppPaymentStream
+	}
+	if cfg.AppRefundStream == "" {
+		cfg.AppRefundStream = DefaultAppRefundStream
 	}
 	return &Streams{rdb: rdb, cfg: cfg}
 }
@@ -226,7 +239,8 @@ func decodeTask(m redis.XMessage) Delivery {
 }
 
 // PublishResults adds result messages to their streams in one round trip, trimming each stream
-// approximately to the retention window.
+// approximately to the retention window. Each message goes to the shared stream (unless
+// NoSharedResults) and to its app's own stream, with the same fields (event_id, seq).
 func (s *Streams) PublishResults(ctx context.Context, msgs []pay.ResultMessage) error {
 	if len(msgs) == 0 {
 		return nil
@@ -239,9 +253,20 @@ func (s *Streams) PublishResults(ctx context.Context, msgs []pay.ResultMessage) 
 		for k, v := range m.Fields {
 			values = append(values, k, v)
 		}
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.Name(m.Stream), MinID: minID, Approx: true, Values: values})
-		touched[s.Name(m.Stream)] = true
+		var names []string
+		if !s.cfg.NoSharedResults {
+			names = append(names, s.Name(m.Stream))
+		}
+		if app := m.Fields["app_id"]; app != "" {
+			names = append(names, s.AppStream(m.Stream, app))
+		}
+		for _, name := range names {
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: name, MinID: minID, Approx: true, Values: values})
+			touched[name] = true
+		}
 	}
+	// Wake whoever waits for new results (the webhook engine), without a poll interval.
+	pipe.Publish(ctx, s.Name(ResultsChannel), "")
 	// XADD takes one trim strategy; the length cap goes in the same round trip, so that a burst
 	// inside the retention window cannot outgrow it between the processor's trims. Redis's
 	// default LIMIT keeps each such trim's work small.
@@ -256,16 +281,21 @@ func (s *Streams) PublishResults(ctx context.Context, msgs []pay.ResultMessage) 
 	return nil
 }
 
-// TrimResults applies ResultMaxLen to the result streams, if set.
-func (s *Streams) TrimResults(ctx context.Context) error {
+// TrimResults applies ResultMaxLen to the shared result streams and to the own streams of the
+// apps given, if set. (Every add trims the streams it touches as well.)
+func (s *Streams) TrimResults(ctx context.Context, apps ...string) error {
 	if s.cfg.ResultMaxLen <= 0 {
 		return nil
 	}
-	for _, st := range []string{pay.StreamPaymentResults, pay.StreamRefundResults} {
+	names := []string{s.Name(pay.StreamPaymentResults), s.Name(pay.StreamRefundResults)}
+	for _, app := range apps {
+		names = append(names, s.AppStream(pay.StreamPaymentResults, app), s.AppStream(pay.StreamRefundResults, app))
+	}
+	for _, st := range names {
 		// LIMIT 0: an approximate trim otherwise removes at most 10,000 entries per call (Redis's
 		// default, 100 × stream-node-max-entries), so a stream far over the cap would take many
 		// passes to come back. go-redis leaves LIMIT out when given 0, hence Do.
-		if err := s.rdb.Do(ctx, "XTRIM", s.Name(st), "MAXLEN", "~", s.cfg.ResultMaxLen, "LIMIT", 0).Err(); err != nil {
+		if err := s.rdb.Do(ctx, "XTRIM", st, "MAXLEN", "~", s.cfg.ResultMaxLen, "LIMIT", 0).Err(); err != nil {
 			return fmt.Errorf("trim %s: %w", st, err)
 		}
 	}

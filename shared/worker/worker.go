@@ -21,7 +21,7 @@ func New(d *config.Deps) (*processor.Processor, error) {
 		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
 		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
 		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit, VisibilityLag: c.LakalaVisibilityLag,
-		EvidenceRetention: c.EvidenceRetention, Metrics: d.Metrics(), // issue 12
+		EvidenceRetention: c.EvidenceRetention, Metrics: d.Metrics(), Webhooks: d.Webhooks,
 	}
 	if err := validate(c, pc); err != nil {
 		return nil, err
