@@ -95,7 +95,7 @@ fuzz:
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
-# issue 12: the console's browser test, saving its screenshots to docs/console (needs chromium and
+# the console's browser test, saving its screenshots to docs/console (needs chromium and
 # npm ci in e2e/console).
 console-screenshots:
 	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -v -run TestConsoleInBrowser ./e2e/console/

@@ -12,7 +12,7 @@ import (
 	"github.com/loomipay/loomipay/shared/pay"
 )
 
-// listRow is the report row of issue 11's list routes.
+// listRow is the report row of the list routes.
 const listRow = 10
 
 // listBench drives GET /api/v1/payment-orders through the getorder function's adapter, on a

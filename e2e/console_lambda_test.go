@@ -22,7 +22,7 @@ import (
 
 // The console's binary (functions/console) as deployed, under the emulator: an anonymous visit
 // is sent to the login page, and a login with an operator token opens a session whose cookie
-// is Secure, HttpOnly and SameSite=Strict (issue 12).
+// is Secure, HttpOnly and SameSite=Strict.
 func TestConsoleUnderEmulator(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the console binary and the emulator; skipped with -short")

@@ -87,7 +87,7 @@ func TestApps(t *testing.T) {
 		t.Error("after a rotation only the new password may work")
 	}
 
-	stdout, _, err = runCmd(t, "apps", "list") // the operations layer's listing (issue 12)
+	stdout, _, err = runCmd(t, "apps", "list") // the operations layer's listing
 	if err != nil || !regexp.MustCompile(`(?m)^shop_b\s`).MatchString(stdout) {
 		t.Errorf("apps list = %q, %v; want shop_b", stdout, err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/loomipay/loomipay/shared/ops"
 )
 
-// withConsole serves the operator console at /console beside the API (issue 12), with cookies
+// withConsole serves the operator console at /console beside the API, with cookies
 // that work over plain http on loopback.
 func withConsole(deps *config.Deps, api http.Handler) http.Handler {
 	h := console.New(deps.Ops(), console.Config{Dev: true, Logger: deps.Log}).Handler()

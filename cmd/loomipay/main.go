@@ -11,7 +11,7 @@
 //	loomipay worker                          the processor in a loop (hosting outside Lambda)
 //	loomipay apps create|rotate-redis-password|disable   apps and their Redis users
 //	loomipay webhooks add|list|disable|rotate-secret|deliveries|redeliver   webhooks to main apps
-//	loomipay orders|refunds|reviews|dlq|results|operators|apps|audit …   operator commands (issue 12)
+//	loomipay orders|refunds|reviews|dlq|results|operators|apps|audit …   operator commands
 //
 // It reads the same environment variables as the Lambda functions (see the README). Operator
 // commands need DATABASE_URL, or --local to find or start the local development servers.

@@ -221,7 +221,7 @@ func TestDevServesTheWholeStack(t *testing.T) {
 		get()
 		return order.Status == "succeeded"
 	})
-	checkDevConsole(t, apiURL, stdout.String(), "DEV_1") // issue 12
+	checkDevConsole(t, apiURL, stdout.String(), "DEV_1")
 
 	// demo_app's own stream, read as its own Redis user with the printed password.
 	opts, _ := redis.ParseURL(testenv.RedisURL())

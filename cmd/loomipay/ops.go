@@ -111,7 +111,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			fmt.Fprintln(stderr, "keys create: --app-id is required")
 			return errUsage
 		}
-		key, rec, err := deps.Ops().CreateKey(ctx, cliActor(), *appID, *label) // audited (issue 12)
+		key, rec, err := deps.Ops().CreateKey(ctx, cliActor(), *appID, *label) // audited
 		if err != nil {
 			return err
 		}
@@ -138,7 +138,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			fmt.Fprintln(stderr, "usage: loomipay keys revoke KEY_ID")
 			return errUsage
 		}
-		_, err := deps.Ops().RevokeKey(ctx, cliActor(), fs.Arg(0), "") // audited (issue 12)
+		_, err := deps.Ops().RevokeKey(ctx, cliActor(), fs.Arg(0), "") // audited
 		if err != nil {
 			return err
 		}

@@ -118,6 +118,9 @@ func TestServeAndWorkerTakeAPayment(t *testing.T) {
 	t.Setenv("LAKALA_NOTIFY_URL", "http://"+apiAddr+"/webhooks/lakala")
 	t.Setenv("REQUEST_TIMEOUT", "3s")
 
+	if err := store.EnsureApp(context.Background(), "shop_cn"); err != nil {
+		t.Fatal(err)
+	}
 	key, _, err := service.New(store, testenv.Streams(t), testenv.Logger(), service.Config{}).CreateAPIKey(context.Background(), "shop_cn", "")
 	if err != nil {
 		t.Fatal(err)

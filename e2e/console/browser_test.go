@@ -62,6 +62,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Store.EnsureApp(ctx, "other_app"); err != nil {
+		t.Fatal(err)
+	}
 	_, other, err := o.CreateKey(ctx, admin, "other_app", "backend")
 	if err != nil {
 		t.Fatal(err)

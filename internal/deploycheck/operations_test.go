@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Every alarm in template.yaml has its section in docs/OPERATIONS.md (issue 12): the runbook
+// Every alarm in template.yaml has its section in docs/OPERATIONS.md: the runbook
 // names it and its description links to a heading that exists.
 func TestRunbookCoversEveryAlarm(t *testing.T) {
 	tmpl := string(readRepoFile(t, "template.yaml"))

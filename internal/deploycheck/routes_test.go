@@ -12,7 +12,7 @@ import (
 
 // TestRoutesAgreeEverywhere fails when a route is in the code (httpapi.Routes), the OpenAPI
 // document (api/openapi.yaml) or template.yaml but not in all three. The operators' console
-// (issue 12: HTML pages behind its own login, not an API for main apps) is left out of the
+// (HTML pages behind its own login, not an API for main apps) is left out of the
 // document; TestTemplate checks its routes against console.Routes.
 func TestRoutesAgreeEverywhere(t *testing.T) {
 	sources := map[string]map[string]bool{"httpapi.Routes": {}, "api/openapi.yaml": {}, "template.yaml": {}}

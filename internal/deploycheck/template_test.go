@@ -27,7 +27,7 @@ const deadlineMargin = 5 * time.Second
 
 func expectedFunctions() []string {
 	return []string{httpapi.FunctionCreateOrder, httpapi.FunctionGetOrder, functionMigrate, functionProcessor, httpapi.FunctionRefund, httpapi.FunctionWebhook,
-		console.Function} // issue 12
+		console.Function}
 }
 
 func TestTemplate(t *testing.T) {
@@ -110,7 +110,7 @@ func TestTemplate(t *testing.T) {
 			}
 		}
 		want := slices.Clone(httpapi.Routes)
-		for _, r := range console.Routes { // issue 12: the console's function
+		for _, r := range console.Routes { // the console's function
 			want = append(want, httpapi.Route{Method: r.Method, Path: r.Path, Function: r.Function})
 		}
 		byRoute := func(a, b httpapi.Route) int {

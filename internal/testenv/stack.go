@@ -156,7 +156,7 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 		PlatformKey: sb.PlatformPublicKey(),
 		HTTPClient:  lakala.NewHTTPClient(timeout, 0),
 		Logger:      log,
-		OnCall:      ops.GatewayCallLogger(store, nil, log), // issue 12: the gateway call log
+		OnCall:      ops.GatewayCallLogger(store, nil, log), // the gateway call log
 	})
 	if err != nil {
 		t.Fatal(err)

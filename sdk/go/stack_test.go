@@ -121,7 +121,7 @@ func runWithStack(m *testing.M) (int, error) {
 	environ := append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+stack.redisURL,
 		"STREAM_PREFIX="+stack.prefix, "LOG_LEVEL=warn")
 	var logs bytes.Buffer
-	// --apps: keys are issued only for apps that exist (issue 10); dev creates it.
+	// --apps: keys are issued only for apps that exist; dev creates it.
 	dev := exec.Command(bin, "dev", "--addr", apiAddr, "--sandbox-addr", sandboxAddr, "--state-dir", filepath.Join(work, "state"),
 		"--apps", "sdk_app")
 	dev.Env, dev.Stdout, dev.Stderr = environ, &bytes.Buffer{}, &logs

@@ -60,7 +60,7 @@ var Variables = []Variable{
 	{Name: "REFUND_REQUEST_IP", Default: "127.0.0.1", Meaning: "location_info.request_ip sent with refunds"},
 	{Name: "LOG_LEVEL", Default: "info", Meaning: "debug, info, warn or error"},
 
-	// Issue 13: stage checks and limits.
+	// Stage checks and limits.
 	{Name: "STAGE", Default: "dev", Meaning: "dev, test, staging or prod; outside dev, test Lakala settings and unsafe values are refused at start"},
 	{Name: "REQUEST_TIMEOUT", Default: "5s", Meaning: "deadline of one API or webhook request, including the wait for a database connection; past it the answer is 503"},
 	{Name: "DATABASE_STATEMENT_TIMEOUT", Default: "5s", Meaning: "statement_timeout of every database session"},
@@ -74,7 +74,7 @@ var Variables = []Variable{
 	{Name: "PROCESSOR_MAX_RUNS", Default: "1", Meaning: "processor runs at once at most; the scheduled run starts extra runs up to it while the backlog is old"},
 	{Name: "PROCESSOR_SCALE_AFTER", Default: "30s", Meaning: "the scheduled run starts an extra run while the oldest due task has waited longer than this"},
 	{Name: "RATE_LIMIT_APPS", Default: "", Meaning: "per-app overrides, e.g. shop_cn=500:1000,game_x=20:40 (rate:burst)"},
-	// Per-app results and webhooks (issue 10).
+	// Per-app results and webhooks.
 	{Name: "SHARED_RESULT_STREAMS", Default: "true", Meaning: "also write the shared payment_results / refund_results streams every app can read; false once every app reads its own"},
 	{Name: "APP_PAYMENT_RESULT_STREAM", Default: "payment_results:{$APP}", Meaning: "name of each app's own payment result stream ($APP = app id; braces = cluster hash tag)"},
 	{Name: "APP_REFUND_RESULT_STREAM", Default: "refund_results:{$APP}", Meaning: "name of each app's own refund result stream"},
@@ -82,7 +82,7 @@ var Variables = []Variable{
 	{Name: "WEBHOOK_CONCURRENCY", Default: "32", Meaning: "webhook deliveries in flight at once"},
 	{Name: "WEBHOOK_ENDPOINT_CONCURRENCY", Default: "4", Meaning: "webhook deliveries in flight per endpoint"},
 	{Name: "WEBHOOK_ALLOW_LOOPBACK", Default: "false", Meaning: "let webhook URLs reach 127.0.0.1 / ::1 (local development only)"},
-	// issue 12: operations
+	// Operations.
 	{Name: "EVIDENCE_RETENTION", Default: "720h", Meaning: "gateway calls and notifications are kept this long, then pruned by the processor"},
 	{Name: "METRICS_NAMESPACE", Default: "LoomiPay", Meaning: "CloudWatch namespace of the metrics (EMF lines, emitted inside Lambda only)"},
 }
@@ -124,7 +124,7 @@ type Config struct {
 	DatabaseRDSProxy                               bool
 	ProcessorMaxRuns                               int
 	ProcessorScaleAfter                            time.Duration
-	EvidenceRetention                              time.Duration // issue 12
+	EvidenceRetention                              time.Duration
 	MetricsNamespace                               string
 	SharedResultStreams                            bool
 	AppPaymentStream, AppRefundStream              string
@@ -372,12 +372,12 @@ func (d *Deps) LakalaClient() (*lakala.Client, error) {
 		PlatformKey: platform,
 		HTTPClient:  lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
 		Logger:      d.Log,
-		OnCall:      ops.GatewayCallLogger(d.Store, d.Metrics(), d.Log), // issue 12
+		OnCall:      ops.GatewayCallLogger(d.Store, d.Metrics(), d.Log),
 	})
 }
 
 // Payments builds the gateway driver for a function that acts at Lakala outside the processor:
-// createorder's close route (issue 11).
+// createorder's close route.
 func (d *Deps) Payments() (*service.Payments, error) {
 	client, err := d.LakalaClient()
 	if err != nil {

@@ -24,6 +24,11 @@ func TestRateLimitPerApp(t *testing.T) {
 	one := service.New(store, st, testenv.Logger(), cfg)
 	two := service.New(store, st, testenv.Logger(), cfg)
 	ctx := context.Background()
+	for _, app := range []string{"test_app", "big_app"} {
+		if err := store.EnsureApp(ctx, app); err != nil {
+			t.Fatal(err)
+		}
+	}
 	small, _, err := one.CreateAPIKey(ctx, "test_app", "")
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ var Routes = []Route{
 	{"POST", "/api/v1/refund-orders", FunctionRefund},
 	{"GET", "/api/v1/refund-orders/{refund_order_id}", FunctionRefund},
 	{"POST", "/webhooks/lakala", FunctionWebhook},
-	// Issue 11. Reads (lists, health, the API description) go to getorder, the read function;
+	// Reads (lists, health, the API description) go to getorder, the read function;
 	// refunds stay with refund.
 	{"POST", "/api/v1/payment-orders/{merchant_order_id}/close", FunctionCreateOrder},
 	{"GET", "/api/v1/payment-orders", FunctionGetOrder},

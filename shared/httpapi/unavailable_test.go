@@ -95,6 +95,9 @@ func TestStalledAndDownPostgresAnswer503(t *testing.T) {
 	}
 	// No key cache: every request reads the key, so every request needs the database.
 	svc := service.New(store, testenv.Streams(t), testenv.Logger(), service.Config{KeyCacheTTL: -1})
+	if err := store.EnsureApp(ctx, "test_app"); err != nil {
+		t.Fatal(err)
+	}
 	key, _, err := svc.CreateAPIKey(ctx, "test_app", "")
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +180,9 @@ func TestStalledRedisDoesNotHoldRequests(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	svc := service.New(store, streams.New(rdb, streams.Config{Prefix: testenv.UniqueName("stall") + ":"}), testenv.Logger(),
 		service.Config{RateLimit: service.RateLimit{Rate: 1, Burst: 1}})
+	if err := store.EnsureApp(context.Background(), "test_app"); err != nil {
+		t.Fatal(err)
+	}
 	key, _, err := svc.CreateAPIKey(context.Background(), "test_app", "")
 	if err != nil {
 		t.Fatal(err)

@@ -548,7 +548,7 @@ func TestAppsAndKeys(t *testing.T) {
 	ctx := context.Background()
 	_, _, err := e.ops.CreateKey(ctx, operator, "shop", "ci")
 	errKind(t, err, pay.KindForbidden)
-	_, _, err = e.ops.CreateKey(ctx, admin, "shop", "ci") // issue 10: apps are created first
+	_, _, err = e.ops.CreateKey(ctx, admin, "shop", "ci") // apps are created first
 	errKind(t, err, pay.KindNotFound)
 	if err := e.store.EnsureApp(ctx, "shop"); err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ const (
 	CodeUnavailable          = "service_unavailable"
 	CodeInternal             = "internal_error"
 	CodeOrderAlreadyPaid     = "order_already_paid" // close of an order that is (or just became) paid
-	CodeRateLimited          = "rate_limited"       // issue 13's rate limit
+	CodeRateLimited          = "rate_limited"       // the per-app rate limit
 )
 
 // ErrorCode describes one code for docs/ERRORS.md, which a test generates from this list and

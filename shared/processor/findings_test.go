@@ -1,6 +1,6 @@
 package processor_test
 
-// One test per finding of the money-path review (issue 9): each reproduces a way the money path
+// One test per finding of the money-path review: each reproduces a way the money path
 // broke under the pessimistic reading of Lakala, and failed before the fix.
 
 import (

@@ -11,7 +11,7 @@ import (
 	"github.com/loomipay/loomipay/shared/ops"
 )
 
-// operations is the processor's part in operating the service (issue 12), run at the end of each
+// operations is the processor's part in operating the service, run at the end of each
 // maintenance pass: prune the evidence logs past their retention, record the run's heartbeat (the
 // console's "last processor run"), and emit the gauges the alarms watch — the same numbers as the
 // console's overview.

@@ -83,9 +83,9 @@ type Config struct {
 	IdleExit time.Duration
 	// Webhooks, if set, is run beside the drain by Run and once by RunOnce (see webhooks.go).
 	Webhooks WebhookEngine
-	// EvidenceRetention: gateway calls and notifications are pruned after it (issue 12). Default 30 days.
+	// EvidenceRetention: gateway calls and notifications are pruned after it. Default 30 days.
 	EvidenceRetention time.Duration
-	// Metrics, if set, receives the operations gauges after each maintenance pass (issue 12).
+	// Metrics, if set, receives the operations gauges after each maintenance pass.
 	Metrics *metrics.Emitter
 }
 
@@ -278,7 +278,7 @@ func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
 	if _, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, p.operations(ctx, st, errors.Join(errs...))) // issue 12: heartbeat, evidence pruning, metrics
+	errs = append(errs, p.operations(ctx, st, errors.Join(errs...))) // heartbeat, evidence pruning, metrics
 	return st, errors.Join(errs...)
 }
 

@@ -6,7 +6,7 @@ import (
 	"github.com/loomipay/loomipay/shared/pay"
 )
 
-// CloseMerchantOrder is the API's close (issue 11): the caller's order, named by its
+// CloseMerchantOrder is the API's close: the caller's order, named by its
 // merchant_order_id, is wound down by CloseOrder. A paid order — already, or found paid by the
 // final query — is refused with order_already_paid (refund it instead); a failed order is
 // returned as it is, so a repeated close answers the same. The order returned may still be live

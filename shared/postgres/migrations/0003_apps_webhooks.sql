@@ -1,4 +1,4 @@
--- Issue 10: apps as things an operator creates and disables, and signed HTTP webhooks to main
+-- Apps as things an operator creates and disables, and signed HTTP webhooks to main
 -- apps, fanned out from the result outbox.
 
 -- A disabled app's API keys stop working and its Redis user is switched off.

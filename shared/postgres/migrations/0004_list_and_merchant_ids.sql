@@ -1,4 +1,4 @@
--- Issue 11: per-order expiry, list and search with keyset (cursor) pagination, refunds by
+-- Per-order expiry, list and search with keyset (cursor) pagination, refunds by
 -- merchant ids.
 
 -- Seconds a cashier order may be paid; NULL means the processor's ORDER_TTL.
