@@ -59,7 +59,7 @@ func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			return err
 		}
 		return withDeps(ctx, log, func(d *config.Deps) error {
-			c, err := d.Service.CreateApp(ctx, app)
+			c, err := d.Ops().CreateApp(ctx, cliActor(), app) // audited
 			if err != nil {
 				return err
 			}
@@ -73,7 +73,7 @@ func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			return err
 		}
 		return withDeps(ctx, log, func(d *config.Deps) error {
-			c, err := d.Service.RotateAppRedisPassword(ctx, app, *keepOld)
+			c, err := d.Ops().RotateAppRedisPassword(ctx, cliActor(), app, *keepOld) // audited
 			if err != nil {
 				return err
 			}
@@ -91,7 +91,7 @@ func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 			return err
 		}
 		return withDeps(ctx, log, func(d *config.Deps) error {
-			applied, err := d.Service.DisableApp(ctx, app)
+			applied, err := d.Ops().DisableApp(ctx, cliActor(), app, "") // audited
 			if err != nil {
 				return err
 			}

@@ -56,7 +56,7 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, l
 			evs = strings.Split(*events, ",")
 		}
 		return withDeps(ctx, log, func(d *config.Deps) error {
-			ep, secret, err := d.Webhooks.AddEndpoint(ctx, *appID, *url, evs)
+			ep, secret, err := d.Ops().AddWebhook(ctx, cliActor(), *appID, *url, evs) // audited
 			if err != nil {
 				return err
 			}
@@ -91,7 +91,7 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, l
 			return err
 		}
 		return withDeps(ctx, log, func(d *config.Deps) error {
-			if err := d.Webhooks.DisableEndpoint(ctx, id, "disabled by an operator"); err != nil {
+			if _, err := d.Ops().DisableWebhook(ctx, cliActor(), id, ""); err != nil { // audited
 				return err
 			}
 			fmt.Fprintf(stderr, "disabled endpoint %s; its pending deliveries are marked failed\n", id)
@@ -103,7 +103,7 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, l
 			return err
 		}
 		return withDeps(ctx, log, func(d *config.Deps) error {
-			secret, until, err := d.Webhooks.RotateSecret(ctx, id)
+			secret, until, err := d.Ops().RotateWebhookSecret(ctx, cliActor(), id) // audited
 			if err != nil {
 				return err
 			}
@@ -147,7 +147,7 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, l
 			return err
 		}
 		return withDeps(ctx, log, func(d *config.Deps) error {
-			n, err := d.Webhooks.Redeliver(ctx, id, *endpoint)
+			n, err := d.Ops().RedeliverWebhook(ctx, cliActor(), id, *endpoint, "") // audited
 			if err != nil {
 				return err
 			}

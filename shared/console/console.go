@@ -104,6 +104,9 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET "+base+"/apps", c.authed(c.apps))
 	mux.HandleFunc("POST "+base+"/apps/keys", c.authed(c.createKey))
 	mux.HandleFunc("POST "+base+"/apps/keys/{id}/revoke", c.authed(c.revokeKey))
+	mux.HandleFunc("POST "+base+"/apps/{app}/disable", c.authed(c.disableApp))
+	mux.HandleFunc("POST "+base+"/webhooks/{id}/disable", c.authed(c.disableWebhook))
+	mux.HandleFunc("POST "+base+"/webhooks/redeliver", c.authed(c.redeliver))
 	mux.HandleFunc("POST "+base+"/results/republish", c.authed(c.republish))
 	mux.HandleFunc("GET "+base+"/audit", c.authed(c.audit))
 	mux.HandleFunc(base+"/", func(w http.ResponseWriter, r *http.Request) {
@@ -568,6 +571,34 @@ func (c *Console) revokeKey(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	c.done(w, r, base+"/apps", "Key "+id+" revoked; it stops working within API_KEY_CACHE_TTL.")
+}
+
+func (c *Console) disableApp(w http.ResponseWriter, r *http.Request, v *view) {
+	app := r.PathValue("app")
+	if _, err := c.ops.DisableApp(r.Context(), v.Session.Actor(), app, strings.TrimSpace(r.PostFormValue("note"))); err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	c.done(w, r, base+"/apps", "App "+app+" disabled: its API keys stop working within API_KEY_CACHE_TTL, its Redis user is switched off, no more webhooks.")
+}
+
+func (c *Console) disableWebhook(w http.ResponseWriter, r *http.Request, v *view) {
+	id := r.PathValue("id")
+	if _, err := c.ops.DisableWebhook(r.Context(), v.Session.Actor(), id, strings.TrimSpace(r.PostFormValue("note"))); err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	c.done(w, r, base+"/apps", "Webhook endpoint "+id+" disabled; its pending deliveries are marked failed.")
+}
+
+func (c *Console) redeliver(w http.ResponseWriter, r *http.Request, v *view) {
+	event := strings.TrimSpace(r.PostFormValue("event_id"))
+	n, err := c.ops.RedeliverWebhook(r.Context(), v.Session.Actor(), event, strings.TrimSpace(r.PostFormValue("endpoint_id")), strings.TrimSpace(r.PostFormValue("note")))
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	c.done(w, r, base+"/apps", fmt.Sprintf("Event %s queued again for %d endpoint(s).", event, n))
 }
 
 func (c *Console) republish(w http.ResponseWriter, r *http.Request, v *view) {

@@ -18,6 +18,7 @@ import (
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
+	"github.com/loomipay/loomipay/shared/webhooks"
 )
 
 type env struct {
@@ -30,7 +31,11 @@ func newEnv(t *testing.T, cfg console.Config) env {
 	t.Helper()
 	store := testenv.Postgres(t)
 	svc := service.New(store, testenv.Streams(t), testenv.Logger(), service.Config{})
-	o := ops.New(svc)
+	hooks, err := webhooks.New(store.Pool(), webhooks.Config{SecretKey: "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100", AllowLoopback: true}, testenv.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := ops.New(svc).WithWebhooks(hooks)
 	cfg.Logger = testenv.Logger()
 	srv := httptest.NewServer(console.New(o, cfg).Handler())
 	t.Cleanup(srv.Close)
@@ -277,4 +282,77 @@ func TestPagesRolesAndCSRF(t *testing.T) {
 func viewerCSRF(t *testing.T, b *browser) string {
 	_, body := b.get("/console")
 	return body
+}
+
+func TestAppsPageDisableAppAndWebhook(t *testing.T) {
+	e := newEnv(t, console.Config{Dev: true})
+	ctx := context.Background()
+	root := ops.Actor{Name: "test", Role: ops.RoleAdmin, Via: "cli"}
+	creds, err := e.ops.CreateApp(ctx, root, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _, err := e.ops.AddWebhook(ctx, root, "shop", "http://127.0.0.1:9/hook", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer := e.browser(t)
+	viewer.login(operatorToken(t, e, "vic", ops.RoleViewer))
+	adm := e.browser(t)
+	adm.login(operatorToken(t, e, "ada", ops.RoleAdmin))
+
+	_, body := viewer.get("/console/apps")
+	if !strings.Contains(body, creds.RedisUser) || !strings.Contains(body, ep.ID) || !strings.Contains(body, "http://127.0.0.1:9/hook") {
+		t.Fatalf("apps page lacks the Redis user or the endpoint:\n%s", body)
+	}
+	if strings.Contains(body, "/disable\"") || strings.Contains(body, "/webhooks/redeliver") {
+		t.Error("a viewer sees a disable or redeliver form")
+	}
+	// A viewer with a valid CSRF token is refused server-side; nothing changes.
+	resp, body := viewer.post("/console/apps/shop/disable", url.Values{"csrf": {csrfOf(t, body)}, "note": {"x"}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "needs the admin role") {
+		t.Fatalf("viewer disable = %d %s", resp.StatusCode, body)
+	}
+	resp, _ = viewer.post("/console/webhooks/"+ep.ID+"/disable", url.Values{"csrf": {csrfOf(t, viewerCSRF(t, viewer))}, "note": {"x"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("viewer disable webhook = %d", resp.StatusCode)
+	}
+	// An admin without the CSRF token is refused too.
+	_, body = adm.get("/console/apps")
+	if !strings.Contains(body, `action="/console/apps/shop/disable"`) || !strings.Contains(body, `action="/console/webhooks/`+ep.ID+`/disable"`) ||
+		!strings.Contains(body, `action="/console/webhooks/redeliver"`) {
+		t.Fatalf("admin sees no disable/redeliver forms:\n%s", body)
+	}
+	if resp, _ := adm.post("/console/apps/shop/disable", url.Values{"note": {"x"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("disable without CSRF = %d; want 403", resp.StatusCode)
+	}
+	if s := e.scalar(t, `SELECT coalesce(disabled_at::text, 'enabled') FROM apps WHERE app_id = 'shop'`); s != "enabled" {
+		t.Fatalf("refused posts disabled the app: %s", s)
+	}
+	csrf := csrfOf(t, body)
+	resp, _ = adm.post("/console/webhooks/"+ep.ID+"/disable", url.Values{"csrf": {csrf}, "note": {"receiver retired"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/apps" {
+		t.Fatalf("disable webhook = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = adm.post("/console/apps/shop/disable", url.Values{"csrf": {csrf}, "note": {"contract ended"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/apps" {
+		t.Fatalf("disable app = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, body = adm.get("/console/apps")
+	if !strings.Contains(body, "App shop disabled") || strings.Contains(body, `action="/console/apps/shop/disable"`) ||
+		strings.Contains(body, `/console/webhooks/`+ep.ID+`/disable"`) || strings.Count(body, "badge refused\">disabled") != 2 {
+		t.Fatalf("apps page after disabling:\n%s", body)
+	}
+	if s := e.scalar(t, `SELECT coalesce(disabled_at::text, 'enabled') FROM apps WHERE app_id = 'shop'`); s == "enabled" {
+		t.Fatal("the app is still enabled")
+	}
+	resp, body = adm.post("/console/webhooks/redeliver", url.Values{"csrf": {csrf}, "event_id": {"00000000-0000-0000-0000-000000000000"}, "note": {"x"}})
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "no delivery") {
+		t.Fatalf("redeliver of an unknown event = %d %s", resp.StatusCode, body)
+	}
+	rows, _ := e.ops.AuditLog(ctx, root, ops.AuditFilter{Subject: "app:shop", Action: "app.disable"})
+	if len(rows) != 2 || rows[0].Outcome != "ok" || rows[0].Actor != "ada" || rows[0].Via != "console" || rows[0].Note != "contract ended" ||
+		rows[1].Outcome != "refused" || rows[1].Actor != "vic" {
+		t.Fatalf("audit %+v", rows)
+	}
 }

@@ -10,13 +10,16 @@ import (
 	"github.com/loomipay/loomipay/shared/postgres"
 )
 
-// App is an app with its keys.
+// App is an app with its keys, its result-stream Redis user and its webhook endpoints.
 type App struct {
-	AppID      string    `json:"app_id"`
-	CreatedAt  time.Time `json:"created_at"`
-	ActiveKeys int       `json:"active_keys"`
-	Orders     int64     `json:"orders"`
-	Keys       []Key     `json:"keys"`
+	AppID      string            `json:"app_id"`
+	CreatedAt  time.Time         `json:"created_at"`
+	DisabledAt *time.Time        `json:"disabled_at,omitempty"`
+	RedisUser  string            `json:"redis_user"`
+	ActiveKeys int               `json:"active_keys"`
+	Orders     int64             `json:"orders"`
+	Keys       []Key             `json:"keys"`
+	Webhooks   []WebhookEndpoint `json:"webhooks,omitempty"`
 }
 
 // Key is an API key's record (never the key).
@@ -33,7 +36,7 @@ func (o *Ops) Apps(ctx context.Context, a Actor) ([]App, error) {
 	if err := o.authorize(ctx, a, RoleViewer, "app.list", ""); err != nil {
 		return nil, err
 	}
-	rows, err := o.store.Pool().Query(ctx, `SELECT a.app_id, a.created_at,
+	rows, err := o.store.Pool().Query(ctx, `SELECT a.app_id, a.created_at, a.disabled_at,
 			(SELECT count(*) FROM api_keys k WHERE k.app_id = a.app_id AND k.revoked_at IS NULL),
 			(SELECT count(*) FROM payment_orders p WHERE p.app_id = a.app_id)
 		FROM apps a ORDER BY a.app_id`)
@@ -44,10 +47,11 @@ func (o *Ops) Apps(ctx context.Context, a Actor) ([]App, error) {
 	idx := map[string]int{}
 	for rows.Next() {
 		var ap App
-		if err := rows.Scan(&ap.AppID, &ap.CreatedAt, &ap.ActiveKeys, &ap.Orders); err != nil {
+		if err := rows.Scan(&ap.AppID, &ap.CreatedAt, &ap.DisabledAt, &ap.ActiveKeys, &ap.Orders); err != nil {
 			rows.Close()
 			return nil, err
 		}
+		ap.RedisUser = o.streams.AppUser(ap.AppID)
 		idx[ap.AppID] = len(apps)
 		apps = append(apps, ap)
 	}
@@ -59,6 +63,15 @@ func (o *Ops) Apps(ctx context.Context, a Actor) ([]App, error) {
 	for _, k := range keys {
 		if i, ok := idx[k.AppID]; ok {
 			apps[i].Keys = append(apps[i].Keys, Key{ID: k.ID, AppID: k.AppID, Label: k.Label, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt})
+		}
+	}
+	eps, err := o.endpoints(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range eps {
+		if i, ok := idx[e.AppID]; ok {
+			apps[i].Webhooks = append(apps[i].Webhooks, e)
 		}
 	}
 	return apps, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
+	"github.com/loomipay/loomipay/shared/webhooks"
 )
 
 // Role is what an operator may do. Each role may do everything the one before it may.
@@ -60,6 +61,7 @@ type Ops struct {
 	svc     *service.Service
 	store   *postgres.Store
 	streams *streams.Streams
+	hooks   *webhooks.Webhooks // nil: no webhook actions (see WithWebhooks)
 	log     *slog.Logger
 	// OutboxRetention is how long published result messages stay in the outbox (the processor
 	// prunes them after it); a timeline or a republish older than this cannot see them.
