@@ -1,6 +1,8 @@
 // Package loomipay is the Go SDK of Loomi Pay for main apps: a typed HTTP client (payment
 // orders, refunds, lists with iterators) with timeouts, safe automatic retries and typed
-// errors, and a consumer of the result streams (payment_results, refund_results).
+// errors, a consumer of the result streams (payment_results, refund_results), and a verifier
+// and http.Handler for the signed webhooks carrying the same results (VerifyWebhook,
+// WebhookHandler).
 //
 // It depends on nothing of the service's code: only the standard library and go-redis.
 //

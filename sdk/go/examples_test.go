@@ -1,11 +1,14 @@
 package loomipay_test
 
 import (
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestExamples builds each example and runs it against the stack, as a reader would.
@@ -37,4 +40,24 @@ func TestExamples(t *testing.T) {
 	if out := run("results", "-for", "2s"); !strings.Contains(out, paid.MerchantOrderID+" processing → succeeded") {
 		t.Errorf("results printed:\n%s", out)
 	}
+
+	// The webhook receiver, behind the stack's forwarding: dev's webhooks reach it through a proxy.
+	addr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	hook := exec.Command(filepath.Join(dir, "webhook"), "-addr", addr)
+	hook.Env, hook.Stdout, hook.Stderr = append(env, "LOOMI_WEBHOOK_SECRET="+stack.webhookSecret), &out, &out
+	if err := hook.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hook.Process.Kill(); _ = hook.Wait() }()
+	eventually(t, 10*time.Second, "the webhook example listening", func() bool { return strings.Contains(out.String(), "receiving webhooks") })
+	stack.hooks.set(httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr}))
+	defer stack.hooks.set(nil)
+	paid = paidOrder(t, newClient(t), uniqueID("example-webhook"), 3000)
+	eventually(t, 20*time.Second, "the webhook example applying "+paid.MerchantOrderID, func() bool {
+		return strings.Contains(out.String(), paid.MerchantOrderID+" #2 processing → succeeded")
+	})
 }

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +29,42 @@ import (
 var stack struct {
 	baseURL, apiKey, appID, prefix, redisURL string
 	rdb                                      *redis.Client
+	// dev delivers sdk_app's results as webhooks to hooks, signed with webhookSecret.
+	hooks         *webhookMux
+	webhookSecret string
 }
+
+// webhookMux is the receiver dev forwards webhooks to; a test installs its handler.
+type webhookMux struct {
+	mu sync.Mutex
+	h  http.Handler
+}
+
+func (m *webhookMux) set(h http.Handler) { m.mu.Lock(); m.h = h; m.mu.Unlock() }
+
+func (m *webhookMux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.mu.Lock()
+	h := m.h
+	m.mu.Unlock()
+	if h == nil {
+		w.WriteHeader(http.StatusNoContent) // no test listening: acknowledged, not retried
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestMain(m *testing.M) {
 	code, err := runWithStack(m)
@@ -118,13 +156,17 @@ func runWithStack(m *testing.M) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	stack.hooks = &webhookMux{}
+	hookSrv := httptest.NewServer(stack.hooks)
+	defer hookSrv.Close()
 	environ := append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+stack.redisURL,
 		"STREAM_PREFIX="+stack.prefix, "LOG_LEVEL=warn")
 	var logs bytes.Buffer
 	// --apps: keys are issued only for apps that exist; dev creates it.
 	dev := exec.Command(bin, "dev", "--addr", apiAddr, "--sandbox-addr", sandboxAddr, "--state-dir", filepath.Join(work, "state"),
-		"--apps", "sdk_app")
-	dev.Env, dev.Stdout, dev.Stderr = environ, &bytes.Buffer{}, &logs
+		"--apps", "sdk_app", "--forward-webhooks", "sdk_app="+hookSrv.URL+"/webhook")
+	devOut := &syncBuffer{}
+	dev.Env, dev.Stdout, dev.Stderr = environ, devOut, &logs
 	if err := dev.Start(); err != nil {
 		return 1, err
 	}
@@ -157,6 +199,15 @@ func runWithStack(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("loomipay dev did not become ready; its log:\n%s", logs.String())
 	}
 	stack.appID = "sdk_app"
+	// dev prints its apps while its servers start: the secret may come just after /readyz.
+	secretRE := regexp.MustCompile(`signing secret +(\S+)`)
+	for deadline := time.Now().Add(10 * time.Second); stack.webhookSecret == ""; time.Sleep(50 * time.Millisecond) {
+		if m := secretRE.FindStringSubmatch(devOut.String()); m != nil {
+			stack.webhookSecret = m[1]
+		} else if time.Now().After(deadline) {
+			return 1, fmt.Errorf("loomipay dev printed no webhook signing secret:\n%s", devOut.String())
+		}
+	}
 	keys := exec.Command(bin, "keys", "create", "--app-id", stack.appID, "--label", "sdk tests")
 	keys.Env = environ
 	out, err := keys.Output()
