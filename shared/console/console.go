@@ -102,6 +102,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("POST "+base+"/dlq/redrive-all", c.authed(c.redriveAll))
 	mux.HandleFunc("POST "+base+"/dlq/entries/discard", c.authed(c.discardEntry))
 	mux.HandleFunc("GET "+base+"/apps", c.authed(c.apps))
+	mux.HandleFunc("POST "+base+"/apps", c.authed(c.createApp))
 	mux.HandleFunc("POST "+base+"/apps/keys", c.authed(c.createKey))
 	mux.HandleFunc("POST "+base+"/apps/keys/{id}/revoke", c.authed(c.revokeKey))
 	mux.HandleFunc("POST "+base+"/apps/{app}/disable", c.authed(c.disableApp))
@@ -561,6 +562,25 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request, v *view) {
 	// The key is shown once, on this response only; it is never in a URL or a log.
 	v.Title, v.Nav = "New API key", "apps"
 	v.Data = map[string]any{"Key": key, "Record": k}
+	c.render(w, r, http.StatusOK, "message", v)
+}
+
+// createApp registers an app (with its Redis user) and its first key, shown once.
+func (c *Console) createApp(w http.ResponseWriter, r *http.Request, v *view) {
+	app := strings.TrimSpace(r.PostFormValue("app_id"))
+	creds, err := c.ops.CreateApp(r.Context(), v.Session.Actor(), app)
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	key, k, err := c.ops.CreateKey(r.Context(), v.Session.Actor(), app, strings.TrimSpace(r.PostFormValue("label")))
+	if err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	// The key and the Redis password are shown once, on this response only.
+	v.Title, v.Nav = "New app", "apps"
+	v.Data = map[string]any{"Key": key, "Record": k, "Redis": creds}
 	c.render(w, r, http.StatusOK, "message", v)
 }
 

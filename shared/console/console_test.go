@@ -356,3 +356,25 @@ func TestAppsPageDisableAppAndWebhook(t *testing.T) {
 		t.Fatalf("audit %+v", rows)
 	}
 }
+
+// An admin creates an app from the console: the app, its Redis user and its first key, the key
+// and the Redis password shown once on the answer.
+func TestConsoleCreatesAnApp(t *testing.T) {
+	e := newEnv(t, console.Config{Dev: true})
+	adm := e.browser(t)
+	adm.login(operatorToken(t, e, "ada", ops.RoleAdmin))
+	_, body := adm.get("/console/apps")
+	if !strings.Contains(body, `action="/console/apps"`) {
+		t.Fatalf("no new-app form:\n%s", body)
+	}
+	resp, body := adm.post("/console/apps", url.Values{"csrf": {csrfOf(t, body)}, "app_id": {"new_shop"}, "label": {"backend"}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="newkey">lp_`) || !strings.Contains(body, `id="redispassword"`) {
+		t.Fatalf("create app = %d:\n%s", resp.StatusCode, body)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM api_keys WHERE app_id = 'new_shop'`); n != "1" {
+		t.Errorf("keys of new_shop = %s; want 1", n)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM audit_log WHERE action = 'app.create' AND subject = 'app:new_shop'`); n == "0" {
+		t.Errorf("no audit row for the app's creation")
+	}
+}
