@@ -170,7 +170,7 @@ func serveAlone(t *testing.T) (string, string) {
 	t.Helper()
 	bin := buildLoomipay(t)
 	env := benchEnv(t, freshDatabase(t))
-	for _, args := range [][]string{{"migrate"}} {
+	for _, args := range [][]string{{"migrate"}, {"apps", "create", "bench_app"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
