@@ -48,10 +48,14 @@ func (s *Store) AttemptByOutOrderNo(ctx context.Context, outOrderNo string) (pay
 // NewAttempt records an attempt before its create call. ErrStale: that attempt number exists
 // already (another worker got there first).
 func (s *Store) NewAttempt(ctx context.Context, a pay.Attempt) error {
+	var submitted *time.Time
+	if !a.SubmittedAt.IsZero() {
+		submitted = &a.SubmittedAt
+	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO payment_attempts (payment_order_id, attempt_no, out_order_no, state,
-			expires_at, submissions, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
-		a.PaymentOrderID, a.No, a.OutOrderNo, string(a.State), a.ExpiresAt, a.Submissions, a.CreatedAt)
+			expires_at, submissions, submitted_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+		a.PaymentOrderID, a.No, a.OutOrderNo, string(a.State), a.ExpiresAt, a.Submissions, submitted, a.CreatedAt)
 	if isUniqueViolation(err, "") {
 		return fmt.Errorf("new attempt %d of %s: %w", a.No, a.PaymentOrderID, ErrStale)
 	}

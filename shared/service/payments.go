@@ -145,13 +145,15 @@ func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.A
 	if expiresAt.Sub(now) < p.cfg.MinLifetime {
 		return p.startWindDown(ctx, o, task, pay.ReasonExpired)
 	}
+	// Recorded with its first call already counted: the insert commits before the call is sent,
+	// so after a crash the attempt is known to be ambiguous (one round trip instead of two).
 	a := pay.Attempt{PaymentOrderID: o.ID, No: len(attempts) + 1, State: pay.AttemptCreating,
-		ExpiresAt: expiresAt.Truncate(time.Second), CreatedAt: now, UpdatedAt: now}
+		ExpiresAt: expiresAt.Truncate(time.Second), Submissions: 1, SubmittedAt: now, CreatedAt: now, UpdatedAt: now}
 	a.OutOrderNo = pay.AttemptOutOrderNo(o.ID, a.No)
 	if err := p.store.NewAttempt(ctx, a); err != nil {
 		return taskRetry("record attempt %d: %v", a.No, err)
 	}
-	return p.submitCreate(ctx, o, a, task, true)
+	return p.sendCreate(ctx, o, a, task, true)
 }
 
 // submitCreate sends the create call of an attempt. The call is counted (and committed) before
@@ -164,6 +166,11 @@ func (p *Payments) submitCreate(ctx context.Context, o pay.Order, a pay.Attempt,
 	if err := p.store.SaveAttempt(ctx, &a); err != nil {
 		return taskRetry("record create call: %v", err)
 	}
+	return p.sendCreate(ctx, o, a, task, first)
+}
+
+// sendCreate sends an attempt's create call, already counted, and records what came of it.
+func (p *Payments) sendCreate(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
 	res, err := p.gw.CreateCashierOrder(ctx, lakala.CreateCashierOrder{
 		OutOrderNo: a.OutOrderNo, Amount: o.Amount, Subject: o.Subject,
 		NotifyURL: p.cfg.NotifyURL, CallbackURL: o.ReturnURL(), ExpiresAt: a.ExpiresAt,
