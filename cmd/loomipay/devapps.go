@@ -121,9 +121,9 @@ func forward(ctx context.Context, deps *config.Deps, a *devApp, url string) erro
 func (a devApp) print(w io.Writer) {
 	fmt.Fprintf(w, "\nApp %s\n", a.id)
 	if a.key != "" {
-		fmt.Fprintf(w, "API key for app %s (shown once; create more with 'loomipay keys create --app-id %s'):\n  %s\n", a.id, a.id, a.key)
+		fmt.Fprintf(w, "API key for app %s (shown once; create more with 'loomipay keys create --local --app-id %s'):\n  %s\n", a.id, a.id, a.key)
 	} else {
-		fmt.Fprintf(w, "App %s already has a key (printed on first start); create another with 'loomipay keys create --app-id %s'.\n", a.id, a.id)
+		fmt.Fprintf(w, "App %s already has a key (printed on first start); create another with 'loomipay keys create --local --app-id %s'.\n", a.id, a.id)
 	}
 	c := a.creds
 	fmt.Fprintf(w, "  result streams   %s  %s\n", c.PaymentStream, c.RefundStream)
