@@ -175,6 +175,11 @@ func TestConsumerAcksOnlyAfterSuccess(t *testing.T) {
 	rec := &recorder{failing: map[string]int{"r1": 1000}}
 	runConsumer(t, loomipay.ConsumerConfig{Redis: stack.rdb, Group: "g", Prefix: prefix,
 		Streams: []string{loomipay.StreamRefundResults}, ClaimIdle: time.Hour, Block: 50 * time.Millisecond}, rec.handle)
+	// The consumer makes its group as it starts; count pending messages only once it exists.
+	eventually(t, 5*time.Second, "the consumer's group", func() bool {
+		groups, err := stack.rdb.XInfoGroups(ctx, stream).Result()
+		return err == nil && len(groups) == 1
+	})
 	if err := stack.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"event_id": "r1", "refund_order_id": "x", "seq": "1"}}).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -161,12 +161,12 @@ func runWithStack(m *testing.M) (int, error) {
 	defer hookSrv.Close()
 	environ := append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+stack.redisURL,
 		"STREAM_PREFIX="+stack.prefix, "LOG_LEVEL=warn")
-	var logs bytes.Buffer
+	logs := &syncBuffer{}
 	// --apps: keys are issued only for apps that exist; dev creates it.
 	dev := exec.Command(bin, "dev", "--addr", apiAddr, "--sandbox-addr", sandboxAddr, "--state-dir", filepath.Join(work, "state"),
 		"--apps", "sdk_app", "--forward-webhooks", "sdk_app="+hookSrv.URL+"/webhook")
 	devOut := &syncBuffer{}
-	dev.Env, dev.Stdout, dev.Stderr = environ, devOut, &logs
+	dev.Env, dev.Stdout, dev.Stderr = environ, devOut, logs
 	if err := dev.Start(); err != nil {
 		return 1, err
 	}
