@@ -45,13 +45,7 @@ func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 	if err != nil {
 		return errUsage
 	}
-	oneApp := func() (string, error) {
-		if len(pos) != 1 {
-			fmt.Fprint(stderr, appsUsage)
-			return "", errUsage
-		}
-		return pos[0], nil
-	}
+	oneApp := func() (string, error) { return onlyArg(pos, stderr, appsUsage) }
 	switch args[0] {
 	case "create":
 		app, err := oneApp()
@@ -135,4 +129,13 @@ func elastiCacheUserID(user string) string {
 		}
 		return '-'
 	}, user)
+}
+
+// onlyArg is the one positional argument a subcommand takes, or the usage and errUsage.
+func onlyArg(pos []string, stderr io.Writer, usage string) (string, error) {
+	if len(pos) != 1 {
+		fmt.Fprint(stderr, usage)
+		return "", errUsage
+	}
+	return pos[0], nil
 }

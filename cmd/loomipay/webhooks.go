@@ -38,13 +38,7 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, l
 	if err != nil {
 		return errUsage
 	}
-	one := func() (string, error) {
-		if len(pos) != 1 {
-			fmt.Fprint(stderr, webhooksUsage)
-			return "", errUsage
-		}
-		return pos[0], nil
-	}
+	one := func() (string, error) { return onlyArg(pos, stderr, webhooksUsage) }
 	switch args[0] {
 	case "add":
 		if *appID == "" || *url == "" || len(pos) != 0 {
