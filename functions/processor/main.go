@@ -62,7 +62,7 @@ func startRuns(ctx context.Context, n int) error {
 	return nil
 }
 
-func invokeAsync(ctx context.Context, url, region string, creds aws.CredentialsProvider) error {
+func invokeAsync(ctx context.Context, url, region string, creds aws.Credentials) error {
 	payload := []byte(extraRun)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {
@@ -70,12 +70,8 @@ func invokeAsync(ctx context.Context, url, region string, creds aws.CredentialsP
 	}
 	req.Header.Set("X-Amz-Invocation-Type", "Event")
 	req.Header.Set("Content-Type", "application/json")
-	c, err := creds.Retrieve(ctx)
-	if err != nil {
-		return err
-	}
 	sum := sha256.Sum256(payload)
-	if err := v4.NewSigner().SignHTTP(ctx, c, req, hex.EncodeToString(sum[:]), "lambda", region, time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "lambda", region, time.Now()); err != nil {
 		return err
 	}
 	resp, err := http.DefaultClient.Do(req)

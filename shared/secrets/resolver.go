@@ -20,7 +20,8 @@
 //   - else the whole SecretString is used.
 //
 // The Secrets Manager endpoint can be overridden with WithEndpoint or $SECRETS_MANAGER_ENDPOINT
-// (LocalStack, tests); the SDK's own AWS_ENDPOINT_URL_SECRETS_MANAGER works too.
+// (LocalStack, tests); AWS_ENDPOINT_URL_SECRETS_MANAGER and AWS_ENDPOINT_URL, which the AWS SDKs
+// read, work too.
 //
 // Errors and logs name variables, keys and ARNs, never secret values.
 package secrets
@@ -40,8 +41,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
 // EndpointEnv names the environment variable that overrides the Secrets Manager endpoint.
@@ -57,21 +56,22 @@ const fetchTimeout = 20 * time.Second
 // ErrNotSet is returned (wrapped) by Require when a name has neither a value nor a secret ARN.
 var ErrNotSet = errors.New("not set")
 
-// SecretsAPI is the part of the Secrets Manager client the Resolver uses.
+// SecretsAPI is what the Resolver reads secrets through: GetSecretString returns the
+// SecretString of a secret, by ARN or name.
 type SecretsAPI interface {
-	GetSecretValue(ctx context.Context, params *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+	GetSecretString(ctx context.Context, secretID string) (string, error)
 }
 
 // Option configures a Resolver.
 type Option func(*Resolver)
 
-// WithSecretsClient makes the Resolver use c instead of building an SDK client from the default
-// AWS configuration.
+// WithSecretsClient makes the Resolver use c instead of its Secrets Manager client configured
+// from the environment.
 func WithSecretsClient(c SecretsAPI) Option {
 	return func(r *Resolver) { r.client = c }
 }
 
-// WithEndpoint points the SDK client at endpoint (for example LocalStack). It takes precedence
+// WithEndpoint points the Secrets Manager client at endpoint (for example LocalStack). It takes precedence
 // over $SECRETS_MANAGER_ENDPOINT and has no effect together with WithSecretsClient.
 func WithEndpoint(endpoint string) Option {
 	return func(r *Resolver) { r.endpoint = endpoint }
@@ -204,46 +204,29 @@ func (r *Resolver) read(ctx context.Context, name, arn string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("secrets: reading %s from Secrets Manager: %w", name, err)
 	}
-	// The SDK's errors carry the request and the service's message, never a SecretString.
-	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	// The errors carry the status and the service's message, never a SecretString.
+	value, err := client.GetSecretString(ctx, arn)
 	if err != nil {
 		return "", fmt.Errorf("secrets: reading %s from Secrets Manager (%s_SECRET_ARN=%s): %w", name, name, arn, err)
 	}
-	if out.SecretString == nil {
-		return "", fmt.Errorf("secrets: %s: secret %s has no SecretString (binary secrets are not supported)", name, arn)
-	}
 	slog.InfoContext(ctx, "read "+name+" from Secrets Manager", "arn", arn)
-	return *out.SecretString, nil
+	return value, nil
 }
 
-// secretsClient returns the configured client, building the SDK one on first use so that runs
-// without any *_SECRET_ARN never load AWS configuration.
+// secretsClient returns the configured client, building the Secrets Manager one on first use so
+// that runs without any *_SECRET_ARN never look for AWS credentials.
 func (r *Resolver) secretsClient(ctx context.Context) (SecretsAPI, error) {
 	r.clientMu.Lock()
 	defer r.clientMu.Unlock()
 	if r.client != nil {
 		return r.client, nil
 	}
-	opts, err := environmentOptions(r.endpoint)
+	client, err := newSecretsManager(r.endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
-	r.client = secretsmanager.New(opts)
+	r.client = client
 	return r.client, nil
-}
-
-// environmentOptions configures the Secrets Manager client from the environment alone (see
-// EnvironmentCredentials).
-func environmentOptions(endpoint string) (secretsmanager.Options, error) {
-	region, creds, err := EnvironmentCredentials()
-	if err != nil {
-		return secretsmanager.Options{}, err
-	}
-	o := secretsmanager.Options{Region: region, Credentials: creds}
-	if endpoint = cmp.Or(endpoint, os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER"), os.Getenv("AWS_ENDPOINT_URL")); endpoint != "" {
-		o.BaseEndpoint = aws.String(endpoint)
-	}
-	return o, nil
 }
 
 // EnvironmentCredentials returns the region and credentials Lambda puts in the environment
@@ -251,17 +234,17 @@ func environmentOptions(endpoint string) (secretsmanager.Options, error) {
 // `aws configure export-credentials --format env` sets the same). aws-sdk-go-v2/config would
 // also read shared files, SSO, STS web identity and IMDS, which a Lambda function never needs
 // and which made up a tenth of every bootstrap.
-func EnvironmentCredentials() (string, aws.CredentialsProvider, error) {
+func EnvironmentCredentials() (string, aws.Credentials, error) {
 	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 	if id == "" || secret == "" {
-		return "", nil, errors.New("no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, as Lambda sets them); " +
+		return "", aws.Credentials{}, errors.New("no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, as Lambda sets them); " +
 			"outside Lambda export them, or give the value itself instead of its _SECRET_ARN")
 	}
 	region := cmp.Or(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
 	if region == "" {
-		return "", nil, errors.New("AWS_REGION is not set")
+		return "", aws.Credentials{}, errors.New("AWS_REGION is not set")
 	}
-	return region, aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN"))), nil
+	return region, aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN"), Source: "environment"}, nil
 }
 
 // decode turns a SecretString into the value for name. It never wraps encoding/json errors:

@@ -15,9 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -47,10 +44,18 @@ type fakeSecretsManager struct {
 	mu      sync.Mutex
 	secrets map[string]string
 
+	// failures, if set, are answered (status, error type) to the first requests, in order.
+	failures []fakeFailure
+
 	// arrived, if set, receives a value when a request comes in; the handler then waits for
 	// release to be closed. Together they hold a fetch in flight for as long as a test needs.
 	arrived chan<- struct{}
 	release <-chan struct{}
+}
+
+type fakeFailure struct {
+	status int
+	code   string
 }
 
 func (f *fakeSecretsManager) put(id, secret string) {
@@ -78,6 +83,9 @@ func (f *fakeSecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if got := r.Header.Get("Authorization"); !strings.Contains(got, "Credential=AKIDLOOMITEST/") || !strings.Contains(got, "/"+testRegion+"/secretsmanager/") {
 		f.t.Errorf("Authorization = %q, want a SigV4 signature by AKIDLOOMITEST for %s/secretsmanager", got, testRegion)
 	}
+	if token := os.Getenv("AWS_SESSION_TOKEN"); r.Header.Get("X-Amz-Security-Token") != token {
+		f.t.Errorf("X-Amz-Security-Token = %q, want the session token from the environment", r.Header.Get("X-Amz-Security-Token"))
+	}
 	var in struct{ SecretId string }
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 		f.t.Errorf("decoding request body: %v", err)
@@ -86,7 +94,17 @@ func (f *fakeSecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	f.mu.Lock()
 	secret, ok := f.secrets[in.SecretId]
+	var failure *fakeFailure
+	if len(f.failures) > 0 {
+		failure = &f.failures[0]
+		f.failures = f.failures[1:]
+	}
 	f.mu.Unlock()
+	if failure != nil {
+		w.WriteHeader(failure.status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"__type": "com.amazonaws.secretsmanager#" + failure.code, "message": "injected"})
+		return
+	}
 	if !ok {
 		w.WriteHeader(http.StatusBadRequest)
 		_ = json.NewEncoder(w).Encode(map[string]string{
@@ -469,15 +487,15 @@ func assertNoSecretIn(t *testing.T, what, text string, fake *fakeSecretsManager)
 	}
 }
 
-func TestUnknownSecretIsNotCachedAndWrapsSDKError(t *testing.T) {
+func TestUnknownSecretIsNotCachedAndWrapsAPIError(t *testing.T) {
 	fake := newFake(t)
 	t.Setenv("LAKALA_PRIVATE_KEY_SECRET_ARN", missingARN)
 	r := newResolver(t)
 	ctx := context.Background()
 
 	_, err := r.Require(ctx, "LAKALA_PRIVATE_KEY")
-	var notFound *types.ResourceNotFoundException
-	if !errors.As(err, &notFound) {
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "ResourceNotFoundException" || apiErr.StatusCode != http.StatusBadRequest {
 		t.Fatalf("Require error = %v, want it to wrap ResourceNotFoundException", err)
 	}
 
@@ -561,9 +579,9 @@ type recordingClient struct {
 	ids []string
 }
 
-func (c *recordingClient) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-	c.ids = append(c.ids, aws.ToString(in.SecretId))
-	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String("from-client")}, nil
+func (c *recordingClient) GetSecretString(_ context.Context, secretID string) (string, error) {
+	c.ids = append(c.ids, secretID)
+	return "from-client", nil
 }
 
 func TestWithSecretsClient(t *testing.T) {
@@ -606,4 +624,60 @@ func TestLogNamesARNButNotValue(t *testing.T) {
 		t.Errorf("log %q does not name the variable and ARN", logs.String())
 	}
 	assertNoSecretIn(t, "log", logs.String(), fake)
+}
+
+// Throttling and server errors are retried, as the SDK's standard retryer did; an answer that
+// cannot change (access denied) is not.
+func TestRetries(t *testing.T) {
+	tests := []struct {
+		name         string
+		failures     []fakeFailure
+		wantErr      string
+		wantRequests int64
+	}{
+		{name: "throttled twice, then answered", failures: []fakeFailure{{400, "ThrottlingException"}, {500, "InternalServiceError"}}, wantRequests: 3},
+		{name: "a 503 each time", failures: []fakeFailure{{503, "ServiceUnavailable"}, {503, "ServiceUnavailable"}, {503, "ServiceUnavailable"}}, wantErr: "3 attempts", wantRequests: 3},
+		{name: "access denied is final", failures: []fakeFailure{{400, "AccessDeniedException"}}, wantErr: "AccessDeniedException", wantRequests: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake(t)
+			fake.failures = tt.failures
+			t.Setenv("LAKALA_PRIVATE_KEY_SECRET_ARN", lakalaKeyARN)
+			v, err := newResolver(t).Require(context.Background(), "LAKALA_PRIVATE_KEY")
+			switch {
+			case tt.wantErr == "" && (err != nil || v != lakalaKeyPEM):
+				t.Errorf("Require = %q, %v; want the PEM key", v, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Require error = %v, want one mentioning %q", err, tt.wantErr)
+			}
+			if n := fake.requests.Load(); n != tt.wantRequests {
+				t.Errorf("Secrets Manager requests = %d, want %d", n, tt.wantRequests)
+			}
+		})
+	}
+}
+
+// Lambda's role credentials come with a session token, which must be signed into the request.
+func TestSessionTokenIsSent(t *testing.T) {
+	fake := newFake(t)
+	t.Setenv("AWS_SESSION_TOKEN", "loomi-test-session-token")
+	t.Setenv("LAKALA_PRIVATE_KEY_SECRET_ARN", lakalaKeyARN)
+	if _, err := newResolver(t).Require(context.Background(), "LAKALA_PRIVATE_KEY"); err != nil {
+		t.Fatalf("Require: %v", err)
+	}
+	if n := fake.requests.Load(); n != 1 {
+		t.Errorf("Secrets Manager requests = %d, want 1", n)
+	}
+}
+
+func TestRegionalEndpoint(t *testing.T) {
+	for region, want := range map[string]string{
+		"ap-east-1":  "https://secretsmanager.ap-east-1.amazonaws.com",
+		"cn-north-1": "https://secretsmanager.cn-north-1.amazonaws.com.cn",
+	} {
+		if got := regionalEndpoint(region); got != want {
+			t.Errorf("regionalEndpoint(%s) = %s, want %s", region, got, want)
+		}
+	}
 }
