@@ -1,31 +1,20 @@
-// Package api embeds openapi.yaml, the single description of Loomi Pay's HTTP API: the service
-// serves it as JSON and every HTTP test validates its traffic against it.
+// Package api embeds the single description of Loomi Pay's HTTP API: openapi.yaml as written
+// (every HTTP test validates its traffic against it) and openapi.json, the same document as the
+// service serves it.
 package api
 
-import (
-	_ "embed"
-	"encoding/json"
-	"fmt"
-	"sync"
+import _ "embed"
 
-	"gopkg.in/yaml.v3"
-)
+// Regenerate openapi.json after editing openapi.yaml; a test fails while they differ.
+//go:generate go test -run TestJSONIsTheYAML -update .
 
 // YAML is api/openapi.yaml as written.
 //
 //go:embed openapi.yaml
 var YAML []byte
 
-// JSON is the document as JSON, converted once per process on first use (not at start, so a
-// Lambda's cold start does not pay for it).
-var JSON = sync.OnceValues(func() ([]byte, error) {
-	var doc any
-	if err := yaml.Unmarshal(YAML, &doc); err != nil {
-		return nil, fmt.Errorf("parse openapi.yaml: %w", err)
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("openapi.yaml as JSON: %w", err)
-	}
-	return out, nil
-})
+// JSON is the document as JSON, generated from openapi.yaml and committed, so the functions that
+// serve it do not link a YAML parser (a few hundred kilobytes of every bootstrap) to convert it.
+//
+//go:embed openapi.json
+var JSON []byte
