@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	_ "net/http/pprof" // served only with --pprof
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,10 +160,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	if *pprofAddr != "" {
-		// net/http/pprof registers on the default mux, which serves nothing else here.
-		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }() //nolint:gosec // local profiling only
-	}
+	servePprof(*pprofAddr)
 	type served struct {
 		srv *http.Server
 		ln  net.Listener

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	_ "net/http/pprof" // served only with --pprof
 	"time"
 
 	"github.com/loomipay/loomipay/shared/config"
@@ -37,9 +38,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:3000", "listen address (in a container: :3000)")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long requests under way may finish after SIGTERM")
+	pprofAddr := fs.String("pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ there")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	servePprof(*pprofAddr)
 	deps, err := openConfigured(ctx, false)
 	if err != nil {
 		return err
@@ -68,6 +71,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// servePprof serves Go's profiler at addr, when set, for diagnosing a running process; it is
+// never on the service's own port. net/http/pprof registers on the default mux, which serves
+// nothing else here.
+func servePprof(addr string) {
+	if addr == "" {
+		return
+	}
+	go func() { _ = http.ListenAndServe(addr, nil) }() //nolint:gosec // a diagnostic port the operator chose
 }
 
 // workerCmd runs the processor in a loop, configured like the processor function, until SIGINT
