@@ -138,9 +138,9 @@ func outboxPrune(t testing.TB, n int) (before, after map[string]int64, calls int
 	ctx := context.Background()
 	store := testenv.Postgres(t)
 	_, err := store.Pool().Exec(ctx, `
-		INSERT INTO outbox (event_id, stream, fields, created_at, published_at)
+		INSERT INTO outbox (event_id, stream, fields, created_at, published_at, webhooks_at)
 		SELECT gen_random_uuid(), 'payment_results', jsonb_build_object('merchant_order_id', 'ORDER_' || g, 'new_status', 'succeeded'),
-			now() - interval '8 days', CASE WHEN g <= $1 THEN now() - interval '8 days' WHEN g <= $1 + 100 THEN now() END
+			now() - interval '8 days', CASE WHEN g <= $1 THEN now() - interval '8 days' WHEN g <= $1 + 100 THEN now() END, now() - interval '8 days'
 		FROM generate_series(1, $1 + 200) g`, n)
 	if err != nil {
 		t.Fatal(err)

@@ -81,11 +81,13 @@ func (s *Store) publishLocked(ctx context.Context, now time.Time, publish func(c
 	return n, err
 }
 
-// PruneEvents deletes events published before cutoff, at most limit of them, and returns how
-// many it deleted.
+// PruneEvents deletes events published before cutoff and already fanned out to webhooks, at most
+// limit of them, and returns how many it deleted. An event the webhook fan-out has not reached
+// (its engine stopped, failing) stays however old it is: deleting it would lose its deliveries.
 func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE id IN (
-		SELECT id FROM outbox WHERE published_at < $1 ORDER BY published_at LIMIT $2)`, cutoff, limit)
+		SELECT id FROM outbox WHERE published_at < $1 AND webhooks_at IS NOT NULL
+		ORDER BY published_at LIMIT $2)`, cutoff, limit)
 	if err != nil {
 		return 0, fmt.Errorf("prune events: %w", err)
 	}
