@@ -96,3 +96,40 @@ func TestConsumersShareTheStreamAndAreRemoved(t *testing.T) {
 		t.Errorf("consumers left = %v; want none", got)
 	}
 }
+
+// A stopping run gives back what it read and will not work: the messages leave its pending list
+// (so its name can be removed at once) and the next reader gets them without waiting for a lease.
+func TestReleaseGivesMessagesToTheNextReader(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	st := streams.New(rdb, streams.Config{Prefix: prefix})
+	if err := st.EnsureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PublishTasks(ctx, streams.TaskMessage{TaskID: 7, Kind: "payment", SubjectID: "s7"},
+		streams.TaskMessage{TaskID: 8, Kind: "refund", SubjectID: "s8"}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := st.ReadTasks(ctx, "stopping", 2, 0)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("read %d tasks, %v; want 2", len(ds), err)
+	}
+	if err := st.Release(ctx, ds...); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := st.RemoveConsumer(ctx, "stopping"); err != nil || !removed {
+		t.Fatalf("RemoveConsumer after Release = %v, %v; want the name removed (nothing pending)", removed, err)
+	}
+	next, err := st.ReadTasks(ctx, "next", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []streams.TaskMessage
+	for _, d := range next {
+		got = append(got, d.Task)
+	}
+	want := []streams.TaskMessage{{TaskID: 7, Kind: "payment", SubjectID: "s7"}, {TaskID: 8, Kind: "refund", SubjectID: "s8"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the next reader got %v; want %v", got, want)
+	}
+}

@@ -149,7 +149,7 @@ func (s *Streams) PublishTasks(ctx context.Context, tasks ...TaskMessage) error 
 	for _, t := range tasks {
 		pipe.XAdd(ctx, &redis.XAddArgs{
 			Stream: s.Name(TaskStream), MaxLen: s.cfg.TaskMaxLen, Approx: true,
-			Values: []string{"task_id", strconv.FormatInt(t.TaskID, 10), "kind", t.Kind, "subject_id", t.SubjectID},
+			Values: taskValues(t),
 		})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -211,6 +211,33 @@ func (s *Streams) Ack(ctx context.Context, ids ...string) error {
 	return nil
 }
 
+// Release gives back task messages a consumer read but will not work (it is stopping): each goes
+// on the stream again as a new entry, which the next reader gets at once, and the original is
+// acknowledged, in one transaction. Left pending instead, they would wait out the lease before
+// another consumer reclaimed them, and hold the consumer's name in the group until then.
+func (s *Streams) Release(ctx context.Context, ds ...Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	stream := s.Name(TaskStream)
+	ids := make([]string, len(ds))
+	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, d := range ds {
+			ids[i] = d.ID
+			pipe.XAdd(ctx, &redis.XAddArgs{
+				Stream: stream, MaxLen: s.cfg.TaskMaxLen, Approx: true,
+				Values: taskValues(d.Task),
+			})
+		}
+		pipe.XAck(ctx, stream, s.cfg.Group, ids...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release tasks: %w", err)
+	}
+	return nil
+}
+
 // DeadLetter records a task given up on in the dead-letter stream.
 func (s *Streams) DeadLetter(ctx context.Context, d Delivery, attempts int, reason string) error {
 	err := s.rdb.XAdd(ctx, &redis.XAddArgs{
@@ -223,6 +250,10 @@ func (s *Streams) DeadLetter(ctx context.Context, d Delivery, attempts int, reas
 		return fmt.Errorf("dead-letter task %d: %w", d.Task.TaskID, err)
 	}
 	return nil
+}
+
+func taskValues(t TaskMessage) []string {
+	return []string{"task_id", strconv.FormatInt(t.TaskID, 10), "kind", t.Kind, "subject_id", t.SubjectID}
 }
 
 func decodeTask(m redis.XMessage) Delivery {
