@@ -62,38 +62,58 @@ func (w *Webhooks) FanOut(ctx context.Context, batch int) (int, error) {
 // wake (may be nil) signals newly committed results (streams.ResultWakeups), so they go out at
 // once rather than at the next poll.
 func (w *Webhooks) Run(ctx context.Context, wake <-chan struct{}) {
-	dispatchCtx := ctx
+	w.RunUntil(ctx, nil, wake)
+}
+
+// RunUntil is Run with a graceful stop: once stop is closed it starts nothing new (no fan-out,
+// no claim, no attempt) and returns when the attempts in flight have ended, each within the
+// webhook timeout. The end of ctx still cuts them short, as in Run.
+func (w *Webhooks) RunUntil(ctx context.Context, stop, wake <-chan struct{}) {
+	work := ctx // attempts run under it
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
-		dispatchCtx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Second))
+		work, cancel = context.WithDeadline(ctx, deadline.Add(-time.Second))
 		defer cancel()
 	}
+	// Nothing starts once intake ends: with work, or at the stop.
+	intake, closeIntake := context.WithCancel(work)
+	defer closeIntake()
+	go func() {
+		select {
+		case <-stop:
+			closeIntake()
+		case <-intake.Done():
+		}
+	}()
 	t := time.NewTicker(w.cfg.PollEvery)
 	defer t.Stop()
 	warnedNoKey := false
 	var pruned time.Time
-	for dispatchCtx.Err() == nil {
+	for intake.Err() == nil {
 		if time.Since(pruned) >= 10*time.Minute {
-			if _, err := w.Prune(dispatchCtx, w.now().Add(-Retention), 10_000); err != nil && dispatchCtx.Err() == nil {
+			if _, err := w.Prune(work, w.now().Add(-Retention), 10_000); err != nil && work.Err() == nil {
 				w.log.ErrorContext(ctx, "webhook prune failed", "err", err)
 			}
 			pruned = time.Now()
 		}
-		if _, err := w.FanOut(dispatchCtx, 500); err != nil && dispatchCtx.Err() == nil {
+		if intake.Err() != nil {
+			break
+		}
+		if _, err := w.FanOut(work, 500); err != nil && work.Err() == nil {
 			w.log.ErrorContext(ctx, "webhook fan-out failed", "err", err)
 		}
-		_, err := w.dispatch(dispatchCtx)
+		_, err := w.dispatch(work, intake)
 		switch {
 		case errors.Is(err, errNoKey):
 			if !warnedNoKey { // once per run: it will not change until the configuration does
 				w.log.ErrorContext(ctx, "webhooks are due but cannot be signed", "err", err)
 				warnedNoKey = true
 			}
-		case err != nil && dispatchCtx.Err() == nil:
+		case err != nil && work.Err() == nil:
 			w.log.ErrorContext(ctx, "webhook dispatch failed", "err", err)
 		}
 		select {
-		case <-dispatchCtx.Done():
+		case <-intake.Done():
 		case <-t.C:
 		case <-w.wake:
 		case <-wake:
@@ -122,16 +142,17 @@ func (w *Webhooks) RunOnce(ctx context.Context) (int, error) {
 	if _, err := w.FanOut(ctx, 500); err != nil {
 		return 0, err
 	}
-	n, err := w.dispatch(ctx)
+	n, err := w.dispatch(ctx, ctx)
 	w.wg.Wait()
 	return n, err
 }
 
 // dispatch starts attempts for due deliveries, endpoint by endpoint, within the global and the
-// per-endpoint limits; it does not wait for them. Per subject (order or refund) and endpoint,
+// per-endpoint limits; it does not wait for them. The attempts run under ctx; none starts once
+// intake has ended. Per subject (order or refund) and endpoint,
 // only the lowest-seq pending delivery is ever eligible, so an order's events arrive in seq
 // order even under retries.
-func (w *Webhooks) dispatch(ctx context.Context) (int, error) {
+func (w *Webhooks) dispatch(ctx, intake context.Context) (int, error) {
 	now := w.now()
 	// The endpoints with due work, with what it takes to sign for them: one index probe per
 	// enabled endpoint, whatever the backlog.
@@ -173,13 +194,16 @@ func (w *Webhooks) dispatch(ctx context.Context) (int, error) {
 	}
 	started := 0
 	for _, t := range targets {
+		if intake.Err() != nil {
+			break
+		}
 		w.mu.Lock()
 		free := min(w.cfg.EndpointConcurrency-w.inflight[t.id], w.cfg.Concurrency-w.total)
 		w.mu.Unlock()
 		if free <= 0 {
 			continue
 		}
-		n, err := w.startEndpoint(ctx, t, free, now)
+		n, err := w.startEndpoint(ctx, intake, t, free, now)
 		started += n
 		if err != nil {
 			return started, err
@@ -208,8 +232,8 @@ type target struct {
 const workerRun = 16
 
 // startEndpoint claims up to n due deliveries of one endpoint and starts them, each in a slot
-// that goes on with the endpoint's next due delivery (up to workerRun).
-func (w *Webhooks) startEndpoint(ctx context.Context, tgt target, n int, now time.Time) (int, error) {
+// that goes on with the endpoint's next due delivery (up to workerRun, and while intake lasts).
+func (w *Webhooks) startEndpoint(ctx, intake context.Context, tgt target, n int, now time.Time) (int, error) {
 	batch, err := w.claim(ctx, tgt.id, n, now)
 	if err != nil {
 		return 0, err
@@ -229,7 +253,7 @@ func (w *Webhooks) startEndpoint(ctx context.Context, tgt target, n int, now tim
 			}()
 			for i := 1; ; i++ {
 				// After a failure the slot goes back: a failing endpoint keeps none for itself.
-				if !w.attempt(ctx, tgt, c) || i >= workerRun || ctx.Err() != nil {
+				if !w.attempt(ctx, tgt, c) || i >= workerRun || intake.Err() != nil {
 					return
 				}
 				next, err := w.claim(ctx, tgt.id, 1, w.now())
