@@ -188,31 +188,42 @@ func (s *Stats) add(o Stats) {
 
 // Run works until shortly before ctx's deadline (a Lambda invocation), or until ctx is
 // cancelled when it has none (the local stack): maintenance every MaintenanceEvery, and in
-// between it drains the task stream as tasks arrive.
+// between it drains the task stream as tasks arrive. The end of ctx cancels the work in flight;
+// RunUntil also stops gracefully.
 func (p *Processor) Run(ctx context.Context) (Stats, error) {
+	return p.RunUntil(ctx, nil, 0)
+}
+
+// RunUntil is Run with a graceful stop (see stop.go): once stop is closed, the run claims nothing
+// new and waits up to grace for the work in flight, then cancels what is still running. The end
+// of ctx cancels at any time, as in Run. It returns an error wrapping ErrStopCut when a stop had
+// to cancel work.
+func (p *Processor) RunUntil(ctx context.Context, stop <-chan struct{}, grace time.Duration) (Stats, error) {
 	var total Stats
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-p.cfg.DeadlineMargin))
 		defer cancel()
 	}
-	stopWebhooks := p.startWebhooks(ctx)
+	r, watch := p.startRun(ctx, stop, grace)
+	defer r.close()
+	stopWebhooks := p.startWebhooks(r)
 	var lastMaintenance time.Time
 	lastWork := time.Now()
-	for ctx.Err() == nil {
+	for r.intake.Err() == nil {
 		if time.Since(lastMaintenance) >= p.cfg.MaintenanceEvery {
-			st, err := p.Maintain(ctx)
+			st, err := p.maintain(r)
 			total.add(st)
-			if err != nil && ctx.Err() == nil {
+			if err != nil && r.work.Err() == nil {
 				p.log.ErrorContext(ctx, "maintenance failed", "err", err)
 			}
 			lastMaintenance = time.Now()
 		}
-		st, err := p.Drain(ctx, p.cfg.ReadBlock)
+		st, err := p.drain(r, p.cfg.ReadBlock)
 		total.add(st)
-		if err != nil && ctx.Err() == nil {
+		if err != nil && r.work.Err() == nil {
 			p.log.ErrorContext(ctx, "drain failed", "err", err)
-			sleep(ctx, time.Second) // Redis or Postgres is down: do not spin
+			sleep(r.intake, time.Second) // Redis or Postgres is down: do not spin
 		}
 		if st.Handled > 0 {
 			lastWork = time.Now()
@@ -221,6 +232,7 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 		}
 	}
 	stopWebhooks()
+	stopErr := watch() // everything this run started has ended
 	// Runs read under names of their own (worker.ConsumerName): leave no name behind. A name
 	// still holding messages stays until a later run reclaims them and the sweep below removes it.
 	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -229,7 +241,7 @@ func (p *Processor) Run(ctx context.Context) (Stats, error) {
 		p.log.WarnContext(done, "could not remove this run's consumer", "consumer", p.cfg.Consumer, "err", err)
 	}
 	p.log.InfoContext(done, "processor run finished", "stats", total)
-	return total, nil
+	return total, stopErr
 }
 
 // RunOnce does one full pass — maintenance, then drain until the stream is empty — and returns.
@@ -257,28 +269,35 @@ func (p *Processor) RunOnce(ctx context.Context) (Stats, error) {
 // Maintain runs the periodic duties: republish lost tasks, reclaim a crashed run's messages,
 // reconcile and expire orders, relay the outbox, trim and prune.
 func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
+	return p.maintain(plainRun(ctx))
+}
+
+// maintain is Maintain within a run: once the run stops taking work, no further duty starts
+// (those under way finish).
+func (p *Processor) maintain(r *run) (Stats, error) {
+	ctx := r.work
 	var st Stats
 	if err := p.streams.EnsureGroup(ctx); err != nil {
 		return st, err
 	}
 	var errs []error
-	n, err := p.sweepTasks(ctx)
-	st.Republished, errs = n, append(errs, err)
-	reclaimed, err := p.reclaim(ctx)
-	st.add(reclaimed)
-	errs = append(errs, err)
-	n, err = p.reconcile(ctx)
-	st.Reconciled, errs = n, append(errs, err)
-	n, err = p.svc.RelayOutbox(ctx, 500)
-	st.Relayed, errs = n, append(errs, err)
-	errs = append(errs, p.trimResults(ctx))
-	if _, err := p.streams.RemoveIdleConsumers(ctx, 2*p.cfg.Lease); err != nil {
-		errs = append(errs, err)
+	duty := func(fn func() error) {
+		if r.intake.Err() == nil {
+			errs = append(errs, fn())
+		}
 	}
-	if _, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000); err != nil {
-		errs = append(errs, err)
-	}
-	errs = append(errs, p.operations(ctx, st, errors.Join(errs...))) // heartbeat, evidence pruning, metrics
+	duty(func() (err error) { st.Republished, err = p.sweepTasks(ctx); return err })
+	duty(func() error { reclaimed, err := p.reclaim(r); st.add(reclaimed); return err })
+	duty(func() (err error) { st.Reconciled, err = p.reconcile(r); return err })
+	duty(func() (err error) { st.Relayed, err = p.svc.RelayOutbox(ctx, 500); return err })
+	duty(func() error { return p.trimResults(ctx) })
+	duty(func() error { _, err := p.streams.RemoveIdleConsumers(ctx, 2*p.cfg.Lease); return err })
+	duty(func() error {
+		_, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000)
+		return err
+	})
+	// heartbeat, evidence pruning, metrics
+	duty(func() error { return p.operations(ctx, st, errors.Join(errs...)) })
 	return st, errors.Join(errs...)
 }
 
@@ -311,19 +330,20 @@ func (p *Processor) sweepTasks(ctx context.Context) (int, error) {
 }
 
 // reclaim takes over messages a crashed or timed-out run read but never acknowledged.
-func (p *Processor) reclaim(ctx context.Context) (Stats, error) {
+func (p *Processor) reclaim(r *run) (Stats, error) {
 	var st Stats
-	for {
-		ds, err := p.streams.ReclaimTasks(ctx, p.cfg.Consumer, p.cfg.Lease, p.cfg.Concurrency)
+	for r.intake.Err() == nil {
+		ds, err := p.streams.ReclaimTasks(r.work, p.cfg.Consumer, p.cfg.Lease, p.cfg.Concurrency)
 		if err != nil || len(ds) == 0 {
 			return st, err
 		}
 		st.Reclaimed += len(ds)
-		st.add(p.handleAll(ctx, ds))
+		st.add(p.handleAll(r, ds))
 		if len(ds) < p.cfg.Concurrency {
 			return st, nil
 		}
 	}
+	return st, nil
 }
 
 // Drain handles new task messages until the stream has none left (a read waits up to block for
@@ -331,14 +351,25 @@ func (p *Processor) reclaim(ctx context.Context) (Stats, error) {
 // them finishes, for as many as are free, so the cores never idle waiting for a batch's slowest
 // task.
 func (p *Processor) Drain(ctx context.Context, block time.Duration) (Stats, error) {
+	return p.drain(plainRun(ctx), block)
+}
+
+// drain is Drain within a run: once the run stops taking work it reads no more, and waits for
+// the tasks it is handling.
+func (p *Processor) drain(r *run, block time.Duration) (Stats, error) {
 	var (
 		mu sync.Mutex
 		st Stats
 		wg sync.WaitGroup
 	)
 	slots := make(chan struct{}, p.cfg.Concurrency)
-	for ctx.Err() == nil {
-		slots <- struct{}{} // wait for one free worker, then take every other free one
+	for r.intake.Err() == nil {
+		// Wait for one free worker (or the stop), then take every other free one.
+		select {
+		case slots <- struct{}{}:
+		case <-r.intake.Done():
+			continue
+		}
 		free := 1
 	take:
 		for free < p.cfg.Concurrency {
@@ -349,7 +380,10 @@ func (p *Processor) Drain(ctx context.Context, block time.Duration) (Stats, erro
 				break take
 			}
 		}
-		ds, err := p.streams.ReadTasks(ctx, p.cfg.Consumer, free, block)
+		// The read is not cut short by a stop (it waits at most block): a read abandoned half-way
+		// may leave messages delivered to this consumer that it never sees. What it returns after
+		// a stop is released (handle).
+		ds, err := p.streams.ReadTasks(r.work, p.cfg.Consumer, free, block)
 		for range free - len(ds) {
 			<-slots
 		}
@@ -360,9 +394,9 @@ func (p *Processor) Drain(ctx context.Context, block time.Duration) (Stats, erro
 		for _, d := range ds {
 			wg.Go(func() {
 				defer func() { <-slots }()
-				r := p.handle(ctx, d)
+				res := p.handle(r, d)
 				mu.Lock()
-				st.add(r)
+				st.add(res)
 				mu.Unlock()
 			})
 		}
@@ -372,15 +406,15 @@ func (p *Processor) Drain(ctx context.Context, block time.Duration) (Stats, erro
 }
 
 // handleAll handles a batch concurrently and waits for it.
-func (p *Processor) handleAll(ctx context.Context, ds []streams.Delivery) Stats {
+func (p *Processor) handleAll(r *run, ds []streams.Delivery) Stats {
 	var (
 		mu sync.Mutex
 		st Stats
 	)
 	forEach(ds, p.cfg.Concurrency, func(d streams.Delivery) {
-		r := p.handle(ctx, d)
+		res := p.handle(r, d)
 		mu.Lock()
-		st.add(r)
+		st.add(res)
 		mu.Unlock()
 	})
 	return st

@@ -14,8 +14,10 @@ import (
 // reconcile looks at live orders whose notification never came, that are past their expiry, or
 // that wind down, least recently checked first. It only queries Lakala and writes to the
 // database: anything that changes something at Lakala (closing a cashier order) is handed to the
-// order's task, which works under a lease. It returns how many orders it moved.
-func (p *Processor) reconcile(ctx context.Context) (int, error) {
+// order's task, which works under a lease. It returns how many orders it moved. Once the run
+// stops taking work no further check starts; those under way finish.
+func (p *Processor) reconcile(r *run) (int, error) {
+	ctx := r.work
 	now := time.Now()
 	orders, err := p.store.OrdersToReconcile(ctx, now.Add(-p.cfg.ReconcileAfter), now.Add(-p.checkSpacing()), now, p.cfg.ReconcileBatch)
 	if err != nil {
@@ -27,7 +29,7 @@ func (p *Processor) reconcile(ctx context.Context) (int, error) {
 	}
 	var moved atomic.Int64
 	forEach(append(orders, watched...), p.cfg.Concurrency, func(o pay.Order) {
-		if p.reconcileOrder(ctx, o) {
+		if r.intake.Err() == nil && p.reconcileOrder(ctx, o) {
 			moved.Add(1)
 		}
 	})

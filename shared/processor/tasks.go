@@ -11,11 +11,12 @@ import (
 	"github.com/loomipay/loomipay/shared/streams"
 )
 
-// handle works one task message and always decides its fate: ack, retry later, dead letter or
-// review. Acks use a context detached from the invocation's, so that a deadline hit just after
+// handleTask works one task message and always decides its fate: ack, retry later, dead letter
+// or review. Acks use a context detached from the invocation's, so that a deadline hit just after
 // the work does not leave a finished task to be reclaimed and repeated. The work itself runs
-// under a deadline LeaseMargin before the lease ends, so it never outlives its claim.
-func (p *Processor) handle(ctx context.Context, d streams.Delivery) Stats {
+// under a deadline LeaseMargin before the lease ends, so it never outlives its claim. cut reports
+// a handling that the end of ctx interrupted.
+func (p *Processor) handleTask(ctx context.Context, d streams.Delivery) (st Stats, cut bool) {
 	ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	ack := func() {
@@ -27,22 +28,22 @@ func (p *Processor) handle(ctx context.Context, d streams.Delivery) Stats {
 	if d.Malformed != "" {
 		log.ErrorContext(ctx, "malformed task message dead-lettered", "stream_id", d.ID, "problem", d.Malformed)
 		if err := p.streams.DeadLetter(ackCtx, d, 0, d.Malformed); err != nil {
-			return Stats{} // keep it pending; it will be reclaimed
+			return Stats{}, false // keep it pending; it will be reclaimed
 		}
 		ack()
-		return Stats{Handled: 1, Dead: 1}
+		return Stats{Handled: 1, Dead: 1}, false
 	}
 	now := time.Now()
 	task, claimed, err := p.store.ClaimTask(ctx, d.Task.TaskID, now, p.cfg.Lease)
 	if err != nil {
 		log.WarnContext(ctx, "claim failed; left for reclaim", "err", err)
-		return Stats{}
+		return Stats{}, false
 	}
 	if !claimed {
 		// Finished, not due yet, or held by another worker (whose own message covers it): this
 		// message is redundant. A due task is republished by the sweep.
 		ack()
-		return Stats{Handled: 1}
+		return Stats{Handled: 1}, false
 	}
 	workCtx, cancelWork := context.WithDeadline(ctx, now.Add(p.cfg.Lease-p.cfg.LeaseMargin))
 	var res service.TaskResult
@@ -56,42 +57,43 @@ func (p *Processor) handle(ctx context.Context, d streams.Delivery) Stats {
 	}
 	cancelWork()
 	if !res.Done && ctx.Err() != nil {
-		// The invocation is ending: hand the task to the next run at once rather than after a
-		// backoff (the attempt still counts towards MaxAttempts).
+		// The run is ending (its deadline, or a stop that could not wait): hand the task to the
+		// next run at once rather than after a backoff (the attempt still counts towards
+		// MaxAttempts).
 		_ = p.store.RetryTask(ackCtx, task.Lease, time.Now(), "interrupted: "+res.Reason)
 		ack()
-		return Stats{Handled: 1, Retried: 1}
+		return Stats{Handled: 1, Retried: 1}, true
 	}
 	switch {
 	case res.Done || res.Review:
 		ack()
-		return Stats{Handled: 1}
+		return Stats{Handled: 1}, false
 	case task.Attempts >= p.cfg.MaxAttempts:
 		end, err := p.giveUp(ackCtx, d, task, res.Reason)
 		if errors.Is(err, postgres.ErrLeaseLost) {
 			ack() // another worker holds the task now; its own message covers it
-			return Stats{Handled: 1}
+			return Stats{Handled: 1}, false
 		}
 		if err != nil {
 			log.ErrorContext(ctx, "giving up on task failed; left for reclaim", "err", err)
-			return Stats{}
+			return Stats{}, false
 		}
 		ack()
 		switch end {
 		case service.GiveUpReview:
-			return Stats{Handled: 1, Review: 1}
+			return Stats{Handled: 1, Review: 1}, false
 		case service.GiveUpEnded:
-			return Stats{Handled: 1, Dead: 1}
+			return Stats{Handled: 1, Dead: 1}, false
 		}
-		return Stats{Handled: 1, Retried: 1}
+		return Stats{Handled: 1, Retried: 1}, false
 	default:
 		next := time.Now().Add(p.backoff(task.Attempts))
 		log.WarnContext(ctx, "task attempt failed; will retry", "attempt", task.Attempts, "next_attempt_at", next, "reason", res.Reason)
 		if err := p.store.RetryTask(ackCtx, task.Lease, next, res.Reason); err != nil && !errors.Is(err, postgres.ErrLeaseLost) {
-			return Stats{}
+			return Stats{}, false
 		}
 		ack()
-		return Stats{Handled: 1, Retried: 1}
+		return Stats{Handled: 1, Retried: 1}, false
 	}
 }
 

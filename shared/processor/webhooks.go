@@ -9,21 +9,24 @@ import (
 // processor only drives it: it runs beside the task drain, on its own goroutines, so a slow
 // endpoint never holds up tasks or the result streams.
 type WebhookEngine interface {
-	Run(ctx context.Context, wake <-chan struct{})
+	// RunUntil delivers until ctx ends (cutting attempts short) or stop is closed (starting
+	// nothing new, and returning once the attempts in flight have ended).
+	RunUntil(ctx context.Context, stop, wake <-chan struct{})
 	RunOnce(ctx context.Context) (int, error)
 }
 
-// startWebhooks runs the engine until ctx ends or the returned stop is called (the run ends
-// early, e.g. on IdleExit); stop waits for the attempts in flight.
-func (p *Processor) startWebhooks(ctx context.Context) (stop func()) {
+// startWebhooks runs the engine within the run: it starts no attempt once the run stops taking
+// work, or once the returned stop is called (the run ends early, e.g. on IdleExit); its attempts
+// run under the run's work. stop waits for the attempts in flight.
+func (p *Processor) startWebhooks(r *run) (stop func()) {
 	if p.cfg.Webhooks == nil {
 		return func() {}
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	intake, closeIntake := context.WithCancel(r.intake)
 	var wg sync.WaitGroup
-	wg.Go(func() { p.cfg.Webhooks.Run(ctx, p.streams.ResultWakeups(ctx)) })
+	wg.Go(func() { p.cfg.Webhooks.RunUntil(r.work, intake.Done(), p.streams.ResultWakeups(intake)) })
 	return func() {
-		cancel()
+		closeIntake()
 		wg.Wait()
 	}
 }
