@@ -556,3 +556,54 @@ func TestFanOutNeverPassesAnEarlierEventOfTheOrder(t *testing.T) {
 		t.Errorf("order-1 delivered as %v; want %s then %s", got, first, second)
 	}
 }
+
+// TestGracefulStopFinishesAttemptsInFlight: after a stop the engine starts no attempt, and the
+// attempt in flight is finished and recorded as delivered, not cut short.
+func TestGracefulStopFinishesAttemptsInFlight(t *testing.T) {
+	store := testenv.Postgres(t)
+	app(t, store, "shop_b")
+	w := newWebhooks(t, store, webhooks.Config{AllowLoopback: true, Timeout: 10 * time.Second, EndpointConcurrency: 1})
+	release := make(chan struct{})
+	rc := newReceiver(t, func(int, received) int { <-release; return http.StatusOK })
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	ep := addEndpoint(t, w, "shop_b", rc)
+	first := addEvent(t, store, "shop_b", "order-1", 1)
+	second := addEvent(t, store, "shop_b", "order-2", 1)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { w.RunUntil(context.Background(), stop, nil); close(done) }()
+
+	testenv.Eventually(t, 10*time.Second, "the first attempt to reach the endpoint", func() bool { return len(rc.requests()) == 1 })
+	close(stop)
+	select {
+	case <-done:
+		t.Fatal("RunUntil returned with an attempt still in flight")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunUntil did not return once the attempt in flight ended")
+	}
+	sent := rc.requests()
+	if len(sent) != 1 {
+		t.Fatalf("%d requests; want only the one in flight at the stop", len(sent))
+	}
+	inFlight, other := first, second
+	if sent[0].body["event_id"] != first {
+		inFlight, other = second, first
+	}
+	if d := delivery(t, w, ep.ID, inFlight); d.State != "delivered" || d.AttemptCount != 1 {
+		t.Errorf("delivery in flight at the stop: %+v; want delivered at its one attempt", d)
+	}
+	if d := delivery(t, w, ep.ID, other); d.State != "pending" || d.AttemptCount != 0 {
+		t.Errorf("the other delivery: %+v; want pending, never attempted after the stop", d)
+	}
+}
