@@ -6,8 +6,9 @@
 //     provided.al2023 / bootstrap / arm64 built with go1.x; the HTTP API routes (payload 2.0) on
 //     the function that serves them; the processor's one-minute ScheduleV2, reserved concurrency 1,
 //     no async retries and a timeout longer than its deadline margin; environment variables (every
-//     one the code reads, none it does not, secrets only as *_SECRET_ARN with a Secrets Manager
-//     read policy on the function that carries them); no literal secrets; the ApiUrl and
+//     one the code reads except those only loomipay worker reads, none it does not, secrets only
+//     as *_SECRET_ARN with a Secrets Manager read policy on the function that carries them); no
+//     literal secrets; the ApiUrl and
 //     WebhookUrl outputs;
 //   - samconfig.toml: the default and prod environments, SAM's build cache off, deploy parameters
 //     that name the template's parameters;

@@ -197,7 +197,9 @@ func TestTemplate(t *testing.T) {
 				t.Errorf("%s is a secret: declare %s_SECRET_ARN, not the value (in %v)", v.Name, v.Name, declared[v.Name])
 			case v.Secret && !arn:
 				t.Errorf("%s_SECRET_ARN is declared by no function; config.Variables reads %s", v.Name, v.Name)
-			case !v.Secret && !plain:
+			case v.WorkerOnly && (plain || arn):
+				t.Errorf("%s is read only by loomipay worker; no function should declare it (in %v)", v.Name, declared[v.Name])
+			case !v.Secret && !plain && !v.WorkerOnly:
 				t.Errorf("%s is declared by no function; config.Variables reads it", v.Name)
 			}
 		}

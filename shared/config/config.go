@@ -29,6 +29,9 @@ import (
 type Variable struct {
 	Name, Default, Meaning string
 	Secret                 bool // may come from Secrets Manager via NAME_SECRET_ARN
+	// WorkerOnly: read only by loomipay worker (hosting outside Lambda), so no function of
+	// template.yaml declares it.
+	WorkerOnly bool
 }
 
 // Variables is the complete list.
@@ -56,6 +59,7 @@ var Variables = []Variable{
 	{Name: "PROCESSOR_MAX_ATTEMPTS", Default: "8", Meaning: "attempts per task before dead-lettering / review"},
 	{Name: "PROCESSOR_LEASE", Default: "60s", Meaning: "task lease, and idle time before a crashed run's messages are reclaimed"},
 	{Name: "PROCESSOR_IDLE_EXIT", Default: "0s", Meaning: "end a processor run after this long without tasks (0: work until the deadline)"},
+	{Name: "WORKER_STOP_GRACE", Default: "25s", Meaning: "loomipay worker: after SIGTERM/SIGINT, how long the tasks in flight may finish before they are cancelled (0: at once)", WorkerOnly: true},
 	{Name: "RECONCILE_AFTER", Default: "5m", Meaning: "query Lakala for orders processing this long without a notification"},
 	{Name: "REFUND_REQUEST_IP", Default: "127.0.0.1", Meaning: "location_info.request_ip sent with refunds"},
 	{Name: "LOG_LEVEL", Default: "info", Meaning: "debug, info, warn or error"},
@@ -108,6 +112,7 @@ type Config struct {
 	ProcessorMaxAttempts int
 	ProcessorLease       time.Duration
 	ProcessorIdleExit    time.Duration
+	WorkerStopGrace      time.Duration
 	ReconcileAfter       time.Duration
 	RefundRequestIP      string
 	LogLevel             slog.Level
@@ -167,6 +172,7 @@ func Load(ctx context.Context) (Config, error) {
 		ProcessorMaxAttempts: r.integer("PROCESSOR_MAX_ATTEMPTS"),
 		ProcessorLease:       r.duration("PROCESSOR_LEASE"),
 		ProcessorIdleExit:    r.duration("PROCESSOR_IDLE_EXIT"),
+		WorkerStopGrace:      r.duration("WORKER_STOP_GRACE"),
 		ReconcileAfter:       r.duration("RECONCILE_AFTER"),
 		RefundRequestIP:      r.str("REFUND_REQUEST_IP"),
 

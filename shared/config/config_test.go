@@ -30,6 +30,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 		{"ResultRetention default", c.ResultRetention, 168 * time.Hour},
 		{"KeyCacheTTL default", c.KeyCacheTTL, 30 * time.Second},
 		{"LakalaBaseURL default", c.LakalaBaseURL, "https://test.wsmsd.cn/sit"},
+		{"WorkerStopGrace default", c.WorkerStopGrace, 25 * time.Second},
 		{"PEM escapes", c.LakalaPrivateKeyPEM, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"},
 	}
 	for _, tc := range checks {
@@ -43,11 +44,12 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	t.Setenv("ORDER_TTL", "half an hour")
 	t.Setenv("PROCESSOR_MAX_ATTEMPTS", "-1")
 	t.Setenv("LOG_LEVEL", "loud")
+	t.Setenv("WORKER_STOP_GRACE", "-5s")
 	_, err := Load(context.Background())
 	if err == nil {
 		t.Fatal("Load accepted bad values")
 	}
-	for _, name := range []string{"ORDER_TTL", "PROCESSOR_MAX_ATTEMPTS", "LOG_LEVEL"} {
+	for _, name := range []string{"ORDER_TTL", "PROCESSOR_MAX_ATTEMPTS", "LOG_LEVEL", "WORKER_STOP_GRACE"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
