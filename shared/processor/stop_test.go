@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,9 +17,11 @@ import (
 )
 
 // stopConfig is the processor of the stop tests: a consumer name of its own, so that the test
-// can tell whether the run removed it, and a short visibility lag, so that the next run settles a
-// create that a stop cut short without waiting minutes.
-var stopConfig = processor.Config{Consumer: "stopping-run", VisibilityLag: 100 * time.Millisecond}
+// can tell whether the run removed it, and a visibility lag longer than the sandbox's latency but
+// short enough for a test. The sandbox applies a call whose caller gave up once its latency is
+// over (as Lakala may apply a call cut after it was sent): a create cut short by a stop may still
+// create its cashier order, seconds later, and the next run must not take it for never created.
+var stopConfig = processor.Config{Consumer: "stopping-run", VisibilityLag: 10 * time.Second}
 
 // startStoppable runs the stack's processor with a graceful stop; close the channel to stop it.
 func startStoppable(t *testing.T, s *testenv.Stack, grace time.Duration) (stop chan struct{}, result <-chan runResult) {
@@ -63,10 +66,12 @@ func waitCreating(t *testing.T, s *testenv.Stack, orders ...testenv.Order) {
 	})
 }
 
-// nextRun is another worker, with a consumer name of its own.
+// nextRun is another worker, with a consumer name of its own. Its retries are spaced (and
+// plentiful) enough to outlast the visibility lag: the test's usual millisecond backoff would
+// spend every attempt while the cut cashier order may still appear.
 func nextRun(s *testenv.Stack) *processor.Processor {
 	return processor.New(s.Service, s.Lakala, processor.Config{Consumer: "next-run", NotifyURL: s.API.URL + "/webhooks/lakala",
-		VisibilityLag: stopConfig.VisibilityLag, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond})
+		VisibilityLag: stopConfig.VisibilityLag, MaxAttempts: 20, BackoffBase: 500 * time.Millisecond, BackoffMax: 2 * time.Second})
 }
 
 func consumers(t *testing.T, s *testenv.Stack) []string {
@@ -163,12 +168,13 @@ func TestGracefulStopFinishesTasksInFlight(t *testing.T) {
 
 // TestStopGraceRunsOut: a handling longer than the grace is cancelled when the grace runs out; the
 // run says so (ErrStopCut), puts the task back due at once and leaves no consumer behind, and the
-// next worker settles the cut create call and takes the order to a payable cashier order, paid.
+// next worker settles the cut create call (closes its cashier order if the sandbox created it
+// after all) and takes the order to a payable cashier order, paid.
 func TestStopGraceRunsOut(t *testing.T) {
 	t.Parallel()
 	s := testenv.NewStack(t, testenv.StackOptions{Processor: stopConfig, LakalaTimeout: 15 * time.Second})
 	ctx := context.Background()
-	s.SetFaults(sandbox.Faults{Latency: 10 * time.Second})
+	s.SetFaults(sandbox.Faults{Latency: 3 * time.Second})
 	o := s.CreateOrder(t, "o1", 3000)
 	stop, done := startStoppable(t, s, 300*time.Millisecond)
 	waitCreating(t, s, o)
@@ -179,8 +185,8 @@ func TestStopGraceRunsOut(t *testing.T) {
 		t.Fatalf("the run ended with %v; want ErrStopCut (the grace ran out)", res.err)
 	}
 	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
-	if err != nil || task.State != postgres.TaskQueued || task.Attempts != 1 {
-		t.Fatalf("task %+v (err %v); want queued again after its one cut attempt", task, err)
+	if err != nil || task.State != postgres.TaskQueued || task.Attempts != 1 || !strings.HasPrefix(task.LastError, "interrupted") {
+		t.Fatalf("task %+v (err %v); want queued again after its one interrupted attempt", task, err)
 	}
 	var due bool
 	if err := s.Store.Pool().QueryRow(ctx, `SELECT leased_until IS NULL AND next_attempt_at <= now() FROM tasks WHERE id = $1`, task.ID).Scan(&due); err != nil || !due {
@@ -194,32 +200,39 @@ func TestStopGraceRunsOut(t *testing.T) {
 		t.Errorf("%d messages pending in the group after the stop; want none", n)
 	}
 
-	// The next worker: its sweep republishes the task, its drain closes and queries the cut
-	// cashier order (never created: the call was cut before the sandbox applied it) and creates
-	// the next one.
 	s.SetFaults(sandbox.Faults{})
 	next := nextRun(s)
-	testenv.Eventually(t, 15*time.Second, "the next worker to take the order to processing", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the next worker to take the order to processing", func() bool {
 		testenv.RunOnce(t, next)
 		return s.Order(t, "o1").Status == "processing"
 	})
+	requireSettledAfterCut(t, s, o)
+}
+
+// requireSettledAfterCut checks how an order whose first create call a stop cut short ends: that
+// cashier order settled — closed if the sandbox created it after all, else found never created —
+// and a second one open, payable, and paid.
+func requireSettledAfterCut(t *testing.T, s *testenv.Stack, o testenv.Order) {
+	t.Helper()
 	as := attempts(t, s, o.ID)
-	if len(as) != 2 || as[0].State != pay.AttemptAbsent || as[1].State != pay.AttemptOpen {
-		t.Fatalf("attempts %+v; want the cut one absent and a second one open", as)
+	if len(as) != 2 || (as[0].State != pay.AttemptClosed && as[0].State != pay.AttemptAbsent) || as[1].State != pay.AttemptOpen {
+		t.Fatalf("attempts %+v; want the cut one closed or absent and a second one open", as)
 	}
 	for _, lo := range s.Sandbox.Ledger().Orders {
-		if lo.OutOrderNo == as[0].OutOrderNo {
-			t.Errorf("the cut create reached the sandbox: %+v", lo)
+		if lo.OutOrderNo == as[0].OutOrderNo && lo.Payable {
+			t.Errorf("the cut create's cashier order is payable: %+v", lo)
 		}
 	}
-	second := ledgerOrder(t, s, as[1].OutOrderNo)
-	if !second.Payable {
+	if second := ledgerOrder(t, s, as[1].OutOrderNo); !second.Payable {
 		t.Fatalf("second cashier order %+v; want it payable", second)
 	}
+	if got := s.Order(t, o.MerchantOrderID); got.ExtraData["payment_url"] != as[1].CounterURL {
+		t.Errorf("payment_url %v; want the second cashier order's %s", got.ExtraData["payment_url"], as[1].CounterURL)
+	}
 	view, _ := s.Sandbox.Order(as[1].OutOrderNo)
-	if err := s.Sandbox.Pay(ctx, view.PayOrderNo); err != nil {
+	if err := s.Sandbox.Pay(context.Background(), view.PayOrderNo); err != nil {
 		t.Fatal(err)
 	}
 	s.WaitNotifications(t)
-	s.RequireOrder(t, "o1", "succeeded", "")
+	s.RequireOrder(t, o.MerchantOrderID, "succeeded", "")
 }
