@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof" // served only with --pprof
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/loomipay/loomipay/shared/config"
@@ -85,6 +88,10 @@ func servePprof(addr string) {
 
 // workerCmd runs the processor in a loop, configured like the processor function, until SIGINT
 // or SIGTERM. Several workers may run at once: each is its own consumer of the task stream.
+//
+// The first signal (ctx ends) stops it gracefully: it claims no new task and lets the tasks in
+// flight finish, for up to WORKER_STOP_GRACE; then it cancels what still runs. A second signal
+// cancels at once. A stop that had to cancel work is an error (a non-zero exit status).
 func workerCmd(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -100,8 +107,43 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	log.Info("processor running; SIGINT or SIGTERM stops it")
-	st, err := proc.Run(ctx)
+	// The run outlives ctx, which the first signal ends: only the grace running out, or a second
+	// signal, cancels the work in flight.
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopAtOnce := cancelOnSecondSignal(cancel, log)
+	defer stopAtOnce()
+	grace := deps.Config.WorkerStopGrace
+	log.Info("processor running; SIGINT or SIGTERM stops it, letting the tasks in flight finish (a second signal stops at once)",
+		"stop_grace", grace.String())
+	st, err := proc.RunUntil(work, ctx.Done(), grace)
 	log.Info("processor stopped", "handled", st.Handled, "retried", st.Retried, "dead", st.Dead)
 	return err
+}
+
+// cancelOnSecondSignal calls cancel at the second SIGINT or SIGTERM this process receives from
+// now on (the first one begins the graceful stop, through main's context). The returned function
+// stops listening.
+func cancelOnSecondSignal(cancel context.CancelFunc, log *slog.Logger) (stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for n := 0; ; {
+			select {
+			case sig := <-sigs:
+				if n++; n == 2 {
+					log.Warn("second signal: stopping at once, cancelling the work in flight", "signal", sig.String())
+					cancel()
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
