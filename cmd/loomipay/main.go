@@ -39,7 +39,8 @@ commands:
   sandbox --merchant-cert FILE   run the Lakala sandbox alone (see --help)
   dev                            run the whole stack locally (see --help)
   serve                          serve the API and webhook over HTTP, configured like the functions
-  worker                         run the processor until SIGINT/SIGTERM, configured like the function
+  worker                         run the processor, configured like the function, until SIGINT/SIGTERM
+                                 (it lets the tasks in flight finish within WORKER_STOP_GRACE; twice: at once)
   apps create|rotate-redis-password|disable   apps and the Redis users reading their own result streams
   webhooks add|list|disable|rotate-secret|deliveries|redeliver   signed HTTP webhooks to main apps
 
