@@ -95,10 +95,10 @@ func (p *Processor) startRun(ctx context.Context, stop <-chan struct{}, grace ti
 			return nil
 		case errors.Is(context.Cause(work), errGraceOver):
 			p.log.WarnContext(ctx, "stop grace ran out: cancelled the work still in flight; its tasks are retried by the next run", attrs...)
-			return fmt.Errorf("%w: the grace of %s ran out with work in flight (%d task handlings cut short, %d finished)", ErrStopCut, grace, cut, finished)
+			return fmt.Errorf("%w: the grace of %s ran out (task handlings cut short: %d, finished: %d)", ErrStopCut, grace, cut, finished)
 		default:
 			p.log.WarnContext(ctx, "stop forced: cancelled the work still in flight; its tasks are retried by the next run", attrs...)
-			return fmt.Errorf("%w: stopped at once after %s (%d task handlings cut short, %d finished): %w", ErrStopCut, took, cut, finished, context.Cause(work))
+			return fmt.Errorf("%w: forced before the grace ran out (task handlings cut short: %d, finished: %d)", ErrStopCut, cut, finished)
 		}
 	}
 	return r, watch
