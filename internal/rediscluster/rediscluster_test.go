@@ -2,6 +2,7 @@ package rediscluster
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,4 +69,14 @@ func keyInSlotRange(t *testing.T, n *redis.Client, lo, hi int) string {
 	}
 	t.Fatalf("no key in slots %d-%d", lo, hi)
 	return ""
+}
+
+// Without redis-server on PATH there is no cluster, and the error says so (Start then skips, or
+// fails under CI=true).
+func TestNoServer(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	c, err := New()
+	if !errors.Is(err, ErrNoServer) || c != nil {
+		t.Fatalf("New without redis-server = %v, %v; want ErrNoServer", c, err)
+	}
 }
