@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/internal/apicheck"
+	"github.com/loomipay/loomipay/internal/rediscluster"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
@@ -74,6 +75,10 @@ type StackOptions struct {
 	// nobody could confirm. By default it plays the pessimistic one (sandbox.Pessimistic), which
 	// the service must be right under.
 	Optimistic bool
+	// RedisCluster, if set, puts the stack's streams on this Redis Cluster (with a prefix of the
+	// stack's own) through a cluster client, as REDIS_CLUSTER=true does, instead of on the test
+	// Redis.
+	RedisCluster *rediscluster.Cluster
 }
 
 // The merchant identity the sandbox expects of every Stack's Lakala client; processes started
@@ -125,7 +130,12 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	t.Helper()
 	log := Logger()
 	store, schema := PostgresSchema(t)
-	st := Streams(t)
+	var st *streams.Streams
+	if o.RedisCluster != nil {
+		st = ClusterStreams(t, o.RedisCluster)
+	} else {
+		st = Streams(t)
+	}
 	mk := MerchantKey(t)
 
 	sb, err := sandbox.New(sandbox.Config{
