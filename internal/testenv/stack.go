@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/loomipay/loomipay/internal/apicheck"
 	"github.com/loomipay/loomipay/internal/rediscluster"
 	"github.com/loomipay/loomipay/internal/sandbox"
@@ -79,6 +81,9 @@ type StackOptions struct {
 	// stack's own) through a cluster client, as REDIS_CLUSTER=true does, instead of on the test
 	// Redis.
 	RedisCluster *rediscluster.Cluster
+	// Streams configures the stack's streams (trimming, per-app names); the prefix is the
+	// stack's own.
+	Streams streams.Config
 }
 
 // The merchant identity the sandbox expects of every Stack's Lakala client; processes started
@@ -130,12 +135,18 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	t.Helper()
 	log := Logger()
 	store, schema := PostgresSchema(t)
-	var st *streams.Streams
+	var (
+		rdb    redis.UniversalClient
+		prefix string
+	)
 	if o.RedisCluster != nil {
-		st = ClusterStreams(t, o.RedisCluster)
+		rdb, prefix = ClusterRedis(t, o.RedisCluster)
 	} else {
-		st = Streams(t)
+		rdb, prefix = Redis(t)
 	}
+	streamsCfg := o.Streams
+	streamsCfg.Prefix = prefix
+	st := streams.New(rdb, streamsCfg)
 	mk := MerchantKey(t)
 
 	sb, err := sandbox.New(sandbox.Config{
