@@ -287,3 +287,27 @@ func aclErr(err error) error {
 	}
 	return fmt.Errorf("redis acl: %w", err)
 }
+
+// HashTag is the part of a key Redis Cluster hashes to pick its slot: the text between the first
+// "{" and the next "}" if that is not empty, else the whole key. Keys with equal tags share a
+// slot, which a command naming several keys needs on a cluster.
+func HashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// AppStreamsShareSlot reports whether every app's two streams, as named by cfg, hash to one
+// Redis Cluster slot, so that an app can read both in one XREADGROUP on a cluster.
+func AppStreamsShareSlot(cfg Config) bool {
+	s := New(nil, cfg)
+	for _, app := range []string{"app_a", "b"} {
+		if HashTag(s.AppStream(pay.StreamPaymentResults, app)) != HashTag(s.AppStream(pay.StreamRefundResults, app)) {
+			return false
+		}
+	}
+	return true
+}

@@ -324,3 +324,30 @@ func sameRules(a, b string) bool {
 	slices.Sort(wb)
 	return slices.Equal(wa, wb)
 }
+
+// HashTag follows Redis Cluster's rule, checked against the cluster's own CLUSTER KEYSLOT: keys
+// with equal tags share a slot.
+func TestHashTag(t *testing.T) {
+	node := rediscluster.Shared(t).Node(0)
+	defer node.Close()
+	for key, want := range map[string]string{
+		"payment_results:{shop_b}": "shop_b", "{a}x{b}": "a", "x{}y{z}": "x{}y{z}", "a{b": "a{b", "plain": "plain", "{}": "{}",
+	} {
+		if got := streams.HashTag(key); got != want {
+			t.Errorf("HashTag(%q) = %q; want %q", key, got, want)
+		}
+		tagSlot, err := node.ClusterKeySlot(context.Background(), want).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keySlot := node.ClusterKeySlot(context.Background(), key).Val(); keySlot != tagSlot {
+			t.Errorf("%q is in slot %d, its tag %q in %d", key, keySlot, want, tagSlot)
+		}
+	}
+	if !streams.AppStreamsShareSlot(streams.Config{}) {
+		t.Error("the default app streams do not share a slot")
+	}
+	if streams.AppStreamsShareSlot(streams.Config{AppPaymentStream: "p:$APP", AppRefundStream: "r:$APP"}) {
+		t.Error("p:$APP and r:$APP reported as sharing a slot")
+	}
+}
