@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,10 +267,13 @@ func (c *Cluster) form(ctx context.Context) error {
 			return fmt.Errorf("node %s: CLUSTER ADDSLOTSRANGE %d %d: %w", c.Addrs[i], lo, hi, err)
 		}
 	}
-	for i := 1; i < len(c.nodes); i++ {
-		host, port, _ := net.SplitHostPort(c.Addrs[i])
-		if err := clients[0].Do(ctx, "CLUSTER", "MEET", host, port, c.nodes[i].busPort).Err(); err != nil {
-			return fmt.Errorf("CLUSTER MEET %s: %w", c.Addrs[i], err)
+	// Every pair meets directly rather than through gossip, which can take a second more.
+	for i := range c.nodes {
+		for j := i + 1; j < len(c.nodes); j++ {
+			host, port, _ := net.SplitHostPort(c.Addrs[j])
+			if err := clients[i].Do(ctx, "CLUSTER", "MEET", host, port, c.nodes[j].busPort).Err(); err != nil {
+				return fmt.Errorf("node %s: CLUSTER MEET %s: %w", c.Addrs[i], c.Addrs[j], err)
+			}
 		}
 	}
 	want := []string{"cluster_state:ok", "cluster_slots_assigned:" + strconv.Itoa(slots),
@@ -354,4 +358,110 @@ func tail(path string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// MoveSlot moves the hash slot of key, with the keys in it, to master to, as an online
+// resharding does (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE on every master). A
+// client still holding the old slot map then gets MOVED (or ASK while the keys move) and must
+// follow it.
+func (c *Cluster) MoveSlot(ctx context.Context, key string, to int) error {
+	nodes := make([]*redis.Client, len(c.Addrs))
+	for i := range nodes {
+		nodes[i] = c.Node(i)
+	}
+	defer func() {
+		for _, n := range nodes {
+			_ = n.Close()
+		}
+	}()
+	slot, err := nodes[0].ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("slot of %q: %w", key, err)
+	}
+	from, err := c.owner(ctx, nodes[0], int(slot))
+	if err != nil {
+		return err
+	}
+	if from == to {
+		return fmt.Errorf("slot %d of %q is already on master %d", slot, key, to)
+	}
+	fromID, err := nodes[from].Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		return fmt.Errorf("CLUSTER MYID: %w", err)
+	}
+	toID, err := nodes[to].Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		return fmt.Errorf("CLUSTER MYID: %w", err)
+	}
+	if err := nodes[to].Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID).Err(); err != nil {
+		return fmt.Errorf("SETSLOT IMPORTING: %w", err)
+	}
+	if err := nodes[from].Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID).Err(); err != nil {
+		return fmt.Errorf("SETSLOT MIGRATING: %w", err)
+	}
+	host, port, _ := net.SplitHostPort(c.Addrs[to])
+	for {
+		keys, err := nodes[from].ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+		if err != nil {
+			return fmt.Errorf("CLUSTER GETKEYSINSLOT: %w", err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		if err := nodes[from].Do(ctx, args...).Err(); err != nil {
+			return fmt.Errorf("MIGRATE: %w", err)
+		}
+	}
+	// The new owner first, so that it claims the slot with a new epoch; then the others, so that
+	// no node keeps redirecting to the old owner until gossip reaches it.
+	for _, i := range append([]int{to, from}, others(len(nodes), to, from)...) {
+		if err := nodes[i].Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", toID).Err(); err != nil {
+			return fmt.Errorf("node %s: SETSLOT NODE: %w", c.Addrs[i], err)
+		}
+	}
+	return nil
+}
+
+// owner is the index of the master serving slot, by rdb's CLUSTER SLOTS.
+func (c *Cluster) owner(ctx context.Context, rdb *redis.Client, slot int) (int, error) {
+	ranges, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("CLUSTER SLOTS: %w", err)
+	}
+	for _, r := range ranges {
+		if slot < int(r.Start) || slot > int(r.End) || len(r.Nodes) == 0 {
+			continue
+		}
+		for i, a := range c.Addrs {
+			if a == r.Nodes[0].Addr {
+				return i, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no master serves slot %d", slot)
+}
+
+func others(n int, not ...int) []int {
+	var out []int
+	for i := range n {
+		if !slices.Contains(not, i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Owner is the index of the master serving key's slot.
+func (c *Cluster) Owner(ctx context.Context, key string) (int, error) {
+	rdb := c.Node(0)
+	defer rdb.Close()
+	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return 0, fmt.Errorf("slot of %q: %w", key, err)
+	}
+	return c.owner(ctx, rdb, int(slot))
 }

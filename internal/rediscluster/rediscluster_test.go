@@ -80,3 +80,38 @@ func TestNoServer(t *testing.T) {
 		t.Fatalf("New without redis-server = %v, %v; want ErrNoServer", c, err)
 	}
 }
+
+// MoveSlot moves a key's slot with the key: its new master serves it, its old one redirects, and
+// a cluster client with the old slot map follows the redirection.
+func TestMoveSlot(t *testing.T) {
+	c := Start(t)
+	ctx := context.Background()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs[:1]})
+	defer cc.Close()
+	if err := cc.Set(ctx, "moving", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	from, err := c.Owner(ctx, "moving")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := (from + 1) % Masters
+	if err := c.MoveSlot(ctx, "moving", to); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Owner(ctx, "moving"); err != nil || got != to {
+		t.Fatalf("owner after the move = %d, %v; want %d", got, err, to)
+	}
+	newNode, oldNode := c.Node(to), c.Node(from)
+	defer newNode.Close()
+	defer oldNode.Close()
+	if v, err := newNode.Get(ctx, "moving").Result(); err != nil || v != "v" {
+		t.Errorf("new owner GET = %q, %v; want the moved value", v, err)
+	}
+	if err := oldNode.Get(ctx, "moving").Err(); err == nil || !strings.HasPrefix(err.Error(), "MOVED") {
+		t.Errorf("old owner GET = %v; want MOVED", err)
+	}
+	if v, err := cc.Get(ctx, "moving").Result(); err != nil || v != "v" {
+		t.Errorf("cluster client with the old slot map GET = %q, %v; want the value", v, err)
+	}
+}
