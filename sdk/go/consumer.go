@@ -57,9 +57,11 @@ func (r Result) Seq() (seq int64, ok bool) {
 	return n, err == nil
 }
 
-// Subject is what Seq counts: the refund for refund messages, else the payment order.
+// Subject is what Seq counts: the refund for refund messages, else the payment order. A refund
+// message is known by its event type, so that one on an app's own stream (refund_results:{APP})
+// counts by its refund too.
 func (r Result) Subject() string {
-	if r.Stream == StreamRefundResults {
+	if r.EventType() == EventRefundStatusChanged || r.Stream == StreamRefundResults {
 		return "refund:" + r.RefundOrderID()
 	}
 	return "payment:" + r.PaymentOrderID()
