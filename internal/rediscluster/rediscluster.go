@@ -426,18 +426,21 @@ func (c *Cluster) MoveSlot(ctx context.Context, key string, to int) error {
 	return nil
 }
 
-// owner is the index of the master serving slot, by rdb's CLUSTER SLOTS.
+// owner is the index of the master serving slot, by rdb's CLUSTER SHARDS.
 func (c *Cluster) owner(ctx context.Context, rdb *redis.Client, slot int) (int, error) {
-	ranges, err := rdb.ClusterSlots(ctx).Result()
+	shards, err := rdb.ClusterShards(ctx).Result()
 	if err != nil {
-		return 0, fmt.Errorf("CLUSTER SLOTS: %w", err)
+		return 0, fmt.Errorf("CLUSTER SHARDS: %w", err)
 	}
-	for _, r := range ranges {
-		if slot < int(r.Start) || slot > int(r.End) || len(r.Nodes) == 0 {
+	for _, sh := range shards {
+		if !slices.ContainsFunc(sh.Slots, func(r redis.SlotRange) bool { return int64(slot) >= r.Start && int64(slot) <= r.End }) {
 			continue
 		}
-		for i, a := range c.Addrs {
-			if a == r.Nodes[0].Addr {
+		for _, n := range sh.Nodes {
+			if n.Role != "master" {
+				continue
+			}
+			if i := slices.Index(c.Addrs, net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))); i >= 0 {
 				return i, nil
 			}
 		}
