@@ -15,6 +15,7 @@ import (
 // keys spread over the nodes, a cluster client follows redirections, and a command whose keys
 // hash to different slots is refused as a cluster refuses it.
 func TestStart(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	c := Start(t)
 	t.Logf("cluster of %d masters ready in %s", len(c.Addrs), time.Since(start).Round(time.Millisecond))
@@ -84,6 +85,7 @@ func TestNoServer(t *testing.T) {
 // MoveSlot moves a key's slot with the key: its new master serves it, its old one redirects, and
 // a cluster client with the old slot map follows the redirection.
 func TestMoveSlot(t *testing.T) {
+	t.Parallel()
 	c := Start(t)
 	ctx := context.Background()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs[:1]})
