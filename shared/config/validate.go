@@ -26,9 +26,9 @@ var publicTestIdentity = map[string]string{
 // Validate refuses a configuration that must not run. Outside STAGE=dev: an http:// Lakala URL,
 // Lakala's public test identity, and (when forProcessor) a loopback or invalid refund request IP.
 // In every stage: an unknown STAGE, and on a Redis Cluster an app's two result streams that would
-// not share a slot. The one error names every problem, so a deploy is fixed in
-// one round. The lease rule is the processor's (processor.Config.Validate); shared/worker joins
-// both into one message.
+// not share a slot. The one error names every problem, so a deploy is fixed in one round. The
+// lease rule is the processor's (processor.Config.Validate); shared/worker joins both into one
+// message.
 func (c Config) Validate(forProcessor bool) error {
 	var problems []string
 	known := false
