@@ -3,7 +3,7 @@
 #   make test   every test (real PostgreSQL and Redis; see README)
 GO ?= go
 
-.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos console-screenshots sdk fuzz fuzz-smoke
+.PHONY: run test lint unit build e2e guide-clients bench bench-smoke chaos chaos-cluster console-screenshots sdk fuzz fuzz-smoke
 
 # The Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
 FUNCTIONS := createorder getorder refund webhook processor console
@@ -20,7 +20,7 @@ run:
 	$(GO) build -o bin/loomipay ./cmd/loomipay
 	exec bin/loomipay dev $(RUN_FLAGS)
 
-test: lint unit sdk fuzz-smoke guide-clients bench-smoke
+test: lint unit chaos-cluster sdk fuzz-smoke guide-clients bench-smoke
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -39,13 +39,19 @@ sdk:
 
 # The ledger-agreement property suite (internal/chaos): SCHEDULES seeded random schedules (300 by
 # default), PARALLEL at a time, PROCESSORS processors each; SEED=… re-runs one schedule (a failing
-# schedule prints its seed). make test runs a dozen of them under the race detector.
+# schedule prints its seed). CLUSTER=1 puts their streams on a real three-master Redis Cluster
+# (redis-server 7 processes the suite starts). make test runs a dozen of them under the race
+# detector, and three more on a cluster (chaos-cluster).
 SCHEDULES ?= 300
 PARALLEL ?= 8
 PROCESSORS ?= 1
+CLUSTER ?=
 chaos:
 	SEED=$(SEED) $(GO) test -count=1 -timeout 60m ./internal/chaos -run TestLedgerAgreement \
-	  -schedules $(SCHEDULES) -parallel $(PARALLEL) -processors $(PROCESSORS)
+	  -schedules $(SCHEDULES) -parallel $(PARALLEL) -processors $(PROCESSORS) $(if $(CLUSTER),-redis-cluster)
+
+chaos-cluster:
+	$(GO) test -race -count=1 -timeout 5m ./internal/chaos -run TestLedgerAgreement -schedules 3 -redis-cluster
 
 # The integration guide's own Python and Node.js clients, unedited, against the local stack.
 # Listed after unit in test, so it starts on a warm build cache.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loomipay/loomipay/internal/rediscluster"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/service"
@@ -35,21 +36,59 @@ func credentials(t *testing.T, stdout string) map[string]string {
 	return m
 }
 
-func login(t *testing.T, user, password string) error {
+// loginEverywhere logs in as user on the test Redis, or on every node of cluster (each node keeps
+// its own users): nil if every node accepts the password, an error if none does, and the test
+// fails if only some do.
+func loginEverywhere(t *testing.T, cluster *rediscluster.Cluster, user, password string) error {
 	t.Helper()
-	opts, _ := redis.ParseURL(testenv.RedisURL())
-	opts.Username, opts.Password, opts.MaxRetries = user, password, -1
-	c := redis.NewClient(opts)
-	defer c.Close()
-	return c.Ping(context.Background()).Err()
+	addrs := []string{""}
+	if cluster != nil {
+		addrs = cluster.Addrs
+	}
+	var errs []error
+	for _, addr := range addrs {
+		opts, _ := redis.ParseURL(testenv.RedisURL())
+		if addr != "" {
+			opts = &redis.Options{Addr: addr}
+		}
+		opts.Username, opts.Password, opts.MaxRetries = user, password, -1
+		c := redis.NewClient(opts)
+		if err := c.Ping(context.Background()).Err(); err != nil {
+			errs = append(errs, err)
+		}
+		_ = c.Close()
+	}
+	if len(errs) != 0 && len(errs) != len(addrs) {
+		t.Errorf("%s logs in on %d of %d nodes: %v", user, len(addrs)-len(errs), len(addrs), errs)
+	}
+	return errors.Join(errs...)
 }
 
+// TestApps runs the apps commands on the test Redis and, with REDIS_CLUSTER=true, on a Redis
+// Cluster, where the app's Redis user must be made, rotated and switched off on every node.
 func TestApps(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { testApps(t, nil) })
+	t.Run("cluster", func(t *testing.T) { testApps(t, rediscluster.Start(t)) })
+}
+
+func testApps(t *testing.T, cluster *rediscluster.Cluster) {
 	store := useTestServers(t)
 	prefix := os.Getenv("STREAM_PREFIX")
-	st := streams.New(nil, streams.Config{Prefix: prefix})
-	rdb, _ := testenv.Redis(t)
-	t.Cleanup(func() { rdb.Do(context.Background(), "ACL", "DELUSER", st.AppUser("shop_b")) })
+	var rdb redis.UniversalClient
+	if cluster != nil {
+		t.Setenv("REDIS_URL", cluster.URL())
+		t.Setenv("REDIS_CLUSTER", "true")
+		rdb, _ = testenv.ClusterRedis(t, cluster)
+	} else {
+		rdb, _ = testenv.Redis(t)
+	}
+	t.Cleanup(func() {
+		_ = streams.New(rdb, streams.Config{Prefix: prefix}).DeleteAppUser(context.Background(), "shop_b")
+	})
+	login := func(t *testing.T, user, password string) error {
+		t.Helper()
+		return loginEverywhere(t, cluster, user, password)
+	}
 
 	stdout, stderr, err := runCmd(t, "apps", "create", "shop_b")
 	if err != nil {

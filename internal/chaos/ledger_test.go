@@ -6,6 +6,7 @@
 //
 //	go test ./internal/chaos -schedules 300            (make chaos)
 //	go test ./internal/chaos -seed 1234 -v              (re-run one schedule)
+//	go test ./internal/chaos -schedules 4 -redis-cluster (on a real Redis Cluster)
 package chaos
 
 import (
@@ -27,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/rediscluster"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
@@ -37,6 +39,7 @@ var (
 	schedules  = flag.Int("schedules", 12, "how many seeded schedules to run")
 	seedFlag   = flag.Uint64("seed", 0, "run only the schedule with this seed")
 	processors = flag.Int("processors", 1, "processors running at once in each schedule")
+	onCluster  = flag.Bool("redis-cluster", false, "run every schedule with its streams on a real three-master Redis Cluster (one for all of them, each schedule with its own prefix)")
 )
 
 // TestLedgerAgreement runs the schedules, each in parallel with the others (go test -parallel).
@@ -57,15 +60,22 @@ func TestLedgerAgreement(t *testing.T) {
 			}
 		}
 	}
+	var cluster *rediscluster.Cluster
+	rerun := "make chaos SEED=%d"
+	if *onCluster {
+		// Stopped when the last schedule is done: a test's cleanup waits for its parallel subtests.
+		cluster = rediscluster.Start(t)
+		rerun = "make chaos CLUSTER=1 SEED=%d"
+	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
 			defer func() {
 				if t.Failed() {
-					t.Logf("re-run this schedule: make chaos SEED=%d", seed)
+					t.Logf("re-run this schedule: "+rerun, seed)
 				}
 			}()
-			runSchedule(t, seed, *processors)
+			runSchedule(t, seed, *processors, cluster)
 		})
 	}
 }
@@ -171,7 +181,7 @@ const (
 	quiescence    = 40 * time.Second // a schedule that has not settled by then fails
 )
 
-func runSchedule(t *testing.T, seed uint64, nProcessors int) {
+func runSchedule(t *testing.T, seed uint64, nProcessors int, cluster *rediscluster.Cluster) {
 	sched := plan(seed)
 	t.Logf("schedule %d:\n%s", seed, sched)
 	cfg := processor.Config{
@@ -183,7 +193,10 @@ func runSchedule(t *testing.T, seed uint64, nProcessors int) {
 	if err := cfg.Validate(lakalaTimeout); err != nil {
 		t.Fatal(err)
 	}
-	st := testenv.NewStack(t, testenv.StackOptions{Processor: cfg, LakalaTimeout: lakalaTimeout})
+	st := testenv.NewStack(t, testenv.StackOptions{Processor: cfg, LakalaTimeout: lakalaTimeout, RedisCluster: cluster})
+	if st.Streams.Cluster() != (cluster != nil) {
+		t.Fatalf("-redis-cluster=%v but the stack's streams are on a cluster: %v", cluster != nil, st.Streams.Cluster())
+	}
 	st.SetFaults(sched.faults)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()

@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/loomipay/loomipay/internal/apicheck"
+	"github.com/loomipay/loomipay/internal/rediscluster"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
@@ -74,6 +77,13 @@ type StackOptions struct {
 	// nobody could confirm. By default it plays the pessimistic one (sandbox.Pessimistic), which
 	// the service must be right under.
 	Optimistic bool
+	// RedisCluster, if set, puts the stack's streams on this Redis Cluster (with a prefix of the
+	// stack's own) through a cluster client, as REDIS_CLUSTER=true does, instead of on the test
+	// Redis.
+	RedisCluster *rediscluster.Cluster
+	// Streams configures the stack's streams (trimming, per-app names); the prefix is the
+	// stack's own.
+	Streams streams.Config
 }
 
 // The merchant identity the sandbox expects of every Stack's Lakala client; processes started
@@ -125,7 +135,18 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	t.Helper()
 	log := Logger()
 	store, schema := PostgresSchema(t)
-	st := Streams(t)
+	var (
+		rdb    redis.UniversalClient
+		prefix string
+	)
+	if o.RedisCluster != nil {
+		rdb, prefix = ClusterRedis(t, o.RedisCluster)
+	} else {
+		rdb, prefix = Redis(t)
+	}
+	streamsCfg := o.Streams
+	streamsCfg.Prefix = prefix
+	st := streams.New(rdb, streamsCfg)
 	mk := MerchantKey(t)
 
 	sb, err := sandbox.New(sandbox.Config{

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loomipay/loomipay/internal/rediscluster"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/streams"
 )
@@ -112,30 +113,75 @@ func Redis(t testing.TB) (*redis.Client, string) {
 		t.Fatalf("ping test redis %s: %v (is Redis running? see README)", RedisURL(), err)
 	}
 	prefix := UniqueName("t") + ":"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	t.Cleanup(func() { cleanUp(rdb, prefix) })
+	return rdb, prefix
+}
+
+// ClusterRedis is Redis on a Redis Cluster: a cluster client made as REDIS_CLUSTER=true makes
+// it (streams.NewUniversalClient on a URL naming one node), and a unique prefix whose keys are
+// deleted from every master when the test ends.
+func ClusterRedis(t testing.TB, c *rediscluster.Cluster) (redis.UniversalClient, string) {
+	t.Helper()
+	rdb, err := streams.NewUniversalClient(c.URL(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping redis cluster %s: %v", c.URL(), err)
+	}
+	prefix := UniqueName("t") + ":"
+	t.Cleanup(func() { cleanUp(rdb, prefix) })
+	return rdb, prefix
+}
+
+// cleanUp deletes a test's keys and Redis users, then closes its client. On a cluster each master
+// is scanned (SCAN sees only the node it is sent to) and users are deleted on every node (each
+// node has its own).
+func cleanUp(rdb redis.UniversalClient, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	deleteKeys := func(ctx context.Context, node *redis.Client) error {
+		iter := node.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
+			node.Del(ctx, iter.Val())
 		}
-		// App users are named after the prefix too (streams.AppUser), whoever made them (a test,
-		// or a loomipay dev the test started).
-		users, _ := rdb.Do(ctx, "ACL", "USERS").StringSlice()
+		return iter.Err()
+	}
+	// App users are named after the prefix too (streams.AppUser), whoever made them (a test,
+	// or a loomipay dev the test started).
+	deleteUsers := func(ctx context.Context, node *redis.Client) error {
+		users, _ := node.Do(ctx, "ACL", "USERS").StringSlice()
 		for _, u := range users {
 			if strings.HasPrefix(u, prefix) {
-				rdb.Do(ctx, "ACL", "DELUSER", u)
+				node.Do(ctx, "ACL", "DELUSER", u)
 			}
 		}
-		_ = rdb.Close()
-	})
-	return rdb, prefix
+		return nil
+	}
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(ctx, deleteKeys)
+		_ = c.ForEachShard(ctx, deleteUsers)
+	case *redis.Client:
+		_ = deleteKeys(ctx, c)
+		_ = deleteUsers(ctx, c)
+	}
+	_ = rdb.Close()
 }
 
 // Streams returns a Streams on the test Redis with a unique prefix.
 func Streams(t testing.TB) *streams.Streams {
 	t.Helper()
 	rdb, prefix := Redis(t)
+	return streams.New(rdb, streams.Config{Prefix: prefix})
+}
+
+// ClusterStreams returns a Streams on a Redis Cluster with a unique prefix.
+func ClusterStreams(t testing.TB, c *rediscluster.Cluster) *streams.Streams {
+	t.Helper()
+	rdb, prefix := ClusterRedis(t, c)
 	return streams.New(rdb, streams.Config{Prefix: prefix})
 }
 

@@ -57,9 +57,11 @@ func (r Result) Seq() (seq int64, ok bool) {
 	return n, err == nil
 }
 
-// Subject is what Seq counts: the refund for refund messages, else the payment order.
+// Subject is what Seq counts: the refund for refund messages, else the payment order. A refund
+// message is known by its event type, so that one on an app's own stream (refund_results:{APP})
+// counts by its refund too.
 func (r Result) Subject() string {
-	if r.Stream == StreamRefundResults {
+	if r.EventType() == EventRefundStatusChanged || r.Stream == StreamRefundResults {
 		return "refund:" + r.RefundOrderID()
 	}
 	return "payment:" + r.PaymentOrderID()
@@ -171,6 +173,9 @@ type ConsumerConfig struct {
 type Consumer struct {
 	cfg     ConsumerConfig
 	handler Handler
+	// handling makes handle take one message at a time: on a cluster several loops read at once
+	// (see Run), and the Store's repeat and order checks must see each other's results.
+	handling sync.Mutex
 }
 
 // NewConsumer returns a consumer; Run starts it.
@@ -212,16 +217,43 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.readPending(ctx); err != nil && ctx.Err() == nil {
 		return err
 	}
+	groups := c.readGroups()
+	if len(groups) == 1 {
+		return c.loop(ctx, groups[0], true)
+	}
+	// On a Redis Cluster, streams in different slots cannot be read in one XREADGROUP: each
+	// slot's streams get a loop of their own, so that a blocking read of an idle stream never
+	// holds up another's messages. The first loop also claims stale messages; handle takes them
+	// one at a time. One loop failing for good stops the others.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(groups))
+	for i, streams := range groups {
+		wg.Go(func() {
+			if errs[i] = c.loop(ctx, streams, i == 0); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// loop reads new messages of streams (which one XREADGROUP may name together) and, with claim,
+// claims the group's stale messages every ClaimIdle/2, until ctx ends or Redis fails ten times
+// in a row.
+func (c *Consumer) loop(ctx context.Context, streams []string, claim bool) error {
 	lastClaim := time.Time{}
 	failures := 0
 	for ctx.Err() == nil {
 		var err error
-		if time.Since(lastClaim) >= c.cfg.ClaimIdle/2 {
+		if claim && time.Since(lastClaim) >= c.cfg.ClaimIdle/2 {
 			err = c.claimStale(ctx)
 			lastClaim = time.Now()
 		}
 		if err == nil {
-			err = c.readNew(ctx)
+			err = c.readNew(ctx, streams)
 		}
 		if err != nil && ctx.Err() == nil {
 			failures++
@@ -275,12 +307,49 @@ func (c *Consumer) readPending(ctx context.Context) error {
 	return nil
 }
 
-func (c *Consumer) readNew(ctx context.Context) error {
-	args := &redis.XReadGroupArgs{Group: c.cfg.Group, Consumer: c.cfg.Consumer, Count: c.cfg.Count, Block: c.cfg.Block}
+// readGroups splits the streams into the sets one XREADGROUP may name: all of them on a single
+// Redis; on a Redis Cluster, those that share a hash tag, since a cluster refuses a command over
+// keys of different slots (CROSSSLOT). The shared payment_results and refund_results are in
+// different slots; an app's own two streams (payment_results:{APP}, refund_results:{APP}) share
+// one.
+func (c *Consumer) readGroups() [][]string {
+	if _, cluster := c.cfg.Redis.(*redis.ClusterClient); !cluster {
+		return [][]string{c.cfg.Streams}
+	}
+	var groups [][]string
+	index := map[string]int{}
 	for _, s := range c.cfg.Streams {
+		tag := hashTag(c.stream(s))
+		i, ok := index[tag]
+		if !ok {
+			i = len(groups)
+			index[tag] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], s)
+	}
+	return groups
+}
+
+// hashTag is the part of a key Redis Cluster hashes: the text between the first "{" and the next
+// "}" if not empty, else the whole key. Keys with equal tags are in one slot.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// readNew reads new messages of streams (which one XREADGROUP may name together) and handles
+// them.
+func (c *Consumer) readNew(ctx context.Context, streams []string) error {
+	args := &redis.XReadGroupArgs{Group: c.cfg.Group, Consumer: c.cfg.Consumer, Count: c.cfg.Count, Block: c.cfg.Block}
+	for _, s := range streams {
 		args.Streams = append(args.Streams, c.stream(s))
 	}
-	for range c.cfg.Streams {
+	for range streams {
 		args.Streams = append(args.Streams, ">")
 	}
 	res, err := c.cfg.Redis.XReadGroup(ctx, args).Result()
@@ -324,6 +393,8 @@ func (c *Consumer) claimStale(ctx context.Context) error {
 
 // handle applies one message and acknowledges it unless the handler failed.
 func (c *Consumer) handle(ctx context.Context, stream string, m redis.XMessage) {
+	c.handling.Lock()
+	defer c.handling.Unlock()
 	r := Result{Stream: stream, MessageID: m.ID, Fields: make(map[string]string, len(m.Values))}
 	for k, v := range m.Values {
 		r.Fields[k] = fmt.Sprint(v)

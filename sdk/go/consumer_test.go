@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +191,25 @@ func TestConsumerAcksOnlyAfterSuccess(t *testing.T) {
 	}
 	if applied, _ := rec.snapshot(); len(applied) != 0 {
 		t.Fatalf("applied %v; want nothing", applied)
+	}
+}
+
+// A refund message counts by its refund on an app's own stream too (refund_results:{APP}), not
+// by its payment order: otherwise its seq 1 would be dropped as stale after the order's seq 2.
+func TestSubjectOnOwnStreams(t *testing.T) {
+	for stream, want := range map[string]string{
+		loomipay.StreamRefundResults: "refund:ro_1", "refund_results:{shop_b}": "refund:ro_1", "payment_results:{shop_b}": "payment:po_1",
+	} {
+		event := loomipay.EventRefundStatusChanged
+		if strings.HasPrefix(stream, loomipay.StreamPaymentResults) {
+			event = loomipay.EventPaymentStatusChanged
+		}
+		r := loomipay.Result{Stream: stream, Fields: map[string]string{"event_type": event, "payment_order_id": "po_1", "refund_order_id": "ro_1"}}
+		if event == loomipay.EventPaymentStatusChanged {
+			delete(r.Fields, "refund_order_id")
+		}
+		if got := r.Subject(); got != want {
+			t.Errorf("Subject of a %s message on %s = %q; want %q", event, stream, got, want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/loomipay/loomipay/shared/service"
+	"github.com/loomipay/loomipay/shared/streams"
 )
 
 // Stages STAGE accepts. Only dev tolerates Lakala's public test settings.
@@ -24,9 +25,10 @@ var publicTestIdentity = map[string]string{
 
 // Validate refuses a configuration that must not run. Outside STAGE=dev: an http:// Lakala URL,
 // Lakala's public test identity, and (when forProcessor) a loopback or invalid refund request IP.
-// In every stage: an unknown STAGE. The one error names every problem, so a deploy is fixed in
-// one round. The lease rule is the processor's (processor.Config.Validate); shared/worker joins
-// both into one message.
+// In every stage: an unknown STAGE, and on a Redis Cluster an app's two result streams that would
+// not share a slot. The one error names every problem, so a deploy is fixed in one round. The
+// lease rule is the processor's (processor.Config.Validate); shared/worker joins both into one
+// message.
 func (c Config) Validate(forProcessor bool) error {
 	var problems []string
 	known := false
@@ -54,6 +56,10 @@ func (c Config) Validate(forProcessor bool) error {
 				problems = append(problems, fmt.Sprintf("REFUND_REQUEST_IP %q is not a public IP address (Lakala records it as the refund's origin)", c.RefundRequestIP))
 			}
 		}
+	}
+	if c.RedisCluster && !streams.AppStreamsShareSlot(streams.Config{Prefix: c.StreamPrefix, AppPaymentStream: c.AppPaymentStream, AppRefundStream: c.AppRefundStream}) {
+		problems = append(problems, fmt.Sprintf("with REDIS_CLUSTER=true, APP_PAYMENT_RESULT_STREAM %q and APP_REFUND_RESULT_STREAM %q (after STREAM_PREFIX %q) must share a hash tag such as {$APP}: an app reads both in one XREADGROUP, which a cluster refuses (CROSSSLOT) for keys of different slots",
+			c.AppPaymentStream, c.AppRefundStream, c.StreamPrefix))
 	}
 	if len(problems) == 0 {
 		return nil

@@ -70,6 +70,15 @@ func TestValidateNamesEveryProblemAtOnce(t *testing.T) {
 		{"not an IP", map[string]string{"REFUND_REQUEST_IP": "localhost"}, true, []string{"REFUND_REQUEST_IP"}, false},
 		{"unknown stage", map[string]string{"STAGE": "production"}, false, []string{"STAGE"}, false},
 		{"base url without scheme", map[string]string{"LAKALA_BASE_URL": "s2.lakala.com"}, false, []string{"LAKALA_BASE_URL"}, false},
+		{"cluster with the default app streams", map[string]string{"REDIS_CLUSTER": "true"}, false, nil, true},
+		{"cluster with app streams of a tag each", map[string]string{"REDIS_CLUSTER": "true",
+			"APP_PAYMENT_RESULT_STREAM": "{$APP}:payments", "APP_REFUND_RESULT_STREAM": "refunds:{$APP}"}, false, nil, true},
+		{"cluster with app streams in different slots", map[string]string{"REDIS_CLUSTER": "true",
+			"APP_PAYMENT_RESULT_STREAM": "payments:$APP", "APP_REFUND_RESULT_STREAM": "refunds:$APP"}, false,
+			[]string{"APP_PAYMENT_RESULT_STREAM", "APP_REFUND_RESULT_STREAM", "CROSSSLOT"}, false},
+		{"cluster with a prefix's tag taking over", map[string]string{"REDIS_CLUSTER": "true", "STREAM_PREFIX": "{prod}:",
+			"APP_PAYMENT_RESULT_STREAM": "payments:$APP", "APP_REFUND_RESULT_STREAM": "refunds:$APP"}, false, nil, true},
+		{"no cluster: any names", map[string]string{"APP_PAYMENT_RESULT_STREAM": "payments:$APP", "APP_REFUND_RESULT_STREAM": "refunds:$APP"}, false, nil, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

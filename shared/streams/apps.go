@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -71,9 +72,20 @@ var appCommands = []string{
 	"ping", "echo", "hello", "auth", "client|setname", "client|getname", "client|id",
 }
 
+// clusterCommands are what a cluster client sends before and besides the consumer commands: it
+// learns which node serves which slot (CLUSTER SLOTS, SHARDS or NODES, by client and version),
+// where a command's keys are (COMMAND, read once by go-redis and redis-py), and follows a slot in
+// migration (ASKING) or reads from a replica (READONLY, READWRITE); redis-py 4 (Debian 12's)
+// reads INFO for cluster_enabled before anything else. None reads or writes a key; INFO shows
+// the server's counters (memory, clients, key counts), not what any key holds.
+var clusterCommands = []string{
+	"cluster|slots", "cluster|shards", "cluster|nodes", "command", "asking", "readonly", "readwrite", "info",
+}
+
 // AppACLRules are the ACL rules of an app's Redis user, after its password: its own two streams
-// only, the consumer commands only, no pub/sub channels. ElastiCache RBAC takes the same access
-// string (AppAccessString).
+// only, the consumer commands only (and, on a cluster, the commands a cluster client needs to
+// find the streams' nodes), no pub/sub channels. ElastiCache RBAC takes the same access string
+// (AppAccessString).
 func (s *Streams) AppACLRules(app string) []string {
 	rules := []string{
 		"~" + globEscape(s.AppStream(pay.StreamPaymentResults, app)),
@@ -83,7 +95,18 @@ func (s *Streams) AppACLRules(app string) []string {
 	for _, c := range appCommands {
 		rules = append(rules, "+"+c)
 	}
+	if s.Cluster() {
+		for _, c := range clusterCommands {
+			rules = append(rules, "+"+c)
+		}
+	}
 	return rules
+}
+
+// Cluster reports whether the client is a cluster client (REDIS_CLUSTER=true).
+func (s *Streams) Cluster() bool {
+	_, ok := s.rdb.(*redis.ClusterClient)
+	return ok
 }
 
 // AppAccessString is AppACLRules as one ElastiCache access string (without "on" and password,
@@ -110,13 +133,42 @@ func globEscape(name string) string {
 // the AWS API). The operator then creates the user by hand with AppAccessString.
 var ErrACLUnsupported = errors.New("this Redis does not accept ACL SETUSER")
 
-// CreateAppUser creates (or resets) the app's Redis user with password as its only password.
+// doer is what onEveryNode hands each node: a single server's client.
+type doer interface {
+	Do(ctx context.Context, args ...any) *redis.Cmd
+}
+
+// onEveryNode runs fn against every node of a cluster, or against the one server otherwise. ACL
+// users and client connections belong to each node: a cluster does not pass ACL SETUSER or
+// CLIENT KILL on, and a cluster client routes a keyless command to one node of its choosing.
+// Replicas are included, since a client reading from replicas logs in to them too.
+func (s *Streams) onEveryNode(ctx context.Context, fn func(ctx context.Context, node doer) error) error {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
+			if err := fn(ctx, node); err != nil {
+				return fmt.Errorf("node %s: %w", node.Options().Addr, err)
+			}
+			return nil
+		})
+	}
+	return fn(ctx, s.rdb)
+}
+
+// everyNode runs one command on every node (see onEveryNode).
+func (s *Streams) everyNode(ctx context.Context, args ...any) error {
+	return s.onEveryNode(ctx, func(ctx context.Context, node doer) error {
+		return node.Do(ctx, args...).Err()
+	})
+}
+
+// CreateAppUser creates (or resets) the app's Redis user with password as its only password, on
+// every node of a cluster.
 func (s *Streams) CreateAppUser(ctx context.Context, app, password string) error {
 	args := []any{"ACL", "SETUSER", s.AppUser(app), "reset", "on", ">" + password}
 	for _, r := range s.AppACLRules(app) {
 		args = append(args, r)
 	}
-	return aclErr(s.rdb.Do(ctx, args...).Err())
+	return aclErr(s.everyNode(ctx, args...))
 }
 
 // SetAppUserPassword gives an existing app user a new password; with keepOld the old passwords
@@ -134,16 +186,16 @@ func (s *Streams) SetAppUserPassword(ctx context.Context, app, password string, 
 		args = append(args, "resetpass")
 	}
 	args = append(args, ">"+password)
-	return aclErr(s.rdb.Do(ctx, args...).Err())
+	return aclErr(s.everyNode(ctx, args...))
 }
 
 // DisableAppUser switches the app's user off and closes its connections.
 func (s *Streams) DisableAppUser(ctx context.Context, app string) error {
-	if err := aclErr(s.rdb.Do(ctx, "ACL", "SETUSER", s.AppUser(app), "off").Err()); err != nil {
+	if err := aclErr(s.everyNode(ctx, "ACL", "SETUSER", s.AppUser(app), "off")); err != nil {
 		return err
 	}
 	// Turning a user off does not end its open connections.
-	if err := s.rdb.Do(ctx, "CLIENT", "KILL", "USER", s.AppUser(app)).Err(); err != nil {
+	if err := s.everyNode(ctx, "CLIENT", "KILL", "USER", s.AppUser(app)); err != nil {
 		return fmt.Errorf("close connections of %s: %w", s.AppUser(app), err)
 	}
 	return nil
@@ -151,30 +203,58 @@ func (s *Streams) DisableAppUser(ctx context.Context, app string) error {
 
 // DeleteAppUser removes the app's user (tests clean up with it).
 func (s *Streams) DeleteAppUser(ctx context.Context, app string) error {
-	return aclErr(s.rdb.Do(ctx, "ACL", "DELUSER", s.AppUser(app)).Err())
+	return aclErr(s.everyNode(ctx, "ACL", "DELUSER", s.AppUser(app)))
 }
 
-// AppUserExists reports whether the app's Redis user exists.
+// AppUserExists reports whether the app's Redis user exists (on a cluster: on every node, so
+// that a user some node lacks, such as a node added after the user was made, is created again
+// by the callers that create missing users).
 func (s *Streams) AppUserExists(ctx context.Context, app string) (bool, error) {
-	err := s.rdb.Do(ctx, "ACL", "GETUSER", s.AppUser(app)).Err()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
-	}
+	all := true
+	var mu sync.Mutex
+	err := s.onEveryNode(ctx, func(ctx context.Context, node doer) error {
+		err := node.Do(ctx, "ACL", "GETUSER", s.AppUser(app)).Err()
+		if errors.Is(err, redis.Nil) {
+			mu.Lock()
+			all = false
+			mu.Unlock()
+			return nil
+		}
+		return err
+	})
 	if err != nil {
 		return false, aclErr(err)
 	}
-	return true, nil
+	return all, nil
 }
 
-// AppUserEnabled reports whether the app's user exists and is on.
+// AppUserEnabled reports whether the app's user exists and is on (on a cluster: on every node).
 func (s *Streams) AppUserEnabled(ctx context.Context, app string) (bool, error) {
-	res, err := s.rdb.Do(ctx, "ACL", "GETUSER", s.AppUser(app)).Result()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
-	}
+	all := true
+	var mu sync.Mutex
+	err := s.onEveryNode(ctx, func(ctx context.Context, node doer) error {
+		res, err := node.Do(ctx, "ACL", "GETUSER", s.AppUser(app)).Result()
+		if errors.Is(err, redis.Nil) {
+			res, err = nil, nil
+		}
+		if err != nil {
+			return err
+		}
+		if !userOn(res) {
+			mu.Lock()
+			all = false
+			mu.Unlock()
+		}
+		return nil
+	})
 	if err != nil {
 		return false, aclErr(err)
 	}
+	return all, nil
+}
+
+// userOn reads the "on" flag out of an ACL GETUSER reply (nil for no such user).
+func userOn(res any) bool {
 	// RESP2: a flat list [flags, [...], passwords, ...]; RESP3: a map.
 	var flags any
 	switch v := res.(type) {
@@ -190,10 +270,10 @@ func (s *Streams) AppUserEnabled(ctx context.Context, app string) (bool, error) 
 	list, _ := flags.([]any)
 	for _, f := range list {
 		if f == "on" {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 func aclErr(err error) error {
@@ -206,4 +286,28 @@ func aclErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrACLUnsupported, err)
 	}
 	return fmt.Errorf("redis acl: %w", err)
+}
+
+// HashTag is the part of a key Redis Cluster hashes to pick its slot: the text between the first
+// "{" and the next "}" if that is not empty, else the whole key. Keys with equal tags share a
+// slot, which a command naming several keys needs on a cluster.
+func HashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// AppStreamsShareSlot reports whether every app's two streams, as named by cfg, hash to one
+// Redis Cluster slot, so that an app can read both in one XREADGROUP on a cluster.
+func AppStreamsShareSlot(cfg Config) bool {
+	s := New(nil, cfg)
+	for _, app := range []string{"app_a", "b"} {
+		if HashTag(s.AppStream(pay.StreamPaymentResults, app)) != HashTag(s.AppStream(pay.StreamRefundResults, app)) {
+			return false
+		}
+	}
+	return true
 }

@@ -3,12 +3,14 @@ package streams_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loomipay/loomipay/internal/rediscluster"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/streams"
@@ -27,49 +29,53 @@ func TestResultsGoToTheAppsOwnStream(t *testing.T) {
 	ctx := context.Background()
 	for _, shared := range []bool{true, false} {
 		t.Run("shared="+strconv.FormatBool(shared), func(t *testing.T) {
-			rdb, prefix := testenv.Redis(t)
-			st := streams.New(rdb, streams.Config{Prefix: prefix, NoSharedResults: !shared})
-			msgs := append(appResults("app_a", 30), appResults("app_b", 20)...)
-			msgs = append(msgs, pay.ResultMessage{Stream: pay.StreamRefundResults, Fields: map[string]string{"event_id": "r1", "app_id": "app_b"}})
-			if err := st.PublishResults(ctx, msgs); err != nil {
-				t.Fatal(err)
-			}
-			for app, want := range map[string]int{"app_a": 30, "app_b": 20} {
-				name := st.AppStream(pay.StreamPaymentResults, app)
-				if want := prefix + "payment_results:{" + app + "}"; name != want {
-					t.Errorf("AppStream = %q; want %q", name, want)
-				}
-				entries, err := rdb.XRange(ctx, name, "-", "+").Result()
-				if err != nil {
+			onEachRedis(t, func(t *testing.T, b backend) {
+				rdb, prefix := b.rdb, b.prefix
+				st := streams.New(rdb, streams.Config{Prefix: prefix, NoSharedResults: !shared})
+				msgs := append(appResults("app_a", 30), appResults("app_b", 20)...)
+				msgs = append(msgs, pay.ResultMessage{Stream: pay.StreamRefundResults, Fields: map[string]string{"event_id": "r1", "app_id": "app_b"}})
+				if err := st.PublishResults(ctx, msgs); err != nil {
 					t.Fatal(err)
 				}
-				if len(entries) != want {
-					t.Errorf("%s has %d entries; want %d", name, len(entries), want)
-				}
-				for i, e := range entries {
-					if e.Values["app_id"] != app || e.Values["event_id"] != app+"-"+strconv.Itoa(i) || e.Values["seq"] != "1" {
-						t.Errorf("%s entry %d = %v; want app %s's event %d with its seq", name, i, e.Values, app, i)
+				for app, want := range map[string]int{"app_a": 30, "app_b": 20} {
+					name := st.AppStream(pay.StreamPaymentResults, app)
+					if want := prefix + "payment_results:{" + app + "}"; name != want {
+						t.Errorf("AppStream = %q; want %q", name, want)
+					}
+					entries, err := rdb.XRange(ctx, name, "-", "+").Result()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(entries) != want {
+						t.Errorf("%s has %d entries; want %d", name, len(entries), want)
+					}
+					for i, e := range entries {
+						if e.Values["app_id"] != app || e.Values["event_id"] != app+"-"+strconv.Itoa(i) || e.Values["seq"] != "1" {
+							t.Errorf("%s entry %d = %v; want app %s's event %d with its seq", name, i, e.Values, app, i)
+						}
 					}
 				}
-			}
-			if n := rdb.XLen(ctx, st.AppStream(pay.StreamRefundResults, "app_b")).Val(); n != 1 {
-				t.Errorf("app_b's refund stream has %d entries; want 1", n)
-			}
-			wantShared := int64(0)
-			if shared {
-				wantShared = 50
-			}
-			if n := rdb.XLen(ctx, st.Name(pay.StreamPaymentResults)).Val(); n != wantShared {
-				t.Errorf("shared stream has %d entries; want %d", n, wantShared)
-			}
+				if n := rdb.XLen(ctx, st.AppStream(pay.StreamRefundResults, "app_b")).Val(); n != 1 {
+					t.Errorf("app_b's refund stream has %d entries; want 1", n)
+				}
+				wantShared := int64(0)
+				if shared {
+					wantShared = 50
+				}
+				if n := rdb.XLen(ctx, st.Name(pay.StreamPaymentResults)).Val(); n != wantShared {
+					t.Errorf("shared stream has %d entries; want %d", n, wantShared)
+				}
+			})
 		})
 	}
 }
 
-func TestAppStreamsAreTrimmed(t *testing.T) {
+func TestAppStreamsAreTrimmed(t *testing.T) { onEachRedis(t, testAppStreamsAreTrimmed) }
+
+func testAppStreamsAreTrimmed(t *testing.T, b backend) {
 	ctx := context.Background()
-	rdb, prefix := testenv.Redis(t)
-	st := streams.New(rdb, streams.Config{Prefix: prefix, ResultMaxLen: 100})
+	rdb := b.rdb
+	st := streams.New(rdb, streams.Config{Prefix: b.prefix, ResultMaxLen: 100})
 	for range 10 {
 		if err := st.PublishResults(ctx, appResults("app_a", 200)); err != nil {
 			t.Fatal(err)
@@ -81,20 +87,6 @@ func TestAppStreamsAreTrimmed(t *testing.T) {
 	if n := rdb.XLen(ctx, st.AppStream(pay.StreamPaymentResults, "app_a")).Val(); n > 300 {
 		t.Errorf("app stream has %d entries; want about 100", n)
 	}
-}
-
-// appClient connects to the test Redis as user with password.
-func appClient(t *testing.T, user, password string) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(testenv.RedisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Username, opts.Password = user, password
-	opts.MaxRetries = -1
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
 }
 
 func isNoPerm(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOPERM") }
@@ -112,8 +104,12 @@ func newAppUser(t *testing.T, st *streams.Streams, app, password string) {
 }
 
 func TestAppUserReadsOnlyItsOwnStreams(t *testing.T) {
+	onEachRedis(t, testAppUserReadsOnlyItsOwnStreams)
+}
+
+func testAppUserReadsOnlyItsOwnStreams(t *testing.T, b backend) {
 	ctx := context.Background()
-	rdb, prefix := testenv.Redis(t)
+	rdb, prefix := b.rdb, b.prefix
 	st := streams.New(rdb, streams.Config{Prefix: prefix})
 	appA, appB := testenv.UniqueName("a_"), testenv.UniqueName("b_")
 	newAppUser(t, st, appA, "pw-a-0123456789")
@@ -121,7 +117,7 @@ func TestAppUserReadsOnlyItsOwnStreams(t *testing.T) {
 	if err := st.PublishResults(ctx, append(appResults(appA, 3), appResults(appB, 2)...)); err != nil {
 		t.Fatal(err)
 	}
-	a := appClient(t, st.AppUser(appA), "pw-a-0123456789")
+	a := b.client(t, st.AppUser(appA), "pw-a-0123456789")
 	own := st.AppStream(pay.StreamPaymentResults, appA)
 	other := st.AppStream(pay.StreamPaymentResults, appB)
 
@@ -179,13 +175,26 @@ func TestAppUserReadsOnlyItsOwnStreams(t *testing.T) {
 }
 
 func TestAppUserPasswordRotationAndDisable(t *testing.T) {
+	onEachRedis(t, testAppUserPasswordRotationAndDisable)
+}
+
+func testAppUserPasswordRotationAndDisable(t *testing.T, b backend) {
 	ctx := context.Background()
-	rdb, prefix := testenv.Redis(t)
-	st := streams.New(rdb, streams.Config{Prefix: prefix})
+	st := streams.New(b.rdb, streams.Config{Prefix: b.prefix})
 	app := testenv.UniqueName("r_")
 	user := st.AppUser(app)
 	newAppUser(t, st, app, "first-password-0")
-	works := func(pw string) bool { return appClient(t, user, pw).Ping(ctx).Err() == nil }
+	nodes := 1
+	if b.cluster != nil {
+		nodes = rediscluster.Masters
+	}
+	works := func(pw string) bool {
+		n, err := pingEveryNode(ctx, b.client(t, user, pw))
+		if n != 0 && n != nodes {
+			t.Errorf("password works on %d of %d nodes (%v); want all or none", n, nodes, err)
+		}
+		return n == nodes
+	}
 
 	if err := st.SetAppUserPassword(ctx, app, "second-password", true); err != nil {
 		t.Fatal(err)
@@ -203,8 +212,8 @@ func TestAppUserPasswordRotationAndDisable(t *testing.T) {
 		t.Error("setting the password of a missing user succeeded")
 	}
 
-	open := appClient(t, user, "third-password")
-	if err := open.Ping(ctx).Err(); err != nil {
+	open := b.client(t, user, "third-password")
+	if _, err := pingEveryNode(ctx, open); err != nil {
 		t.Fatal(err)
 	}
 	if on, err := st.AppUserEnabled(ctx, app); err != nil || !on {
@@ -219,8 +228,8 @@ func TestAppUserPasswordRotationAndDisable(t *testing.T) {
 	if works("third-password") {
 		t.Error("a disabled user can still log in")
 	}
-	if err := open.Ping(ctx).Err(); err == nil {
-		t.Error("a disabled user's open connection still works")
+	if n, _ := pingEveryNode(ctx, open); n != 0 {
+		t.Errorf("a disabled user's open connections still work on %d nodes", n)
 	}
 	if err := st.CreateAppUser(ctx, app, "x"); errors.Is(err, streams.ErrACLUnsupported) {
 		t.Errorf("local Redis reported as not supporting ACLs: %v", err)
@@ -239,5 +248,106 @@ func TestAccessStringNamesOnlyTheAppsStreams(t *testing.T) {
 		if strings.Contains(got, bad) {
 			t.Errorf("access string %q contains %q", got, bad)
 		}
+	}
+}
+
+// On a cluster an app's user must exist, with the same rules, on every node: the app's client
+// logs in to whichever nodes serve its streams, and ACL SETUSER sent through a cluster client
+// reaches one node only.
+func TestAppUserOnEveryClusterNode(t *testing.T) {
+	ctx := context.Background()
+	c := rediscluster.Shared(t)
+	rdb, prefix := testenv.ClusterRedis(t, c)
+	st := streams.New(rdb, streams.Config{Prefix: prefix})
+	app := testenv.UniqueName("n_")
+	newAppUser(t, st, app, "pw-n-0123456789")
+	for _, want := range []string{"+cluster|slots", "+cluster|shards", "+command", "+asking", "+readonly", "+info"} {
+		if !slices.Contains(st.AppACLRules(app), want) {
+			t.Errorf("cluster app user's rules %v lack %s, which cluster clients need", st.AppACLRules(app), want)
+		}
+	}
+	if single := streams.New(nil, streams.Config{}); slices.Contains(single.AppACLRules(app), "+cluster|slots") {
+		t.Errorf("a single Redis's app user got the cluster commands: %v", single.AppACLRules(app))
+	}
+	var first string
+	for i := range c.Addrs {
+		node := c.Node(i)
+		rules, err := node.Do(ctx, "ACL", "LIST").StringSlice()
+		_ = node.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mine string
+		for _, r := range rules {
+			if strings.HasPrefix(r, "user "+st.AppUser(app)+" ") {
+				mine = r
+			}
+		}
+		if mine == "" {
+			t.Fatalf("node %s has no user %s", c.Addrs[i], st.AppUser(app))
+		}
+		if first == "" {
+			first = mine
+		} else if !sameRules(first, mine) {
+			t.Errorf("node %s's user differs:\n%s\nvs\n%s", c.Addrs[i], mine, first)
+		}
+	}
+	if ok, err := st.AppUserExists(ctx, app); err != nil || !ok {
+		t.Errorf("AppUserExists = %v, %v; want true", ok, err)
+	}
+	// A node that lost the user (restarted without an ACL file, or added later) makes it missing,
+	// so that apps rotate-redis-password creates it again everywhere.
+	node := c.Node(2)
+	defer node.Close()
+	if err := node.Do(ctx, "ACL", "DELUSER", st.AppUser(app)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.AppUserExists(ctx, app); err != nil || ok {
+		t.Errorf("AppUserExists with the user gone from one node = %v, %v; want false", ok, err)
+	}
+	if on, err := st.AppUserEnabled(ctx, app); err != nil || on {
+		t.Errorf("AppUserEnabled with the user gone from one node = %v, %v; want false", on, err)
+	}
+	if err := st.CreateAppUser(ctx, app, "pw-n-0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.AppUserExists(ctx, app); err != nil || !ok {
+		t.Errorf("AppUserExists after CreateAppUser = %v, %v; want true", ok, err)
+	}
+}
+
+// sameRules compares two ACL LIST lines by their words: a node prints a user's command rules in
+// an order of its own.
+func sameRules(a, b string) bool {
+	wa, wb := strings.Fields(a), strings.Fields(b)
+	slices.Sort(wa)
+	slices.Sort(wb)
+	return slices.Equal(wa, wb)
+}
+
+// HashTag follows Redis Cluster's rule, checked against the cluster's own CLUSTER KEYSLOT: keys
+// with equal tags share a slot.
+func TestHashTag(t *testing.T) {
+	node := rediscluster.Shared(t).Node(0)
+	defer node.Close()
+	for key, want := range map[string]string{
+		"payment_results:{shop_b}": "shop_b", "{a}x{b}": "a", "x{}y{z}": "x{}y{z}", "a{b": "a{b", "plain": "plain", "{}": "{}",
+	} {
+		if got := streams.HashTag(key); got != want {
+			t.Errorf("HashTag(%q) = %q; want %q", key, got, want)
+		}
+		tagSlot, err := node.ClusterKeySlot(context.Background(), want).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keySlot := node.ClusterKeySlot(context.Background(), key).Val(); keySlot != tagSlot {
+			t.Errorf("%q is in slot %d, its tag %q in %d", key, keySlot, want, tagSlot)
+		}
+	}
+	if !streams.AppStreamsShareSlot(streams.Config{}) {
+		t.Error("the default app streams do not share a slot")
+	}
+	if streams.AppStreamsShareSlot(streams.Config{AppPaymentStream: "p:$APP", AppRefundStream: "r:$APP"}) {
+		t.Error("p:$APP and r:$APP reported as sharing a slot")
 	}
 }

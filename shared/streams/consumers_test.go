@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/streams"
 )
 
@@ -27,9 +26,12 @@ func consumerNames(t *testing.T, st *streams.Streams) []string {
 // Runs read under their own names: each gets a share of new messages, and finished runs' names
 // are removed unless they still hold messages someone must reclaim.
 func TestConsumersShareTheStreamAndAreRemoved(t *testing.T) {
+	onEachRedis(t, testConsumersShareTheStreamAndAreRemoved)
+}
+
+func testConsumersShareTheStreamAndAreRemoved(t *testing.T, b backend) {
 	ctx := context.Background()
-	rdb, prefix := testenv.Redis(t)
-	st := streams.New(rdb, streams.Config{Prefix: prefix})
+	st := streams.New(b.rdb, streams.Config{Prefix: b.prefix})
 	if names := consumerNames(t, st); len(names) != 0 {
 		t.Fatalf("consumers before the group exists = %v", names)
 	}

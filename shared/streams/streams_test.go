@@ -35,35 +35,39 @@ func TestResultStreamsStayBounded(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rdb, prefix := testenv.Redis(t)
-			tc.cfg.Prefix = prefix
-			st := streams.New(rdb, tc.cfg)
-			for range 10 {
-				if err := st.PublishResults(ctx, results(200)); err != nil {
+			onEachRedis(t, func(t *testing.T, b backend) {
+				rdb, cfg := b.rdb, tc.cfg
+				cfg.Prefix = b.prefix
+				st := streams.New(rdb, cfg)
+				for range 10 {
+					if err := st.PublishResults(ctx, results(200)); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(2 * time.Millisecond) // let the 1 ms window pass between batches
+				}
+				if tc.trim {
+					if err := st.TrimResults(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				n, err := rdb.XLen(ctx, st.Name(pay.StreamPaymentResults)).Result()
+				if err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(2 * time.Millisecond) // let the 1 ms window pass between batches
-			}
-			if tc.trim {
-				if err := st.TrimResults(ctx); err != nil {
-					t.Fatal(err)
+				if n > tc.max || n < tc.min {
+					t.Errorf("XLEN = %d; want between %d and %d", n, tc.min, tc.max)
 				}
-			}
-			n, err := rdb.XLen(ctx, st.Name(pay.StreamPaymentResults)).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n > tc.max || n < tc.min {
-				t.Errorf("XLEN = %d; want between %d and %d", n, tc.min, tc.max)
-			}
+			})
 		})
 	}
 }
 
-func TestTaskMessagesRoundTrip(t *testing.T) {
+func TestTaskMessagesRoundTrip(t *testing.T) { onEachRedis(t, testTaskMessagesRoundTrip) }
+
+func testTaskMessagesRoundTrip(t *testing.T, b backend) {
 	ctx := context.Background()
-	rdb, prefix := testenv.Redis(t)
-	st := streams.New(rdb, streams.Config{Prefix: prefix})
+	rdb := b.rdb
+	st := streams.New(rdb, streams.Config{Prefix: b.prefix})
 	if err := st.EnsureGroup(ctx); err != nil {
 		t.Fatal(err)
 	}
