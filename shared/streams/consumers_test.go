@@ -102,9 +102,12 @@ func testConsumersShareTheStreamAndAreRemoved(t *testing.T, b backend) {
 // A stopping run gives back what it read and will not work: the messages leave its pending list
 // (so its name can be removed at once) and the next reader gets them without waiting for a lease.
 func TestReleaseGivesMessagesToTheNextReader(t *testing.T) {
+	onEachRedis(t, testReleaseGivesMessagesToTheNextReader)
+}
+
+func testReleaseGivesMessagesToTheNextReader(t *testing.T, b backend) {
 	ctx := context.Background()
-	rdb, prefix := testenv.Redis(t)
-	st := streams.New(rdb, streams.Config{Prefix: prefix})
+	st := streams.New(b.rdb, streams.Config{Prefix: b.prefix})
 	if err := st.EnsureGroup(ctx); err != nil {
 		t.Fatal(err)
 	}
