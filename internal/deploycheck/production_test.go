@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/loomipay/loomipay/shared/config"
 )
 
 // publicTestValues are Lakala's published test settings: no default and no prod override may
@@ -61,6 +63,22 @@ func TestNoTestDefaults(t *testing.T) {
 		}
 		if strings.HasPrefix(value, "http://") {
 			t.Errorf("prod profile: %s=%s is not https", name, value)
+		}
+	}
+}
+
+// TestREADMEStatesEveryStageCheck: what a deploy outside dev is refused for is written where the
+// person deploying reads the configuration.
+func TestREADMEStatesEveryStageCheck(t *testing.T) {
+	readme := string(readRepoFile(t, "README.md"))
+	_, para, ok := strings.Cut(readme, "**Stage checks.**")
+	if !ok {
+		t.Fatal("README.md has no **Stage checks.** paragraph")
+	}
+	para, _, _ = strings.Cut(para, "\n\n")
+	for _, name := range config.StageChecks {
+		if !strings.Contains(para, "`"+name+"`") {
+			t.Errorf("README's Stage checks do not name `%s`, which config.Validate refuses outside dev", name)
 		}
 	}
 }

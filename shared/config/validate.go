@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
@@ -23,12 +26,28 @@ var publicTestIdentity = map[string]string{
 	"LAKALA_TERM_NO":     "D9296400",
 }
 
-// Validate refuses a configuration that must not run. Outside STAGE=dev: an http:// Lakala URL,
-// Lakala's public test identity, and (when forProcessor) a loopback or invalid refund request IP.
-// In every stage: an unknown STAGE, and on a Redis Cluster an app's two result streams that would
-// not share a slot. The one error names every problem, so a deploy is fixed in one round. The
-// lease rule is the processor's (processor.Config.Validate); shared/worker joins both into one
-// message.
+// lakalaTestHosts serve Lakala's test environment. test and staging may use it (with an identity
+// of their own); prod must reach the real one.
+var lakalaTestHosts = []string{"test.wsmsd.cn"}
+
+// StageChecks names every variable whose value Validate refuses outside STAGE=dev (the README's
+// "Stage checks" lists them, and the tests refuse a value of each).
+var StageChecks = []string{
+	"LAKALA_BASE_URL", "LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO",
+	"LAKALA_NOTIFY_URL", "REFUND_REQUEST_IP", "WEBHOOK_ALLOW_LOOPBACK", "REDIS_URL", "DATABASE_URL",
+	"DATABASE_STATEMENT_TIMEOUT", "DATABASE_LOCK_TIMEOUT", "DATABASE_IDLE_TX_TIMEOUT",
+}
+
+// Validate refuses a configuration that must not run. Outside STAGE=dev: an http:// Lakala URL
+// (or, in prod, Lakala's test environment), Lakala's public test identity, a notify URL Lakala
+// could not reach over TLS, webhooks allowed to loopback, a Redis without TLS or password and a
+// PostgreSQL without TLS (loopback addresses excepted: an operator's tunnel), session timeouts
+// switched off, and (when forProcessor) a refund request IP that is not public. In every stage:
+// an unknown STAGE, a Lakala call without a timeout, and on a Redis Cluster an app's two result
+// streams that would not share a slot. The one error names every problem, so a
+// deploy is fixed in one round. The lease rule is the processor's (processor.Config.Validate);
+// shared/worker joins both into one message. Values that may hold credentials (the Redis and
+// PostgreSQL URLs) are never quoted.
 func (c Config) Validate(forProcessor bool) error {
 	var problems []string
 	known := false
@@ -38,24 +57,11 @@ func (c Config) Validate(forProcessor bool) error {
 	if !known {
 		problems = append(problems, fmt.Sprintf("STAGE %q is not one of %s", c.Stage, strings.Join(Stages, ", ")))
 	}
+	if c.LakalaTimeout <= 0 {
+		problems = append(problems, fmt.Sprintf("LAKALA_TIMEOUT %s: a Lakala call needs a timeout, or it waits until the function's deadline", c.LakalaTimeout))
+	}
 	if c.Stage != "dev" {
-		if u, err := url.Parse(c.LakalaBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
-			problems = append(problems, fmt.Sprintf("LAKALA_BASE_URL %q is not an https:// URL (signed requests and notifications must not travel in clear text)", c.LakalaBaseURL))
-		}
-		values := map[string]string{
-			"LAKALA_APP_ID": c.LakalaAppID, "LAKALA_MERCHANT_NO": c.LakalaMerchantNo,
-			"LAKALA_SERIAL_NO": c.LakalaSerialNo, "LAKALA_TERM_NO": c.LakalaTermNo,
-		}
-		for _, name := range []string{"LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO"} {
-			if values[name] == publicTestIdentity[name] {
-				problems = append(problems, fmt.Sprintf("%s is Lakala's public test value %s (set your merchant's own)", name, values[name]))
-			}
-		}
-		if forProcessor {
-			if ip := net.ParseIP(c.RefundRequestIP); ip == nil || ip.IsLoopback() || ip.IsUnspecified() {
-				problems = append(problems, fmt.Sprintf("REFUND_REQUEST_IP %q is not a public IP address (Lakala records it as the refund's origin)", c.RefundRequestIP))
-			}
-		}
+		problems = append(problems, c.stageProblems(forProcessor)...)
 	}
 	if c.RedisCluster && !streams.AppStreamsShareSlot(streams.Config{Prefix: c.StreamPrefix, AppPaymentStream: c.AppPaymentStream, AppRefundStream: c.AppRefundStream}) {
 		problems = append(problems, fmt.Sprintf("with REDIS_CLUSTER=true, APP_PAYMENT_RESULT_STREAM %q and APP_REFUND_RESULT_STREAM %q (after STREAM_PREFIX %q) must share a hash tag such as {$APP}: an app reads both in one XREADGROUP, which a cluster refuses (CROSSSLOT) for keys of different slots",
@@ -65,6 +71,105 @@ func (c Config) Validate(forProcessor bool) error {
 		return nil
 	}
 	return fmt.Errorf("configuration refused (STAGE=%s): %s", c.Stage, strings.Join(problems, "; "))
+}
+
+// stageProblems are the checks outside dev.
+func (c Config) stageProblems(forProcessor bool) []string {
+	var problems []string
+	if u, err := url.Parse(c.LakalaBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		problems = append(problems, fmt.Sprintf("LAKALA_BASE_URL %q is not an https:// URL (signed requests and notifications must not travel in clear text)", c.LakalaBaseURL))
+	} else if c.Stage == "prod" {
+		for _, h := range lakalaTestHosts {
+			if strings.EqualFold(u.Hostname(), h) {
+				problems = append(problems, fmt.Sprintf("LAKALA_BASE_URL %q is Lakala's test environment (production is https://s2.lakala.com)", c.LakalaBaseURL))
+			}
+		}
+	}
+	values := map[string]string{
+		"LAKALA_APP_ID": c.LakalaAppID, "LAKALA_MERCHANT_NO": c.LakalaMerchantNo,
+		"LAKALA_SERIAL_NO": c.LakalaSerialNo, "LAKALA_TERM_NO": c.LakalaTermNo,
+	}
+	for _, name := range []string{"LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO"} {
+		if values[name] == publicTestIdentity[name] {
+			problems = append(problems, fmt.Sprintf("%s is Lakala's public test value %s (set your merchant's own)", name, values[name]))
+		}
+	}
+	// Empty is left to the functions that need it (the processor refuses to start without it).
+	if c.LakalaNotifyURL != "" {
+		if u, err := url.Parse(c.LakalaNotifyURL); err != nil || u.Scheme != "https" || u.Host == "" || isLocalHost(u.Hostname()) {
+			problems = append(problems, fmt.Sprintf("LAKALA_NOTIFY_URL %q is not a public https:// URL (Lakala posts the notifications there)", c.LakalaNotifyURL))
+		}
+	}
+	if forProcessor {
+		if ip := net.ParseIP(c.RefundRequestIP); ip == nil || !ip.IsGlobalUnicast() || ip.IsPrivate() {
+			problems = append(problems, fmt.Sprintf("REFUND_REQUEST_IP %q is not a public IP address (Lakala records it as the refund's origin)", c.RefundRequestIP))
+		}
+	}
+	if c.WebhookAllowLoopback {
+		problems = append(problems, "WEBHOOK_ALLOW_LOOPBACK is true (local development only: it lets a webhook URL reach this host)")
+	}
+	if p := redisProblem(c.RedisURL); p != "" {
+		problems = append(problems, p)
+	}
+	if p := databaseProblem(c.DatabaseURL); p != "" {
+		problems = append(problems, p)
+	}
+	// Behind RDS Proxy the timeouts are the role's (set once in the database), not the session's.
+	if !c.DatabaseRDSProxy {
+		for _, t := range []struct {
+			name string
+			d    time.Duration
+		}{{"DATABASE_STATEMENT_TIMEOUT", c.StatementTimeout}, {"DATABASE_LOCK_TIMEOUT", c.LockTimeout}, {"DATABASE_IDLE_TX_TIMEOUT", c.IdleInTxTimeout}} {
+			if t.d <= 0 {
+				problems = append(problems, fmt.Sprintf("%s is %s: a session could then hold its locks and connection slot without end", t.name, t.d))
+			}
+		}
+	}
+	return problems
+}
+
+// redisProblem refuses a Redis reached without TLS or without a password, unless on this host.
+func redisProblem(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || isLocalHost(u.Hostname()) || u.Scheme == "unix" {
+		return "" // a URL that does not parse is the client's error to report
+	}
+	var missing []string
+	if u.Scheme != "rediss" {
+		missing = append(missing, "TLS (rediss://)")
+	}
+	if _, ok := u.User.Password(); !ok {
+		missing = append(missing, "a password (an ElastiCache user or AUTH token)")
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return "REDIS_URL (not shown) has no " + strings.Join(missing, " and ") + ": API keys' lookups and every result would cross the network in clear text, open to anyone who reaches the port"
+}
+
+// databaseProblem refuses a PostgreSQL connection that never tries TLS (sslmode=disable or
+// allow), unless on this host. prefer, pgx's default, and stricter modes pass.
+func databaseProblem(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	cfg, err := pgconn.ParseConfig(raw)
+	if err != nil || isLocalHost(cfg.Host) || strings.HasPrefix(cfg.Host, "/") {
+		return ""
+	}
+	if cfg.TLSConfig == nil {
+		return "DATABASE_URL (not shown) has sslmode=disable or allow: the first connection attempt is in clear text (leave sslmode out, or use require or verify-full)"
+	}
+	return ""
+}
+
+// isLocalHost reports whether host is this machine: localhost or a loopback address.
+func isLocalHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // rateOverrides parses "app=rate:burst,app2=rate" (burst defaults to twice the rate).

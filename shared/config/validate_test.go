@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -15,7 +16,9 @@ func prodEnv(t *testing.T) {
 	for k, v := range map[string]string{
 		"STAGE": "prod", "LAKALA_BASE_URL": "https://s2.lakala.com", "LAKALA_APP_ID": "OP10000123",
 		"LAKALA_MERCHANT_NO": "822290070111234", "LAKALA_SERIAL_NO": "0123456789abcdef01", "LAKALA_TERM_NO": "A1234567",
-		"REFUND_REQUEST_IP": "203.0.113.10",
+		"REFUND_REQUEST_IP": "203.0.113.10", "LAKALA_NOTIFY_URL": "https://abc123.execute-api.cn-north-1.amazonaws.com.cn/webhooks/lakala",
+		"REDIS_URL":    "rediss://loomipay:s3cret@master.loomipay.abc123.cnn1.cache.amazonaws.com.cn:6379",
+		"DATABASE_URL": "postgres://loomipay:s3cret@loomipay.abc123.cn-north-1.rds.amazonaws.com.cn:5432/loomipay",
 	} {
 		t.Setenv(k, v)
 	}
@@ -53,6 +56,96 @@ func TestValidateDevAcceptsTheDefaults(t *testing.T) {
 	}
 }
 
+// stageRefusals holds, for every variable in StageChecks, values that STAGE other than dev must
+// refuse (each alone, in an otherwise production configuration) and dev must accept.
+var stageRefusals = map[string][]map[string]string{
+	"LAKALA_BASE_URL":    {{"LAKALA_BASE_URL": "http://s2.lakala.com"}, {"LAKALA_BASE_URL": "s2.lakala.com"}, {"LAKALA_BASE_URL": "https://test.wsmsd.cn/sit"}},
+	"LAKALA_APP_ID":      {{"LAKALA_APP_ID": "OP00000003"}},
+	"LAKALA_MERCHANT_NO": {{"LAKALA_MERCHANT_NO": "82229007392000A"}},
+	"LAKALA_SERIAL_NO":   {{"LAKALA_SERIAL_NO": "00dfba8194c41b84cf"}},
+	"LAKALA_TERM_NO":     {{"LAKALA_TERM_NO": "D9296400"}},
+	"LAKALA_NOTIFY_URL": {{"LAKALA_NOTIFY_URL": "http://abc123.execute-api.cn-north-1.amazonaws.com.cn/webhooks/lakala"},
+		{"LAKALA_NOTIFY_URL": "https://127.0.0.1:3000/webhooks/lakala"}, {"LAKALA_NOTIFY_URL": "https://localhost/webhooks/lakala"}},
+	"REFUND_REQUEST_IP": {{"REFUND_REQUEST_IP": "127.0.0.1"}, {"REFUND_REQUEST_IP": "::1"}, {"REFUND_REQUEST_IP": "0.0.0.0"},
+		{"REFUND_REQUEST_IP": "10.0.3.7"}, {"REFUND_REQUEST_IP": "192.168.1.1"}, {"REFUND_REQUEST_IP": "169.254.169.254"}, {"REFUND_REQUEST_IP": "localhost"}},
+	"WEBHOOK_ALLOW_LOOPBACK": {{"WEBHOOK_ALLOW_LOOPBACK": "true"}},
+	"REDIS_URL": {{"REDIS_URL": "redis://loomipay:s3cret@master.loomipay.abc123.cnn1.cache.amazonaws.com.cn:6379"},
+		{"REDIS_URL": "rediss://master.loomipay.abc123.cnn1.cache.amazonaws.com.cn:6379"}},
+	"DATABASE_URL": {{"DATABASE_URL": "postgres://loomipay:s3cret@loomipay.abc123.cn-north-1.rds.amazonaws.com.cn:5432/loomipay?sslmode=disable"},
+		{"DATABASE_URL": "host=10.0.1.5 user=loomipay password=s3cret dbname=loomipay sslmode=allow"}},
+	"DATABASE_STATEMENT_TIMEOUT": {{"DATABASE_STATEMENT_TIMEOUT": "0s"}},
+	"DATABASE_LOCK_TIMEOUT":      {{"DATABASE_LOCK_TIMEOUT": "0s"}},
+	"DATABASE_IDLE_TX_TIMEOUT":   {{"DATABASE_IDLE_TX_TIMEOUT": "0s"}},
+}
+
+// TestValidateRefusesEveryStageCheck: each value a production deploy must not run with is
+// refused by every stage but dev, named in the error, and accepted by dev.
+func TestValidateRefusesEveryStageCheck(t *testing.T) {
+	for _, name := range StageChecks {
+		if len(stageRefusals[name]) == 0 {
+			t.Errorf("StageChecks has %s, but no refused value of it is tested here", name)
+		}
+	}
+	for name, envs := range stageRefusals {
+		for _, env := range envs {
+			for _, stage := range Stages {
+				t.Run(fmt.Sprintf("%s/%v/%s", name, env, stage), func(t *testing.T) {
+					prodEnv(t)
+					t.Setenv("STAGE", stage)
+					for k, v := range env {
+						t.Setenv(k, v)
+					}
+					err := load(t).Validate(true)
+					testHostInStaging := stage != "prod" && strings.Contains(env["LAKALA_BASE_URL"], "test.wsmsd.cn")
+					switch {
+					case stage == "dev" || testHostInStaging:
+						if err != nil {
+							t.Errorf("Validate = %v; want nil", err)
+						}
+					case err == nil:
+						t.Error("Validate accepted it")
+					case !strings.Contains(err.Error(), name):
+						t.Errorf("error %q does not name %s", err, name)
+					case strings.Contains(err.Error(), "s3cret"):
+						t.Errorf("error %q quotes a password", err)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestValidateAcceptsSaferVariants(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"DATABASE_URL": "postgres://loomipay:s3cret@db.internal:5432/loomipay?sslmode=require"},
+		{"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/loomipay?sslmode=disable"}, // an operator's tunnel
+		{"REDIS_URL": "redis://127.0.0.1:6379/0"},
+		{"REDIS_URL": "rediss://:authtoken@master.loomipay.abc123.cnn1.cache.amazonaws.com.cn:6379"},
+		{"DATABASE_RDS_PROXY": "true", "DATABASE_STATEMENT_TIMEOUT": "0s", "DATABASE_LOCK_TIMEOUT": "0s", "DATABASE_IDLE_TX_TIMEOUT": "0s"},
+		{"LAKALA_NOTIFY_URL": ""}, // left to the processor, which refuses to start without one
+		{"REFUND_REQUEST_IP": "2001:db8::10"},
+	} {
+		prodEnv(t)
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		if err := load(t).Validate(true); err != nil {
+			t.Errorf("%v: Validate = %v; want nil", env, err)
+		}
+	}
+}
+
+func TestValidateNeedsALakalaTimeoutInEveryStage(t *testing.T) {
+	for _, stage := range Stages {
+		prodEnv(t)
+		t.Setenv("STAGE", stage)
+		t.Setenv("LAKALA_TIMEOUT", "0s")
+		if err := load(t).Validate(false); err == nil || !strings.Contains(err.Error(), "LAKALA_TIMEOUT") {
+			t.Errorf("STAGE=%s, LAKALA_TIMEOUT=0s: err = %v; want one naming LAKALA_TIMEOUT", stage, err)
+		}
+	}
+}
+
 func TestValidateNamesEveryProblemAtOnce(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -63,8 +156,9 @@ func TestValidateNamesEveryProblemAtOnce(t *testing.T) {
 	}{
 		{"test defaults in prod", map[string]string{"LAKALA_BASE_URL": "http://test.wsmsd.cn/sit", "LAKALA_APP_ID": "OP00000003",
 			"LAKALA_MERCHANT_NO": "82229007392000A", "LAKALA_SERIAL_NO": "00dfba8194c41b84cf", "LAKALA_TERM_NO": "D9296400",
-			"REFUND_REQUEST_IP": "127.0.0.1"}, true,
-			[]string{"LAKALA_BASE_URL", "LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO", "REFUND_REQUEST_IP"}, false},
+			"REFUND_REQUEST_IP": "127.0.0.1", "LAKALA_NOTIFY_URL": "http://127.0.0.1:3000/webhooks/lakala", "WEBHOOK_ALLOW_LOOPBACK": "true"}, true,
+			[]string{"LAKALA_BASE_URL", "LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO", "REFUND_REQUEST_IP",
+				"LAKALA_NOTIFY_URL", "WEBHOOK_ALLOW_LOOPBACK"}, false},
 		{"HTTP functions ignore the processor's settings", map[string]string{"REFUND_REQUEST_IP": "127.0.0.1", "PROCESSOR_LEASE": "1s"}, false, nil, true},
 		{"loopback IPv6", map[string]string{"REFUND_REQUEST_IP": "::1"}, true, []string{"REFUND_REQUEST_IP"}, false},
 		{"not an IP", map[string]string{"REFUND_REQUEST_IP": "localhost"}, true, []string{"REFUND_REQUEST_IP"}, false},

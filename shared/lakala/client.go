@@ -69,7 +69,11 @@ const maxResponseBytes = 1 << 20
 // NewHTTPClient returns an HTTP client for calls to Lakala that keeps up to maxConns idle
 // connections to it (default 64). Go's default transport keeps 2 per host, so with many calls in
 // flight nearly every call would open a new connection — a new TLS handshake to Lakala each time.
+// A timeout of 0 or less means the default (10 s), never none: a call must not hang.
 func NewHTTPClient(timeout time.Duration, maxConns int) *http.Client {
+	if timeout <= 0 {
+		timeout = defaultHTTPTimeout
+	}
 	if maxConns <= 0 {
 		maxConns = 64
 	}

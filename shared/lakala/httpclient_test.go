@@ -55,3 +55,12 @@ func TestHTTPClientReusesConnections(t *testing.T) {
 		t.Errorf("opened %d connections for %d rounds of %d concurrent calls; want at most %d (reused)", got, rounds, inFlight, limit)
 	}
 }
+
+// A timeout of zero (LAKALA_TIMEOUT=0s) must not become "no timeout".
+func TestHTTPClientAlwaysHasATimeout(t *testing.T) {
+	for _, timeout := range []time.Duration{0, -time.Second} {
+		if got := NewHTTPClient(timeout, 0).Timeout; got != defaultHTTPTimeout {
+			t.Errorf("NewHTTPClient(%v).Timeout = %v; want %v", timeout, got, defaultHTTPTimeout)
+		}
+	}
+}
