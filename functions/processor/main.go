@@ -30,6 +30,11 @@ import (
 // extraRun is the payload of a run started by the scaler; such a run does not scale further.
 const extraRun = `{"loomipay":"extra-run"}`
 
+// invokeClient calls Lambda's Invoke API. An asynchronous Invoke answers 202 in milliseconds;
+// the timeout keeps a missing route (private subnets without NAT or a Lambda endpoint) from
+// holding the scaler until the run's deadline.
+var invokeClient = &http.Client{Timeout: 5 * time.Second}
+
 func main() {
 	deps, proc := worker.MustOpen(context.Background())
 	scaler := worker.NewScaler(deps, startRuns)
@@ -74,9 +79,9 @@ func invokeAsync(ctx context.Context, url, region string, creds aws.Credentials)
 	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "lambda", region, time.Now()); err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := invokeClient.Do(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (in private subnets Lambda's API is reached through a NAT gateway or a Lambda VPC endpoint)", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -679,5 +680,33 @@ func TestRegionalEndpoint(t *testing.T) {
 		if got := regionalEndpoint(region); got != want {
 			t.Errorf("regionalEndpoint(%s) = %s, want %s", region, got, want)
 		}
+	}
+}
+
+// An endpoint that never answers (no route from private subnets) costs each attempt its timeout,
+// not the whole fetch, and the error says where to look.
+func TestUnreachableEndpointTimesOutEachAttempt(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_REGION", "cn-north-1")
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) }) // runs first: Close waits for the handlers
+	c, err := newSecretsManager(hang.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.client.Timeout != attemptTimeout || attemptTimeout <= 0 {
+		t.Fatalf("client timeout = %v; want attemptTimeout (%v) > 0", c.client.Timeout, attemptTimeout)
+	}
+	c.client.Timeout = 50 * time.Millisecond
+	start := time.Now()
+	_, err = c.GetSecretString(context.Background(), lakalaKeyARN)
+	if err == nil || !strings.Contains(err.Error(), "NAT gateway") || !strings.Contains(err.Error(), "3 attempts") {
+		t.Errorf("err = %v; want 3 timed-out attempts and the network hint", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("took %v; want about 3 × 50 ms plus backoff", took)
 	}
 }

@@ -28,6 +28,10 @@ import (
 const (
 	maxAttempts = 3
 	retryBase   = 100 * time.Millisecond
+	// attemptTimeout bounds one request, connection included. A function in private subnets
+	// with no route to Secrets Manager would otherwise spend the whole fetch on its first
+	// attempt; an answer takes milliseconds.
+	attemptTimeout = 5 * time.Second
 	// maxResponse bounds what is read of an answer; a SecretString is at most 64 KiB.
 	maxResponse = 1 << 20
 )
@@ -74,7 +78,7 @@ func newSecretsManager(endpoint string) (*secretsManager, error) {
 		endpoint: strings.TrimSuffix(endpoint, "/") + "/",
 		region:   region,
 		creds:    creds,
-		client:   &http.Client{},
+		client:   &http.Client{Timeout: attemptTimeout},
 		signer:   v4.NewSigner(),
 	}, nil
 }
@@ -113,6 +117,12 @@ func (c *secretsManager) GetSecretString(ctx context.Context, secretID string) (
 			return "", err
 		}
 		lastErr = err
+	}
+	var apiErr *APIError
+	if !errors.As(lastErr, &apiErr) {
+		// No answer at all: in a VPC that is a missing route, the usual first-deploy fault.
+		return "", fmt.Errorf("%d attempts, no answer from %s (in private subnets it is reached through a NAT gateway or a Secrets Manager VPC endpoint): %w",
+			maxAttempts, c.endpoint, lastErr)
 	}
 	return "", fmt.Errorf("%d attempts: %w", maxAttempts, lastErr)
 }
