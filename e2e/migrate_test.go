@@ -5,11 +5,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +22,7 @@ import (
 // TestMigrateFunction runs functions/migrate under the emulator on an empty schema, as the
 // deploy does: first as CloudFormation's custom resource (it must migrate and answer SUCCESS at
 // the ResponseURL), then invoked by hand (nothing left to apply), then the stack's Delete (no
-// change, SUCCESS).
+// change, SUCCESS); and a migrate function that cannot start, which must answer all the same.
 func TestMigrateFunction(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a binary and the emulator; skipped with -short")
@@ -116,5 +118,28 @@ func TestMigrateFunction(t *testing.T) {
 	}
 	if after := tables(); after != before {
 		t.Errorf("tables after Delete = %d; want %d (Delete changes nothing)", after, before)
+	}
+
+	// A function that cannot start (here: no database) still answers, so CloudFormation does
+	// not wait for the resource's timeout: FAILED with the reason for a Create, SUCCESS for the
+	// Delete of a rollback or a stack removal.
+	broken := startFunction(t, rie, "migrate-broken", bootstraps["migrate"], []string{
+		"PATH=" + os.Getenv("PATH"),
+		"AWS_LAMBDA_FUNCTION_NAME=loomipay-e2e-migrate",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT=60",
+		"REDIS_URL=" + testenv.RedisURL(),
+		"LOG_LEVEL=info",
+	})
+	if _, err := broken.Invoke(ctx, resourceEvent("Create")); err != nil {
+		t.Fatalf("custom resource Create on a function that cannot start: %v", err)
+	}
+	if r := awaitResponse("Create without a database"); r["Status"] != "FAILED" || !strings.Contains(fmt.Sprint(r["Reason"]), "DATABASE_URL") {
+		t.Errorf("Create answered %v; want FAILED naming DATABASE_URL", r)
+	}
+	if _, err := broken.Invoke(ctx, resourceEvent("Delete")); err != nil {
+		t.Fatalf("custom resource Delete on a function that cannot start: %v", err)
+	}
+	if r := awaitResponse("Delete without a database"); r["Status"] != "SUCCESS" {
+		t.Errorf("Delete answered %v; want SUCCESS (nothing to undo)", r)
 	}
 }

@@ -158,7 +158,8 @@ type functionProps struct {
 	ReservedConcurrentExecutions *cfnValue `yaml:"ReservedConcurrentExecutions"`
 	AutoPublishAlias             string    `yaml:"AutoPublishAlias"`
 	EventInvokeConfig            *struct {
-		MaximumRetryAttempts *int `yaml:"MaximumRetryAttempts"`
+		MaximumRetryAttempts     *int `yaml:"MaximumRetryAttempts"`
+		MaximumEventAgeInSeconds *int `yaml:"MaximumEventAgeInSeconds"`
 	} `yaml:"EventInvokeConfig"`
 	Environment struct {
 		Variables map[string]cfnValue `yaml:"Variables"`

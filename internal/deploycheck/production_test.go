@@ -198,13 +198,34 @@ func TestMigrationsRunOnDeploy(t *testing.T) {
 		}
 		resource = id
 		var props struct {
-			ServiceToken cfnValue `yaml:"ServiceToken"`
+			ServiceToken   cfnValue `yaml:"ServiceToken"`
+			ServiceTimeout cfnValue `yaml:"ServiceTimeout"`
+			Version        cfnValue `yaml:"Version"`
 		}
 		if err := r.Properties.Decode(&props); err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprintf(`{"Ref":"%s.Version"}`, fn.LogicalID); props.ServiceToken.String() != want {
-			t.Errorf("%s.ServiceToken = %s; want %s (a new version re-runs the migrations)", id, props.ServiceToken, want)
+		// CloudFormation refuses to change a custom resource's ServiceToken ("Modifying service
+		// token is not allowed"): it must be the alias, whose ARN stays; the version, a property,
+		// changes with the code and makes the Update.
+		if want := fmt.Sprintf(`{"Ref":"%s.Alias"}`, fn.LogicalID); props.ServiceToken.String() != want {
+			t.Errorf("%s.ServiceToken = %s; want %s (an ARN that never changes)", id, props.ServiceToken, want)
+		}
+		if want := fmt.Sprintf(`{"Ref":"%s.Version"}`, fn.LogicalID); props.Version.String() != want {
+			t.Errorf("%s.Version = %s; want %s (a new version re-runs the migrations)", id, props.Version, want)
+		}
+		// A function that never answers must fail the deploy in bounded time, after its own
+		// timeout and retries had their chance.
+		cfg := fn.Props.EventInvokeConfig
+		if cfg == nil || cfg.MaximumRetryAttempts == nil || cfg.MaximumEventAgeInSeconds == nil {
+			t.Fatalf("%s: no EventInvokeConfig with MaximumRetryAttempts and MaximumEventAgeInSeconds (CloudFormation invokes it asynchronously)", fn.LogicalID)
+		}
+		runs := *cfg.MaximumRetryAttempts + 1
+		need := runs*fn.Props.Timeout + 60*(*cfg.MaximumRetryAttempts) // Lambda waits about a minute before a retry
+		text, _ := props.ServiceTimeout.Text()
+		timeout, err := strconv.Atoi(text)
+		if err != nil || timeout < need || timeout > 3600 {
+			t.Errorf("%s.ServiceTimeout = %s; want between %d (%d runs of %d s and the retry delay) and 3600", id, props.ServiceTimeout, need, runs, fn.Props.Timeout)
 		}
 	}
 	if resource == "" {

@@ -404,23 +404,34 @@ func (d *Deps) API() *httpapi.API {
 // MustOpen loads and validates the configuration and opens the dependencies, or exits: the
 // whole init of an HTTP Lambda function.
 func MustOpen(ctx context.Context) *Deps {
-	c, err := Load(ctx)
-	if err == nil {
-		err = c.Validate(false)
-	}
-	if err != nil {
-		Fatal(err)
-	}
-	deps, err := Open(ctx, c)
+	deps, err := LoadAndOpen(ctx)
 	if err != nil {
 		Fatal(err)
 	}
 	return deps
 }
 
+// LoadAndOpen is MustOpen returning its error, for a function that must answer even when it
+// cannot start: the migrate function, whose silence would leave CloudFormation waiting.
+func LoadAndOpen(ctx context.Context) (*Deps, error) {
+	c, err := Load(ctx)
+	if err == nil {
+		err = c.Validate(false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, c)
+}
+
 // Fatal logs a start-up failure as JSON and exits: a Lambda init error is reported by the
 // runtime and retried on the next invocation.
 func Fatal(err error) {
-	slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("start-up failed", "err", err)
+	LogStartupFailure(err)
 	os.Exit(1)
+}
+
+// LogStartupFailure logs a start-up failure as JSON, as Fatal does, without exiting.
+func LogStartupFailure(err error) {
+	slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("start-up failed", "err", err)
 }
