@@ -150,11 +150,15 @@ type samTemplate struct {
 }
 
 type functionProps struct {
-	Runtime                      string    `yaml:"Runtime"`
-	Handler                      string    `yaml:"Handler"`
-	Architectures                []string  `yaml:"Architectures"`
-	CodeUri                      string    `yaml:"CodeUri"`
-	Timeout                      int       `yaml:"Timeout"`
+	Runtime       string   `yaml:"Runtime"`
+	Handler       string   `yaml:"Handler"`
+	Architectures []string `yaml:"Architectures"`
+	CodeUri       string   `yaml:"CodeUri"`
+	Timeout       int      `yaml:"Timeout"`
+	MemorySize    int      `yaml:"MemorySize"`
+	LoggingConfig struct {
+		LogGroup cfnValue `yaml:"LogGroup"`
+	} `yaml:"LoggingConfig"`
 	ReservedConcurrentExecutions *cfnValue `yaml:"ReservedConcurrentExecutions"`
 	AutoPublishAlias             string    `yaml:"AutoPublishAlias"`
 	EventInvokeConfig            *struct {
@@ -176,6 +180,10 @@ type event struct {
 		Path                 string   `yaml:"Path"`
 		PayloadFormatVersion string   `yaml:"PayloadFormatVersion"`
 		ScheduleExpression   string   `yaml:"ScheduleExpression"`
+		RetryPolicy          *struct {
+			MaximumRetryAttempts     *int `yaml:"MaximumRetryAttempts"`
+			MaximumEventAgeInSeconds *int `yaml:"MaximumEventAgeInSeconds"`
+		} `yaml:"RetryPolicy"`
 	} `yaml:"Properties"`
 }
 
@@ -247,6 +255,12 @@ func loadTemplate(t *testing.T) deployment {
 		}
 		if p.Timeout == 0 {
 			f.Props.Timeout = global.Timeout
+		}
+		if p.MemorySize == 0 {
+			f.Props.MemorySize = global.MemorySize
+		}
+		if p.LoggingConfig.LogGroup.v == nil {
+			f.Props.LoggingConfig = global.LoggingConfig
 		}
 		if p.ReservedConcurrentExecutions == nil {
 			f.Props.ReservedConcurrentExecutions = global.ReservedConcurrentExecutions

@@ -1,12 +1,14 @@
 package deploycheck_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -238,6 +240,174 @@ func TestMigrationsRunOnDeploy(t *testing.T) {
 		deps := d.Template.Resources[f.LogicalID].DependsOn.String()
 		if !strings.Contains(deps, `"`+resource+`"`) {
 			t.Errorf("%s does not DependsOn %s: new code could run before its migrations", f.LogicalID, resource)
+		}
+	}
+}
+
+// apiGatewayTimeout is the HTTP API's integration limit: a function answering later is cut off
+// with a 503 while it keeps running (and holding its connections).
+const apiGatewayTimeout = 30 * time.Second
+
+// TestFunctionBounds: every function has a memory size and a timeout; an HTTP function's timeout
+// is under API Gateway's, and a request's own deadline is under the function's.
+func TestFunctionBounds(t *testing.T) {
+	d := loadTemplate(t)
+	for _, f := range d.Functions {
+		if f.Props.MemorySize <= 0 {
+			t.Errorf("%s: no MemorySize (in the function or Globals)", f.LogicalID)
+		}
+		timeout := time.Duration(f.Props.Timeout) * time.Second
+		if timeout <= 0 {
+			t.Errorf("%s: no Timeout (in the function or Globals)", f.LogicalID)
+			continue
+		}
+		http := false
+		for _, e := range f.Props.Events {
+			http = http || e.Type == "HttpApi"
+		}
+		if !http {
+			continue
+		}
+		if timeout >= apiGatewayTimeout {
+			t.Errorf("%s: Timeout %v; want under API Gateway's %v", f.LogicalID, timeout, apiGatewayTimeout)
+		}
+		text, _ := f.Env["REQUEST_TIMEOUT"].Text()
+		if rt, err := time.ParseDuration(text); err != nil || rt <= 0 || rt >= timeout {
+			t.Errorf("%s: REQUEST_TIMEOUT %q; want a duration under the function's Timeout %v, so a slow request answers 503 itself", f.LogicalID, text, timeout)
+		}
+	}
+}
+
+// TestLogRetention: every function logs to a log group of the template's with a retention;
+// Lambda's own default group would keep everything forever.
+func TestLogRetention(t *testing.T) {
+	d := loadTemplate(t)
+	groups := map[string]bool{}
+	for id, r := range d.Template.Resources {
+		if r.Type != "AWS::Logs::LogGroup" {
+			continue
+		}
+		var props struct {
+			RetentionInDays cfnValue `yaml:"RetentionInDays"`
+		}
+		if err := r.Properties.Decode(&props); err != nil {
+			t.Fatal(err)
+		}
+		if props.RetentionInDays.v == nil {
+			t.Errorf("%s: no RetentionInDays: its logs are kept forever", id)
+		}
+		groups[id] = true
+	}
+	used := map[string]string{}
+	for _, f := range d.Functions {
+		ref, ok := f.Props.LoggingConfig.LogGroup.Ref()
+		if !ok || !groups[ref] {
+			t.Errorf("%s: LoggingConfig.LogGroup = %s; want !Ref of an AWS::Logs::LogGroup in the template (Lambda's default group has no retention)", f.LogicalID, f.Props.LoggingConfig.LogGroup)
+			continue
+		}
+		if other, dup := used[ref]; dup {
+			t.Errorf("%s and %s log to the same group %s", other, f.LogicalID, ref)
+		}
+		used[ref] = f.LogicalID
+	}
+}
+
+// TestAsyncInvocationsBounded: what is invoked asynchronously — the processor (by its schedule
+// and by itself) and migrate (by CloudFormation) — has a bounded retry count and event age, and
+// the schedule does not retry a failed Invoke for a day.
+func TestAsyncInvocationsBounded(t *testing.T) {
+	d := loadTemplate(t)
+	for _, folder := range []string{functionProcessor, functionMigrate} {
+		f := d.function(t, folder)
+		c := f.Props.EventInvokeConfig
+		if c == nil || c.MaximumRetryAttempts == nil || c.MaximumEventAgeInSeconds == nil {
+			t.Errorf("%s: EventInvokeConfig without MaximumRetryAttempts and MaximumEventAgeInSeconds (Lambda's defaults: 2 retries over up to 6 hours)", f.LogicalID)
+			continue
+		}
+		if *c.MaximumEventAgeInSeconds < 60 || *c.MaximumEventAgeInSeconds > 900 {
+			t.Errorf("%s: MaximumEventAgeInSeconds = %d; want 60..900", f.LogicalID, *c.MaximumEventAgeInSeconds)
+		}
+	}
+	p := d.function(t, functionProcessor)
+	if age := *p.Props.EventInvokeConfig.MaximumEventAgeInSeconds; age > 60 {
+		t.Errorf("%s: MaximumEventAgeInSeconds = %d; want at most the schedule's minute (a later trigger is the next one)", p.LogicalID, age)
+	}
+	for name, e := range p.Props.Events {
+		if e.Type != "ScheduleV2" {
+			continue
+		}
+		rp := e.Properties.RetryPolicy
+		if rp == nil || rp.MaximumRetryAttempts == nil || *rp.MaximumRetryAttempts != 0 || rp.MaximumEventAgeInSeconds == nil || *rp.MaximumEventAgeInSeconds > 60 {
+			t.Errorf("%s.%s: RetryPolicy %+v; want MaximumRetryAttempts 0 and MaximumEventAgeInSeconds 60 (EventBridge Scheduler's default retries for 24 hours)", p.LogicalID, name, rp)
+		}
+	}
+}
+
+// TestRedisStreamsBounded: the result streams are capped by length as well as by age, so a burst
+// within the retention cannot fill Redis. (The task and dead-letter streams are capped in code,
+// streams.Config.TaskMaxLen.)
+func TestRedisStreamsBounded(t *testing.T) {
+	d := loadTemplate(t)
+	for _, f := range d.Functions {
+		v := f.Env["RESULT_STREAM_MAX_LEN"]
+		text, _ := v.Text()
+		if ref, ok := v.Ref(); ok {
+			if p := d.Template.Parameters[ref]; p.Default != nil {
+				text = *p.Default
+			}
+		}
+		if n, err := strconv.Atoi(text); err != nil || n <= 0 {
+			t.Errorf("%s: RESULT_STREAM_MAX_LEN = %s (default %q); want a positive cap", f.LogicalID, v, text)
+		}
+	}
+}
+
+// TestEnvironmentFitsLambda: Lambda refuses a function whose environment variables exceed 4 KB
+// (measured as their JSON). The platform certificate is a parameter, so the deploy decides its
+// size: the template must leave room for a certificate of a 4096-bit key (PEM about 1.9 KB) in
+// every function, with full-length ARNs and a few per-app rate limits.
+func TestEnvironmentFitsLambda(t *testing.T) {
+	const limit, certRoom = 4096, 1900
+	d := loadTemplate(t)
+	param := map[string]string{
+		"LakalaPlatformCert": "", // the room left for it is what is checked
+		"Stage":              "staging",
+		"LakalaBaseUrl":      "https://s2.lakala.com",
+		"RefundRequestIp":    "203.0.113.200",
+		"RateLimitApps":      "shop_cn=500:1000,game_x=20:40",
+	}
+	arn := "arn:aws-cn:secretsmanager:cn-northwest-1:123456789012:secret:loomipay/staging/lakala-private-key-AbCdEf"
+	sub := regexp.MustCompile(`\$\{[^}]+\}`)
+	for _, f := range d.Functions {
+		vars := map[string]string{}
+		for name, v := range f.Env {
+			value, ok := v.Text()
+			if ref, isRef := v.Ref(); isRef {
+				switch {
+				case strings.HasSuffix(ref, "SecretArn"):
+					value = arn
+				case param[ref] != "" || ref == "LakalaPlatformCert":
+					value = param[ref]
+				case d.Template.Parameters[ref].Default != nil:
+					value = *d.Template.Parameters[ref].Default
+				default:
+					value = strings.Repeat("x", 24) // an identifier: app id, merchant number …
+				}
+				ok = true
+			}
+			if !ok {
+				t.Fatalf("%s: %s = %s is neither text nor a !Ref", f.LogicalID, name, v)
+			}
+			// !Sub strings: the API id and the region are the longest substitutions.
+			vars[name] = sub.ReplaceAllString(value, "cn-northwest-1")
+		}
+		b, err := json.Marshal(vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if room := limit - len(b); room < certRoom {
+			t.Errorf("%s: environment is %d bytes without the certificate, leaving %d for it; want at least %d (Lambda's limit is %d for all variables)",
+				f.LogicalID, len(b), room, certRoom, limit)
 		}
 	}
 }

@@ -250,7 +250,7 @@ func TestTemplate(t *testing.T) {
 		// config.Open needs the database; a Lambda has no local Redis to fall back on; the webhook
 		// verifies with the platform certificate; deps.Processor needs the key, cert and notify URL.
 		needs := map[string][]string{
-			functionMigrate:             {"DATABASE_URL"}, // migrations touch PostgreSQL only
+			functionMigrate:             {"DATABASE_URL"},                                                            // migrations touch PostgreSQL only
 			httpapi.FunctionCreateOrder: {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT"}, // the close route
 			httpapi.FunctionGetOrder:    {"DATABASE_URL", "REDIS_URL"},
 			httpapi.FunctionRefund:      {"DATABASE_URL", "REDIS_URL"},
