@@ -142,26 +142,79 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// TestVPC: what a function in private subnets needs is offered or stated.
+// TestVPC: what a function in private subnets needs is offered or stated: the NAT (Lakala,
+// webhooks, CloudFormation's S3 URL), and optional endpoints for Secrets Manager and for Lambda's
+// API (the processor's scale-out), reachable from the functions.
 func TestVPC(t *testing.T) {
 	d := loadTemplate(t)
-	if desc := d.Template.Parameters["SubnetIds"].Description; !strings.Contains(desc, "NAT") || !strings.Contains(desc, "Lakala") {
-		t.Errorf("SubnetIds' description does not state the NAT requirement for Lakala: %q", desc)
+	desc := d.Template.Parameters["SubnetIds"].Description
+	for _, need := range []string{"NAT", "Lakala", "webhooks", "S3", "CreateSecretsManagerEndpoint", "CreateLambdaEndpoint", "Availability Zone"} {
+		if !strings.Contains(desc, need) {
+			t.Errorf("SubnetIds' description does not mention %s: %q", need, desc)
+		}
 	}
-	ep, ok := d.Template.Resources["SecretsManagerEndpoint"]
-	if !ok || ep.Type != "AWS::EC2::VPCEndpoint" || ep.Condition == "" {
-		t.Errorf("no conditional AWS::EC2::VPCEndpoint SecretsManagerEndpoint (got %+v)", ep.Type)
-	} else {
+	readme := string(readRepoFile(t, "README.md"))
+	_, network, ok := strings.Cut(readme, "**Network.**")
+	if !ok {
+		t.Fatal("README has no **Network.** paragraph")
+	}
+	network, _, _ = strings.Cut(network, "**Limits and the connection budget.**")
+	for _, need := range []string{"NAT gateway", "Lakala", "webhooks", "S3", "Secrets Manager", "CreateSecretsManagerEndpoint",
+		"Lambda's API", "CreateLambdaEndpoint", "CloudWatch", "KMS", "rediss://", "TLS", "5432", "6379", "RefundRequestIp"} {
+		if !strings.Contains(network, need) {
+			t.Errorf("README's Network does not state %q", need)
+		}
+	}
+
+	var endpointGroup string
+	for id, r := range d.Template.Resources {
+		if r.Type != "AWS::EC2::SecurityGroup" {
+			continue
+		}
+		endpointGroup = id
+		var props struct {
+			SecurityGroupIngress []struct {
+				IpProtocol            string   `yaml:"IpProtocol"`
+				FromPort              int      `yaml:"FromPort"`
+				ToPort                int      `yaml:"ToPort"`
+				SourceSecurityGroupId cfnValue `yaml:"SourceSecurityGroupId"`
+			} `yaml:"SecurityGroupIngress"`
+		}
+		if err := r.Properties.Decode(&props); err != nil {
+			t.Fatal(err)
+		}
+		want := `{"Fn::Select":["0",{"Ref":"SecurityGroupIds"}]}`
+		if len(props.SecurityGroupIngress) != 1 || props.SecurityGroupIngress[0].FromPort != 443 || props.SecurityGroupIngress[0].ToPort != 443 || props.SecurityGroupIngress[0].SourceSecurityGroupId.String() != want {
+			t.Errorf("%s: ingress %+v; want exactly HTTPS (443) from the functions' first security group", id, props.SecurityGroupIngress)
+		}
+		if r.Condition == "" {
+			t.Errorf("%s: unconditional; want it only with an endpoint", id)
+		}
+	}
+	if endpointGroup == "" {
+		t.Fatal("no AWS::EC2::SecurityGroup for the endpoints")
+	}
+	for id, service := range map[string]string{"SecretsManagerEndpoint": ".secretsmanager", "LambdaEndpoint": ".lambda"} {
+		ep, ok := d.Template.Resources[id]
+		if !ok || ep.Type != "AWS::EC2::VPCEndpoint" || ep.Condition == "" {
+			t.Errorf("no conditional AWS::EC2::VPCEndpoint %s (got %q)", id, ep.Type)
+			continue
+		}
 		var props struct {
 			VpcEndpointType   string   `yaml:"VpcEndpointType"`
 			ServiceName       cfnValue `yaml:"ServiceName"`
 			PrivateDnsEnabled bool     `yaml:"PrivateDnsEnabled"`
+			SecurityGroupIds  cfnValue `yaml:"SecurityGroupIds"`
 		}
 		if err := ep.Properties.Decode(&props); err != nil {
 			t.Fatal(err)
 		}
-		if name, _ := props.ServiceName.Text(); props.VpcEndpointType != "Interface" || !props.PrivateDnsEnabled || !strings.HasSuffix(name, ".secretsmanager") {
-			t.Errorf("SecretsManagerEndpoint = %+v; want an Interface endpoint for secretsmanager with private DNS", props)
+		if props.VpcEndpointType != "Interface" || !props.PrivateDnsEnabled || !strings.Contains(props.ServiceName.String(), service+`"`) {
+			t.Errorf("%s = %+v; want an Interface endpoint for %s with private DNS", id, props, service)
+		}
+		// The functions' own groups usually admit nothing inbound: the endpoint needs its own.
+		if want := `[{"Ref":"` + endpointGroup + `"}]`; props.SecurityGroupIds.String() != want {
+			t.Errorf("%s: SecurityGroupIds = %s; want %s", id, props.SecurityGroupIds, want)
 		}
 	}
 	if _, ok := d.Template.Parameters["SecretsKmsKeyArn"]; !ok {
