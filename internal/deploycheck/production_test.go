@@ -464,3 +464,37 @@ func TestEnvironmentFitsLambda(t *testing.T) {
 		}
 	}
 }
+
+// TestLeastPrivilege: only the processor may invoke a function, and only itself (SAM's
+// LambdaInvokePolicy would allow every name it prefixes); no inline statement grants "*"; the
+// KMS grant is on the key and through Secrets Manager only. (Which secrets each function may
+// read is checked in TestTemplate.)
+func TestLeastPrivilege(t *testing.T) {
+	d := loadTemplate(t)
+	for _, f := range d.Functions {
+		for _, p := range policyValues(f) {
+			if strings.Contains(p, "LambdaInvokePolicy") {
+				t.Errorf("%s: LambdaInvokePolicy grants loomipay-…-processor* (any function of that prefix); grant the one ARN", f.LogicalID)
+			}
+			if strings.Contains(p, `"Resource":"*"`) {
+				t.Errorf("%s: a statement on every resource: %s", f.LogicalID, p)
+			}
+			if strings.Contains(p, "lambda:InvokeFunction") && f.Folder != functionProcessor {
+				t.Errorf("%s may invoke functions; only the processor needs to (itself)", f.LogicalID)
+			}
+		}
+	}
+	var kms struct {
+		PolicyDocument cfnValue `yaml:"PolicyDocument"`
+	}
+	r := d.Template.Resources["SecretsKmsDecryptPolicy"]
+	if err := r.Properties.Decode(&kms); err != nil {
+		t.Fatal(err)
+	}
+	doc := kms.PolicyDocument.String()
+	for _, want := range []string{`"Action":"kms:Decrypt"`, `"Resource":{"Ref":"SecretsKmsKeyArn"}`, `"kms:ViaService"`} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("SecretsKmsDecryptPolicy lacks %s: %s", want, doc)
+		}
+	}
+}
