@@ -57,7 +57,7 @@ func startRuns(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
-	endpoint := cmp.Or(os.Getenv("AWS_ENDPOINT_URL_LAMBDA"), "https://lambda."+region+".amazonaws.com")
+	endpoint := cmp.Or(os.Getenv("AWS_ENDPOINT_URL_LAMBDA"), secrets.ServiceEndpoint("lambda", region))
 	url := endpoint + "/2015-03-31/functions/" + os.Getenv("AWS_LAMBDA_FUNCTION_NAME") + "/invocations"
 	for range n {
 		if err := invokeAsync(ctx, url, region, creds); err != nil {

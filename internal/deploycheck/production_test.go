@@ -498,3 +498,20 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 	}
 }
+
+// TestNoHardCodedDomain: an AWS URL the template builds carries ${AWS::URLSuffix}, since the
+// China regions (Lakala's) use amazonaws.com.cn: a hard-coded amazonaws.com would send Lakala's
+// notifications nowhere. (The KMS condition lists the .com spelling next to the suffixed one.)
+func TestNoHardCodedDomain(t *testing.T) {
+	text := string(readRepoFile(t, "template.yaml"))
+	for i, line := range strings.Split(text, "\n") {
+		code, _, _ := strings.Cut(line, "#")
+		if strings.Contains(code, "amazonaws.com") && !strings.Contains(code, "- !Sub secretsmanager.${AWS::Region}.amazonaws.com") {
+			t.Errorf("template.yaml line %d hard-codes amazonaws.com: %s", i+1, strings.TrimSpace(line))
+		}
+	}
+	d := loadTemplate(t)
+	if v := d.function(t, functionProcessor).Env["LAKALA_NOTIFY_URL"].String(); !strings.Contains(v, "${AWS::URLSuffix}") {
+		t.Errorf("processor LAKALA_NOTIFY_URL = %s; want the domain from ${AWS::URLSuffix}", v)
+	}
+}

@@ -681,6 +681,10 @@ func TestRegionalEndpoint(t *testing.T) {
 			t.Errorf("regionalEndpoint(%s) = %s, want %s", region, got, want)
 		}
 	}
+	// The processor's scale-out calls Lambda's Invoke API at this address.
+	if got, want := ServiceEndpoint("lambda", "cn-northwest-1"), "https://lambda.cn-northwest-1.amazonaws.com.cn"; got != want {
+		t.Errorf("ServiceEndpoint(lambda, cn-northwest-1) = %s, want %s", got, want)
+	}
 }
 
 // An endpoint that never answers (no route from private subnets) costs each attempt its timeout,

@@ -85,12 +85,16 @@ func newSecretsManager(endpoint string) (*secretsManager, error) {
 
 // regionalEndpoint is Secrets Manager's public endpoint in region; with a VPC interface endpoint
 // and private DNS the same name resolves to the endpoint's addresses.
-func regionalEndpoint(region string) string {
+func regionalEndpoint(region string) string { return ServiceEndpoint("secretsmanager", region) }
+
+// ServiceEndpoint is the public HTTPS endpoint of an AWS service in region: amazonaws.com, or
+// amazonaws.com.cn in the China regions.
+func ServiceEndpoint(service, region string) string {
 	domain := "amazonaws.com"
 	if strings.HasPrefix(region, "cn-") {
 		domain = "amazonaws.com.cn"
 	}
-	return "https://secretsmanager." + region + "." + domain
+	return "https://" + service + "." + region + "." + domain
 }
 
 // GetSecretString returns the SecretString of the secret secretID (an ARN or a name).
