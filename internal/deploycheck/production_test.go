@@ -47,6 +47,21 @@ func TestNoTestDefaults(t *testing.T) {
 		if v := f.Env["STAGE"]; v.String() != `{"Ref":"Stage"}` {
 			t.Errorf("%s: STAGE = %s; want !Ref Stage, so the stage checks apply", f.LogicalID, v)
 		}
+		// Values written into the template itself reach every stage, prod included.
+		for name, v := range f.Env {
+			text, ok := v.Text()
+			if !ok {
+				continue
+			}
+			for _, bad := range append(slices.Clone(publicTestValues), "http://", "localhost") {
+				if strings.Contains(text, bad) {
+					t.Errorf("%s: %s = %q holds the test value %s", f.LogicalID, name, text, bad)
+				}
+			}
+		}
+		if v, declared := f.Env["WEBHOOK_ALLOW_LOOPBACK"]; declared && v.String() != `"false"` {
+			t.Errorf("%s: WEBHOOK_ALLOW_LOOPBACK = %q; want \"false\" (loopback webhooks are for local development)", f.LogicalID, v)
+		}
 	}
 	var sam map[string]any
 	if _, err := toml.Decode(string(readRepoFile(t, "samconfig.toml")), &sam); err != nil {
@@ -56,6 +71,12 @@ func TestNoTestDefaults(t *testing.T) {
 	overrides := parameterOverrides(t, deploy["parameter_overrides"])
 	if overrides["Stage"] != "prod" {
 		t.Errorf("prod profile: Stage = %q; want prod", overrides["Stage"])
+	}
+	if overrides["LogLevel"] == "debug" {
+		t.Error("prod profile: LogLevel=debug")
+	}
+	if v, ok := overrides["LakalaBaseUrl"]; ok && v != "https://s2.lakala.com" {
+		t.Errorf("prod profile: LakalaBaseUrl=%s; want Lakala's production https://s2.lakala.com", v)
 	}
 	for name, value := range overrides {
 		for _, v := range publicTestValues {
@@ -122,17 +143,28 @@ func TestLimits(t *testing.T) {
 		}
 		return n
 	}
-	budget := 0
+	budget, reserved := 0, 0
 	for _, f := range d.Functions {
 		rc := param(f.Props.ReservedConcurrentExecutions)
 		if rc < 1 {
 			t.Errorf("%s: no ReservedConcurrentExecutions", f.LogicalID)
 			continue
 		}
+		reserved += rc
 		conns := f.Env["DATABASE_MAX_CONNS"]
 		budget += rc * param(&conns)
 	}
 	readme := string(readRepoFile(t, "README.md"))
+	// Lambda refuses a reservation that leaves an account fewer than 100 unreserved executions.
+	flat := strings.Join(strings.Fields(readme), " ")
+	for _, want := range []string{
+		fmt.Sprintf("reserve %d concurrent executions in all", reserved),
+		fmt.Sprintf("concurrency quota of at least %d", reserved+100),
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("README does not say %q (the template's reserved concurrencies and Lambda's 100 unreserved)", want)
+		}
+	}
 	m := regexp.MustCompile(`connection budget[^\n]*= (\d+) connections`).FindStringSubmatch(readme)
 	if m == nil {
 		t.Fatal("README states no connection budget ('connection budget … = N connections')")
