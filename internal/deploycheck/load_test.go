@@ -127,10 +127,12 @@ func plainValue(n *yaml.Node) (any, error) {
 // from the node of each AWS::Serverless::Function only, so other resources' shapes do not matter.
 type samTemplate struct {
 	Parameters map[string]struct {
-		Type          string   `yaml:"Type"`
-		AllowedValues []string `yaml:"AllowedValues"`
-		Default       *string  `yaml:"Default"`
-		Description   string   `yaml:"Description"`
+		Type           string   `yaml:"Type"`
+		AllowedValues  []string `yaml:"AllowedValues"`
+		Default        *string  `yaml:"Default"`
+		Description    string   `yaml:"Description"`
+		AllowedPattern string   `yaml:"AllowedPattern"`
+		MinLength      *int     `yaml:"MinLength"`
 	} `yaml:"Parameters"`
 	Globals struct {
 		Function functionProps `yaml:"Function"`

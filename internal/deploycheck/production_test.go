@@ -43,6 +43,21 @@ func TestNoTestDefaults(t *testing.T) {
 			t.Errorf("parameter %s has a default (%q); a deploy must set it", name, *p.Default)
 		}
 	}
+	// What a deploy must give, it cannot give empty: CloudFormation refuses it before any change,
+	// where an empty secret ARN would otherwise fall back to a local default at run time.
+	for name, p := range d.Template.Parameters {
+		switch {
+		case strings.HasSuffix(name, "SecretArn"):
+			if !strings.HasPrefix(p.AllowedPattern, "^arn:") || p.Default != nil {
+				t.Errorf("parameter %s: AllowedPattern %q, default %v; want a required ^arn:… pattern", name, p.AllowedPattern, p.Default)
+			}
+		case p.Default == nil && len(p.AllowedValues) == 0 && p.AllowedPattern == "" && (p.MinLength == nil || *p.MinLength < 1):
+			t.Errorf("parameter %s has no default and accepts an empty value (MinLength or AllowedPattern)", name)
+		}
+	}
+	if p := d.Template.Parameters["LakalaBaseUrl"].AllowedPattern; !strings.HasPrefix(p, "^https://") {
+		t.Errorf("LakalaBaseUrl's AllowedPattern = %q; want ^https://…", p)
+	}
 	for _, f := range d.Functions {
 		if v := f.Env["STAGE"]; v.String() != `{"Ref":"Stage"}` {
 			t.Errorf("%s: STAGE = %s; want !Ref Stage, so the stage checks apply", f.LogicalID, v)
