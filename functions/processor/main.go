@@ -86,7 +86,7 @@ func invokeAsync(ctx context.Context, url, region string, creds aws.Credentials)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("Invoke answered %d: %s", resp.StatusCode, body)
+		return fmt.Errorf("lambda Invoke answered %d: %s", resp.StatusCode, body)
 	}
 	return nil
 }
