@@ -31,6 +31,7 @@ const appsUsage = `usage:
   loomipay apps list                                    apps and their keys (the operations layer)
   loomipay apps rotate-redis-password APP [--keep-old]  new Redis password (--keep-old: the old one keeps working)
   loomipay apps disable APP                             refuse its API keys, switch its Redis user off, stop its webhooks
+  loomipay apps enable APP                              take a disable back: keys, Redis user and webhooks work again
 `
 
 func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
@@ -94,6 +95,24 @@ func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 				fmt.Fprintf(stderr, "its Redis user %s is off and its connections closed\n", d.Streams.AppUser(app))
 			} else {
 				fmt.Fprintf(stderr, "this Redis does not take ACL commands: switch the user %s off yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'off …')\n", d.Streams.AppUser(app))
+			}
+			return nil
+		})
+	case "enable":
+		app, err := oneApp()
+		if err != nil {
+			return err
+		}
+		return withDeps(ctx, log, func(d *config.Deps) error {
+			applied, err := d.Ops().EnableApp(ctx, cliActor(), app, "") // audited
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "enabled app %s: its API keys work again within API_KEY_CACHE_TTL; webhooks for results from now on\n", app)
+			if applied {
+				fmt.Fprintf(stderr, "its Redis user %s is on again (if the app cannot log in, a node lost the user: loomipay apps rotate-redis-password %s)\n", d.Streams.AppUser(app), app)
+			} else {
+				fmt.Fprintf(stderr, "this Redis does not take ACL commands: switch the user %s on yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'on …')\n", d.Streams.AppUser(app))
 			}
 			return nil
 		})

@@ -156,8 +156,22 @@ func testApps(t *testing.T, cluster *rediscluster.Cluster) {
 		t.Error("rotating a disabled app's password succeeded")
 	}
 
+	// Enabling takes the disable back: the same key and the same Redis password work again.
+	if _, stderr, err := runCmd(t, "apps", "enable", "shop_b"); err != nil || !strings.Contains(stderr, "is on again") {
+		t.Fatalf("apps enable: %v %s", err, stderr)
+	}
+	if err := login(t, c3["REDIS_USER"], c3["REDIS_PASSWORD"]); err != nil {
+		t.Errorf("an enabled app's Redis user cannot log in: %v", err)
+	}
+	if app, err := svc.Authenticate(context.Background(), "Bearer "+strings.TrimSpace(key)); err != nil || app != "shop_b" {
+		t.Errorf("an enabled app's key: Authenticate = %q, %v", app, err)
+	}
+	if _, _, err := runCmd(t, "apps", "enable", "shop_b"); err == nil || !strings.Contains(err.Error(), "not disabled") {
+		t.Errorf("enabling an enabled app: %v; want a refusal", err)
+	}
+
 	for _, args := range [][]string{
-		{"apps"}, {"apps", "create"}, {"apps", "create", "bad app!"}, {"apps", "disable", "no_such_app"},
+		{"apps"}, {"apps", "create"}, {"apps", "create", "bad app!"}, {"apps", "disable", "no_such_app"}, {"apps", "enable", "no_such_app"},
 		{"apps", "rotate-redis-password", "no_such_app"}, {"apps", "frob"},
 	} {
 		stdout, _, err := runCmd(t, args...)

@@ -106,6 +106,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("POST "+base+"/apps/keys", c.authed(c.createKey))
 	mux.HandleFunc("POST "+base+"/apps/keys/{id}/revoke", c.authed(c.revokeKey))
 	mux.HandleFunc("POST "+base+"/apps/{app}/disable", c.authed(c.disableApp))
+	mux.HandleFunc("POST "+base+"/apps/{app}/enable", c.authed(c.enableApp))
 	mux.HandleFunc("POST "+base+"/webhooks/{id}/disable", c.authed(c.disableWebhook))
 	mux.HandleFunc("POST "+base+"/webhooks/redeliver", c.authed(c.redeliver))
 	mux.HandleFunc("POST "+base+"/results/republish", c.authed(c.republish))
@@ -600,6 +601,15 @@ func (c *Console) disableApp(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	c.done(w, r, base+"/apps", "App "+app+" disabled: its API keys stop working within API_KEY_CACHE_TTL, its Redis user is switched off, no more webhooks.")
+}
+
+func (c *Console) enableApp(w http.ResponseWriter, r *http.Request, v *view) {
+	app := r.PathValue("app")
+	if _, err := c.ops.EnableApp(r.Context(), v.Session.Actor(), app, strings.TrimSpace(r.PostFormValue("note"))); err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
+	c.done(w, r, base+"/apps", "App "+app+" enabled: its API keys work again within API_KEY_CACHE_TTL, its Redis user is on, webhooks for results from now on.")
 }
 
 func (c *Console) disableWebhook(w http.ResponseWriter, r *http.Request, v *view) {

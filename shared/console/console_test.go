@@ -346,6 +346,20 @@ func TestAppsPageDisableAppAndWebhook(t *testing.T) {
 	if s := e.scalar(t, `SELECT coalesce(disabled_at::text, 'enabled') FROM apps WHERE app_id = 'shop'`); s == "enabled" {
 		t.Fatal("the app is still enabled")
 	}
+	if !strings.Contains(body, `action="/console/apps/shop/enable"`) {
+		t.Fatalf("apps page of a disabled app without the enable form:\n%s", body)
+	}
+	resp, _ = adm.post("/console/apps/shop/enable", url.Values{"csrf": {csrf}, "note": {"contract renewed"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/apps" {
+		t.Fatalf("enable app = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, body = adm.get("/console/apps")
+	if !strings.Contains(body, "App shop enabled") || !strings.Contains(body, `action="/console/apps/shop/disable"`) {
+		t.Fatalf("apps page after enabling:\n%s", body)
+	}
+	if s := e.scalar(t, `SELECT coalesce(disabled_at::text, 'enabled') FROM apps WHERE app_id = 'shop'`); s != "enabled" {
+		t.Fatal("the app is still disabled")
+	}
 	resp, body = adm.post("/console/webhooks/redeliver", url.Values{"csrf": {csrf}, "event_id": {"00000000-0000-0000-0000-000000000000"}, "note": {"x"}})
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "no delivery") {
 		t.Fatalf("redeliver of an unknown event = %d %s", resp.StatusCode, body)

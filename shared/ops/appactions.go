@@ -112,6 +112,28 @@ func (o *Ops) DisableApp(ctx context.Context, a Actor, appID, note string) (aclA
 	return applied, o.audit(ctx, a, "app.disable", subject, "ok", before, after, note)
 }
 
+// EnableApp takes back DisableApp (admin): keys work again, Redis user on, webhooks for results
+// from now on (results of the disabled time are on the app's streams, without webhooks).
+func (o *Ops) EnableApp(ctx context.Context, a Actor, appID, note string) (aclApplied bool, err error) {
+	subject := "app:" + appID
+	if err := o.authorize(ctx, a, RoleAdmin, "app.enable", subject); err != nil {
+		return false, err
+	}
+	app, err := o.store.App(ctx, appID)
+	if err == nil && app.DisabledAt == nil {
+		return false, pay.Errorf(pay.KindConflict, "not_disabled", "app %s is not disabled", appID)
+	}
+	before := appFacts{AppID: appID, RedisUser: o.streams.AppUser(appID), DisabledAt: app.DisabledAt}
+	applied, err := o.svc.EnableApp(ctx, appID)
+	if err != nil {
+		return false, err
+	}
+	after := before
+	after.DisabledAt = nil
+	after.ACLApplied = &applied
+	return applied, o.audit(ctx, a, "app.enable", subject, "ok", before, after, note)
+}
+
 // AppEndpoints lists webhook endpoints (all apps when appID is empty); any operator may read them.
 func (o *Ops) AppEndpoints(ctx context.Context, a Actor, appID string) ([]WebhookEndpoint, error) {
 	if err := o.authorize(ctx, a, RoleViewer, "webhook.list", ""); err != nil {

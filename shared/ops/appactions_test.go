@@ -134,6 +134,22 @@ func TestAppAndWebhookActions(t *testing.T) {
 		t.Fatalf("apps %+v, %v", apps, err)
 	}
 
+	// Enabling it again.
+	_, err = e.ops.EnableApp(ctx, viewer, "shop", "x")
+	errKind(t, err, pay.KindForbidden)
+	applied, err = e.ops.EnableApp(ctx, admin, "shop", "contract renewed")
+	if err != nil || !applied {
+		t.Fatalf("enable app %v, %v", applied, err)
+	}
+	if a := e.audit(t, "app.enable", "app:shop"); a.Note != "contract renewed" || strings.Contains(string(a.Before), `"disabled_at":null`) || !strings.Contains(string(a.After), `"disabled_at":null`) {
+		t.Fatalf("app.enable audit before %s after %s", a.Before, a.After)
+	}
+	_, err = e.ops.EnableApp(ctx, admin, "shop", "again")
+	errKind(t, err, pay.KindConflict)
+	if apps, err = e.ops.Apps(ctx, viewer); err != nil || len(apps) != 1 || apps[0].DisabledAt != nil {
+		t.Fatalf("apps after enable %+v, %v", apps, err)
+	}
+
 	// Refusals were audited; no row holds a secret.
 	rows, err := e.ops.AuditLog(ctx, admin, ops.AuditFilter{Limit: 1000})
 	if err != nil {
@@ -154,7 +170,7 @@ func TestAppAndWebhookActions(t *testing.T) {
 			t.Fatalf("audit row %d (%s) looks like it holds a secret: %s", r.ID, r.Action, all)
 		}
 	}
-	if refused != 8 {
-		t.Errorf("%d refusals audited; want 8", refused)
+	if refused != 9 {
+		t.Errorf("%d refusals audited; want 9", refused)
 	}
 }

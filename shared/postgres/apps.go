@@ -66,6 +66,18 @@ func (s *Store) Apps(ctx context.Context) ([]App, error) {
 }
 
 // DisableApp marks an app disabled (idempotent); unknown → pay.ErrNotFound.
+// EnableApp takes back DisableApp: the app's keys work again (within the key cache's TTL).
+func (s *Store) EnableApp(ctx context.Context, appID string) error {
+	tag, err := s.pool.Exec(ctx, "UPDATE apps SET disabled_at = NULL WHERE app_id = $1", appID)
+	if err != nil {
+		return fmt.Errorf("enable app: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return pay.ErrNotFound
+	}
+	return nil
+}
+
 func (s *Store) DisableApp(ctx context.Context, appID string) error {
 	tag, err := s.pool.Exec(ctx, "UPDATE apps SET disabled_at = coalesce(disabled_at, now()) WHERE app_id = $1", appID)
 	if err != nil {

@@ -120,6 +120,24 @@ func (s *Service) DisableApp(ctx context.Context, appID string) (aclApplied bool
 	return err == nil, err
 }
 
+// EnableApp takes back DisableApp: keys accepted again, Redis user on, webhooks for new results.
+// aclApplied is false where Redis does not take ACL commands (the operator switches the user on).
+// A user a Redis node lost (a restart without ACL persistence) is not made again here: rotating
+// the app's Redis password does that.
+func (s *Service) EnableApp(ctx context.Context, appID string) (aclApplied bool, err error) {
+	if _, err := s.app(ctx, appID); err != nil {
+		return false, err
+	}
+	if err := s.store.EnableApp(ctx, appID); err != nil {
+		return false, err
+	}
+	err = s.streams.EnableAppUser(ctx, appID)
+	if errors.Is(err, streams.ErrACLUnsupported) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (s *Service) app(ctx context.Context, appID string) (postgres.App, error) {
 	if err := validApp(appID); err != nil {
 		return postgres.App{}, err

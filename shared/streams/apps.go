@@ -201,6 +201,12 @@ func (s *Streams) DisableAppUser(ctx context.Context, app string) error {
 	return nil
 }
 
+// EnableAppUser switches the app's user back on, with the passwords and rules it had (a user
+// switched off keeps both).
+func (s *Streams) EnableAppUser(ctx context.Context, app string) error {
+	return aclErr(s.everyNode(ctx, "ACL", "SETUSER", s.AppUser(app), "on"))
+}
+
 // DeleteAppUser removes the app's user (tests clean up with it).
 func (s *Streams) DeleteAppUser(ctx context.Context, app string) error {
 	return aclErr(s.everyNode(ctx, "ACL", "DELUSER", s.AppUser(app)))
