@@ -1,6 +1,8 @@
 package ops
 
 import (
+	"github.com/jackc/pgx/v5"
+
 	"context"
 	"errors"
 	"fmt"
@@ -43,26 +45,25 @@ func (o *Ops) Apps(ctx context.Context, a Actor) ([]App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apps: %w", err)
 	}
-	var apps []App
-	idx := map[string]int{}
-	for rows.Next() {
-		var ap App
-		if err := rows.Scan(&ap.AppID, &ap.CreatedAt, &ap.DisabledAt, &ap.ActiveKeys, &ap.Orders); err != nil {
-			rows.Close()
-			return nil, err
-		}
+	apps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ap App, err error) {
+		err = row.Scan(&ap.AppID, &ap.CreatedAt, &ap.DisabledAt, &ap.ActiveKeys, &ap.Orders)
 		ap.RedisUser = o.streams.AppUser(ap.AppID)
-		idx[ap.AppID] = len(apps)
-		apps = append(apps, ap)
+		return ap, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apps: %w", err)
 	}
-	rows.Close()
+	idx := map[string]int{}
+	for i, ap := range apps {
+		idx[ap.AppID] = i
+	}
 	keys, err := o.store.APIKeys(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range keys {
 		if i, ok := idx[k.AppID]; ok {
-			apps[i].Keys = append(apps[i].Keys, Key{ID: k.ID, AppID: k.AppID, Label: k.Label, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt})
+			apps[i].Keys = append(apps[i].Keys, keyOf(k))
 		}
 	}
 	eps, err := o.endpoints(ctx, "")

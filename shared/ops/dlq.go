@@ -118,16 +118,11 @@ func (o *Ops) ListDeadLetters(ctx context.Context, a Actor, kind string, limit i
 		if err != nil {
 			return out, fmt.Errorf("orphan entries: %w", err)
 		}
-		for rows.Next() {
-			var id int64
-			var st string
-			if err := rows.Scan(&id, &st); err != nil {
-				rows.Close()
-				return out, err
-			}
-			states[id] = st
+		var id int64
+		var st string
+		if _, err := pgx.ForEachRow(rows, []any{&id, &st}, func() error { states[id] = st; return nil }); err != nil {
+			return out, fmt.Errorf("orphan entries: %w", err)
 		}
-		rows.Close()
 		for i := range out.Orphans {
 			out.Orphans[i].TaskState = states[out.Orphans[i].TaskID]
 		}

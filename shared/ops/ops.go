@@ -6,6 +6,8 @@
 package ops
 
 import (
+	"github.com/jackc/pgx/v5"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -171,24 +173,25 @@ func (o *Ops) AuditLog(ctx context.Context, a Actor, f AuditFilter) ([]AuditEntr
 	if err := o.authorize(ctx, a, RoleViewer, "audit.list", ""); err != nil {
 		return nil, err
 	}
-	rows, err := o.store.Pool().Query(ctx, `SELECT id, at, actor, role, via, action, subject, outcome, before, after, note
+	rows, err := o.store.Pool().Query(ctx, `SELECT `+auditColumns+`
 		FROM audit_log WHERE ($1 = '' OR subject = $1) AND ($2 = '' OR actor = $2) AND ($3 = '' OR action = $3)
 		ORDER BY id DESC LIMIT $4`, f.Subject, f.Actor, f.Action, clampLimit(f.Limit, 100, 1000))
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var before, after []byte
-		if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Role, &e.Via, &e.Action, &e.Subject, &e.Outcome, &before, &after, &e.Note); err != nil {
-			return nil, err
-		}
-		e.Before, e.After = compact(before), compact(after)
-		out = append(out, e)
+	return pgx.CollectRows(rows, scanAuditEntry)
+}
+
+// auditColumns are the columns scanAuditEntry reads, in its order.
+const auditColumns = "id, at, actor, role, via, action, subject, outcome, before, after, note"
+
+func scanAuditEntry(row pgx.CollectableRow) (e AuditEntry, err error) {
+	var before, after []byte
+	if err := row.Scan(&e.ID, &e.At, &e.Actor, &e.Role, &e.Via, &e.Action, &e.Subject, &e.Outcome, &before, &after, &e.Note); err != nil {
+		return e, err
 	}
-	return out, rows.Err()
+	e.Before, e.After = compact(before), compact(after)
+	return e, nil
 }
 
 func clampLimit(n, def, max int) int {

@@ -1,6 +1,8 @@
 package ops
 
 import (
+	"github.com/jackc/pgx/v5"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -266,15 +268,12 @@ func (o *Ops) OrderTimeline(ctx context.Context, a Actor, ref string) (Timeline,
 	if err != nil {
 		return t, fmt.Errorf("timeline attempts: %w", err)
 	}
-	for rows.Next() {
-		var at Attempt
-		if err := rows.Scan(&at.AttemptNo, &at.OutOrderNo, &at.State, &at.PayOrderNo, &at.Submissions, &at.LastError, &at.ExpiresAt, &at.CreatedAt); err != nil {
-			rows.Close()
-			return t, err
-		}
-		t.Attempts = append(t.Attempts, at)
+	t.Attempts, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (at Attempt, err error) {
+		return at, row.Scan(&at.AttemptNo, &at.OutOrderNo, &at.State, &at.PayOrderNo, &at.Submissions, &at.LastError, &at.ExpiresAt, &at.CreatedAt)
+	})
+	if err != nil {
+		return t, fmt.Errorf("timeline attempts: %w", err)
 	}
-	rows.Close()
 
 	t.Refunds, err = o.SearchRefunds(ctx, a, SearchFilter{Query: id, Limit: 500})
 	if err != nil {
@@ -306,21 +305,21 @@ func (o *Ops) OrderTimeline(ctx context.Context, a Actor, ref string) (Timeline,
 	if err != nil {
 		return t, fmt.Errorf("timeline results: %w", err)
 	}
-	for rows.Next() {
-		var m ResultMessage
+	t.Results, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (m ResultMessage, err error) {
 		var fields []byte
-		if err := rows.Scan(&m.EventID, &m.Stream, &m.SubjectID, &m.Seq, &fields, &m.CreatedAt, &m.PublishedAt); err != nil {
-			rows.Close()
-			return t, err
+		if err := row.Scan(&m.EventID, &m.Stream, &m.SubjectID, &m.Seq, &fields, &m.CreatedAt, &m.PublishedAt); err != nil {
+			return m, err
 		}
 		_ = json.Unmarshal(fields, &m.Fields)
 		m.OldStatus, m.NewStatus = m.Fields["old_status"], m.Fields["new_status"]
 		if m.Seq == 0 {
 			fmt.Sscan(m.Fields["seq"], &m.Seq)
 		}
-		t.Results = append(t.Results, m)
+		return m, nil
+	})
+	if err != nil {
+		return t, fmt.Errorf("timeline results: %w", err)
 	}
-	rows.Close()
 
 	rows, err = pool.Query(ctx, `SELECT id, operation, out_no, outcome, coalesce(code, ''), coalesce(message, ''), coalesce(http_status, 0),
 			coalesce(trace_id, ''), duration_ms, called_at
@@ -328,15 +327,12 @@ func (o *Ops) OrderTimeline(ctx context.Context, a Actor, ref string) (Timeline,
 	if err != nil {
 		return t, fmt.Errorf("timeline gateway calls: %w", err)
 	}
-	for rows.Next() {
-		var c postgres.GatewayCall
-		if err := rows.Scan(&c.ID, &c.Operation, &c.OutNo, &c.Outcome, &c.Code, &c.Message, &c.HTTPStatus, &c.TraceID, &c.DurationMS, &c.CalledAt); err != nil {
-			rows.Close()
-			return t, err
-		}
-		t.GatewayCalls = append(t.GatewayCalls, c)
+	t.GatewayCalls, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (c postgres.GatewayCall, err error) {
+		return c, row.Scan(&c.ID, &c.Operation, &c.OutNo, &c.Outcome, &c.Code, &c.Message, &c.HTTPStatus, &c.TraceID, &c.DurationMS, &c.CalledAt)
+	})
+	if err != nil {
+		return t, fmt.Errorf("timeline gateway calls: %w", err)
 	}
-	rows.Close()
 
 	rows, err = pool.Query(ctx, `SELECT id, received_at, verified, result, coalesce(out_order_no, ''), coalesce(trade_no, ''),
 			coalesce(trade_status, ''), coalesce(order_status, ''), amount
@@ -344,36 +340,24 @@ func (o *Ops) OrderTimeline(ctx context.Context, a Actor, ref string) (Timeline,
 	if err != nil {
 		return t, fmt.Errorf("timeline notifications: %w", err)
 	}
-	for rows.Next() {
-		var n Notification
-		if err := rows.Scan(&n.ID, &n.ReceivedAt, &n.Verified, &n.Result, &n.OutOrderNo, &n.TradeNo, &n.TradeStatus, &n.OrderStatus, &n.Amount); err != nil {
-			rows.Close()
-			return t, err
-		}
-		t.Notifications = append(t.Notifications, n)
+	t.Notifications, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (n Notification, err error) {
+		return n, row.Scan(&n.ID, &n.ReceivedAt, &n.Verified, &n.Result, &n.OutOrderNo, &n.TradeNo, &n.TradeStatus, &n.OrderStatus, &n.Amount)
+	})
+	if err != nil {
+		return t, fmt.Errorf("timeline notifications: %w", err)
 	}
-	rows.Close()
 
 	auditSubjects := append([]string{}, subjects...)
 	for _, c := range t.Cases {
 		auditSubjects = append(auditSubjects, fmt.Sprintf("review:%d", c.ID))
 	}
-	rows, err = pool.Query(ctx, `SELECT id, at, actor, role, via, action, subject, outcome, before, after, note
-		FROM audit_log WHERE subject = ANY($1) ORDER BY id LIMIT 500`, auditSubjects)
+	rows, err = pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_log WHERE subject = ANY($1) ORDER BY id LIMIT 500`, auditSubjects)
 	if err != nil {
 		return t, fmt.Errorf("timeline audit: %w", err)
 	}
-	for rows.Next() {
-		var e AuditEntry
-		var before, after []byte
-		if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Role, &e.Via, &e.Action, &e.Subject, &e.Outcome, &before, &after, &e.Note); err != nil {
-			rows.Close()
-			return t, err
-		}
-		e.Before, e.After = compact(before), compact(after)
-		t.Audit = append(t.Audit, e)
+	if t.Audit, err = pgx.CollectRows(rows, scanAuditEntry); err != nil {
+		return t, fmt.Errorf("timeline audit: %w", err)
 	}
-	rows.Close()
 
 	t.Events = t.events()
 	t.Notes = append(t.Notes, fmt.Sprintf("Published result messages are pruned from the outbox after %s, gateway calls and notifications after their retention (default 30 days): older status changes may be missing here.", o.OutboxRetention))

@@ -65,7 +65,6 @@ func (s *Store) Apps(ctx context.Context) ([]App, error) {
 	return out, rows.Err()
 }
 
-// DisableApp marks an app disabled (idempotent); unknown → pay.ErrNotFound.
 // EnableApp takes back DisableApp: the app's keys work again (within the key cache's TTL).
 func (s *Store) EnableApp(ctx context.Context, appID string) error {
 	tag, err := s.pool.Exec(ctx, "UPDATE apps SET disabled_at = NULL WHERE app_id = $1", appID)
@@ -78,6 +77,7 @@ func (s *Store) EnableApp(ctx context.Context, appID string) error {
 	return nil
 }
 
+// DisableApp marks an app disabled (idempotent); unknown → pay.ErrNotFound.
 func (s *Store) DisableApp(ctx context.Context, appID string) error {
 	tag, err := s.pool.Exec(ctx, "UPDATE apps SET disabled_at = coalesce(disabled_at, now()) WHERE app_id = $1", appID)
 	if err != nil {

@@ -40,6 +40,12 @@ func (p *Payments) submitRefund(ctx context.Context, task postgres.Task, r pay.R
 	if err != nil {
 		return taskRetry("read payment order: %v", err)
 	}
+	// Read before the call is counted: a first call naming the wrong cashier order would be
+	// rejected, and a rejected first call fails the refund for good.
+	originOutOrderNo, err := p.paidOutOrderNo(ctx, order)
+	if err != nil {
+		return taskRetry("read payment attempts: %v", err)
+	}
 	if err := p.countRefundCall(ctx, &r); err != nil {
 		return taskRetry("record refund call: %v", err)
 	}
@@ -52,7 +58,7 @@ func (p *Payments) submitRefund(ctx context.Context, task postgres.Task, r pay.R
 	}
 	res, err := p.gw.Refund(ctx, lakala.RefundRequest{
 		OutTradeNo: r.OutTradeNo, Amount: r.Amount, Reason: refundReason(r), RequestIP: p.cfg.RefundRequestIP,
-		OriginOutTradeNo: p.paidOutOrderNo(ctx, order), OriginTradeNo: tradeNo, OriginLogNo: origin.LogNo,
+		OriginOutTradeNo: originOutOrderNo, OriginTradeNo: tradeNo, OriginLogNo: origin.LogNo,
 	})
 	switch {
 	case err == nil:
@@ -68,17 +74,19 @@ func (p *Payments) submitRefund(ctx context.Context, task postgres.Task, r pay.R
 	}
 }
 
-// paidOutOrderNo is the out_order_no of the cashier order that took the payment.
-func (p *Payments) paidOutOrderNo(ctx context.Context, o pay.Order) string {
+// paidOutOrderNo is the out_order_no of the cashier order that took the payment (the first
+// attempt's number when none is marked paid, as for orders from before attempts were recorded).
+func (p *Payments) paidOutOrderNo(ctx context.Context, o pay.Order) (string, error) {
 	attempts, err := p.store.Attempts(ctx, o.ID)
-	if err == nil {
-		for _, a := range attempts {
-			if a.State == pay.AttemptPaid {
-				return a.OutOrderNo
-			}
+	if err != nil {
+		return "", err
+	}
+	for _, a := range attempts {
+		if a.State == pay.AttemptPaid {
+			return a.OutOrderNo, nil
 		}
 	}
-	return o.OutOrderNo()
+	return o.OutOrderNo(), nil
 }
 
 // countRefundCall moves a pending refund to processing and counts the call about to be sent, in
