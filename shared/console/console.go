@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/pay"
 )
@@ -276,14 +277,15 @@ func (c *Console) message(w http.ResponseWriter, r *http.Request, v *view, statu
 
 // fail shows an error from the operations layer with the status the API would use.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, v *view, err error) {
-	pe := pay.AsError(err)
-	status := map[pay.Kind]int{pay.KindInvalid: 400, pay.KindUnauthorized: 401, pay.KindForbidden: 403, pay.KindNotFound: 404,
-		pay.KindConflict: 409, pay.KindTooLarge: 413, pay.KindUnavailable: 503}[pe.Kind]
-	if status == 0 {
-		status = http.StatusInternalServerError
-		c.log.ErrorContext(r.Context(), "console action failed", "path", r.URL.Path, "err", err)
+	status, pe := httpapi.Classify(err)
+	if status >= 500 {
+		c.log.ErrorContext(r.Context(), "console action failed", "path", r.URL.Path, "status", status, "err", err)
 	}
-	title := map[int]string{400: "Not accepted", 401: "Log in again", 403: "Not allowed", 404: "Not found", 409: "Conflict", 503: "Try again later", 500: "Something went wrong"}[status]
+	title, ok := map[int]string{400: "Not accepted", 401: "Log in again", 403: "Not allowed", 404: "Not found", 405: "Not allowed",
+		409: "Conflict", 413: "Too large", 429: "Too many requests", 503: "Try again later"}[status]
+	if !ok {
+		title = "Something went wrong"
+	}
 	c.message(w, r, v, status, title, pe.Detail)
 }
 

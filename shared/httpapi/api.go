@@ -221,7 +221,8 @@ type errorBody struct {
 	Field  string `json:"field,omitempty"`
 }
 
-// statusOf maps an error kind to its HTTP status: the only such mapping in the project.
+// statusOf maps an error kind to its HTTP status: the only such mapping in the project (the
+// console answers through Classify too).
 func statusOf(e *pay.Error) int {
 	switch e.Kind {
 	case pay.KindInvalid:
@@ -248,15 +249,22 @@ func statusOf(e *pay.Error) int {
 	}
 }
 
-// writeError writes err as the contract's error body. Only internal errors are logged with their
-// cause; the caller never sees it.
-func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+// Classify turns err into the error a caller is shown and its HTTP status: a *pay.Error as it
+// is, a database or Redis that does not answer as 503 service_unavailable, anything else as 500.
+// The API and the console both answer through it.
+func Classify(err error) (int, *pay.Error) {
 	e := pay.AsError(err)
 	if e.Kind == pay.KindInternal && unavailable(err) {
 		e = pay.Errorf(pay.KindUnavailable, pay.CodeUnavailable, "the service is briefly unavailable; retry the request shortly")
 		e.Err, e.RetryAfter = err, unavailableRetryAfter
 	}
-	status := statusOf(e)
+	return statusOf(e), e
+}
+
+// writeError writes err as the contract's error body. Only internal errors are logged with their
+// cause; the caller never sees it.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status, e := Classify(err)
 	if status >= 500 {
 		log.ErrorContext(context.WithoutCancel(r.Context()), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
