@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/pay"
 )
@@ -42,22 +40,6 @@ const opsUsage = `operator commands (need DATABASE_URL; add --json for machine-r
   audit [--subject S] [--actor A] [--action X] [--limit N]
 times (T): RFC 3339 (2026-11-30T08:00:00+08:00), a date (2026-11-30, UTC), or an age (24h = 24 hours ago)
 `
-
-// opsDeps opens the operations layer on the configured database, refusing to guess one.
-func opsDeps(ctx context.Context) (*ops.Ops, func(), error) {
-	if os.Getenv("DATABASE_URL") == "" && os.Getenv("DATABASE_URL_SECRET_ARN") == "" {
-		return nil, nil, errors.New("DATABASE_URL (or DATABASE_URL_SECRET_ARN) is not set: operator commands act on a real database and never guess a local one")
-	}
-	cfg, err := config.Load(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	deps, err := config.Open(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return deps.Ops(), deps.Close, nil
-}
 
 func cliActor() ops.Actor {
 	name := os.Getenv("USER")
@@ -129,7 +111,7 @@ func yuan(fen int64) string {
 func ts(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") }
 
 // opsCommand runs one operator command.
-func opsCommand(ctx context.Context, group string, args []string, stdout, stderr io.Writer, _ *slog.Logger) error {
+func opsCommand(ctx context.Context, group string, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
 	if len(args) == 0 && group != "audit" {
 		fmt.Fprint(stderr, opsUsage)
 		return errUsage
@@ -190,11 +172,13 @@ func opsCommand(ctx context.Context, group string, args []string, stdout, stderr
 		return n, nil
 	}
 
-	o, closeDeps, err := opsDeps(ctx)
+	// Never --local: these commands act on production state.
+	deps, closeDeps, err := openDeps(ctx, log, false)
 	if err != nil {
 		return err
 	}
 	defer closeDeps()
+	o := deps.Ops()
 	a := cliActor()
 	out := cliOut{w: stdout, json: *asJSON}
 	filter := ops.SearchFilter{AppID: *app, Status: *status, From: fromT, To: toT, Limit: *limit}

@@ -61,7 +61,7 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, l
 		})
 	case "list":
 		return withDeps(ctx, log, func(d *config.Deps) error {
-			list, err := d.Webhooks.Endpoints(ctx, *appID)
+			list, err := d.Ops().AppEndpoints(ctx, cliActor(), *appID) // the operations layer, as the other commands
 			if err != nil {
 				return err
 			}
