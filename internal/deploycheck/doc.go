@@ -12,7 +12,7 @@
 //     timeout longer than its deadline margin; environment variables (every one the code reads
 //     except those only loomipay worker reads, none it does not, secrets only as *_SECRET_ARN with a Secrets Manager read policy on the
 //     function that carries them and no other); no literal secrets; the ApiUrl and WebhookUrl
-//     outputs; the Migrations custom resource (a ServiceToken that never changes, the version as a
+//     outputs; the SchemaMigrations custom resource (a ServiceToken that never changes, the version as a
 //     property, a ServiceTimeout covering the function's runs);
 //   - limits: API Gateway throttling, every function's reserved concurrency, memory and timeout
 //     (HTTP ones under API Gateway's 30 s), log groups with retention, bounded async invocations,

@@ -56,7 +56,7 @@ var Variables = []Variable{
 	{Name: "LAKALA_VISIBILITY_LAG", Default: "2m", Meaning: "how long Lakala may take before a query sees what it applied; a cashier order whose create answer was lost and that a query does not find counts as never created only after it"},
 	{Name: "ORDER_TTL", Default: "30m", Meaning: "how long a cashier order can be paid"},
 	{Name: "PROCESSOR_CONCURRENCY", Default: "64", Meaning: "tasks the processor handles at once"},
-	{Name: "PROCESSOR_MAX_ATTEMPTS", Default: "8", Meaning: "attempts per task before dead-lettering / review"},
+	{Name: "PROCESSOR_MAX_ATTEMPTS", Default: "8", Meaning: "attempts per task before it gives up (a payment winds its order down, a refund fails or becomes a review case)"},
 	{Name: "PROCESSOR_LEASE", Default: "60s", Meaning: "task lease, and idle time before a crashed run's messages are reclaimed"},
 	{Name: "PROCESSOR_IDLE_EXIT", Default: "0s", Meaning: "end a processor run after this long without tasks (0: work until the deadline)"},
 	{Name: "WORKER_STOP_GRACE", Default: "25s", Meaning: "loomipay worker: after SIGTERM/SIGINT, how long the tasks in flight may finish before they are cancelled (0: at once)", WorkerOnly: true},
