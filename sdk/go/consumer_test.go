@@ -185,6 +185,12 @@ func TestConsumerAcksOnlyAfterSuccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the message delivered", func() bool { return pending(t, stream, "g") == 1 })
+	// The handler saw the message and failed (a consumer that dropped it would also leave it pending).
+	eventually(t, 5*time.Second, "the handler called", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.failing["r1"] < 1000
+	})
 	time.Sleep(200 * time.Millisecond)
 	if n := pending(t, stream, "g"); n != 1 {
 		t.Fatalf("pending = %d after the handler failed; want 1 (not acknowledged)", n)

@@ -33,7 +33,8 @@ func (s *Service) Allow(ctx context.Context, app string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RateLimitTimeout)
 	defer cancel()
-	ok, wait, err := s.streams.TakeToken(ctx, "ratelimit:{"+app+"}", lim.Rate, max(lim.Burst, 1))
+	burst := max(lim.Burst, 1)
+	ok, wait, err := s.streams.TakeToken(ctx, "ratelimit:{"+app+"}", lim.Rate, burst)
 	if err != nil {
 		s.log.WarnContext(ctx, "rate limit not checked: redis unavailable", "app_id", app, "err", err)
 		return nil
@@ -42,7 +43,7 @@ func (s *Service) Allow(ctx context.Context, app string) error {
 		return nil
 	}
 	e := pay.Errorf(pay.KindRateLimited, pay.CodeRateLimited,
-		"app %s exceeded its rate limit of %d requests per second (burst %d); retry after %s", app, lim.Rate, lim.Burst, wait.Round(time.Millisecond))
+		"app %s exceeded its rate limit of %d requests per second (burst %d); retry after %s", app, lim.Rate, burst, wait.Round(time.Millisecond))
 	e.RetryAfter = wait
 	return e
 }

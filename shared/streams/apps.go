@@ -216,26 +216,17 @@ func (s *Streams) DeleteAppUser(ctx context.Context, app string) error {
 // that a user some node lacks, such as a node added after the user was made, is created again
 // by the callers that create missing users).
 func (s *Streams) AppUserExists(ctx context.Context, app string) (bool, error) {
-	all := true
-	var mu sync.Mutex
-	err := s.onEveryNode(ctx, func(ctx context.Context, node doer) error {
-		err := node.Do(ctx, "ACL", "GETUSER", s.AppUser(app)).Err()
-		if errors.Is(err, redis.Nil) {
-			mu.Lock()
-			all = false
-			mu.Unlock()
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return false, aclErr(err)
-	}
-	return all, nil
+	return s.appUserOnEveryNode(ctx, app, func(res any) bool { return res != nil })
 }
 
 // AppUserEnabled reports whether the app's user exists and is on (on a cluster: on every node).
 func (s *Streams) AppUserEnabled(ctx context.Context, app string) (bool, error) {
+	return s.appUserOnEveryNode(ctx, app, userOn)
+}
+
+// appUserOnEveryNode reports whether every node's ACL GETUSER reply for the app's user (nil when
+// the node has no such user) satisfies ok.
+func (s *Streams) appUserOnEveryNode(ctx context.Context, app string, ok func(res any) bool) (bool, error) {
 	all := true
 	var mu sync.Mutex
 	err := s.onEveryNode(ctx, func(ctx context.Context, node doer) error {
@@ -246,7 +237,7 @@ func (s *Streams) AppUserEnabled(ctx context.Context, app string) (bool, error) 
 		if err != nil {
 			return err
 		}
-		if !userOn(res) {
+		if !ok(res) {
 			mu.Lock()
 			all = false
 			mu.Unlock()
