@@ -22,6 +22,7 @@ import (
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/service"
 )
 
 // Function is the Lambda function (functions/console) serving the console.
@@ -570,15 +571,25 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request, v *view) {
 
 // createApp registers an app (with its Redis user) and its first key, shown once.
 func (c *Console) createApp(w http.ResponseWriter, r *http.Request, v *view) {
-	app := strings.TrimSpace(r.PostFormValue("app_id"))
+	app, label := strings.TrimSpace(r.PostFormValue("app_id")), strings.TrimSpace(r.PostFormValue("label"))
+	// Checked before the app exists, so a bad label does not leave an app without its key.
+	if err := service.ValidateKeyLabel(label); err != nil {
+		c.fail(w, r, v, err)
+		return
+	}
 	creds, err := c.ops.CreateApp(r.Context(), v.Session.Actor(), app)
 	if err != nil {
 		c.fail(w, r, v, err)
 		return
 	}
-	key, k, err := c.ops.CreateKey(r.Context(), v.Session.Actor(), app, strings.TrimSpace(r.PostFormValue("label")))
+	key, k, err := c.ops.CreateKey(r.Context(), v.Session.Actor(), app, label)
 	if err != nil {
-		c.fail(w, r, v, err)
+		// The app and its Redis user exist: their password is shown now or never.
+		status, pe := httpapi.Classify(err)
+		c.log.ErrorContext(r.Context(), "console: app created, its key not", "app_id", app, "err", err)
+		v.Title, v.Nav, v.Error = "App created, key not", "apps", pe.Detail+" — create its key from the Apps page."
+		v.Data = map[string]any{"Redis": creds}
+		c.render(w, r, status, "message", v)
 		return
 	}
 	// The key and the Redis password are shown once, on this response only.

@@ -391,4 +391,14 @@ func TestConsoleCreatesAnApp(t *testing.T) {
 	if n := e.scalar(t, `SELECT count(*) FROM audit_log WHERE action = 'app.create' AND subject = 'app:new_shop'`); n == "0" {
 		t.Errorf("no audit row for the app's creation")
 	}
+
+	// A label the key cannot take is refused before the app exists, so no app is left without its key.
+	_, body = adm.get("/console/apps")
+	resp, body = adm.post("/console/apps", url.Values{"csrf": {csrfOf(t, body)}, "app_id": {"bad_label_shop"}, "label": {"tab\there"}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "label must be") {
+		t.Fatalf("create app with a control character in the label = %d:\n%s", resp.StatusCode, body)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM apps WHERE app_id = 'bad_label_shop'`); n != "0" {
+		t.Errorf("apps named bad_label_shop = %s; want 0", n)
+	}
 }

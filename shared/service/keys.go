@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
@@ -48,9 +50,25 @@ func parseKey(key string) (id string, ok bool) {
 }
 
 // CreateAPIKey issues a new key for an app and returns it; it is shown once and never stored.
+// maxKeyLabel bounds a key's label, a note for people.
+const maxKeyLabel = 200
+
+// ValidateKeyLabel refuses a label PostgreSQL could not store (NUL, invalid UTF-8) or that would
+// garble a listing (control characters), or longer than maxKeyLabel characters.
+func ValidateKeyLabel(label string) error {
+	if !utf8.ValidString(label) || utf8.RuneCountInString(label) > maxKeyLabel ||
+		strings.ContainsFunc(label, unicode.IsControl) {
+		return pay.Invalid("label", "label must be at most %d characters of text, without control characters", maxKeyLabel)
+	}
+	return nil
+}
+
 func (s *Service) CreateAPIKey(ctx context.Context, appID, label string) (string, postgres.APIKey, error) {
 	if !pay.ValidIdentifier(appID) {
 		return "", postgres.APIKey{}, pay.Invalid("app_id", "app_id must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
+	}
+	if err := ValidateKeyLabel(label); err != nil {
+		return "", postgres.APIKey{}, err
 	}
 	id := randomString(12)
 	key := keyPrefix + id + "_" + randomString(40)
