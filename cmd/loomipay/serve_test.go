@@ -85,34 +85,8 @@ func start(t *testing.T, stdout *lambdaemu.LockedBuffer, args ...string) {
 // sandbox` as a separate Lakala.
 func TestServeAndWorkerTakeAPayment(t *testing.T) {
 	store := useTestServers(t)
-	dir := t.TempDir()
-	merchant := testenv.MerchantKey(t)
-	der, err := x509.MarshalPKIXPublicKey(&merchant.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, platformCert := filepath.Join(dir, "merchant.pem"), filepath.Join(dir, "platform.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var sbOut lambdaemu.LockedBuffer
-	start(t, &sbOut, "sandbox", "--addr", "127.0.0.1:0", "--merchant-cert", certFile, "--platform-cert-out", platformCert)
-	var sandboxURL string
-	testenv.Eventually(t, 10*time.Second, "the sandbox to listen", func() bool {
-		m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(sbOut.String())
-		if m != nil {
-			sandboxURL = m[1]
-		}
-		return m != nil
-	})
-	cert, err := os.ReadFile(platformCert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sandboxURL := startSandboxProcess(t)
 	apiAddr := freeAddr(t)
-	t.Setenv("LAKALA_BASE_URL", sandboxURL)
-	t.Setenv("LAKALA_PRIVATE_KEY", string(lakala.MarshalPrivateKeyPEM(merchant)))
-	t.Setenv("LAKALA_PLATFORM_CERT", string(cert))
 	t.Setenv("LAKALA_NOTIFY_URL", "http://"+apiAddr+"/webhooks/lakala")
 	t.Setenv("REQUEST_TIMEOUT", "3s")
 
@@ -160,6 +134,9 @@ func TestServeAndWorkerTakeAPayment(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("paying at the cashier = %d", resp.StatusCode)
+	}
 	testenv.Eventually(t, 15*time.Second, "the sandbox's notification, through serve, to settle the order", func() bool {
 		get()
 		return order.Status == "succeeded"
@@ -192,33 +169,7 @@ func TestDevNamesTheFlagOfABusyPort(t *testing.T) {
 // (a separate `loomipay sandbox`), configured only by the LAKALA_* variables.
 func TestDevWithConfiguredLakala(t *testing.T) {
 	useTestServers(t)
-	dir := t.TempDir()
-	merchant := testenv.MerchantKey(t)
-	der, err := x509.MarshalPKIXPublicKey(&merchant.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, platformCert := filepath.Join(dir, "merchant.pem"), filepath.Join(dir, "platform.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var sbOut lambdaemu.LockedBuffer
-	start(t, &sbOut, "sandbox", "--addr", "127.0.0.1:0", "--merchant-cert", certFile, "--platform-cert-out", platformCert)
-	var sandboxURL string
-	testenv.Eventually(t, 10*time.Second, "the sandbox to listen", func() bool {
-		m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(sbOut.String())
-		if m != nil {
-			sandboxURL = m[1]
-		}
-		return m != nil
-	})
-	cert, err := os.ReadFile(platformCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LAKALA_BASE_URL", sandboxURL)
-	t.Setenv("LAKALA_PRIVATE_KEY", string(lakala.MarshalPrivateKeyPEM(merchant)))
-	t.Setenv("LAKALA_PLATFORM_CERT", string(cert))
+	sandboxURL := startSandboxProcess(t)
 	t.Setenv("LAKALA_NOTIFY_URL", "")
 
 	var devOut lambdaemu.LockedBuffer
@@ -253,4 +204,39 @@ func TestDevWithConfiguredLakala(t *testing.T) {
 	if u, _ := order.ExtraData["payment_url"].(string); !strings.HasPrefix(u, sandboxURL) {
 		t.Errorf("payment_url = %q; want one of the configured Lakala %s", u, sandboxURL)
 	}
+}
+
+// startSandboxProcess runs `loomipay sandbox` as a separate process with the test merchant's
+// certificate, points LAKALA_BASE_URL, LAKALA_PRIVATE_KEY and LAKALA_PLATFORM_CERT at it, and
+// returns its URL.
+func startSandboxProcess(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	merchant := testenv.MerchantKey(t)
+	der, err := x509.MarshalPKIXPublicKey(&merchant.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, platformCert := filepath.Join(dir, "merchant.pem"), filepath.Join(dir, "platform.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sbOut lambdaemu.LockedBuffer
+	start(t, &sbOut, "sandbox", "--addr", "127.0.0.1:0", "--merchant-cert", certFile, "--platform-cert-out", platformCert)
+	var sandboxURL string
+	testenv.Eventually(t, 10*time.Second, "the sandbox to listen", func() bool {
+		m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(sbOut.String())
+		if m != nil {
+			sandboxURL = m[1]
+		}
+		return m != nil
+	})
+	cert, err := os.ReadFile(platformCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LAKALA_BASE_URL", sandboxURL)
+	t.Setenv("LAKALA_PRIVATE_KEY", string(lakala.MarshalPrivateKeyPEM(merchant)))
+	t.Setenv("LAKALA_PLATFORM_CERT", string(cert))
+	return sandboxURL
 }
