@@ -8,13 +8,11 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/service"
@@ -24,17 +22,8 @@ import (
 // is sent to the login page, and a login with an operator token opens a session whose cookie
 // is Secure, HttpOnly and SameSite=Strict.
 func TestConsoleUnderEmulator(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the console binary and the emulator; skipped with -short")
-	}
 	ctx := context.Background()
-	root := repoRoot(t)
-	dir := t.TempDir()
-	rie := buildEmulator(t, root, dir)
-	bootstraps, err := lambdaemu.Build(ctx, root, dir, runtime.GOOS, runtime.GOARCH, "./functions/console")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rie, _, bootstraps := buildUnderEmulator(t, "console")
 	store, schema := testenv.PostgresSchema(t)
 	st := testenv.Streams(t)
 	token, _, err := ops.New(service.New(store, st, testenv.Logger(), service.Config{})).CreateOperator(ctx, ops.Actor{Name: "e2e", Role: ops.RoleAdmin, Via: "cli"}, "e2e_admin", ops.RoleOperator)

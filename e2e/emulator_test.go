@@ -47,12 +47,23 @@ func buildEmulator(t testing.TB, root, dir string) string {
 	return rie
 }
 
-// buildFunctions builds every function with the flags of `make build`, for this machine's
-// GOOS/GOARCH so the emulator can run them, and returns each one's bootstrap path.
-func buildFunctions(t testing.TB, root, dir string) map[string]string {
+// buildUnderEmulator builds the emulator and the functions named (every one of functionNames
+// when none is) with the flags of `make build`, for this machine's GOOS/GOARCH so the emulator
+// can run them, and returns the emulator, the repository root and each function's bootstrap.
+// Under -short the test is skipped: it builds binaries.
+func buildUnderEmulator(t testing.TB, names ...string) (rie, root string, bootstraps map[string]string) {
 	t.Helper()
-	pkgs := make([]string, len(functionNames))
-	for i, fn := range functionNames {
+	if testing.Short() {
+		t.Skip("builds binaries and the emulator; skipped with -short")
+	}
+	if len(names) == 0 {
+		names = functionNames
+	}
+	root = repoRoot(t)
+	dir := t.TempDir()
+	rie = buildEmulator(t, root, dir)
+	pkgs := make([]string, len(names))
+	for i, fn := range names {
 		pkgs[i] = "./functions/" + fn
 	}
 	started := time.Now()
@@ -60,8 +71,8 @@ func buildFunctions(t testing.TB, root, dir string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("built the five functions for %s/%s in %v", runtime.GOOS, runtime.GOARCH, time.Since(started).Round(time.Millisecond))
-	return bootstraps
+	t.Logf("built %v for %s/%s in %v", names, runtime.GOOS, runtime.GOARCH, time.Since(started).Round(time.Millisecond))
+	return rie, root, bootstraps
 }
 
 // startFunction runs bootstrap under aws-lambda-rie with exactly env as its environment (the

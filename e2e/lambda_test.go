@@ -30,14 +30,8 @@ import (
 // deployed binaries, reached only through their emulators' invocation endpoints with API
 // Gateway v2 and schedule events, configured only through environment variables.
 func TestFunctionsUnderEmulator(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds five binaries and the emulator; skipped with -short")
-	}
 	ctx := context.Background()
-	root := repoRoot(t)
-	dir := t.TempDir()
-	rie := buildEmulator(t, root, dir)
-	bootstraps := buildFunctions(t, root, dir)
+	rie, root, bootstraps := buildUnderEmulator(t)
 
 	// The stack's PostgreSQL schema, stream prefix, sandbox and merchant key; its in-process API
 	// and processor stay unused: the binaries under the emulators do their work.

@@ -10,12 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/internal/testenv"
 )
 
@@ -24,17 +22,8 @@ import (
 // the ResponseURL), then invoked by hand (nothing left to apply), then the stack's Delete (no
 // change, SUCCESS); and a migrate function that cannot start, which must answer all the same.
 func TestMigrateFunction(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary and the emulator; skipped with -short")
-	}
 	ctx := context.Background()
-	root := repoRoot(t)
-	dir := t.TempDir()
-	rie := buildEmulator(t, root, dir)
-	bootstraps, err := lambdaemu.Build(ctx, root, dir, runtime.GOOS, runtime.GOARCH, "./functions/migrate")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rie, _, bootstraps := buildUnderEmulator(t, "migrate")
 	// An empty schema of its own: testenv's schemas come migrated, so drop what it made.
 	store, schema := testenv.PostgresSchema(t)
 	if _, err := store.Pool().Exec(ctx, "DROP SCHEMA "+schema+" CASCADE; CREATE SCHEMA "+schema); err != nil {

@@ -9,12 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 )
@@ -24,17 +22,8 @@ import (
 // function, asynchronously, with the extra-run payload, signed with the environment's
 // credentials; an extra run must not start more.
 func TestProcessorStartsExtraRuns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary and the emulator; skipped with -short")
-	}
 	ctx := context.Background()
-	root := repoRoot(t)
-	dir := t.TempDir()
-	rie := buildEmulator(t, root, dir)
-	bootstraps, err := lambdaemu.Build(ctx, root, dir, runtime.GOOS, runtime.GOARCH, "./functions/processor")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rie, root, bootstraps := buildUnderEmulator(t, "processor")
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	// A due task waiting for two minutes, recently published (so no sweep republishes it and no
 	// run claims it during the test): a backlog the scaler must see.
