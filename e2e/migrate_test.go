@@ -32,6 +32,7 @@ func TestMigrateFunction(t *testing.T) {
 	fn := startFunction(t, rie, "migrate", bootstraps["migrate"], []string{
 		"PATH=" + os.Getenv("PATH"),
 		"AWS_LAMBDA_FUNCTION_NAME=loomipay-e2e-migrate",
+		"AWS_LAMBDA_FUNCTION_VERSION=3",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=60",
 		"DATABASE_URL=" + testenv.SchemaURL(schema),
 		"REDIS_URL=" + testenv.RedisURL(),
@@ -49,15 +50,19 @@ func TestMigrateFunction(t *testing.T) {
 		responses <- resp
 	}))
 	t.Cleanup(cfnEndpoint.Close)
-	resourceEvent := func(requestType string) []byte {
+	// As template.yaml's SchemaMigrations sends it: the token is the live alias, the version a
+	// property (the function runs version 3: AWS_LAMBDA_FUNCTION_VERSION below).
+	const fnARN = "arn:aws:lambda:us-east-1:123456789012:function:loomipay-e2e-migrate"
+	versionEvent := func(requestType, version string) []byte {
 		b, _ := json.Marshal(map[string]any{
 			"RequestType": requestType, "ResponseURL": cfnEndpoint.URL + "/presigned",
 			"StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/loomipay-e2e/1", "RequestId": "req-" + requestType,
-			"LogicalResourceId": "Migrations", "ResourceType": "Custom::Migrations", "PhysicalResourceId": "loomipay-migrations",
-			"ResourceProperties": map[string]any{"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:loomipay-e2e-migrate:1"},
+			"LogicalResourceId": "SchemaMigrations", "ResourceType": "Custom::Migrations", "PhysicalResourceId": "loomipay-migrations",
+			"ResourceProperties": map[string]any{"ServiceToken": fnARN + ":live", "Version": fnARN + ":" + version},
 		})
 		return b
 	}
+	resourceEvent := func(requestType string) []byte { return versionEvent(requestType, "3") }
 	tables := func() int {
 		var n int
 		if err := store.Pool().QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema).Scan(&n); err != nil {
@@ -96,6 +101,27 @@ func TestMigrateFunction(t *testing.T) {
 	var res struct{ Applied *int }
 	if err := json.Unmarshal(payload, &res); err != nil || res.Applied == nil || *res.Applied != 0 {
 		t.Errorf("direct invocation answered %s; want {\"applied\":0}", payload)
+	}
+
+	// A rollback's Update asks for an older version than the one running: it answers SUCCESS
+	// and applies nothing. The newest migration's record is removed first, so applying it again
+	// (its tables exist) would fail, and a skipped one leaves the record missing.
+	var name string
+	if err := store.Pool().QueryRow(ctx, "DELETE FROM "+schema+".schema_migrations WHERE version = $1 RETURNING name", version).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fn.Invoke(ctx, versionEvent("Update", "2")); err != nil {
+		t.Fatalf("custom resource Update of a rollback: %v", err)
+	}
+	if r := awaitResponse("rollback Update"); r["Status"] != "SUCCESS" {
+		t.Fatalf("rollback Update answered %v; want SUCCESS", r)
+	}
+	var recorded int
+	if err := store.Pool().QueryRow(ctx, "SELECT count(*) FROM "+schema+".schema_migrations WHERE version = $1", version).Scan(&recorded); err != nil || recorded != 0 {
+		t.Fatalf("migration %d recorded %d times after the rollback Update (%v); want 0: nothing applied", version, recorded, err)
+	}
+	if _, err := store.Pool().Exec(ctx, "INSERT INTO "+schema+".schema_migrations (version, name) VALUES ($1, $2)", version, name); err != nil {
+		t.Fatal(err)
 	}
 
 	before := tables()
