@@ -113,22 +113,23 @@ func ReadOverview(ctx context.Context, store *postgres.Store, st *streams.Stream
 	if err := count(`SELECT result, count(*) FROM notifications WHERE received_at >= $1 GROUP BY result`, ov.NotificationsLastHour, hourAgo); err != nil {
 		return ov, err
 	}
-	var lagSince *time.Time
 	err := pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM review_cases WHERE resolved_at IS NULL),
 			(SELECT count(*) FROM tasks WHERE state = 'dead'),
-			(SELECT min(created_at) FROM outbox WHERE published_at IS NULL),
-			(SELECT min(next_attempt_at) FROM tasks WHERE state = 'queued' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until < $1))`, now).
-		Scan(&ov.OpenReviewCases, &ov.DeadLetters, &ov.OldestUnpublished, &lagSince)
+			(SELECT min(created_at) FROM outbox WHERE published_at IS NULL)`).
+		Scan(&ov.OpenReviewCases, &ov.DeadLetters, &ov.OldestUnpublished)
 	if err != nil {
 		return ov, fmt.Errorf("overview: %w", err)
 	}
 	if ov.OldestUnpublished != nil {
 		ov.OldestUnpublishedAge = Seconds(max(0, now.Sub(*ov.OldestUnpublished).Seconds()))
 	}
-	if lagSince != nil {
-		ov.TaskLag = Seconds(max(0, now.Sub(*lagSince).Seconds()))
+	// The same backlog the scale-out reads.
+	lag, err := store.OldestDueTask(ctx, now)
+	if err != nil {
+		return ov, err
 	}
+	ov.TaskLag = Seconds(lag.Seconds())
 	if st != nil {
 		n, err := st.DeadLetterCount(ctx)
 		if err != nil {
