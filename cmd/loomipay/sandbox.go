@@ -26,6 +26,7 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	merchantCert := fs.String("merchant-cert", "", "PEM certificate or public key of the merchant (verifies the service's requests); required")
 	platformKeyFile := fs.String("platform-key", "", "PEM private key the sandbox signs with; generated and written here if the file does not exist")
 	certOut := fs.String("platform-cert-out", "", "write the sandbox's platform certificate (LAKALA_PLATFORM_CERT) to this file")
+	vposID := fs.String("require-vpos-id", "", "refuse a cashier order that does not carry this vpos_id (LAKALA_VPOS_ID), as Lakala does")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -41,7 +42,7 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if err != nil {
 		return fmt.Errorf("--merchant-cert: %w", err)
 	}
-	cfg := sandbox.Config{MerchantPublicKey: merchantPub, Logger: log}
+	cfg := sandbox.Config{MerchantPublicKey: merchantPub, Logger: log, RequireVposID: *vposID}
 	if *platformKeyFile != "" {
 		if cfg.PlatformKey, err = loadOrCreateKey(*platformKeyFile); err != nil {
 			return err

@@ -115,6 +115,19 @@ type Faults struct {
 	// unanswered; "502" answers an unsigned HTTP 502; "timeout" holds the request until
 	// the caller gives up (or Config.RefundHold passes), then drops it.
 	LostAnswerMode string `json:"lost_answer_mode"`
+	// NetworkCodeRate (0..1) is the share of create, close and refund calls that are carried out
+	// and then answered, signed, with the gateway's own network-failure code (000100/000101 for
+	// the cashier, BBS00100/BBS00101 for labs, RFD11112/RFD11105 for 统一退货): the gateway could
+	// not hear back from the back end that applied them.
+	NetworkCodeRate float64 `json:"network_code_rate"`
+	// ForeignNotifyRate (0..1) is the share of new cashier orders for which another merchant
+	// (ForeignMerchantNo) creates a cashier order with the same out_order_no, amount and
+	// notify_url and pays it: its paid notification, signed with the same platform key, reaches
+	// our notify_url. It never touches our cashier order.
+	ForeignNotifyRate float64 `json:"foreign_notify_rate"`
+	// RefundQueryRefusals is how many queries of each new refund (tradequery or 统一退货's query)
+	// are refused before they are answered: BBS11000 (labs), RFD20001 (统一退货).
+	RefundQueryRefusals int `json:"refund_query_refusals"`
 	// ResignNotifyRetries signs every notification attempt afresh (new timestamp and
 	// nonce). Off, every retry and duplicate copy carries the first attempt's signature
 	// and timestamp, for as long as the retries last.
@@ -165,6 +178,15 @@ func (f Faults) validate() error {
 	}
 	if f.QueryLag < 0 {
 		errs = append(errs, errors.New("query_lag must not be negative"))
+	}
+	if f.NetworkCodeRate < 0 || f.NetworkCodeRate > 1 {
+		errs = append(errs, fmt.Errorf("network_code_rate %v is outside 0..1", f.NetworkCodeRate))
+	}
+	if f.ForeignNotifyRate < 0 || f.ForeignNotifyRate > 1 {
+		errs = append(errs, fmt.Errorf("foreign_notify_rate %v is outside 0..1", f.ForeignNotifyRate))
+	}
+	if f.RefundQueryRefusals < 0 {
+		errs = append(errs, errors.New("refund_query_refusals must not be negative"))
 	}
 	if f.LostAnswerRate < 0 || f.LostAnswerRate > 1 {
 		errs = append(errs, fmt.Errorf("lost_answer_rate %v is outside 0..1", f.LostAnswerRate))

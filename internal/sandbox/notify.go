@@ -108,6 +108,35 @@ func notificationBody(o *order, trade lakala.OrderTradeInfo, now time.Time, lega
 	})
 }
 
+// payForeignTwin plays another merchant who created a cashier order with o's out_order_no,
+// amount and notify_url and paid it: its paid notification, signed with the one platform key,
+// goes to o's notify_url. The twin lives apart from our orders (queries never see it). The
+// caller holds s.mu.
+func (s *Sandbox) payForeignTwin(o *order, faults Faults, now time.Time) {
+	twin := &order{
+		outOrderNo: o.outOrderNo, payOrderNo: s.nextID(lakala.FormatTime(now)[2:8], 23), merchantNo: ForeignMerchantNo,
+		termNo: "F0000001", totalAmount: o.totalAmount, orderInfo: o.orderInfo, notifyURL: o.notifyURL,
+		payMode: o.payMode, status: lakala.OrderStatusPaid, createdAt: now, expiresAt: o.expiresAt,
+	}
+	twin.createResult.ChannelID = "95"
+	logNo := s.nextID("66", 14)
+	trade := lakala.OrderTradeInfo{
+		TradeNo: lakala.FormatTime(now)[:8] + logNo, LogNo: logNo, TradeType: lakala.TradeTypePay, TradeStatus: lakala.TradeStatusSuccess,
+		TradeAmount: lakala.Fen(o.totalAmount), PayerAmount: lakala.Fen(o.totalAmount), TradeTime: lakala.FormatTime(now),
+		PayMode: o.payMode, BusiType: "SCPAY",
+	}
+	twin.trades = []lakala.OrderTradeInfo{trade}
+	twin.payTrade = &twin.trades[0]
+	s.foreign = append(s.foreign, twin)
+	body, err := notificationBody(twin, trade, now, faults.LegacyNotifyForm)
+	if err != nil {
+		s.log.Error("sandbox cannot build a foreign notification", "error", err)
+		return
+	}
+	s.log.Info("sandbox: another merchant paid a cashier order with our number", "out_order_no", o.outOrderNo, "merchant_no", ForeignMerchantNo)
+	s.startDelivery(twin, body, trade.TradeNo, faults)
+}
+
 // startDelivery sends body to the order's notify_url in the background; the caller
 // holds s.mu, which also orders workers.Add before Close's Wait.
 func (s *Sandbox) startDelivery(o *order, body []byte, tradeNo string, faults Faults) {

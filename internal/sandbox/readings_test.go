@@ -64,7 +64,7 @@ func (h *harness) cashierOrder(outOrderNo string, amount int64) lakala.CreateCas
 
 func refundRequest(n lakala.CashierNotification, outTradeNo string, amount int64) lakala.RefundRequest {
 	return lakala.RefundRequest{
-		OutTradeNo: outTradeNo, Amount: amount, Reason: "customer asked", RequestIP: "10.0.0.1",
+		API: lakala.RefundAPILabs, OutTradeNo: outTradeNo, Amount: amount, Reason: "customer asked", RequestIP: "10.0.0.1",
 		OriginOutTradeNo: n.OutOrderNo, OriginTradeNo: n.OrderTradeInfo.TradeNo, OriginLogNo: n.OrderTradeInfo.LogNo,
 	}
 }
@@ -402,14 +402,14 @@ func TestQueryLag(t *testing.T) {
 	if q, err := c.QueryCashierOrder(ctx, "order1"); err != nil || q.OrderStatus != lakala.OrderStatusUnpaid || len(q.OrderTradeInfoList) != 0 {
 		t.Fatalf("query right after the payment = %+v, %v", q, err)
 	}
-	if tq, err := c.QueryTrade(ctx, "order1"); err != nil || tq.TradeState != lakala.TradeStateUnknown {
+	if tq, err := c.QueryRefund(ctx, lakala.RefundAPILabs, "order1"); err != nil || tq.State != lakala.TradeStateUnknown {
 		t.Fatalf("tradequery of the order right after the payment = %+v, %v", tq, err)
 	}
 	clock.Advance(lag)
 	if q, err := c.QueryCashierOrder(ctx, "order1"); err != nil || q.OrderStatus != lakala.OrderStatusPaid || len(q.OrderTradeInfoList) != 1 {
 		t.Fatalf("query once the lag passed = %+v, %v", q, err)
 	}
-	if tq, err := c.QueryTrade(ctx, "order1"); err != nil || tq.TradeState != lakala.TradeStateSuccess {
+	if tq, err := c.QueryRefund(ctx, lakala.RefundAPILabs, "order1"); err != nil || tq.State != lakala.TradeStateSuccess {
 		t.Fatalf("tradequery of the order once the lag passed = %+v, %v", tq, err)
 	}
 
@@ -417,7 +417,7 @@ func TestQueryLag(t *testing.T) {
 	if _, err := c.Refund(ctx, refundRequest(paid, "refund1", 300)); err != nil {
 		t.Fatal(err)
 	}
-	if tq, err := c.QueryTrade(ctx, "refund1"); err != nil || tq.TradeState != lakala.TradeStateUnknown {
+	if tq, err := c.QueryRefund(ctx, lakala.RefundAPILabs, "refund1"); err != nil || tq.State != lakala.TradeStateUnknown {
 		t.Fatalf("tradequery right after the refund = %+v, %v", tq, err)
 	}
 	if q, err := c.QueryCashierOrder(ctx, "order1"); err != nil || q.OrderStatus != lakala.OrderStatusPaid || len(q.OrderTradeInfoList) != 1 {
@@ -427,7 +427,7 @@ func TestQueryLag(t *testing.T) {
 		t.Fatalf("the ledger lags too: %+v", o)
 	}
 	clock.Advance(lag)
-	if tq, err := c.QueryTrade(ctx, "refund1"); err != nil || tq.TradeState != lakala.TradeStateSuccess {
+	if tq, err := c.QueryRefund(ctx, lakala.RefundAPILabs, "refund1"); err != nil || tq.State != lakala.TradeStateSuccess {
 		t.Fatalf("tradequery once the lag passed = %+v, %v", tq, err)
 	}
 	if q, err := c.QueryCashierOrder(ctx, "order1"); err != nil || q.OrderStatus != lakala.OrderStatusRefunded || len(q.OrderTradeInfoList) != 2 {
@@ -507,7 +507,7 @@ func TestLostAnswers(t *testing.T) {
 			if q, err := c.QueryCashierOrder(context.Background(), "order1"); err != nil || q.OrderStatus != lakala.OrderStatusClosed {
 				t.Fatalf("query = %+v, %v", q, err)
 			}
-			if tq, err := c.QueryTrade(context.Background(), "refund1"); err != nil || tq.TradeState != lakala.TradeStateSuccess {
+			if tq, err := c.QueryRefund(context.Background(), lakala.RefundAPILabs, "refund1"); err != nil || tq.State != lakala.TradeStateSuccess {
 				t.Fatalf("tradequery = %+v, %v", tq, err)
 			}
 		})
@@ -604,6 +604,7 @@ func TestLedger(t *testing.T) {
 			{OutTradeNo: "r-b", OutOrderNo: "order2", Amount: 300, Applied: 1, State: lakala.TradeStateSuccess},
 			{OutTradeNo: "r-c", OutOrderNo: "order2", Amount: 250, Applied: 1, State: lakala.TradeStateSuccess},
 		},
+		Foreign: []LedgerOrder{},
 	}
 	if got := h.sb.Ledger(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Ledger() =\n%+v\nwant\n%+v", got, want)
@@ -638,7 +639,7 @@ func TestLedger(t *testing.T) {
 
 	empty := newHarness(t, Config{})
 	status, body = adminDo(t, http.MethodGet, empty.srv.URL+"/sandbox/ledger", "")
-	if status != http.StatusOK || strings.TrimSpace(string(body)) != `{"orders":[],"refunds":[]}` {
+	if status != http.StatusOK || strings.TrimSpace(string(body)) != `{"orders":[],"refunds":[],"foreign":[]}` {
 		t.Fatalf("empty ledger: HTTP %d %s", status, body)
 	}
 }

@@ -21,28 +21,35 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/loomipay/loomipay/shared/lakala"
 )
 
-// Failure codes the sandbox answers with. Lakala documents its success and processing
-// codes but not these, so they are the sandbox's own; none collides with a success or
-// processing code, which is all a client may rely on.
+// Failure codes the sandbox answers with. Where a source gives Lakala's code (shared/lakala,
+// codes.go) the sandbox uses it: BBS11000 for a labs or 统一退货 request whose parameters fail,
+// the gateway's network codes under Faults.NetworkCodeRate. Lakala publishes no code for the
+// rest, so they are the sandbox's own, and the client reads them as it must read any code it
+// does not know: outcome unknown. None collides with a success, network or listed code.
 const (
 	CodeBadSignature     = "000401" // HTTP 401, unsigned body
 	CodeInternalError    = "999999" // HTTP 500, unsigned body
-	CodeInvalidParam     = "000100"
-	CodeOrderExists      = "000101" // out_order_no reused with a different amount
-	CodeOrderNotFound    = "000102"
-	CodeOrderNotClosable = "000103"
-	CodeOrderRepeated    = "000104" // a known out_order_no, under DuplicateCreate "refuse"
-	CodeLabsInvalidParam = "BBS20001"
+	CodeInvalidParam     = "010100"
+	CodeOrderExists      = "010101" // out_order_no reused with a different amount
+	CodeOrderNotFound    = "010102"
+	CodeOrderNotClosable = "010103"
+	CodeOrderRepeated    = "010104" // a known out_order_no, under DuplicateCreate "refuse"
+	CodeLabsInvalidParam = lakala.CodeParamInvalid
 	CodeOriginNotFound   = "BBS20002" // no refundable payment matches the origin ids
 	CodeRefundExceeds    = "BBS20003"
 	CodeRefundFailed     = "BBS20004"
 	CodeRefundRepeated   = "BBS20005" // a known out_trade_no, under DuplicateRefund "refuse"/"exceeds"
+	CodeRfdNotFound      = "RFD20002" // 统一退货 query of a refund it does not know
+	CodeRfdQueryRefused  = "RFD20001" // 统一退货 query refused (Faults.RefundQueryRefusals)
 )
+
+// ForeignMerchantNo is the merchant under which Faults.ForeignNotifyRate creates cashier orders
+// with our numbers: another Lakala merchant, whose notifications the platform key signs too.
+const ForeignMerchantNo = "82299990000000X"
 
 // DefaultNotifyRetryDelays is Lakala's published retry schedule after a notification
 // is not acknowledged.
@@ -76,6 +83,9 @@ type Config struct {
 	// RefundHold caps how long RefundTimeoutAfterApply and LostAnswerMode "timeout"
 	// hold a request whose caller has not given up; 0 means 2 minutes.
 	RefundHold time.Duration
+	// RequireVposID, when set, is the vpos_id every special_create must carry, as Lakala
+	// requires outside combined orders ("C 非合单场景必输"); a create without it is refused.
+	RequireVposID string
 	// Now is the sandbox's clock; nil means time.Now.
 	Now        func() time.Time
 	HTTPClient *http.Client
@@ -91,6 +101,7 @@ type Sandbox struct {
 	appID, serial  string
 	retryDelays    []time.Duration
 	refundHold     time.Duration
+	requireVposID  string
 	now            func() time.Time
 	client         *http.Client
 	log            *slog.Logger
@@ -110,6 +121,7 @@ type Sandbox struct {
 	byTradeNo map[string]*order  // by the payment's trade_no
 	byLogNo   map[string]*order  // by the payment's log_no
 	refunds   map[string]*refund // by the refund's out_trade_no
+	foreign   []*order           // other merchants' cashier orders with our numbers (ForeignNotifyRate)
 	inflight  int                // notification deliveries running
 	idle      chan struct{}      // closed when inflight drops to zero
 }
@@ -143,6 +155,7 @@ func New(cfg Config) (*Sandbox, error) {
 		serial:         cfg.SerialNo,
 		retryDelays:    cfg.NotifyRetryDelays,
 		refundHold:     cfg.RefundHold,
+		requireVposID:  cfg.RequireVposID,
 		now:            cfg.Now,
 		client:         cfg.HTTPClient,
 		log:            cfg.Logger,
@@ -246,11 +259,13 @@ func (s *Sandbox) Handler() http.Handler {
 	mux := http.NewServeMux()
 	// Only calls that change something can lose their answer after acting; a lost query
 	// answer is no different from a failed one.
-	mux.Handle("POST "+lakala.PathCreateOrder, s.api(lakala.CodeCashierOK, true, s.createOrder))
-	mux.Handle("POST "+lakala.PathQueryOrder, s.api(lakala.CodeCashierOK, false, s.queryOrder))
-	mux.Handle("POST "+lakala.PathCloseOrder, s.api(lakala.CodeCashierOK, true, s.closeOrder))
-	mux.Handle("POST "+lakala.PathRefund, s.api(lakala.CodeLabsOK, true, s.refund))
-	mux.Handle("POST "+lakala.PathTradeQuery, s.api(lakala.CodeLabsOK, false, s.tradeQuery))
+	mux.Handle("POST "+lakala.PathCreateOrder, s.api(familyCashier, true, s.createOrder))
+	mux.Handle("POST "+lakala.PathQueryOrder, s.api(familyCashier, false, s.queryOrder))
+	mux.Handle("POST "+lakala.PathCloseOrder, s.api(familyCashier, true, s.closeOrder))
+	mux.Handle("POST "+lakala.PathRefund, s.api(familyLabs, true, s.refund))
+	mux.Handle("POST "+lakala.PathTradeQuery, s.api(familyLabs, false, s.tradeQuery))
+	mux.Handle("POST "+lakala.PathRfdRefund, s.api(familyRfd, true, s.rfdRefund))
+	mux.Handle("POST "+lakala.PathRfdRefundQuery, s.api(familyRfd, false, s.rfdRefundQuery))
 	mux.HandleFunc("GET /counter/{payOrderNo}", s.counterPage)
 	mux.HandleFunc("POST /counter/{payOrderNo}", s.counterAction)
 	mux.HandleFunc("GET /sandbox/faults", s.getFaults)
@@ -286,10 +301,24 @@ func failure(code, format string, args ...any) apiResult {
 	return apiResult{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// family is an API family: its success code, the code its parameter check refuses with, and
+// the network-failure codes its gateway answers when it could not hear back from the back end.
+type family struct {
+	okCode, invalidParam string
+	networkCodes         []string
+}
+
+var (
+	familyCashier = family{lakala.CodeCashierOK, CodeInvalidParam, []string{lakala.CodeCashierNetworkFail, lakala.CodeCashierNetworkTimout}}
+	familyLabs    = family{lakala.CodeLabsOK, CodeLabsInvalidParam, []string{lakala.CodeNetworkFailure, lakala.CodeNetworkTimeout}}
+	familyRfd     = family{lakala.CodeCashierOK, CodeLabsInvalidParam, []string{lakala.CodeRfdTimeout, lakala.CodeRfdUnknown}}
+)
+
 // api wraps an endpoint with what every Lakala API call goes through: latency, the
-// request signature, injected server errors, the envelope, lost answers (when lossy),
-// and the response signature.
-func (s *Sandbox) api(okCode string, lossy bool, endpoint func(apiCall) apiResult) http.Handler {
+// request signature, injected server errors, the envelope, network codes and lost answers
+// (when lossy: the call was carried out first), and the response signature.
+func (s *Sandbox) api(fam family, lossy bool, endpoint func(apiCall) apiResult) http.Handler {
+	okCode := fam.okCode
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		faults := s.Faults()
 		if faults.Latency > 0 {
@@ -324,13 +353,19 @@ func (s *Sandbox) api(okCode string, lossy bool, endpoint func(apiCall) apiResul
 		var res apiResult
 		switch err := json.Unmarshal(body, &env); {
 		case err != nil:
-			res = failure(invalidParamCode(okCode), "request body is not a JSON envelope: %v", err)
+			res = failure(fam.invalidParam, "request body is not a JSON envelope: %v", err)
 		case env.Version != lakala.APIVersion:
-			res = failure(invalidParamCode(okCode), "version must be %q", lakala.APIVersion)
+			res = failure(fam.invalidParam, "version must be %q", lakala.APIVersion)
 		case env.ReqTime == "":
-			res = failure(invalidParamCode(okCode), "req_time is required")
+			res = failure(fam.invalidParam, "req_time is required")
 		default:
 			res = endpoint(apiCall{w: w, r: r, reqData: env.ReqData, faults: faults, now: now})
+		}
+		if lossy && s.roll(faults.NetworkCodeRate) {
+			// Applied, but the gateway could not hear back from the back end in time.
+			code := fam.networkCodes[s.pick(len(fam.networkCodes))]
+			s.log.Info("sandbox answered a network code after applying", "path", r.URL.Path, "code", code)
+			res = failure(code, "网络请求失败")
 		}
 		if lossy && s.roll(faults.LostAnswerRate) {
 			s.loseAnswer(w, r, faults.LostAnswerMode)
@@ -371,11 +406,11 @@ func (s *Sandbox) checkIdentity(auth lakala.RequestAuth) error {
 	return nil
 }
 
-func invalidParamCode(okCode string) string {
-	if okCode == lakala.CodeLabsOK {
-		return CodeLabsInvalidParam
-	}
-	return CodeInvalidParam
+// pick returns a number in [0, n) from the seeded dice.
+func (s *Sandbox) pick(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dice.IntN(n)
 }
 
 // roll reports true with probability rate, using the seeded dice.
@@ -410,13 +445,31 @@ func writeUnsigned(w http.ResponseWriter, status int, code, msg string) {
 	_ = json.NewEncoder(w).Encode(lakala.Response[struct{}]{Code: code, Msg: msg})
 }
 
-func decodeReqData[T any](call apiCall, okCode string) (T, *apiResult) {
+func decodeReqData[T any](call apiCall, fam family) (T, *apiResult) {
 	var data T
 	if err := json.Unmarshal(call.reqData, &data); err != nil {
-		res := failure(invalidParamCode(okCode), "req_data: %v", err)
+		res := failure(fam.invalidParam, "req_data: %v", err)
 		return data, &res
 	}
 	return data, nil
+}
+
+// limit is a field and Lakala's longest value for it.
+type limit struct {
+	name, value string
+	max         int
+}
+
+// tooLong refuses the first field longer than Lakala's limit for it, in bytes of UTF-8 (the
+// strictest reading of String(n)).
+func tooLong(code string, limits ...limit) *apiResult {
+	for _, l := range limits {
+		if len(l.value) > l.max {
+			res := failure(code, "%s is longer than String(%d)", l.name, l.max)
+			return &res
+		}
+	}
+	return nil
 }
 
 func validNotifyURL(raw string) bool {
@@ -425,28 +478,38 @@ func validNotifyURL(raw string) bool {
 }
 
 func (s *Sandbox) createOrder(call apiCall) apiResult {
-	data, bad := decodeReqData[lakala.CreateOrderData](call, lakala.CodeCashierOK)
+	data, bad := decodeReqData[lakala.CreateOrderData](call, familyCashier)
 	if bad != nil {
+		return *bad
+	}
+	if bad := tooLong(CodeInvalidParam, limit{"out_order_no", data.OutOrderNo, lakala.MaxOutOrderNo},
+		limit{"merchant_no", data.MerchantNo, lakala.MaxMerchantNo}, limit{"vpos_id", data.VposID, lakala.MaxVposID},
+		limit{"order_info", data.OrderInfo, lakala.MaxOrderInfo}, limit{"notify_url", data.NotifyURL, lakala.MaxNotifyURL},
+		limit{"callback_url", data.CallbackURL, lakala.MaxCallbackURL}, limit{"counter_param", data.CounterParam, lakala.MaxCounterParam}); bad != nil {
 		return *bad
 	}
 	efficient, err := lakala.ParseTime(data.OrderEfficientTime)
 	switch {
-	case data.OutOrderNo == "" || len(data.OutOrderNo) > 32:
-		return failure(CodeInvalidParam, "out_order_no must be 1 to 32 characters")
+	case data.OutOrderNo == "":
+		return failure(CodeInvalidParam, "out_order_no is required")
 	case data.MerchantNo == "":
 		return failure(CodeInvalidParam, "merchant_no is required")
-	case data.TotalAmount <= 0:
-		return failure(CodeInvalidParam, "total_amount must be positive")
+	case s.requireVposID != "" && data.VposID != s.requireVposID:
+		return failure(CodeInvalidParam, "vpos_id %q is not the merchant's terminal (非合单场景必输)", data.VposID)
+	case data.TotalAmount <= 0 || data.TotalAmount > lakala.MaxAmount:
+		return failure(CodeInvalidParam, "total_amount must be 1 to 12 digits of fen")
 	case err != nil:
 		return failure(CodeInvalidParam, "order_efficient_time must be yyyyMMddHHmmss")
 	case !efficient.After(call.now):
 		return failure(CodeInvalidParam, "order_efficient_time must be in the future")
 	case efficient.After(call.now.Add(maxOrderLifetime)):
 		return failure(CodeInvalidParam, "order_efficient_time must be within 7 days")
-	case data.OrderInfo == "" || utf8.RuneCountInString(data.OrderInfo) > 64:
-		return failure(CodeInvalidParam, "order_info must be 1 to 64 characters")
+	case data.OrderInfo == "":
+		return failure(CodeInvalidParam, "order_info is required")
 	case !validNotifyURL(data.NotifyURL):
 		return failure(CodeInvalidParam, "notify_url must be an absolute http(s) URL")
+	case data.CallbackURL != "" && !validNotifyURL(data.CallbackURL):
+		return failure(CodeInvalidParam, "callback_url must be an absolute http(s) URL")
 	}
 	payMode := "ALIPAY"
 	if data.CounterParam != "" {
@@ -506,6 +569,9 @@ func (s *Sandbox) createOrder(call apiCall) apiResult {
 	s.orders[o.outOrderNo] = o
 	s.byPayNo[o.payOrderNo] = o
 	s.log.Info("sandbox order created", "out_order_no", o.outOrderNo, "pay_order_no", o.payOrderNo, "total_amount", o.totalAmount)
+	if call.faults.ForeignNotifyRate > 0 && s.dice.Float64() < call.faults.ForeignNotifyRate {
+		s.payForeignTwin(o, call.faults, call.now)
+	}
 	return apiResult{data: o.createResult}
 }
 
@@ -536,7 +602,7 @@ func (s *Sandbox) findOrder(merchantNo, outOrderNo, payOrderNo string, now time.
 }
 
 func (s *Sandbox) queryOrder(call apiCall) apiResult {
-	data, bad := decodeReqData[lakala.QueryOrderData](call, lakala.CodeCashierOK)
+	data, bad := decodeReqData[lakala.QueryOrderData](call, familyCashier)
 	if bad != nil {
 		return *bad
 	}
@@ -551,7 +617,7 @@ func (s *Sandbox) queryOrder(call apiCall) apiResult {
 }
 
 func (s *Sandbox) closeOrder(call apiCall) apiResult {
-	data, bad := decodeReqData[lakala.CloseOrderData](call, lakala.CodeCashierOK)
+	data, bad := decodeReqData[lakala.CloseOrderData](call, familyCashier)
 	if bad != nil {
 		return *bad
 	}

@@ -128,7 +128,12 @@ func TestCreateOrderValidation(t *testing.T) {
 			d.OrderEfficientTime = lakala.FormatTime(time.Now().Add(8 * 24 * time.Hour))
 		}},
 		{"expiry malformed", func(d *lakala.CreateOrderData) { d.OrderEfficientTime = "2024-12-03" }},
-		{"order_info over 64", func(d *lakala.CreateOrderData) { d.OrderInfo = strings.Repeat("订", 65) }},
+		{"order_info of 66 bytes", func(d *lakala.CreateOrderData) { d.OrderInfo = strings.Repeat("订", 22) }},
+		{"notify_url of 129 bytes", func(d *lakala.CreateOrderData) { d.NotifyURL = "https://x/" + strings.Repeat("n", 119) }},
+		{"callback_url of 129 bytes", func(d *lakala.CreateOrderData) { d.CallbackURL = "https://x/" + strings.Repeat("页", 39) + "cc" }},
+		{"relative callback_url", func(d *lakala.CreateOrderData) { d.CallbackURL = "/done" }},
+		{"vpos_id of 33 bytes", func(d *lakala.CreateOrderData) { d.VposID = strings.Repeat("4", 33) }},
+		{"amount of 13 digits", func(d *lakala.CreateOrderData) { d.TotalAmount = lakala.MaxAmount + 1 }},
 		{"no notify_url", func(d *lakala.CreateOrderData) { d.NotifyURL = "" }},
 		{"relative notify_url", func(d *lakala.CreateOrderData) { d.NotifyURL = "/webhooks/lakala" }},
 		{"no merchant_no", func(d *lakala.CreateOrderData) { d.MerchantNo = "" }},
@@ -140,9 +145,11 @@ func TestCreateOrderValidation(t *testing.T) {
 			must[json.RawMessage](t, h, lakala.PathCreateOrder, data, CodeInvalidParam)
 		})
 	}
-	// 64 characters of Chinese are within the limit: it counts characters, not bytes.
+	// The sandbox reads String(n) the strictest way Lakala might: n bytes of UTF-8. 21 Chinese
+	// characters and an ASCII one are 64 bytes, within the limit.
 	ok := h.createData("order64", 100)
-	ok.OrderInfo = strings.Repeat("订", 64)
+	ok.OrderInfo = strings.Repeat("订", 21) + "a"
+	ok.NotifyURL = "https://x/" + strings.Repeat("n", 118)
 	must[lakala.CreateOrderResult](t, h, lakala.PathCreateOrder, ok, lakala.CodeCashierOK)
 }
 

@@ -120,6 +120,7 @@ func (o *order) queryResult(st orderState) lakala.QueryOrderResult {
 // refund is one refund request, keyed by its out_trade_no; guarded by Sandbox.mu.
 type refund struct {
 	outTradeNo string
+	api        string // lakala.RefundAPILabs or RefundAPIRfd: how it was asked for
 	order      *order
 	amount     int64
 	tradeNo    string
@@ -130,6 +131,8 @@ type refund struct {
 	state       string
 	dealQueries int
 	applied     int // times the money moved; anything but 0 or 1 is a sandbox bug
+	// queryRefusals: the next this-many queries of it are refused (Faults.RefundQueryRefusals).
+	queryRefusals int
 	// first is the answer to the first request, repeated to every retry.
 	first apiResult
 }
@@ -230,6 +233,9 @@ func (s *Sandbox) RefundedTotal(outOrderNo string) int64 {
 type Ledger struct {
 	Orders  []LedgerOrder  `json:"orders"`
 	Refunds []LedgerRefund `json:"refunds"`
+	// Foreign are other merchants' paid cashier orders with our numbers (ForeignNotifyRate):
+	// money that is not ours, whose notifications reached us.
+	Foreign []LedgerOrder `json:"foreign"`
 }
 
 // LedgerOrder is one cashier order in the Ledger.
@@ -267,7 +273,7 @@ func (s *Sandbox) Ledger() Ledger {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	l := Ledger{Orders: make([]LedgerOrder, 0, len(s.orders)), Refunds: make([]LedgerRefund, 0, len(s.refunds))}
+	l := Ledger{Orders: make([]LedgerOrder, 0, len(s.orders)), Refunds: make([]LedgerRefund, 0, len(s.refunds)), Foreign: []LedgerOrder{}}
 	for _, o := range s.orders {
 		o.expireIfDue(now)
 		lo := LedgerOrder{
@@ -281,6 +287,10 @@ func (s *Sandbox) Ledger() Ledger {
 			}
 		}
 		l.Orders = append(l.Orders, lo)
+	}
+	for _, o := range s.foreign {
+		l.Foreign = append(l.Foreign, LedgerOrder{OutOrderNo: o.outOrderNo, PayOrderNo: o.payOrderNo, Status: o.status,
+			Amount: o.totalAmount, Payments: 1, Paid: o.totalAmount})
 	}
 	for _, r := range s.refunds {
 		l.Refunds = append(l.Refunds, LedgerRefund{

@@ -9,33 +9,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
-// ErrOutcomeUnknown is wrapped when Lakala may or may not have acted on a request:
-// timeouts, connection errors, HTTP errors, unverifiable responses and "processing"
-// codes. The caller must query before deciding, and must never resend with a new number.
+// ErrOutcomeUnknown is matched when Lakala may or may not have acted on a request: timeouts,
+// connection errors, HTTP errors, unreadable or unverifiable answers, and every code not listed as
+// a definite refusal of its endpoint (codes.go). The caller must query before deciding, and must
+// never resend with a new number.
 var ErrOutcomeUnknown = errors.New("lakala: outcome unknown")
 
 // ErrInvalidRequest is wrapped when the client refuses to send a request; nothing reached
 // Lakala.
 var ErrInvalidRequest = errors.New("lakala: invalid request")
-
-// GatewayError is a definite rejection: a verified HTTP 200 response whose code is neither
-// success nor "processing".
-type GatewayError struct {
-	Path string
-	Code string
-	Msg  string
-}
-
-func (e *GatewayError) Error() string {
-	return fmt.Sprintf("lakala: %s rejected: %s %s", e.Path, e.Code, e.Msg)
-}
 
 // Config configures a Client.
 type Config struct {
@@ -43,10 +32,17 @@ type Config struct {
 	Credentials Credentials
 	MerchantNo  string
 	TermNo      string
+	// VposID is special_create's vpos_id, "C 非合单场景必输" (required outside combined orders):
+	// the termId Lakala returns when the merchant is onboarded. Sent when set.
+	VposID string
 	// PlatformKey verifies every response; required (an unverified answer could be anyone's).
 	PlatformKey *rsa.PublicKey
-	HTTPClient  *http.Client // default: timeout 10s
-	Logger      *slog.Logger // default: slog.Default()
+	// PlatformSerial is the serial number of the certificate PlatformKey comes from. When set, a
+	// response whose Lklapi-Serial names another certificate is unverifiable (unknown), as
+	// Lakala's Java SDK has it; nil checks the signature only (a bare public key was configured).
+	PlatformSerial *big.Int
+	HTTPClient     *http.Client // default: timeout 10s
+	Logger         *slog.Logger // default: slog.Default()
 	// OnCall, if set, is told about every call when it ends (the gateway call log and metrics);
 	// it runs on the caller's goroutine, so it must be quick.
 	OnCall func(context.Context, CallRecord)
@@ -103,6 +99,10 @@ func NewClient(cfg Config) (*Client, error) {
 	case cfg.PlatformKey == nil:
 		return nil, errors.New("lakala: PlatformKey is nil: responses could not be verified")
 	}
+	if err := checkFields(optional("merchant_no", cfg.MerchantNo, MaxMerchantNo), optional("term_no", cfg.TermNo, MaxTermNo),
+		optional("vpos_id", cfg.VposID, MaxVposID)); err != nil {
+		return nil, fmt.Errorf("lakala: configuration: %w", err)
+	}
 	httpClient := cfg.HTTPClient
 	if httpClient == nil {
 		httpClient = NewHTTPClient(defaultHTTPTimeout, 0)
@@ -124,7 +124,7 @@ func NewClient(cfg Config) (*Client, error) {
 type CreateCashierOrder struct {
 	OutOrderNo string // ≤ 32 chars, unique per order
 	Amount     int64  // fen
-	Subject    string // truncated to 64 runes for order_info
+	Subject    string // fitted to order_info's 64 bytes
 	NotifyURL  string
 	// CallbackURL is where the payer's browser returns; optional.
 	CallbackURL string
@@ -133,19 +133,24 @@ type CreateCashierOrder struct {
 	CounterParam string
 }
 
-const maxOrderInfoRunes = 64
-
 // CreateCashierOrder creates a hosted cashier order. Refunds are always enabled and a
-// payment landing after close is refunded automatically.
+// payment landing after close is refunded automatically. A field Lakala would refuse is refused
+// here, before anything is sent (ErrInvalidRequest).
 func (c *Client) CreateCashierOrder(ctx context.Context, in CreateCashierOrder) (_ CreateOrderResult, err error) {
 	defer c.observeInvalid(ctx, PathCreateOrder, in.OutOrderNo, &err)
+	orderInfo := Fit(in.Subject, MaxOrderInfo)
+	if err := checkFields(required("out_order_no", in.OutOrderNo, MaxOutOrderNo), required("order_info", orderInfo, MaxOrderInfo),
+		required("notify_url", in.NotifyURL, MaxNotifyURL), optional("callback_url", in.CallbackURL, MaxCallbackURL),
+		optional("counter_param", in.CounterParam, MaxCounterParam)); err != nil {
+		return CreateOrderResult{}, err
+	}
 	switch {
-	case in.OutOrderNo == "" || len(in.OutOrderNo) > 32:
-		return CreateOrderResult{}, fmt.Errorf("%w: out_order_no %q must be 1–32 chars", ErrInvalidRequest, in.OutOrderNo)
-	case in.Amount <= 0:
-		return CreateOrderResult{}, fmt.Errorf("%w: amount %d must be positive", ErrInvalidRequest, in.Amount)
-	case in.NotifyURL == "":
-		return CreateOrderResult{}, fmt.Errorf("%w: notify_url is empty", ErrInvalidRequest)
+	case !absoluteURL(in.NotifyURL):
+		return CreateOrderResult{}, fmt.Errorf("%w: notify_url %q is not an absolute http(s) URL", ErrInvalidRequest, in.NotifyURL)
+	case in.CallbackURL != "" && !absoluteURL(in.CallbackURL):
+		return CreateOrderResult{}, fmt.Errorf("%w: callback_url %q is not an absolute http(s) URL", ErrInvalidRequest, in.CallbackURL)
+	case in.Amount <= 0 || in.Amount > MaxAmount:
+		return CreateOrderResult{}, fmt.Errorf("%w: amount %d must be 1 to %d fen", ErrInvalidRequest, in.Amount, int64(MaxAmount))
 	case in.ExpiresAt.IsZero():
 		return CreateOrderResult{}, fmt.Errorf("%w: expiry time is zero", ErrInvalidRequest)
 	case in.CounterParam != "" && !json.Valid([]byte(in.CounterParam)):
@@ -154,9 +159,10 @@ func (c *Client) CreateCashierOrder(ctx context.Context, in CreateCashierOrder) 
 	data := CreateOrderData{
 		OutOrderNo:           in.OutOrderNo,
 		MerchantNo:           c.cfg.MerchantNo,
+		VposID:               c.cfg.VposID,
 		TotalAmount:          Fen(in.Amount),
 		OrderEfficientTime:   FormatTime(in.ExpiresAt),
-		OrderInfo:            truncateRunes(in.Subject, maxOrderInfoRunes),
+		OrderInfo:            orderInfo,
 		NotifyURL:            in.NotifyURL,
 		CallbackURL:          in.CallbackURL,
 		SupportRefund:        1,
@@ -169,8 +175,8 @@ func (c *Client) CreateCashierOrder(ctx context.Context, in CreateCashierOrder) 
 // QueryCashierOrder returns the order's status and its trades.
 func (c *Client) QueryCashierOrder(ctx context.Context, outOrderNo string) (_ QueryOrderResult, err error) {
 	defer c.observeInvalid(ctx, PathQueryOrder, outOrderNo, &err)
-	if outOrderNo == "" {
-		return QueryOrderResult{}, fmt.Errorf("%w: out_order_no is empty", ErrInvalidRequest)
+	if err := checkFields(required("out_order_no", outOrderNo, MaxOutOrderNo)); err != nil {
+		return QueryOrderResult{}, err
 	}
 	data := QueryOrderData{MerchantNo: c.cfg.MerchantNo, OutOrderNo: outOrderNo}
 	return call[QueryOrderData, QueryOrderResult](ctx, c, PathQueryOrder, CodeCashierOK, outOrderNo, data)
@@ -180,71 +186,143 @@ func (c *Client) QueryCashierOrder(ctx context.Context, outOrderNo string) (_ Qu
 // query the order after closing it.
 func (c *Client) CloseCashierOrder(ctx context.Context, outOrderNo string) (_ CloseOrderResult, err error) {
 	defer c.observeInvalid(ctx, PathCloseOrder, outOrderNo, &err)
-	if outOrderNo == "" {
-		return CloseOrderResult{}, fmt.Errorf("%w: out_order_no is empty", ErrInvalidRequest)
+	if err := checkFields(required("out_order_no", outOrderNo, MaxOutOrderNo)); err != nil {
+		return CloseOrderResult{}, err
 	}
 	data := CloseOrderData{MerchantNo: c.cfg.MerchantNo, OutOrderNo: outOrderNo}
 	return call[CloseOrderData, CloseOrderResult](ctx, c, PathCloseOrder, CodeCashierOK, outOrderNo, data)
 }
 
+// Refund APIs, chosen per refund (it is queried through the API it was sent through).
+const (
+	RefundAPILabs = "labs" // /api/v3/labs/relation/refund + /labs/query/tradequery (frozen)
+	RefundAPIRfd  = "rfd"  // 统一退货: /api/v3/rfd/refund_front/refund + refund_query
+)
+
 // RefundRequest is the input of Client.Refund.
 type RefundRequest struct {
+	// API is RefundAPILabs or RefundAPIRfd.
+	API string
 	// OutTradeNo is the refund's own number; reuse it on every retry of the same refund.
 	OutTradeNo string
 	Amount     int64 // fen
-	Reason     string
-	RequestIP  string
+	// Reason is fitted to refund_reason's 32 bytes; the full reason stays with the refund.
+	Reason    string
+	RequestIP string
 	// Origin ids of the payment; Lakala needs at least two for a cashier payment.
 	OriginOutTradeNo, OriginTradeNo, OriginLogNo string
 }
 
-// Refund refunds (part of) a payment synchronously. On ErrOutcomeUnknown query with
-// QueryTrade; do not resend under a new OutTradeNo.
-func (c *Client) Refund(ctx context.Context, in RefundRequest) (_ RefundResult, err error) {
-	defer c.observeInvalid(ctx, PathRefund, in.OutTradeNo, &err)
+// Refund refunds (part of) a payment. On an unknown outcome (ErrOutcomeUnknown, or an answer
+// whose Outcome is RefundPending) query with QueryRefund; never resend under a new OutTradeNo.
+func (c *Client) Refund(ctx context.Context, in RefundRequest) (_ RefundAnswer, err error) {
+	path := refundPath(in.API)
+	defer c.observeInvalid(ctx, path, in.OutTradeNo, &err)
 	origins := 0
 	for _, id := range []string{in.OriginOutTradeNo, in.OriginTradeNo, in.OriginLogNo} {
 		if id != "" {
 			origins++
 		}
 	}
+	reason := Fit(in.Reason, MaxRefundReason)
+	merchantMax, termMax := c.refundIdentityLimits(in.API)
+	if err := checkFields(required("out_trade_no", in.OutTradeNo, MaxOutTradeNo), required("refund_reason", reason, MaxRefundReason),
+		required("location_info.request_ip", in.RequestIP, MaxRequestIP), required("merchant_no", c.cfg.MerchantNo, merchantMax),
+		required("term_no", c.cfg.TermNo, termMax), optional("origin_out_trade_no", in.OriginOutTradeNo, MaxOriginTradeNo),
+		optional("origin_trade_no", in.OriginTradeNo, MaxOriginTradeNo), optional("origin_log_no", in.OriginLogNo, MaxOriginLogNo)); err != nil {
+		return RefundAnswer{}, err
+	}
 	switch {
-	case in.OutTradeNo == "" || len(in.OutTradeNo) > 32:
-		return RefundResult{}, fmt.Errorf("%w: out_trade_no %q must be 1–32 chars", ErrInvalidRequest, in.OutTradeNo)
-	case in.Amount <= 0:
-		return RefundResult{}, fmt.Errorf("%w: refund amount %d must be positive", ErrInvalidRequest, in.Amount)
-	case in.RequestIP == "":
-		return RefundResult{}, fmt.Errorf("%w: request IP is required", ErrInvalidRequest)
+	case path == "":
+		return RefundAnswer{}, fmt.Errorf("%w: refund API %q is not %q or %q", ErrInvalidRequest, in.API, RefundAPILabs, RefundAPIRfd)
+	case in.Amount <= 0 || in.Amount > MaxAmount:
+		return RefundAnswer{}, fmt.Errorf("%w: refund amount %d must be 1 to %d fen", ErrInvalidRequest, in.Amount, int64(MaxAmount))
 	case origins < 2:
-		return RefundResult{}, fmt.Errorf("%w: at least two origin ids are required", ErrInvalidRequest)
+		return RefundAnswer{}, fmt.Errorf("%w: at least two origin ids are required", ErrInvalidRequest)
+	}
+	if in.API == RefundAPIRfd {
+		data := RfdRefundData{
+			MerchantNo: c.cfg.MerchantNo, TermNo: c.cfg.TermNo, OutTradeNo: in.OutTradeNo, RefundAmount: FenString(in.Amount),
+			RefundReason: reason, LocationInfo: LocationInfo{RequestIP: in.RequestIP},
+			OriginOutTradeNo: in.OriginOutTradeNo, OriginTradeNo: in.OriginTradeNo, OriginLogNo: in.OriginLogNo,
+		}
+		res, err := call[RfdRefundData, RfdRefundResult](ctx, c, path, CodeCashierOK, in.OutTradeNo, data)
+		if err != nil {
+			return RefundAnswer{}, err
+		}
+		return res.answer(), nil
 	}
 	data := RefundData{
-		MerchantNo:       c.cfg.MerchantNo,
-		TermNo:           c.cfg.TermNo,
-		OutTradeNo:       in.OutTradeNo,
-		RefundAmount:     FenString(in.Amount),
-		RefundReason:     in.Reason,
-		LocationInfo:     LocationInfo{RequestIP: in.RequestIP},
-		OriginOutTradeNo: in.OriginOutTradeNo,
-		OriginTradeNo:    in.OriginTradeNo,
-		OriginLogNo:      in.OriginLogNo,
+		MerchantNo: c.cfg.MerchantNo, TermNo: c.cfg.TermNo, OutTradeNo: in.OutTradeNo, RefundAmount: FenString(in.Amount),
+		RefundReason: reason, LocationInfo: LocationInfo{RequestIP: in.RequestIP},
+		OriginOutTradeNo: in.OriginOutTradeNo, OriginTradeNo: in.OriginTradeNo, OriginLogNo: in.OriginLogNo,
 	}
-	return call[RefundData, RefundResult](ctx, c, PathRefund, CodeLabsOK, in.OutTradeNo, data)
+	res, err := call[RefundData, RefundResult](ctx, c, path, CodeLabsOK, in.OutTradeNo, data)
+	if err != nil {
+		return RefundAnswer{}, err
+	}
+	// The labs refund is synchronous: its success code is the refund's success.
+	return RefundAnswer{Outcome: RefundSucceeded, State: TradeStateSuccess, TradeNo: res.TradeNo, LogNo: res.LogNo, TradeTime: res.TradeTime}, nil
 }
 
-// QueryTrade looks up a labs trade (a refund) by its out_trade_no.
-func (c *Client) QueryTrade(ctx context.Context, outTradeNo string) (_ TradeQueryResult, err error) {
-	defer c.observeInvalid(ctx, PathTradeQuery, outTradeNo, &err)
-	if outTradeNo == "" {
-		return TradeQueryResult{}, fmt.Errorf("%w: out_trade_no is empty", ErrInvalidRequest)
+// QueryRefund asks, through the API the refund was sent through, what became of it.
+func (c *Client) QueryRefund(ctx context.Context, api, outTradeNo string) (_ RefundAnswer, err error) {
+	path := refundQueryPath(api)
+	defer c.observeInvalid(ctx, path, outTradeNo, &err)
+	merchantMax, termMax := c.refundIdentityLimits(api)
+	if err := checkFields(required("out_trade_no", outTradeNo, MaxOutTradeNo), required("merchant_no", c.cfg.MerchantNo, merchantMax),
+		required("term_no", c.cfg.TermNo, termMax)); err != nil {
+		return RefundAnswer{}, err
+	}
+	if path == "" {
+		return RefundAnswer{}, fmt.Errorf("%w: refund API %q is not %q or %q", ErrInvalidRequest, api, RefundAPILabs, RefundAPIRfd)
+	}
+	if api == RefundAPIRfd {
+		data := RfdRefundQueryData{MerchantNo: c.cfg.MerchantNo, TermNo: c.cfg.TermNo, OutTradeNo: outTradeNo}
+		res, err := call[RfdRefundQueryData, RfdRefundResult](ctx, c, path, CodeCashierOK, outTradeNo, data)
+		if err != nil {
+			return RefundAnswer{}, err
+		}
+		return res.answer(), nil
 	}
 	data := TradeQueryData{MerchantNo: c.cfg.MerchantNo, TermNo: c.cfg.TermNo, OutTradeNo: outTradeNo}
-	return call[TradeQueryData, TradeQueryResult](ctx, c, PathTradeQuery, CodeLabsOK, outTradeNo, data)
+	res, err := call[TradeQueryData, TradeQueryResult](ctx, c, path, CodeLabsOK, outTradeNo, data)
+	if err != nil {
+		return RefundAnswer{}, err
+	}
+	return res.refundAnswer(), nil
 }
 
-// call sends one signed request and classifies the answer. Only a verified HTTP 200 with
-// a non-success, non-processing code becomes a GatewayError; every other failure after
-// the request may have left this process wraps ErrOutcomeUnknown.
+func (c *Client) refundIdentityLimits(api string) (merchantMax, termMax int) {
+	if api == RefundAPIRfd {
+		return MaxRfdMerchantNo, MaxRfdTermNo
+	}
+	return MaxMerchantNo, MaxTermNo
+}
+
+func refundPath(api string) string {
+	switch api {
+	case RefundAPILabs:
+		return PathRefund
+	case RefundAPIRfd:
+		return PathRfdRefund
+	}
+	return ""
+}
+
+func refundQueryPath(api string) string {
+	switch api {
+	case RefundAPILabs:
+		return PathTradeQuery
+	case RefundAPIRfd:
+		return PathRfdRefundQuery
+	}
+	return ""
+}
+
+// call sends one signed request and classifies the answer (codes.go): success, a listed refusal
+// (a GatewayError with Refused), or unknown (every other failure after the request may have left
+// this process matches ErrOutcomeUnknown).
 func call[Req, Res any](ctx context.Context, c *Client, path, okCode, outNo string, data Req) (_ Res, err error) {
 	var zero Res
 	now := c.now()
@@ -293,7 +371,7 @@ func call[Req, Res any](ctx context.Context, c *Client, path, okCode, outNo stri
 		logDone(slog.LevelWarn, "lakala call failed")
 		return zero, fmt.Errorf("%w: %s: HTTP %d", ErrOutcomeUnknown, path, resp.StatusCode)
 	}
-	if err := VerifyResponse(c.cfg.PlatformKey, resp.Header, raw); err != nil {
+	if err := c.verify(resp.Header, raw); err != nil {
 		logDone(slog.LevelError, "lakala response signature rejected", slog.String("error", err.Error()))
 		return zero, fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, path, err)
 	}
@@ -306,12 +384,13 @@ func call[Req, Res any](ctx context.Context, c *Client, path, okCode, outNo stri
 	info.code, info.msg = envelope.Code, envelope.Msg
 	switch {
 	case envelope.Code == okCode:
-	case envelope.Code == "" || IsProcessingCode(envelope.Code) || envelope.Code == CodeCashierOK || envelope.Code == CodeLabsOK:
-		// The other API family's success code is not a rejection we can act on either.
-		logDone(slog.LevelWarn, "lakala call outcome pending", slog.String("msg", envelope.Msg))
-		return zero, fmt.Errorf("%w: %s: code %q %s", ErrOutcomeUnknown, path, envelope.Code, envelope.Msg)
+	case Refused(path, envelope.Code):
+		logDone(slog.LevelWarn, "lakala call refused", slog.String("msg", envelope.Msg))
+		return zero, &GatewayError{Path: path, Code: envelope.Code, Msg: envelope.Msg, Refused: true}
 	default:
-		logDone(slog.LevelWarn, "lakala call rejected", slog.String("msg", envelope.Msg))
+		// Network and system codes, "processing" codes, the other family's success code, codes
+		// nobody published: Lakala may have applied it.
+		logDone(slog.LevelWarn, "lakala call outcome unknown", slog.String("msg", envelope.Msg))
 		return zero, &GatewayError{Path: path, Code: envelope.Code, Msg: envelope.Msg}
 	}
 	var result Res
@@ -337,9 +416,25 @@ func encodeJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-func truncateRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
+// absoluteURL reports whether s is an absolute http(s) URL, as notify_url and callback_url must be.
+func absoluteURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// verify checks a response's signature, and that it names the configured certificate.
+func (c *Client) verify(h http.Header, raw []byte) error {
+	if err := VerifyResponse(c.cfg.PlatformKey, h, raw); err != nil {
+		return err
 	}
-	return string([]rune(s)[:n])
+	if c.cfg.PlatformSerial == nil {
+		return nil
+	}
+	// Lakala's Java SDK reads Lklapi-Serial as hex and looks the certificate up by its serial
+	// number, so case and leading zeros do not matter.
+	serial, ok := new(big.Int).SetString(h.Get(HeaderSerial), 16)
+	if !ok || serial.Cmp(c.cfg.PlatformSerial) != 0 {
+		return fmt.Errorf("%w: %s %q is not the configured certificate's serial %x", ErrBadSignature, HeaderSerial, h.Get(HeaderSerial), c.cfg.PlatformSerial)
+	}
+	return nil
 }

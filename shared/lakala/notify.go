@@ -52,7 +52,13 @@ const (
 type Notification struct {
 	OutOrderNo string // our order number (out_order_no / merchantOrderNo)
 	PayOrderNo string
-	Result     PayResult
+	// MerchantNo and TermNo are the merchant and terminal the notification names (merchant_no /
+	// term_no, or merchantNo / termId in the legacy form, whose published sample carries them;
+	// empty when absent). out_order_no is unique per merchant only, and one platform key
+	// signs every merchant's notifications: only a merchant_no of ours binds a notification to
+	// our cashier order.
+	MerchantNo, TermNo string
+	Result             PayResult
 	// PayStatus is "S" / "F" / other, as the guide's lakala_callback.payStatus; empty when
 	// the notification is about a refund or cancel trade rather than the payment.
 	PayStatus string
@@ -79,6 +85,8 @@ var ErrNotNotification = errors.New("lakala: not a payment notification")
 type legacyNotification struct {
 	PayOrderNo            string `json:"payOrderNo"`
 	MerchantOrderNo       string `json:"merchantOrderNo"`
+	MerchantNo            string `json:"merchantNo"`
+	TermID                string `json:"termId"`
 	Amount                Fen    `json:"amount"`
 	ActualPayAmount       Fen    `json:"actualPayAmount"`
 	PayStatus             string `json:"payStatus"`
@@ -123,6 +131,8 @@ func parseCashierNotification(body []byte) (Notification, error) {
 	n := Notification{
 		OutOrderNo:  in.OutOrderNo,
 		PayOrderNo:  in.PayOrderNo,
+		MerchantNo:  in.MerchantNo,
+		TermNo:      in.TermNo,
 		TotalAmount: int64(in.TotalAmount),
 		OrderStatus: in.OrderStatus,
 		TradeType:   trade.TradeType,
@@ -162,6 +172,8 @@ func parseLegacyNotification(body []byte) (Notification, error) {
 	n := Notification{
 		OutOrderNo:  in.MerchantOrderNo,
 		PayOrderNo:  in.PayOrderNo,
+		MerchantNo:  in.MerchantNo,
+		TermNo:      in.TermID,
 		TotalAmount: int64(in.Amount),
 		TradeNo:     in.LklOrderNo,
 		LogNo:       in.LogNo,

@@ -23,6 +23,8 @@ func TestParseNotificationVectorBody(t *testing.T) {
 	want := Notification{
 		OutOrderNo:  "CH2021090613190866292",
 		PayOrderNo:  "21090611012001970631000463034",
+		MerchantNo:  "822126090640003", // the published legacy sample names its merchant and terminal
+		TermNo:      "47781282",
 		Result:      PaySucceeded,
 		PayStatus:   "S",
 		TotalAmount: 1,
@@ -61,7 +63,7 @@ func TestParseNotification(t *testing.T) {
 			body: `{"pay_order_no":"P1","out_order_no":"O1","merchant_no":"M","term_no":"T","order_status":"2","total_amount":1000,
 				"order_trade_info":{"trade_no":"TN","log_no":"LN","trade_type":"PAY","trade_status":"S","trade_amount":1000,"payer_amount":900,
 				"trade_time":"20240501100304","acc_trade_no":"ACC"}}`,
-			want: Notification{OutOrderNo: "O1", PayOrderNo: "P1", Result: PaySucceeded, PayStatus: "S", TotalAmount: 1000, TradeAmount: 1000,
+			want: Notification{OutOrderNo: "O1", PayOrderNo: "P1", MerchantNo: "M", TermNo: "T", Result: PaySucceeded, PayStatus: "S", TotalAmount: 1000, TradeAmount: 1000,
 				OrderStatus: "2", TradeType: "PAY", TradeStatus: "S",
 				TradeNo: "TN", LogNo: "LN", AccTradeNo: "ACC", TradeTime: paidAt, Form: FormCashier},
 		},

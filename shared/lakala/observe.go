@@ -9,9 +9,9 @@ import (
 // CallRecord describes one call to Lakala for Config.OnCall: what was asked about which number
 // and how it ended. It never holds a request or response body, a key or payer data.
 type CallRecord struct {
-	Operation  string // create, query, close, refund, tradequery
+	Operation  string // create, query, close, refund, tradequery (labs), refund_query (统一退货)
 	OutNo      string // out_order_no or out_trade_no
-	Outcome    string // ok, rejected (a definite refusal), unknown (may or may not have acted), invalid (never sent)
+	Outcome    string // ok, rejected (a listed definite refusal), unknown (may or may not have acted), invalid (never sent)
 	Code       string // Lakala's code, when a verified answer had one
 	Msg        string // Lakala's msg, when a verified answer had one
 	HTTPStatus int
@@ -34,6 +34,9 @@ var operations = map[string]string{
 	PathCloseOrder:  "close",
 	PathRefund:      "refund",
 	PathTradeQuery:  "tradequery",
+	// A refund is a refund whichever API took it (the refund records which); the queries differ.
+	PathRfdRefund:      "refund",
+	PathRfdRefundQuery: "refund_query",
 }
 
 // callInfo is what call learns of the answer, for the record.
@@ -49,10 +52,9 @@ func (c *Client) observe(ctx context.Context, path, outNo string, started time.T
 		return
 	}
 	outcome := CallOK
-	var gwErr *GatewayError
 	switch {
 	case err == nil:
-	case errors.As(err, &gwErr):
+	case IsRefused(err) && !errors.Is(err, ErrInvalidRequest):
 		outcome = CallRejected
 	case errors.Is(err, ErrInvalidRequest):
 		outcome = CallInvalid

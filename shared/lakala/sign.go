@@ -72,9 +72,16 @@ func ParsePrivateKey(pemBytes []byte) (*rsa.PrivateKey, error) {
 // "RSA PUBLIC KEY" (PKCS#1) PEM block. Bare Base64 DER is read as a certificate, falling
 // back to a PKIX public key.
 func ParsePublicKey(pemBytes []byte) (*rsa.PublicKey, error) {
+	k, _, err := ParsePlatformCert(pemBytes)
+	return k, err
+}
+
+// ParsePlatformCert is ParsePublicKey that also returns the certificate's serial number, which
+// Lakala names in every response's Lklapi-Serial; serial is nil when a bare key was given.
+func ParsePlatformCert(pemBytes []byte) (_ *rsa.PublicKey, serial *big.Int, _ error) {
 	block, err := decodePEMOrBase64(pemBytes, "CERTIFICATE")
 	if err != nil {
-		return nil, fmt.Errorf("lakala: public key: %w", err)
+		return nil, nil, fmt.Errorf("lakala: public key: %w", err)
 	}
 	var pub any
 	switch block.Type {
@@ -83,32 +90,32 @@ func ParsePublicKey(pemBytes []byte) (*rsa.PublicKey, error) {
 		if err != nil {
 			k, pkixErr := x509.ParsePKIXPublicKey(block.Bytes)
 			if pkixErr != nil {
-				return nil, fmt.Errorf("lakala: public key: certificate: %w", err)
+				return nil, nil, fmt.Errorf("lakala: public key: certificate: %w", err)
 			}
 			pub = k
 			break
 		}
-		pub = cert.PublicKey
+		pub, serial = cert.PublicKey, cert.SerialNumber
 	case "PUBLIC KEY":
 		k, err := x509.ParsePKIXPublicKey(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("lakala: public key: %w", err)
+			return nil, nil, fmt.Errorf("lakala: public key: %w", err)
 		}
 		pub = k
 	case "RSA PUBLIC KEY":
 		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("lakala: public key: %w", err)
+			return nil, nil, fmt.Errorf("lakala: public key: %w", err)
 		}
 		pub = k
 	default:
-		return nil, fmt.Errorf("lakala: public key: unsupported PEM block %q", block.Type)
+		return nil, nil, fmt.Errorf("lakala: public key: unsupported PEM block %q", block.Type)
 	}
 	rsaPub, ok := pub.(*rsa.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("lakala: public key is %T, not RSA", pub)
+		return nil, nil, fmt.Errorf("lakala: public key is %T, not RSA", pub)
 	}
-	return rsaPub, nil
+	return rsaPub, serial, nil
 }
 
 // decodePEMOrBase64 returns the first PEM block, or, because Lakala's key tool also hands

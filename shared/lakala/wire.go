@@ -14,6 +14,10 @@ const (
 	PathCloseOrder  = "/api/v3/ccss/counter/order/close"
 	PathRefund      = "/api/v3/labs/relation/refund"
 	PathTradeQuery  = "/api/v3/labs/query/tradequery"
+	// 统一退货, the refund API Lakala recommends for new integrations (the labs refund is
+	// frozen: "当前接口不再做功能迭代，建议商户对接新退货接口：统一退货").
+	PathRfdRefund      = "/api/v3/rfd/refund_front/refund"
+	PathRfdRefundQuery = "/api/v3/rfd/refund_front/refund_query"
 )
 
 // APIVersion is the envelope version every v3 request carries.
@@ -25,22 +29,13 @@ const (
 	CodeLabsOK    = "BBS00000"
 )
 
-// Codes other integrators treat as "still processing, query later" (unconfirmed by
-// Lakala's docs, so they are never read as a definite failure).
+// Codes integrators treat as "still processing, query later" (no source gives their text; like
+// every code not listed as a refusal in codes.go, they leave the outcome unknown).
 const (
-	CodeProcessing          = "BBS10000"
+	CodeProcessing          = "BBS10000" // 交易状态为支付中 (official PHP SDK)
 	CodeProcessingRefund    = "BBS11105"
 	CodeProcessingTradeBusy = "BBS11112"
 )
-
-// IsProcessingCode reports whether code means the outcome is not yet known.
-func IsProcessingCode(code string) bool {
-	switch code {
-	case CodeProcessing, CodeProcessingRefund, CodeProcessingTradeBusy:
-		return true
-	}
-	return false
-}
 
 // Cashier order_status values.
 const (
@@ -69,7 +64,8 @@ const (
 	TradeStatusProcessing = "P"
 )
 
-// trade_state values of the labs trade query.
+// trade_state values of the labs trade query (the payment's or the refund's, as trade_main_type
+// says) and of 统一退货 (SUCCESS, FAIL, INIT, DEAL and the three below).
 const (
 	TradeStateSuccess    = "SUCCESS"
 	TradeStateFail       = "FAIL"
@@ -80,6 +76,18 @@ const (
 	TradeStateClose      = "CLOSE"
 	TradeStatePartRefund = "PART_REFUND"
 	TradeStateRefund     = "REFUND"
+	// 统一退货 only.
+	TradeStateProcessing = "PROCESSING" // 交易已受理: query later
+	TradeStateTimeout    = "TIMEOUT"    // 超时未知: query later
+	TradeStateException  = "EXCEPTION"  // 异常（失败）
+)
+
+// trade_main_type values of the labs trade query: what kind of trade the answer describes.
+const (
+	TradeMainPreorder = "PREORDER"
+	TradeMainMicropay = "MICROPAY"
+	TradeMainRefund   = "REFUND"
+	TradeMainCancel   = "CANCEL"
 )
 
 // NotificationAck is the body that tells Lakala a notification was accepted; anything
@@ -321,19 +329,57 @@ type TradeQueryData struct {
 	TradeNo    string `json:"trade_no,omitempty"`
 }
 
-// TradeQueryResult is resp_data of the labs trade query.
+// TradeQueryResult is resp_data of the labs trade query. With a refund's out_trade_no it
+// describes the refund: trade_main_type REFUND.
 type TradeQueryResult struct {
-	MerchantNo  string    `json:"merchant_no,omitempty"`
-	OutTradeNo  string    `json:"out_trade_no"`
-	TradeNo     string    `json:"trade_no,omitempty"`
-	LogNo       string    `json:"log_no,omitempty"`
-	AccTradeNo  string    `json:"acc_trade_no,omitempty"`
-	TradeState  string    `json:"trade_state"`
-	TradeType   string    `json:"trade_type,omitempty"`
-	TotalAmount FenString `json:"total_amount,omitempty"`
-	PayerAmount FenString `json:"payer_amount,omitempty"`
-	TradeTime   string    `json:"trade_time,omitempty"`
-	TradeMsg    string    `json:"trade_msg,omitempty"`
+	MerchantNo     string    `json:"merchant_no,omitempty"`
+	OutTradeNo     string    `json:"out_trade_no"`
+	TradeNo        string    `json:"trade_no,omitempty"`
+	LogNo          string    `json:"log_no,omitempty"`
+	AccTradeNo     string    `json:"acc_trade_no,omitempty"`
+	TradeMainType  string    `json:"trade_main_type,omitempty"`
+	TradeState     string    `json:"trade_state"`
+	TradeStateDesc string    `json:"trade_state_desc,omitempty"`
+	TotalAmount    FenString `json:"total_amount,omitempty"`
+	PayerAmount    FenString `json:"payer_amount,omitempty"`
+	TradeTime      string    `json:"trade_time,omitempty"`
+}
+
+// RfdRefundData is req_data of 统一退货. Its merchant_no is String(15) and term_no String(8).
+type RfdRefundData struct {
+	MerchantNo       string       `json:"merchant_no"`
+	TermNo           string       `json:"term_no"`
+	OutTradeNo       string       `json:"out_trade_no"`
+	RefundAmount     FenString    `json:"refund_amount"`
+	RefundReason     string       `json:"refund_reason,omitempty"`
+	LocationInfo     LocationInfo `json:"location_info"`
+	OriginOutTradeNo string       `json:"origin_out_trade_no,omitempty"`
+	OriginTradeNo    string       `json:"origin_trade_no,omitempty"`
+	OriginLogNo      string       `json:"origin_log_no,omitempty"`
+	NotifyURL        string       `json:"notify_url,omitempty"`
+}
+
+// RfdRefundQueryData is req_data of the 统一退货 query: the refund's own out_trade_no.
+type RfdRefundQueryData struct {
+	MerchantNo string `json:"merchant_no"`
+	TermNo     string `json:"term_no"`
+	OutTradeNo string `json:"out_trade_no,omitempty"`
+	TradeNo    string `json:"trade_no,omitempty"`
+}
+
+// RfdRefundResult is resp_data of 统一退货 and of its query: the refund's state (a refund
+// answered 000000 may still be INIT, DEAL, PROCESSING or TIMEOUT).
+type RfdRefundResult struct {
+	MerchantNo     string    `json:"merchant_no,omitempty"`
+	OutTradeNo     string    `json:"out_trade_no"`
+	TradeNo        string    `json:"trade_no,omitempty"`
+	LogNo          string    `json:"log_no,omitempty"`
+	AccTradeNo     string    `json:"acc_trade_no,omitempty"`
+	TradeState     string    `json:"trade_state"`
+	RefundAmount   FenString `json:"refund_amount,omitempty"`
+	PayerAmount    FenString `json:"payer_amount,omitempty"`
+	TradeTime      string    `json:"trade_time,omitempty"`
+	ChannelRetDesc string    `json:"channel_ret_desc,omitempty"`
 }
 
 // CashierNotification is the snake_case body of a cashier payment notification.
@@ -342,6 +388,8 @@ type CashierNotification struct {
 	OutOrderNo         string         `json:"out_order_no"`
 	MerchantNo         string         `json:"merchant_no"`
 	TermNo             string         `json:"term_no,omitempty"`
+	TransMerchantNo    string         `json:"trans_merchant_no,omitempty"`
+	TransTermNo        string         `json:"trans_term_no,omitempty"`
 	OrderStatus        string         `json:"order_status"`
 	TotalAmount        Fen            `json:"total_amount"`
 	OrderCreateTime    string         `json:"order_create_time,omitempty"`
