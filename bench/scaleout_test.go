@@ -38,7 +38,7 @@ func drainWithWorkers(t *testing.T, bin string, k, n int) float64 {
 		"STREAM_PREFIX="+s.Streams.Name(""),
 		"LAKALA_BASE_URL="+s.SandboxURL,
 		"LAKALA_APP_ID="+testenv.LakalaAppID, "LAKALA_SERIAL_NO="+testenv.LakalaSerialNo,
-		"LAKALA_MERCHANT_NO="+testenv.LakalaMerchantNo, "LAKALA_TERM_NO="+testenv.LakalaTermNo,
+		"LAKALA_MERCHANT_NO="+testenv.LakalaMerchantNo, "LAKALA_TERM_NO="+testenv.LakalaTermNo, "LAKALA_VPOS_ID="+testenv.LakalaVposID,
 		"LAKALA_PRIVATE_KEY="+string(lakala.MarshalPrivateKeyPEM(s.MerchantKey)),
 		"LAKALA_PLATFORM_CERT="+string(s.Sandbox.PlatformCertPEM()),
 		"LAKALA_NOTIFY_URL="+s.API.URL+"/webhooks/lakala",

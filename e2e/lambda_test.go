@@ -56,6 +56,7 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 			"LAKALA_SERIAL_NO=" + testenv.LakalaSerialNo,
 			"LAKALA_MERCHANT_NO=" + testenv.LakalaMerchantNo,
 			"LAKALA_TERM_NO=" + testenv.LakalaTermNo,
+			"LAKALA_VPOS_ID=" + testenv.LakalaVposID,
 			"LAKALA_PLATFORM_CERT=" + string(sb.PlatformCertPEM()),
 			"LOG_LEVEL=info",
 		}, extra...)

@@ -31,6 +31,10 @@ const demoApp = "demo_app"
 // functions serve), the processor loop, and the Lakala sandbox, on local Postgres and Redis.
 // With --lakala env it uses the Lakala the environment configures (e.g. Lakala's test
 // environment) instead of starting the sandbox.
+// devVposID is the vpos_id the local stack's merchant uses with its sandbox (the sample in Lakala's
+// special_create documentation).
+const devVposID = "587305941625155584"
+
 func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -105,9 +109,14 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		sandboxURL := "http://" + sandboxLn.Addr().String()
+		if cfg.LakalaVposID == "" {
+			// The sandbox requires vpos_id as Lakala does; this one is the sample of Lakala's docs.
+			cfg.LakalaVposID = devVposID
+		}
 		sb, err = sandbox.New(sandbox.Config{
 			MerchantPublicKey: &merchantKey.PublicKey, PlatformKey: platformKey,
 			AppID: cfg.LakalaAppID, SerialNo: cfg.LakalaSerialNo, PublicURL: sandboxURL, Logger: log,
+			RequireVposID: cfg.LakalaVposID,
 		})
 		if err != nil {
 			return err

@@ -79,6 +79,7 @@ func startWorker(t *testing.T, s *testenv.Stack, extra ...string) *workerProcess
 		"LAKALA_SERIAL_NO=" + testenv.LakalaSerialNo,
 		"LAKALA_MERCHANT_NO=" + testenv.LakalaMerchantNo,
 		"LAKALA_TERM_NO=" + testenv.LakalaTermNo,
+		"LAKALA_VPOS_ID=" + testenv.LakalaVposID,
 		"LAKALA_PLATFORM_CERT=" + string(s.Sandbox.PlatformCertPEM()),
 		"LAKALA_PRIVATE_KEY=" + string(lakala.MarshalPrivateKeyPEM(s.MerchantKey)),
 		"LAKALA_NOTIFY_URL=" + s.API.URL + "/webhooks/lakala",

@@ -67,7 +67,7 @@ func (s *Stack) SetFaults(f sandbox.Faults) {
 // StackOptions adjust a Stack.
 type StackOptions struct {
 	Processor processor.Config // NotifyURL and fast test timings are filled in when zero
-	Service   service.Config   // PlatformKey is filled in
+	Service   service.Config   // PlatformKey, and MerchantNo when empty, are filled in
 	// LakalaTimeout bounds each Lakala call (default 2 s, so timeout faults are quick).
 	LakalaTimeout time.Duration
 	// NoAPICheck serves the API without holding its exchanges to api/openapi.yaml: for
@@ -93,6 +93,9 @@ const (
 	LakalaSerialNo   = "00dfba8194c41b84cf"
 	LakalaMerchantNo = "82229007392000A"
 	LakalaTermNo     = "D9296400"
+	// LakalaVposID is the merchant's terminal (termId) every cashier order must carry: the
+	// sandbox refuses a create without it, as Lakala does outside combined orders.
+	LakalaVposID = "587305941625155584"
 )
 
 // Keys are generated once per test binary (generation is slow); parallel tests share them.
@@ -151,11 +154,15 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 
 	sb, err := sandbox.New(sandbox.Config{
 		MerchantPublicKey: &mk.PublicKey, PlatformKey: PlatformKey(t),
-		AppID: LakalaAppID, SerialNo: LakalaSerialNo,
+		AppID: LakalaAppID, SerialNo: LakalaSerialNo, RequireVposID: LakalaVposID,
 		NotifyRetryDelays: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
 		RefundHold:        5 * time.Second,
 		Logger:            log,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, platformSerial, err := lakala.ParsePlatformCert(sb.PlatformCertPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,11 +180,11 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	client, err := lakala.NewClient(lakala.Config{
 		BaseURL:     sbSrv.URL,
 		Credentials: lakala.Credentials{AppID: LakalaAppID, SerialNo: LakalaSerialNo, PrivateKey: mk},
-		MerchantNo:  LakalaMerchantNo, TermNo: LakalaTermNo,
-		PlatformKey: sb.PlatformPublicKey(),
-		HTTPClient:  lakala.NewHTTPClient(timeout, 0),
-		Logger:      log,
-		OnCall:      ops.GatewayCallLogger(store, nil, log), // the gateway call log
+		MerchantNo:  LakalaMerchantNo, TermNo: LakalaTermNo, VposID: LakalaVposID,
+		PlatformKey: sb.PlatformPublicKey(), PlatformSerial: platformSerial,
+		HTTPClient: lakala.NewHTTPClient(timeout, 0),
+		Logger:     log,
+		OnCall:     ops.GatewayCallLogger(store, nil, log), // the gateway call log
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +192,9 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 
 	svcCfg := o.Service
 	svcCfg.PlatformKey = sb.PlatformPublicKey()
+	if svcCfg.MerchantNo == "" {
+		svcCfg.MerchantNo = LakalaMerchantNo
+	}
 	svc := service.New(store, st, log, svcCfg)
 	// Every exchange with the API is held to api/openapi.yaml.
 	apiHandlers := httpapi.New(svc)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
 	"strconv"
 	"strings"
@@ -48,9 +49,12 @@ var Variables = []Variable{
 	{Name: "LAKALA_APP_ID", Default: "OP00000003", Meaning: "Lakala appid"},
 	{Name: "LAKALA_SERIAL_NO", Default: "00dfba8194c41b84cf", Meaning: "merchant certificate serial number, as issued"},
 	{Name: "LAKALA_MERCHANT_NO", Default: "82229007392000A", Meaning: "Lakala merchant_no"},
-	{Name: "LAKALA_TERM_NO", Default: "D9296400", Meaning: "Lakala term_no"},
+	{Name: "LAKALA_TERM_NO", Default: "D9296400", Meaning: "Lakala term_no (refunds)"},
+	{Name: "LAKALA_VPOS_ID", Default: "", Meaning: "vpos_id sent with every cashier order: the termId Lakala returned when the merchant was onboarded (ask Lakala's sales contact if onboarded by hand); required outside dev"},
 	{Name: "LAKALA_PRIVATE_KEY", Meaning: "merchant private key, PEM (PKCS#8 or PKCS#1)", Secret: true},
-	{Name: "LAKALA_PLATFORM_CERT", Meaning: "Lakala platform certificate, PEM: verifies responses and notifications"},
+	{Name: "LAKALA_PLATFORM_CERT", Meaning: "Lakala platform certificate, PEM: verifies responses (whose Lklapi-Serial must name it) and, unless LAKALA_NOTIFY_CERT is set, notifications"},
+	{Name: "LAKALA_NOTIFY_CERT", Meaning: "the certificate that verifies Lakala's notifications, PEM, if Lakala gave a separate one (its Java SDK's lklNotifyCerPath); default LAKALA_PLATFORM_CERT"},
+	{Name: "LAKALA_REFUND_API", Default: "rfd", Meaning: "the refund API new refunds go through: rfd (统一退货, Lakala's current one) or labs (frozen); a refund is always queried through the API it was sent through"},
 	{Name: "LAKALA_NOTIFY_URL", Meaning: "public URL of the webhook (…/webhooks/lakala), sent with every cashier order"},
 	{Name: "LAKALA_TIMEOUT", Default: "10s", Meaning: "timeout of one Lakala call"},
 	{Name: "LAKALA_VISIBILITY_LAG", Default: "2m", Meaning: "how long Lakala may take before a query sees what it applied; a cashier order whose create answer was lost and that a query does not find counts as never created only after it"},
@@ -104,6 +108,7 @@ type Config struct {
 
 	LakalaBaseURL, LakalaAppID, LakalaSerialNo, LakalaMerchantNo, LakalaTermNo string
 	LakalaPrivateKeyPEM, LakalaPlatformCertPEM, LakalaNotifyURL                string
+	LakalaVposID, LakalaNotifyCertPEM, LakalaRefundAPI                         string
 	LakalaTimeout                                                              time.Duration
 	LakalaVisibilityLag                                                        time.Duration
 
@@ -164,6 +169,9 @@ func Load(ctx context.Context) (Config, error) {
 		LakalaPrivateKeyPEM:   pemValue(r.secret("LAKALA_PRIVATE_KEY")),
 		LakalaPlatformCertPEM: pemValue(r.str("LAKALA_PLATFORM_CERT")),
 		LakalaNotifyURL:       r.str("LAKALA_NOTIFY_URL"),
+		LakalaVposID:          r.str("LAKALA_VPOS_ID"),
+		LakalaNotifyCertPEM:   pemValue(r.str("LAKALA_NOTIFY_CERT")),
+		LakalaRefundAPI:       r.str("LAKALA_REFUND_API"),
 		LakalaTimeout:         r.duration("LAKALA_TIMEOUT"),
 		LakalaVisibilityLag:   r.duration("LAKALA_VISIBILITY_LAG"),
 
@@ -290,16 +298,34 @@ func (c Config) Logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: c.LogLevel}))
 }
 
-// PlatformKey parses LAKALA_PLATFORM_CERT.
-func (c Config) PlatformKey() (*rsa.PublicKey, error) {
+// PlatformKey parses LAKALA_PLATFORM_CERT: the key that verifies responses, and its
+// certificate's serial (nil for a bare key).
+func (c Config) PlatformKey() (*rsa.PublicKey, *big.Int, error) {
 	if c.LakalaPlatformCertPEM == "" {
-		return nil, errors.New("LAKALA_PLATFORM_CERT is not set")
+		return nil, nil, errors.New("LAKALA_PLATFORM_CERT is not set")
 	}
-	k, err := lakala.ParsePublicKey([]byte(c.LakalaPlatformCertPEM))
+	k, serial, err := lakala.ParsePlatformCert([]byte(c.LakalaPlatformCertPEM))
 	if err != nil {
-		return nil, fmt.Errorf("LAKALA_PLATFORM_CERT: %w", err)
+		return nil, nil, fmt.Errorf("LAKALA_PLATFORM_CERT: %w", err)
 	}
-	return k, nil
+	return k, serial, nil
+}
+
+// NotifyKey is the key that verifies notifications: LAKALA_NOTIFY_CERT, else the platform
+// certificate's; nil when neither is set (the webhook then refuses every notification).
+func (c Config) NotifyKey() (*rsa.PublicKey, error) {
+	switch {
+	case c.LakalaNotifyCertPEM != "":
+		k, err := lakala.ParsePublicKey([]byte(c.LakalaNotifyCertPEM))
+		if err != nil {
+			return nil, fmt.Errorf("LAKALA_NOTIFY_CERT: %w", err)
+		}
+		return k, nil
+	case c.LakalaPlatformCertPEM != "":
+		k, _, err := c.PlatformKey()
+		return k, err
+	}
+	return nil, nil
 }
 
 // Deps are the long-lived dependencies of a function, built once per process (a Lambda keeps
@@ -339,15 +365,13 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 		store.Close()
 		return nil, err
 	}
-	var platform *rsa.PublicKey
-	if c.LakalaPlatformCertPEM != "" {
-		if platform, err = c.PlatformKey(); err != nil {
-			store.Close()
-			return nil, err
-		}
+	notifyKey, err := c.NotifyKey()
+	if err != nil {
+		store.Close()
+		return nil, err
 	}
-	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: platform, ReplayWindow: c.ReplayWindow,
-		KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides})
+	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: notifyKey, MerchantNo: c.LakalaMerchantNo,
+		ReplayWindow: c.ReplayWindow, KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides})
 	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc, Webhooks: wh}, nil
 }
 
@@ -367,18 +391,18 @@ func (d *Deps) LakalaClient() (*lakala.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("LAKALA_PRIVATE_KEY: %w", err)
 	}
-	platform, err := c.PlatformKey()
+	platform, serial, err := c.PlatformKey()
 	if err != nil {
 		return nil, err
 	}
 	return lakala.NewClient(lakala.Config{
 		BaseURL:     c.LakalaBaseURL,
 		Credentials: lakala.Credentials{AppID: c.LakalaAppID, SerialNo: c.LakalaSerialNo, PrivateKey: key},
-		MerchantNo:  c.LakalaMerchantNo, TermNo: c.LakalaTermNo,
-		PlatformKey: platform,
-		HTTPClient:  lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
-		Logger:      d.Log,
-		OnCall:      ops.GatewayCallLogger(d.Store, d.Metrics(), d.Log),
+		MerchantNo:  c.LakalaMerchantNo, TermNo: c.LakalaTermNo, VposID: c.LakalaVposID,
+		PlatformKey: platform, PlatformSerial: serial,
+		HTTPClient: lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
+		Logger:     d.Log,
+		OnCall:     ops.GatewayCallLogger(d.Store, d.Metrics(), d.Log),
 	})
 }
 
@@ -392,7 +416,7 @@ func (d *Deps) Payments() (*service.Payments, error) {
 	c := d.Config
 	return service.NewPayments(d.Service, client, service.PaymentsConfig{
 		NotifyURL: c.LakalaNotifyURL, OrderTTL: c.OrderTTL, RefundRequestIP: c.RefundRequestIP,
-		VisibilityLag: c.LakalaVisibilityLag,
+		VisibilityLag: c.LakalaVisibilityLag, RefundAPI: c.LakalaRefundAPI,
 	}), nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
 )
@@ -34,7 +35,7 @@ var lakalaTestHosts = []string{"test.wsmsd.cn"}
 // "Stage checks" lists them, and the tests refuse a value of each).
 var StageChecks = []string{
 	"LAKALA_BASE_URL", "LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO",
-	"LAKALA_NOTIFY_URL", "REFUND_REQUEST_IP", "WEBHOOK_ALLOW_LOOPBACK", "REDIS_URL", "DATABASE_URL",
+	"LAKALA_VPOS_ID", "LAKALA_NOTIFY_URL", "REFUND_REQUEST_IP", "WEBHOOK_ALLOW_LOOPBACK", "REDIS_URL", "DATABASE_URL",
 	"DATABASE_STATEMENT_TIMEOUT", "DATABASE_LOCK_TIMEOUT", "DATABASE_IDLE_TX_TIMEOUT",
 }
 
@@ -60,6 +61,7 @@ func (c Config) Validate(forProcessor bool) error {
 	if c.LakalaTimeout <= 0 {
 		problems = append(problems, fmt.Sprintf("LAKALA_TIMEOUT %s: a Lakala call needs a timeout, or it waits until the function's deadline", c.LakalaTimeout))
 	}
+	problems = append(problems, c.lakalaFieldProblems()...)
 	if c.Stage != "dev" {
 		problems = append(problems, c.stageProblems(forProcessor)...)
 	}
@@ -71,6 +73,33 @@ func (c Config) Validate(forProcessor bool) error {
 		return nil
 	}
 	return fmt.Errorf("configuration refused (STAGE=%s): %s", c.Stage, strings.Join(problems, "; "))
+}
+
+// lakalaFieldProblems refuses, in every stage, a configured value Lakala would refuse for its
+// length or form (docs/DECISIONS.md, "Fields we send"): better at start than on every order.
+func (c Config) lakalaFieldProblems() []string {
+	var problems []string
+	merchantMax, termMax := lakala.MaxMerchantNo, lakala.MaxTermNo
+	switch c.LakalaRefundAPI {
+	case lakala.RefundAPIRfd:
+		merchantMax, termMax = lakala.MaxRfdMerchantNo, lakala.MaxRfdTermNo
+	case lakala.RefundAPILabs:
+	default:
+		problems = append(problems, fmt.Sprintf("LAKALA_REFUND_API %q is not %s or %s", c.LakalaRefundAPI, lakala.RefundAPIRfd, lakala.RefundAPILabs))
+	}
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{
+		{"LAKALA_MERCHANT_NO", c.LakalaMerchantNo, merchantMax}, {"LAKALA_TERM_NO", c.LakalaTermNo, termMax},
+		{"LAKALA_VPOS_ID", c.LakalaVposID, lakala.MaxVposID}, {"LAKALA_NOTIFY_URL", c.LakalaNotifyURL, lakala.MaxNotifyURL},
+		{"REFUND_REQUEST_IP", c.RefundRequestIP, lakala.MaxRequestIP},
+	} {
+		if len(f.value) > f.max {
+			problems = append(problems, fmt.Sprintf("%s %q is %d bytes; Lakala takes at most %d (with LAKALA_REFUND_API=%s)", f.name, f.value, len(f.value), f.max, c.LakalaRefundAPI))
+		}
+	}
+	return problems
 }
 
 // stageProblems are the checks outside dev.
@@ -93,6 +122,9 @@ func (c Config) stageProblems(forProcessor bool) []string {
 		if values[name] == publicTestIdentity[name] {
 			problems = append(problems, fmt.Sprintf("%s is Lakala's public test value %s (set your merchant's own)", name, values[name]))
 		}
+	}
+	if c.LakalaVposID == "" {
+		problems = append(problems, "LAKALA_VPOS_ID is not set: Lakala requires vpos_id on every cashier order outside combined orders (\"C 非合单场景必输\"), the termId it returned when the merchant was onboarded")
 	}
 	// Empty is left to the functions that need it (the processor refuses to start without it).
 	if c.LakalaNotifyURL != "" {

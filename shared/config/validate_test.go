@@ -16,7 +16,7 @@ func prodEnv(t *testing.T) {
 	for k, v := range map[string]string{
 		"STAGE": "prod", "LAKALA_BASE_URL": "https://s2.lakala.com", "LAKALA_APP_ID": "OP10000123",
 		"LAKALA_MERCHANT_NO": "822290070111234", "LAKALA_SERIAL_NO": "0123456789abcdef01", "LAKALA_TERM_NO": "A1234567",
-		"REFUND_REQUEST_IP": "203.0.113.10", "LAKALA_NOTIFY_URL": "https://abc123.execute-api.cn-north-1.amazonaws.com.cn/webhooks/lakala",
+		"LAKALA_VPOS_ID": "462621830268882944", "REFUND_REQUEST_IP": "203.0.113.10", "LAKALA_NOTIFY_URL": "https://abc123.execute-api.cn-north-1.amazonaws.com.cn/webhooks/lakala",
 		"REDIS_URL":    "rediss://loomipay:s3cret@master.loomipay.abc123.cnn1.cache.amazonaws.com.cn:6379",
 		"DATABASE_URL": "postgres://loomipay:s3cret@loomipay.abc123.cn-north-1.rds.amazonaws.com.cn:5432/loomipay",
 	} {
@@ -64,6 +64,7 @@ var stageRefusals = map[string][]map[string]string{
 	"LAKALA_MERCHANT_NO": {{"LAKALA_MERCHANT_NO": "82229007392000A"}},
 	"LAKALA_SERIAL_NO":   {{"LAKALA_SERIAL_NO": "00dfba8194c41b84cf"}},
 	"LAKALA_TERM_NO":     {{"LAKALA_TERM_NO": "D9296400"}},
+	"LAKALA_VPOS_ID":     {{"LAKALA_VPOS_ID": ""}},
 	"LAKALA_NOTIFY_URL": {{"LAKALA_NOTIFY_URL": "http://abc123.execute-api.cn-north-1.amazonaws.com.cn/webhooks/lakala"},
 		{"LAKALA_NOTIFY_URL": "https://127.0.0.1:3000/webhooks/lakala"}, {"LAKALA_NOTIFY_URL": "https://localhost/webhooks/lakala"}},
 	"REFUND_REQUEST_IP": {{"REFUND_REQUEST_IP": "127.0.0.1"}, {"REFUND_REQUEST_IP": "::1"}, {"REFUND_REQUEST_IP": "0.0.0.0"},
@@ -156,9 +157,16 @@ func TestValidateNamesEveryProblemAtOnce(t *testing.T) {
 	}{
 		{"test defaults in prod", map[string]string{"LAKALA_BASE_URL": "http://test.wsmsd.cn/sit", "LAKALA_APP_ID": "OP00000003",
 			"LAKALA_MERCHANT_NO": "82229007392000A", "LAKALA_SERIAL_NO": "00dfba8194c41b84cf", "LAKALA_TERM_NO": "D9296400",
-			"REFUND_REQUEST_IP": "127.0.0.1", "LAKALA_NOTIFY_URL": "http://127.0.0.1:3000/webhooks/lakala", "WEBHOOK_ALLOW_LOOPBACK": "true"}, true,
-			[]string{"LAKALA_BASE_URL", "LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO", "REFUND_REQUEST_IP",
+			"LAKALA_VPOS_ID": "", "REFUND_REQUEST_IP": "127.0.0.1", "LAKALA_NOTIFY_URL": "http://127.0.0.1:3000/webhooks/lakala", "WEBHOOK_ALLOW_LOOPBACK": "true"}, true,
+			[]string{"LAKALA_BASE_URL", "LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO", "LAKALA_VPOS_ID", "REFUND_REQUEST_IP",
 				"LAKALA_NOTIFY_URL", "WEBHOOK_ALLOW_LOOPBACK"}, false},
+		// Values Lakala would refuse for their length are refused in every stage (dev included).
+		{"unknown refund API", map[string]string{"LAKALA_REFUND_API": "v2"}, false, []string{"LAKALA_REFUND_API"}, false},
+		{"统一退货 takes an 8-character term_no", map[string]string{"LAKALA_TERM_NO": "A12345678"}, false, []string{"LAKALA_TERM_NO", "at most 8"}, false},
+		{"labs takes a 32-character term_no", map[string]string{"LAKALA_TERM_NO": "A12345678", "LAKALA_REFUND_API": "labs"}, false, nil, true},
+		{"统一退货 takes a 15-character merchant_no", map[string]string{"LAKALA_MERCHANT_NO": "8222900701112345"}, false, []string{"LAKALA_MERCHANT_NO", "at most 15"}, false},
+		{"notify URL of 129 bytes", map[string]string{"LAKALA_NOTIFY_URL": "https://abc123.execute-api.cn-north-1.amazonaws.com.cn/" + strings.Repeat("w", 74)}, false,
+			[]string{"LAKALA_NOTIFY_URL", "at most 128"}, false},
 		{"HTTP functions ignore the processor's settings", map[string]string{"REFUND_REQUEST_IP": "127.0.0.1", "PROCESSOR_LEASE": "1s"}, false, nil, true},
 		{"loopback IPv6", map[string]string{"REFUND_REQUEST_IP": "::1"}, true, []string{"REFUND_REQUEST_IP"}, false},
 		{"not an IP", map[string]string{"REFUND_REQUEST_IP": "localhost"}, true, []string{"REFUND_REQUEST_IP"}, false},

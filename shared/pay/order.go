@@ -27,12 +27,15 @@ type Order struct {
 	Gateway              string
 	GatewayTransactionID string // Lakala trade_no once paid
 	GatewayOrderNo       string // Lakala pay_order_no once the cashier order exists
-	Subject              string
-	ExtraData            json.RawMessage // the merchant's object, as given
-	PaymentURL           string
-	GatewayCallback      json.RawMessage // summary of the gateway's notification (lakala_callback)
-	RefundedAmount       int64           // sum of succeeded refunds
-	FailureReason        string
+	// PaidAttemptNo is the attempt (cashier order) whose payment the order succeeded with; 0
+	// while it has none. A payment of any other attempt is a duplicate.
+	PaidAttemptNo   int
+	Subject         string
+	ExtraData       json.RawMessage // the merchant's object, as given
+	PaymentURL      string
+	GatewayCallback json.RawMessage // summary of the gateway's notification (lakala_callback)
+	RefundedAmount  int64           // sum of succeeded refunds
+	FailureReason   string
 	// ClosingReason is set while the order winds down: it fails with this reason once every
 	// cashier order of it is settled at the gateway.
 	ClosingReason string
@@ -41,8 +44,11 @@ type Order struct {
 	ResultSeq    int // seq of the last result message written for the order
 	ExpiresAt    *time.Time
 	ExpiresIn    int // seconds a cashier order may be paid; 0 means the processor's ORDER_TTL
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// CheckRequestedAt is when a notification that did not bind asked for our own query of the
+	// order (nil: never).
+	CheckRequestedAt *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // OutOrderNo is the number the gateway knows the order by: the id without dashes (32 chars,
@@ -92,9 +98,14 @@ type Refund struct {
 	FailureReason    string
 	ReviewReason     string // the open review case's summary, shown as extra_data.review_reason
 	Submissions      int    // refund calls sent under OutTradeNo
-	ResultSeq        int    // seq of the last result message written for the refund
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// RefundAPI is the Lakala refund API the refund was sent through (lakala.RefundAPILabs or
+	// RefundAPIRfd), chosen at its first call and kept: it is queried through the same one.
+	RefundAPI string
+	// SubmittedAt is when its last refund call was sent (nil: never).
+	SubmittedAt *time.Time
+	ResultSeq   int // seq of the last result message written for the refund
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // RefundOutTradeNo derives a refund's gateway number from its id: fixed for the refund's whole

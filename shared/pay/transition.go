@@ -53,7 +53,9 @@ const (
 
 // GatewayReport is the gateway's word on one cashier order, from a notification or a query.
 type GatewayReport struct {
-	Outcome PaymentOutcome
+	// AttemptNo is the attempt (cashier order) the report is about.
+	AttemptNo int
+	Outcome   PaymentOutcome
 	// FailReason is the failure_reason an OutcomeFinalUnpaid leads to (payment_failed, expired,
 	// closed).
 	FailReason string
@@ -64,6 +66,18 @@ type GatewayReport struct {
 	TradeAmount     int64           // the PAY trade's trade_amount; 0 when the report has none
 	TradeNo         string          // becomes gateway_transaction_id
 	Summary         json.RawMessage // stored as extra_data.lakala_callback
+}
+
+// SamePaymentAs reports whether a paid report is about the payment a succeeded order succeeded
+// with. Payments are told apart by cashier order (attempt), not by trade number, which a report
+// may lack. An order that succeeded before the attempt was recorded falls back to the trade
+// number, and without one on both sides it is not the same payment: a second case a person
+// closes is cheaper than a second payment nobody returns.
+func (r GatewayReport) SamePaymentAs(o *Order) bool {
+	if o.PaidAttemptNo != 0 {
+		return r.AttemptNo == o.PaidAttemptNo
+	}
+	return r.TradeNo != "" && r.TradeNo == o.GatewayTransactionID
 }
 
 // AmountMatches reports whether a paid report is for exactly the order's amount: the order
@@ -87,7 +101,7 @@ type ReportDecision struct {
 func DecideReport(o *Order, r GatewayReport) ReportDecision {
 	switch {
 	case r.Outcome == OutcomePaid && o.Status == StatusSucceeded:
-		if r.TradeNo != "" && o.GatewayTransactionID != "" && r.TradeNo != o.GatewayTransactionID {
+		if !r.SamePaymentAs(o) {
 			return ReportDecision{Review: ReviewDuplicatePayment}
 		}
 		return ReportDecision{}
@@ -114,14 +128,20 @@ func (o *Order) Succeed(r GatewayReport, at time.Time) error {
 	if r.TradeNo != "" {
 		o.GatewayTransactionID = r.TradeNo
 	}
+	o.PaidAttemptNo = r.AttemptNo
 	o.ClosingReason = ""
 	return nil
 }
 
 // RequestWindDown records that a live order must fail with reason once its cashier orders are
-// settled at the gateway. The first reason stands. It reports whether anything changed.
+// settled at the gateway. The first reason stands, except that amount_mismatch replaces any
+// other: money moved, and the failure must say so (CheckFail lets only it fail an order with a
+// paid cashier order). It reports whether anything changed.
 func (o *Order) RequestWindDown(reason string) bool {
-	if o.Status.Final() || o.ClosingReason != "" {
+	if o.Status.Final() || o.ClosingReason == reason {
+		return false
+	}
+	if o.ClosingReason != "" && reason != ReasonAmountMismatch {
 		return false
 	}
 	o.ClosingReason = reason

@@ -40,6 +40,16 @@ func (s *Store) Attempts(ctx context.Context, orderID string) ([]pay.Attempt, er
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (pay.Attempt, error) { return scanAttempt(row) })
 }
 
+// Attempts lists an order's cashier orders inside a transaction (under the order's lock, so no
+// report changes them meanwhile).
+func (t *Tx) Attempts(ctx context.Context, orderID string) ([]pay.Attempt, error) {
+	rows, err := t.tx.Query(ctx, "SELECT "+attemptColumns+" FROM payment_attempts WHERE payment_order_id = $1 ORDER BY attempt_no", orderID)
+	if err != nil {
+		return nil, fmt.Errorf("attempts of %s: %w", orderID, err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (pay.Attempt, error) { return scanAttempt(row) })
+}
+
 // AttemptByOutOrderNo finds the attempt Lakala knows by outOrderNo, or pay.ErrNotFound.
 func (s *Store) AttemptByOutOrderNo(ctx context.Context, outOrderNo string) (pay.Attempt, error) {
 	return scanAttempt(s.pool.QueryRow(ctx, "SELECT "+attemptColumns+" FROM payment_attempts WHERE out_order_no = $1", outOrderNo))
@@ -65,9 +75,11 @@ func (s *Store) NewAttempt(ctx context.Context, a pay.Attempt) error {
 	return nil
 }
 
+// saveAttemptSQL never moves an attempt out of paid: a payment is recorded once, with its
+// consequence (service.ApplyReport), and a save of an attempt read before it must not undo it.
 const saveAttemptSQL = `UPDATE payment_attempts SET state = $3, pay_order_no = nullif($4, ''), counter_url = nullif($5, ''),
 		submissions = $6, last_error = nullif($7, ''), updated_at = $8, submitted_at = $9
-	WHERE payment_order_id = $1 AND attempt_no = $2`
+	WHERE payment_order_id = $1 AND attempt_no = $2 AND (state <> 'paid' OR $3 = 'paid')`
 
 func saveAttemptArgs(a *pay.Attempt) []any {
 	var submitted *time.Time
@@ -108,22 +120,22 @@ func (s *Store) CommitCheckout(ctx context.Context, o *pay.Order, a *pay.Attempt
 		return nil, false, err
 	}
 	args = append(args, msg.EventID, msg.Stream, fields, lease.TaskID, lease.Token,
-		a.No, string(a.State), a.PayOrderNo, a.CounterURL, a.Submissions, a.UpdatedAt) // $13 …
+		a.No, string(a.State), a.PayOrderNo, a.CounterURL, a.Submissions, a.UpdatedAt) // $14 …
 	// Data-modifying CTEs all run to completion whether or not the final SELECT reads them.
 	var outboxID *int64
 	err = s.pool.QueryRow(ctx, `
 		WITH att AS (
-			UPDATE payment_attempts SET state = $19, pay_order_no = nullif($20, ''), counter_url = nullif($21, ''),
-				submissions = $22, last_error = NULL, updated_at = $23
-			WHERE payment_order_id = $1 AND attempt_no = $18
+			UPDATE payment_attempts SET state = $20, pay_order_no = nullif($21, ''), counter_url = nullif($22, ''),
+				submissions = $23, last_error = NULL, updated_at = $24
+			WHERE payment_order_id = $1 AND attempt_no = $19
 		), upd AS (`+updateOrderSQL+` AND closing_reason IS NULL RETURNING id, app_id
 		), ev AS (
 			INSERT INTO outbox (event_id, stream, fields, subject_id, app_id, seq)
-			SELECT $13, $14, $15, upd.id, upd.app_id, $12 FROM upd
+			SELECT $14, $15, $16, upd.id, upd.app_id, $12 FROM upd
 			RETURNING id
 		), fin AS (
 			UPDATE tasks SET state = 'done', leased_until = NULL, lease_token = NULL, updated_at = now()
-			WHERE id = $16 AND lease_token = $17 AND state = 'queued' AND EXISTS (SELECT 1 FROM upd)
+			WHERE id = $17 AND lease_token = $18 AND state = 'queued' AND EXISTS (SELECT 1 FROM upd)
 		)
 		SELECT (SELECT id FROM ev), EXISTS (SELECT 1 FROM upd)`, args...).Scan(&outboxID, &applied)
 	if err != nil {

@@ -16,7 +16,8 @@ const orderColumns = `id::text, app_id, merchant_order_id, status, order_type, a
 	payment_gateway, coalesce(gateway_transaction_id, ''), coalesce(gateway_order_no, ''), subject,
 	extra_data, coalesce(payment_url, ''), gateway_callback, refunded_amount,
 	coalesce(failure_reason, ''), expires_at, created_at, updated_at,
-	coalesce(closing_reason, ''), coalesce(review_reason, ''), result_seq, coalesce(expires_in, 0)`
+	coalesce(closing_reason, ''), coalesce(review_reason, ''), result_seq, coalesce(expires_in, 0),
+	coalesce(paid_attempt_no, 0), check_requested_at`
 
 // scanOrder reads a row of orderColumns, followed by any extra columns into extra.
 func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
@@ -26,7 +27,7 @@ func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
 		&o.Gateway, &o.GatewayTransactionID, &o.GatewayOrderNo, &o.Subject,
 		&o.ExtraData, &o.PaymentURL, &o.GatewayCallback, &o.RefundedAmount,
 		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt,
-		&o.ClosingReason, &o.ReviewReason, &o.ResultSeq, &o.ExpiresIn}, extra...)
+		&o.ClosingReason, &o.ReviewReason, &o.ResultSeq, &o.ExpiresIn, &o.PaidAttemptNo, &o.CheckRequestedAt}, extra...)
 	err := row.Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, pay.ErrNotFound
@@ -95,17 +96,27 @@ func (s *Store) Order(ctx context.Context, id string) (pay.Order, error) {
 	return scanOrder(s.pool.QueryRow(ctx, "SELECT "+orderColumns+" FROM payment_orders WHERE id = $1", id))
 }
 
+// WatchedAttemptSQL is pay.Attempt.Watched in SQL, for an attempt row a of its order's row o (a
+// test holds the two equal).
+const WatchedAttemptSQL = `(a.state = 'closed' OR (a.state = 'paid' AND (o.status = 'failed' OR o.paid_attempt_no IS DISTINCT FROM a.attempt_no)))`
+
+// checkRequestedSQL: a notification that did not bind asked for our own query of the order, and
+// no check was made since (RequestCheck).
+const checkRequestedSQL = `(check_requested_at IS NOT NULL AND (checked_at IS NULL OR checked_at < check_requested_at))`
+
 // OrdersToReconcile returns up to limit live orders the reconciler should look at, least
 // recently checked first (so orders whose checks keep failing cannot starve the others):
 // orders winding down, processing orders without change or check since staleBefore, and
-// orders past their expiry. Orders checked after recheckAfter are left for a later pass.
+// orders past their expiry. Orders checked after recheckAfter are left for a later pass, unless
+// a check of them was requested since.
 func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, recheckAfter, now time.Time, limit int) ([]pay.Order, error) {
 	rows, err := s.pool.Query(ctx, "SELECT "+orderColumns+` FROM payment_orders
 		WHERE status IN ('pending', 'processing')
-		  AND (closing_reason IS NOT NULL
-		       OR (status = 'processing' AND greatest(updated_at, checked_at) < $1)
-		       OR expires_at < $2)
-		  AND (checked_at IS NULL OR checked_at < $3)
+		  AND (`+checkRequestedSQL+`
+		       OR ((closing_reason IS NOT NULL
+		            OR (status = 'processing' AND greatest(updated_at, checked_at) < $1)
+		            OR expires_at < $2)
+		           AND (checked_at IS NULL OR checked_at < $3)))
 		ORDER BY coalesce(checked_at, '-infinity'), updated_at LIMIT $4`, staleBefore, now, recheckAfter, limit)
 	if err != nil {
 		return nil, fmt.Errorf("orders to reconcile: %w", err)
@@ -113,21 +124,32 @@ func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, recheckAfter
 	return pgx.CollectRows(rows, collectOrder)
 }
 
-// FinalOrdersToWatch returns up to limit final orders that have a closed cashier order and
-// changed less than watch ago (but at least spacing ago), due for a look at Lakala: a payer may
-// still pay a closed cashier order, and Lakala, refunding it by itself, may tell nobody. Each is
-// looked at again when the time since its last check exceeds the time from its last change to
-// that check, so the checks of one order thin out: about spacing, 2·spacing, 4·spacing … after.
+// FinalOrdersToWatch returns up to limit final orders that have a watched cashier order
+// (pay.Attempt.Watched) and changed less than watch ago (but at least spacing ago), due for a
+// look at Lakala: a payer may still pay a closed cashier order, and Lakala, refunding it by
+// itself, may tell nobody. Each is looked at again when the time since its last check exceeds
+// the time from its last change to that check, so the checks of one order thin out: about
+// spacing, 2·spacing, 4·spacing … after. A final order whose check was requested is due at once.
 func (s *Store) FinalOrdersToWatch(ctx context.Context, now time.Time, watch, spacing time.Duration, limit int) ([]pay.Order, error) {
 	rows, err := s.pool.Query(ctx, "SELECT "+orderColumns+` FROM payment_orders o
-		WHERE status IN ('succeeded', 'failed') AND updated_at > $1 AND updated_at < $2
-		  AND (checked_at IS NULL OR checked_at <= updated_at OR $3 - checked_at > checked_at - updated_at)
-		  AND EXISTS (SELECT 1 FROM payment_attempts a WHERE a.payment_order_id = o.id AND a.state = 'closed')
+		WHERE status IN ('succeeded', 'failed')
+		  AND (`+checkRequestedSQL+`
+		       OR (updated_at > $1 AND updated_at < $2
+		           AND (checked_at IS NULL OR checked_at <= updated_at OR $3 - checked_at > checked_at - updated_at)
+		           AND EXISTS (SELECT 1 FROM payment_attempts a WHERE a.payment_order_id = o.id AND `+WatchedAttemptSQL+`)))
 		ORDER BY coalesce(checked_at, '-infinity') LIMIT $4`, now.Add(-watch), now.Add(-spacing), now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("final orders to watch: %w", err)
 	}
 	return pgx.CollectRows(rows, collectOrder)
+}
+
+// RequestCheck asks the reconciler for our own query of an order at its next pass.
+func (s *Store) RequestCheck(ctx context.Context, id string, at time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE payment_orders SET check_requested_at = $2 WHERE id = $1`, id, at); err != nil {
+		return fmt.Errorf("request a check of order %s: %w", id, err)
+	}
+	return nil
 }
 
 // RecordCheck records one reconciliation check of an order: when, and whether it failed (err

@@ -13,7 +13,8 @@ import (
 
 const refundColumns = `id::text, app_id, payment_order_id::text, coalesce(merchant_refund_id, ''), status, amount,
 	currency, coalesce(reason, ''), coalesce(gateway_refund_id, ''), out_trade_no, extra_data,
-	coalesce(failure_reason, ''), created_at, updated_at, coalesce(review_reason, ''), submissions, result_seq, coalesce(merchant_order_id, '')`
+	coalesce(failure_reason, ''), created_at, updated_at, coalesce(review_reason, ''), submissions, result_seq, coalesce(merchant_order_id, ''),
+	coalesce(refund_api, ''), submitted_at`
 
 func scanRefund(row pgx.Row) (pay.Refund, error) {
 	var r pay.Refund
@@ -21,7 +22,8 @@ func scanRefund(row pgx.Row) (pay.Refund, error) {
 	var extra []byte
 	err := row.Scan(&r.ID, &r.AppID, &r.PaymentOrderID, &r.MerchantRefundID, &status, &r.Amount,
 		&r.Currency, &r.Reason, &r.GatewayRefundID, &r.OutTradeNo, &extra,
-		&r.FailureReason, &r.CreatedAt, &r.UpdatedAt, &r.ReviewReason, &r.Submissions, &r.ResultSeq, &r.MerchantOrderID)
+		&r.FailureReason, &r.CreatedAt, &r.UpdatedAt, &r.ReviewReason, &r.Submissions, &r.ResultSeq, &r.MerchantOrderID,
+		&r.RefundAPI, &r.SubmittedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, pay.ErrNotFound
 	}
@@ -132,10 +134,11 @@ func (t *Tx) SaveRefund(ctx context.Context, r *pay.Refund, old pay.Status) erro
 		r.ResultSeq++
 	}
 	tag, err := t.tx.Exec(ctx, `UPDATE refund_orders SET status = $3, gateway_refund_id = nullif($4, ''),
-			extra_data = $5, failure_reason = nullif($6, ''), updated_at = $7, submissions = $8, result_seq = $9
+			extra_data = $5, failure_reason = nullif($6, ''), updated_at = $7, submissions = $8, result_seq = $9,
+			refund_api = nullif($10, ''), submitted_at = $11
 		WHERE id = $1 AND status = $2`,
 		r.ID, string(old), string(r.Status), r.GatewayRefundID, jsonOrEmpty(r.ExtraData), r.FailureReason, r.UpdatedAt,
-		r.Submissions, r.ResultSeq)
+		r.Submissions, r.ResultSeq, r.RefundAPI, r.SubmittedAt)
 	if err != nil {
 		return fmt.Errorf("save refund %s: %w", r.ID, err)
 	}

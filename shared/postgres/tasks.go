@@ -61,20 +61,24 @@ func (s *Store) ClaimTask(ctx context.Context, id int64, now time.Time, lease ti
 	return s.claimTask(ctx, id, now, lease, true)
 }
 
-// ClaimIdleTask is ClaimTask for a task that need not be due yet (a merchant's close does not
-// wait out a retry's backoff): it only has to be queued and held by nobody.
+// ClaimIdleTask is ClaimTask for a merchant's close or an operator's action: the task need not be
+// due yet (they do not wait out a retry's backoff), it only has to be queued and held by nobody,
+// and the claim does not count an attempt: the processor's budget is for the processor's own
+// failures, and a close during a short Lakala outage must not spend it.
 func (s *Store) ClaimIdleTask(ctx context.Context, id int64, now time.Time, lease time.Duration) (Task, bool, error) {
 	return s.claimTask(ctx, id, now, lease, false)
 }
 
-func (s *Store) claimTask(ctx context.Context, id int64, now time.Time, lease time.Duration, due bool) (Task, bool, error) {
+// claimTask leases a task; by the processor (scheduled) only when it is due, counting the attempt.
+func (s *Store) claimTask(ctx context.Context, id int64, now time.Time, lease time.Duration, scheduled bool) (Task, bool, error) {
 	var t Task
 	var kind, state string
 	token := uuid.NewString()
-	err := s.pool.QueryRow(ctx, `UPDATE tasks SET attempts = attempts + 1, leased_until = $2, updated_at = $3, lease_token = $4
+	err := s.pool.QueryRow(ctx, `UPDATE tasks SET attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END, leased_until = $2,
+			updated_at = $3, lease_token = $4
 		WHERE id = $1 AND state = 'queued' AND (NOT $5 OR next_attempt_at <= $3) AND (leased_until IS NULL OR leased_until < $3)
 		RETURNING id, kind, subject_id::text, state, attempts, coalesce(last_error, '')`,
-		id, now.Add(lease), now, token, due).Scan(&t.ID, &kind, &t.SubjectID, &state, &t.Attempts, &t.LastError)
+		id, now.Add(lease), now, token, scheduled).Scan(&t.ID, &kind, &t.SubjectID, &state, &t.Attempts, &t.LastError)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, false, nil
 	}
@@ -82,6 +86,33 @@ func (s *Store) claimTask(ctx context.Context, id int64, now time.Time, lease ti
 		return t, false, fmt.Errorf("claim task %d: %w", id, err)
 	}
 	t.Kind, t.State = TaskKind(kind), TaskState(state)
+	t.Lease = Lease{TaskID: t.ID, Token: token}
+	return t, true, nil
+}
+
+// ClaimForPerson leases a subject's task for an operator's action (a review resolution that must
+// close the order's cashier orders first) whatever its state, as long as no worker holds it: a
+// task stopped for review, finished or dead is queued again under the new lease. No attempt is
+// counted. ok is false when a worker holds it. The Task returned carries the state it was in, so
+// a refused action can put it back (FinishTask with that state).
+func (s *Store) ClaimForPerson(ctx context.Context, kind TaskKind, subjectID string, now time.Time, lease time.Duration) (Task, bool, error) {
+	var t Task
+	var state string
+	token := uuid.NewString()
+	err := s.pool.QueryRow(ctx, `WITH old AS (
+			SELECT id, state FROM tasks WHERE kind = $1 AND subject_id = $2 FOR UPDATE
+		)
+		UPDATE tasks SET state = 'queued', leased_until = $3, lease_token = $4, updated_at = $5
+		FROM old WHERE tasks.id = old.id AND (tasks.leased_until IS NULL OR tasks.leased_until < $5 OR tasks.state <> 'queued')
+		RETURNING tasks.id, tasks.subject_id::text, old.state, tasks.attempts, coalesce(tasks.last_error, '')`,
+		string(kind), subjectID, now.Add(lease), token, now).Scan(&t.ID, &t.SubjectID, &state, &t.Attempts, &t.LastError)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, false, nil
+	}
+	if err != nil {
+		return t, false, fmt.Errorf("claim %s task of %s: %w", kind, subjectID, err)
+	}
+	t.Kind, t.State = kind, TaskState(state)
 	t.Lease = Lease{TaskID: t.ID, Token: token}
 	return t, true, nil
 }

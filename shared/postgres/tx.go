@@ -58,7 +58,7 @@ func (t *Tx) LockOrder(ctx context.Context, id string) (pay.Order, error) {
 const updateOrderSQL = `UPDATE payment_orders SET status = $3, gateway_transaction_id = nullif($4, ''),
 		gateway_order_no = nullif($5, ''), payment_url = nullif($6, ''), gateway_callback = $7,
 		failure_reason = nullif($8, ''), expires_at = $9, updated_at = $10,
-		closing_reason = nullif($11, ''), result_seq = $12
+		closing_reason = nullif($11, ''), result_seq = $12, paid_attempt_no = nullif($13, 0)
 	WHERE id = $1 AND status = $2`
 
 // orderUpdateArgs are updateOrderSQL's arguments. A status change takes the order's next seq.
@@ -68,7 +68,7 @@ func orderUpdateArgs(o *pay.Order, old pay.Status) []any {
 	}
 	return []any{o.ID, string(old), string(o.Status), o.GatewayTransactionID, o.GatewayOrderNo, o.PaymentURL,
 		nullJSON(o.GatewayCallback), o.FailureReason, o.ExpiresAt, o.UpdatedAt,
-		o.ClosingReason, o.ResultSeq}
+		o.ClosingReason, o.ResultSeq, o.PaidAttemptNo}
 }
 
 // SaveOrder writes o's mutable fields, on the condition that the row is still in status old,

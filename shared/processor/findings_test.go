@@ -162,7 +162,7 @@ func TestFinding4ResultsInTransitionOrder(t *testing.T) {
 	t.Parallel()
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	ctx := context.Background()
-	slowPublish := service.New(s.Store, s.Streams, testenv.Logger(), service.Config{PublishTimeout: time.Nanosecond, PlatformKey: s.Sandbox.PlatformPublicKey()})
+	slowPublish := service.New(s.Store, s.Streams, testenv.Logger(), service.Config{PublishTimeout: time.Nanosecond, PlatformKey: s.Sandbox.PlatformPublicKey(), MerchantNo: testenv.LakalaMerchantNo})
 	p := processor.New(slowPublish, s.Lakala, processor.Config{Consumer: "slow-publisher", NotifyURL: s.API.URL + "/webhooks/lakala"})
 	created := s.CreateOrder(t, "o1", 1000)
 	if _, err := p.Drain(ctx, 0); err != nil {

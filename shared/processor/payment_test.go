@@ -244,8 +244,9 @@ func unanswered(t *testing.T, maxAttempts int) (*testenv.Stack, testenv.Order, p
 
 // TestCreateAttemptsExhaustedWindDown: a create whose every call fails uses its attempts; the
 // order then winds down — its cashier order is closed and queried (a failed call may still have
-// created it) — and fails with retries_exhausted once Lakala shows no such order for longer than
-// its visibility lag. Nothing needs a person, so nothing is dead-lettered.
+// created it). Lakala publishes no code for "not found", so once neither finds it for longer than
+// its visibility lag it is created again under its number and closed: then nobody can pay it, and
+// the order fails with retries_exhausted. Nothing needs a person, so nothing is dead-lettered.
 func TestCreateAttemptsExhaustedWindDown(t *testing.T) {
 	t.Parallel()
 	s, o, task := unanswered(t, 3)
@@ -264,8 +265,8 @@ func TestCreateAttemptsExhaustedWindDown(t *testing.T) {
 	if !strings.HasPrefix(deref(o.FailureReason), pay.ReasonRetriesExceeded) {
 		t.Errorf("failure_reason %q, want it to start with %s", deref(o.FailureReason), pay.ReasonRetriesExceeded)
 	}
-	if _, ok := s.Sandbox.Order(o.OutOrderNo()); ok {
-		t.Error("the sandbox has a cashier order although every create call failed")
+	if view, ok := s.Sandbox.Order(o.OutOrderNo()); !ok || !view.Closed || len(view.Trades) != 0 {
+		t.Errorf("cashier order %+v (found %v); want it created again and closed, never paid", view, ok)
 	}
 	if task, err := s.Store.Task(ctx, task.ID); err != nil || task.State != postgres.TaskDone {
 		t.Errorf("task %+v (err %v), want done", task, err)

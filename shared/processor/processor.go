@@ -65,6 +65,8 @@ type Config struct {
 	NotifyURL string
 	// RefundRequestIP is location_info.request_ip of refunds. Default 127.0.0.1.
 	RefundRequestIP string
+	// RefundAPI is the Lakala refund API new refunds go through (service.PaymentsConfig).
+	RefundAPI string
 	// VisibilityLag: how long Lakala may take before a query sees what it applied (see
 	// service.PaymentsConfig). Default 2 min.
 	VisibilityLag time.Duration
@@ -120,7 +122,7 @@ func setDefault[T comparable](v *T, def T) {
 
 // MaxCallsPerTask is the most Lakala calls one handling of a task makes in the worst case that
 // Validate plans for: a refund confirmation (query, then a resubmission) or a checkout after an
-// ambiguous create (close and query the old cashier order, then create the next). A wind-down
+// ambiguous create (query the old cashier order and close it, then create the next). A wind-down
 // makes two calls per cashier order; the handling deadline cuts it off, and its next attempt goes
 // on where it stopped.
 const MaxCallsPerTask = 3
@@ -152,7 +154,7 @@ func New(svc *service.Service, gw Gateway, cfg Config) *Processor {
 	cfg.defaults()
 	payments := service.NewPayments(svc, gw, service.PaymentsConfig{
 		NotifyURL: cfg.NotifyURL, OrderTTL: cfg.OrderTTL, RefundRequestIP: cfg.RefundRequestIP,
-		VisibilityLag: cfg.VisibilityLag,
+		VisibilityLag: cfg.VisibilityLag, RefundAPI: cfg.RefundAPI,
 	})
 	return &Processor{svc: svc, pay: payments, store: svc.Store(), streams: svc.Streams(), cfg: cfg,
 		log: svc.Logger().With("component", "processor")}

@@ -155,7 +155,10 @@ func markProcessing(t *testing.T, s *testenv.Stack, id string) pay.Refund {
 		if err := r.MoveTo(pay.StatusProcessing, time.Now()); err != nil {
 			return err
 		}
-		r.Submissions = 1
+		// Its call was counted well before the crash: longer ago than Lakala takes to show a refund.
+		r.Submissions, r.RefundAPI = 1, lakala.RefundAPIRfd
+		sent := time.Now().Add(-time.Hour)
+		r.SubmittedAt = &sent
 		return tx.SaveRefund(ctx, &r, pay.StatusPending)
 	})
 	if err != nil {
@@ -184,12 +187,12 @@ func TestRefundAfterCrash(t *testing.T) {
 			o := s.PaySucceeded(t, "o1", 5000)
 			r := s.CreateRefund(t, o.ID, 1500)
 			stored := markProcessing(t, s, r.ID)
-			var lakalaRefund lakala.RefundResult
+			var lakalaRefund lakala.RefundAnswer
 			if tt.calledLakala {
 				view, _ := s.Sandbox.Order(o.OutOrderNo())
 				var err error
 				lakalaRefund, err = s.Lakala.Refund(ctx, lakala.RefundRequest{
-					OutTradeNo: stored.OutTradeNo, Amount: stored.Amount, Reason: "test refund", RequestIP: "127.0.0.1",
+					API: lakala.RefundAPIRfd, OutTradeNo: stored.OutTradeNo, Amount: stored.Amount, Reason: "test refund", RequestIP: "127.0.0.1",
 					OriginOutTradeNo: o.OutOrderNo(), OriginTradeNo: view.Trades[0].TradeNo, OriginLogNo: view.Trades[0].LogNo,
 				})
 				if err != nil {

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
@@ -15,8 +14,8 @@ type Gateway interface {
 	CreateCashierOrder(ctx context.Context, in lakala.CreateCashierOrder) (lakala.CreateOrderResult, error)
 	QueryCashierOrder(ctx context.Context, outOrderNo string) (lakala.QueryOrderResult, error)
 	CloseCashierOrder(ctx context.Context, outOrderNo string) (lakala.CloseOrderResult, error)
-	Refund(ctx context.Context, in lakala.RefundRequest) (lakala.RefundResult, error)
-	QueryTrade(ctx context.Context, outTradeNo string) (lakala.TradeQueryResult, error)
+	Refund(ctx context.Context, in lakala.RefundRequest) (lakala.RefundAnswer, error)
+	QueryRefund(ctx context.Context, api, outTradeNo string) (lakala.RefundAnswer, error)
 }
 
 // CallbackSummary is what extra_data.lakala_callback shows of the gateway's word on a payment.
@@ -95,10 +94,4 @@ func reportFromNotification(n lakala.Notification, now time.Time) pay.GatewayRep
 		TradeTime: formatOptional(n.TradeTime), Amount: n.TotalAmount,
 	})
 	return r
-}
-
-// isRejection reports a definite answer from Lakala (a verified response with a failure code).
-func isRejection(err error) bool {
-	var gwErr *lakala.GatewayError
-	return errors.As(err, &gwErr)
 }

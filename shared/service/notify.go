@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/loomipay/loomipay/shared/crash"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
@@ -23,7 +24,37 @@ const (
 	NotificationNoChange     NotificationResult = "no_change"     // duplicate, late, or nothing final
 	NotificationUnknownOrder NotificationResult = "unknown_order" // not one of ours; acknowledged
 	NotificationReview       NotificationResult = "review"        // money moved against a final order: a review case
+	// NotificationUnbound: it names one of our numbers, but not the cashier order we created
+	// (another merchant's, another pay_order_no, or the legacy form that names no merchant): it
+	// changes nothing by itself, and the reconciler confirms the order by our own query.
+	NotificationUnbound NotificationResult = "unbound"
 )
+
+// Why a notification does not bind to the cashier order we created (notifications.binding).
+const (
+	BindingBound         = "bound"
+	BindingNoMerchant    = "no_merchant"     // the legacy form names no merchant
+	BindingOtherMerchant = "other_merchant"  // merchant_no is not ours
+	BindingOtherPayOrder = "other_pay_order" // pay_order_no is not the one Lakala gave our cashier order
+)
+
+// bindNotification decides whether a verified notification is about the cashier order we
+// created: one platform key signs every merchant's notifications and out_order_no is unique per
+// merchant only, so it must name our merchant, and the pay_order_no Lakala gave the attempt when
+// we know it. The settlement terminal (term_no) is not compared: Lakala's own sample notification
+// names a settlement terminal other than the merchant's configured one, so it would unbind our
+// own notifications and adds nothing merchant_no does not already prove.
+func bindNotification(n lakala.Notification, merchantNo string, a pay.Attempt) string {
+	switch {
+	case n.MerchantNo == "":
+		return BindingNoMerchant
+	case n.MerchantNo != merchantNo:
+		return BindingOtherMerchant
+	case a.PayOrderNo != "" && n.PayOrderNo != a.PayOrderNo:
+		return BindingOtherPayOrder
+	}
+	return BindingBound
+}
 
 // HandleNotification verifies a Lakala payment notification on its raw body and applies it.
 // A bad or missing signature is an Unauthorized error and changes nothing. Verified
@@ -57,6 +88,7 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 	}
 	record.OutOrderNo, record.TradeNo, record.TradeType, record.TradeStatus = n.OutOrderNo, n.TradeNo, n.TradeType, n.TradeStatus
 	record.OrderStatus, record.Amount = n.OrderStatus, n.TotalAmount
+	record.MerchantNo, record.TermNo, record.PayOrderNo = n.MerchantNo, n.TermNo, n.PayOrderNo
 	log := s.log.With("out_order_no", n.OutOrderNo, "pay_order_no", n.PayOrderNo, "trade_no", n.TradeNo, "result", n.Result.String())
 	attempt, err := s.store.AttemptByOutOrderNo(ctx, n.OutOrderNo)
 	if errors.Is(err, pay.ErrNotFound) {
@@ -69,6 +101,20 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 		return "", err
 	}
 	record.PaymentOrderID = attempt.PaymentOrderID
+	crash.Here(ctx, crash.NotificationHeard)
+	if record.Binding = bindNotification(n, s.cfg.MerchantNo, attempt); record.Binding != BindingBound {
+		// Acknowledged, so Lakala stops; our own query of our cashier order decides instead. A
+		// paid notification of another merchant's cashier order moves no money here: it is on the
+		// order's timeline for people to see.
+		record.Result = string(NotificationUnbound)
+		log.WarnContext(ctx, "notification does not bind to our cashier order; the order is confirmed by query",
+			"order_id", attempt.PaymentOrderID, "binding", record.Binding, "merchant_no", n.MerchantNo)
+		if err := s.store.RequestCheck(ctx, attempt.PaymentOrderID, s.Now()); err != nil {
+			record.Result = "error"
+			return "", err
+		}
+		return NotificationUnbound, nil
+	}
 	// A stale notification may not change a live order (the reconciler settles it by query
 	// instead), but a stale repeat for a final order is still acknowledged.
 	var refuseChange error
@@ -110,6 +156,7 @@ func (s *Service) recordNotification(ctx context.Context, r postgres.Notificatio
 func (s *Service) ApplyReport(ctx context.Context, attempt pay.Attempt, report pay.GatewayReport, source string, refuseChange error) (NotificationResult, error) {
 	result := NotificationNoChange
 	requeue := false
+	report.AttemptNo = attempt.No
 	events, err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
 		o, err := tx.LockOrder(ctx, attempt.PaymentOrderID)
 		if errors.Is(err, pay.ErrNotFound) {
@@ -120,10 +167,13 @@ func (s *Service) ApplyReport(ctx context.Context, attempt pay.Attempt, report p
 			return err
 		}
 		now := s.Now()
-		// What the gateway said of the cashier order is evidence: kept whatever the order does. A
-		// payment of the wrong amount is left for the wind-down to confirm by close and query.
+		// What the gateway said of the cashier order is evidence: kept whatever the order does, and
+		// a payment only here, together with what it does to the order (success, or a review case),
+		// so that no crash can leave a paid cashier order whose consequence was never recorded.
+		// A payment of the wrong amount is recorded only once our own query confirms it (the
+		// wind-down closes and queries the cashier order first).
 		switch {
-		case report.Outcome == pay.OutcomePaid && report.AmountMatches(&o) && attempt.State != pay.AttemptPaid:
+		case report.Outcome == pay.OutcomePaid && attempt.State != pay.AttemptPaid && (report.AmountMatches(&o) || source == "query"):
 			attempt.State, attempt.UpdatedAt = pay.AttemptPaid, now
 			if err := tx.SaveAttempt(ctx, &attempt); err != nil {
 				return err
@@ -183,6 +233,7 @@ func (s *Service) ApplyReport(ctx context.Context, attempt pay.Attempt, report p
 	if err != nil {
 		return "", err
 	}
+	crash.Here(ctx, crash.ReportCommitted)
 	s.PublishEvents(ctx, events)
 	if requeue {
 		s.RequeuePayment(ctx, attempt.PaymentOrderID, "gateway report from "+source)
@@ -199,6 +250,7 @@ func (s *Service) RequeuePayment(ctx context.Context, orderID, why string) {
 		s.log.WarnContext(ctx, "payment task not requeued; the reconciler will", "order_id", orderID, "err", err)
 		return
 	}
+	crash.Here(ctx, crash.TaskRequeued)
 	if requeued {
 		s.publishTask(ctx, streams.TaskMessage{TaskID: taskID, Kind: string(postgres.TaskPayment), SubjectID: orderID})
 	}

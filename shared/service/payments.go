@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/loomipay/loomipay/shared/crash"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
@@ -32,6 +33,9 @@ type PaymentsConfig struct {
 	// left before it expires (Lakala wants order_efficient_time in the future). Default 1 min,
 	// or a quarter of OrderTTL if that is shorter.
 	MinLifetime time.Duration
+	// RefundAPI is the Lakala refund API new refunds go through: lakala.RefundAPIRfd (统一退货,
+	// the default) or lakala.RefundAPILabs.
+	RefundAPI string
 }
 
 func (c *PaymentsConfig) defaults() {
@@ -52,6 +56,9 @@ func (c *PaymentsConfig) defaults() {
 	}
 	if c.MinLifetime == 0 {
 		c.MinLifetime = min(time.Minute, c.OrderTTL/4)
+	}
+	if c.RefundAPI == "" {
+		c.RefundAPI = lakala.RefundAPIRfd
 	}
 }
 
@@ -128,6 +135,15 @@ func (p *Payments) AdvancePayment(ctx context.Context, task postgres.Task) TaskR
 	}
 }
 
+// again re-reads the order and goes on from where it stands now (after a step that may have made
+// it final, such as a payment found).
+func (p *Payments) again(ctx context.Context, task postgres.Task) TaskResult {
+	if err := ctx.Err(); err != nil {
+		return taskRetry("%v", err)
+	}
+	return p.AdvancePayment(ctx, task)
+}
+
 // newAttempt starts the order's next cashier order, if the order may have one.
 func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.Attempt, task postgres.Task) TaskResult {
 	now := p.Now()
@@ -153,42 +169,43 @@ func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.A
 	if err := p.store.NewAttempt(ctx, a); err != nil {
 		return taskRetry("record attempt %d: %v", a.No, err)
 	}
+	crash.Here(ctx, crash.AttemptRecorded)
 	return p.sendCreate(ctx, o, a, task, true)
 }
 
-// submitCreate sends the create call of an attempt. The call is counted (and committed) before
-// it is sent, so after a crash the attempt is known to be ambiguous. Only the answer to an
-// attempt's first call can reject it: a rejection of a resubmission proves nothing (the first may
-// have created it; a gateway may refuse the repeated number).
+// submitCreate sends the create call of an attempt under its own out_order_no. The call is
+// counted (and committed) before it is sent, so after a crash the attempt is known to be
+// ambiguous. Only a listed refusal of an attempt's first call rejects it: a refusal of a
+// resubmission proves nothing (the first may have created it; a gateway may refuse the repeated
+// number), and no gateway creates two cashier orders under one out_order_no.
 func (p *Payments) submitCreate(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
 	a.Submissions++
 	a.SubmittedAt, a.UpdatedAt = p.Now(), p.Now()
 	if err := p.store.SaveAttempt(ctx, &a); err != nil {
 		return taskRetry("record create call: %v", err)
 	}
+	crash.Here(ctx, crash.AttemptRecorded)
 	return p.sendCreate(ctx, o, a, task, first)
 }
 
 // sendCreate sends an attempt's create call, already counted, and records what came of it.
 func (p *Payments) sendCreate(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
-	res, err := p.gw.CreateCashierOrder(ctx, lakala.CreateCashierOrder{
-		OutOrderNo: a.OutOrderNo, Amount: o.Amount, Subject: o.Subject,
-		NotifyURL: p.cfg.NotifyURL, CallbackURL: o.ReturnURL(), ExpiresAt: a.ExpiresAt,
-	})
+	res, err := p.gw.CreateCashierOrder(ctx, p.createRequest(o, a))
 	switch {
 	case err == nil && res.CounterURL != "":
 		a.State, a.PayOrderNo, a.CounterURL, a.UpdatedAt = pay.AttemptOpen, res.PayOrderNo, res.CounterURL, p.Now()
 		return p.commitCheckout(ctx, o, a, task)
 	case err == nil:
 		a.LastError = "create answered without counter_url"
-	case first && (isRejection(err) || errors.Is(err, lakala.ErrInvalidRequest)):
-		// A definite rejection of a fresh number: nothing exists at Lakala, and retrying the same
-		// request would be rejected again. Fail fast.
+	case first && lakala.IsRefused(err):
+		// A definite refusal of a fresh number (a listed code, or a request refused before it
+		// was sent): nothing exists at Lakala, and the same request would be refused again.
 		a.State, a.LastError, a.UpdatedAt = pay.AttemptAbsent, err.Error(), p.Now()
 		if err := p.store.SaveAttempt(ctx, &a); err != nil {
-			return taskRetry("record rejected attempt: %v", err)
+			return taskRetry("record refused attempt: %v", err)
 		}
-		return p.failOrder(ctx, o.ID, task, pay.ReasonGatewayRejected+": "+rejectionText(err))
+		crash.Here(ctx, crash.AttemptSaved)
+		return p.failOrder(ctx, o.ID, task, pay.ReasonGatewayRejected+": "+lakala.AnswerText(err))
 	default:
 		a.LastError = err.Error()
 	}
@@ -196,15 +213,8 @@ func (p *Payments) sendCreate(ctx context.Context, o pay.Order, a pay.Attempt, t
 	if err := p.store.SaveAttempt(ctx, &a); err != nil {
 		return taskRetry("record create outcome: %v", err)
 	}
+	crash.Here(ctx, crash.AttemptSaved)
 	return taskRetry("create cashier order %s: outcome unknown, will query: %s", a.OutOrderNo, a.LastError)
-}
-
-func rejectionText(err error) string {
-	var gwErr *lakala.GatewayError
-	if errors.As(err, &gwErr) {
-		return gwErr.Code + " " + gwErr.Msg
-	}
-	return err.Error()
 }
 
 // commitCheckout moves a pending order to processing with an open attempt's payment URL.
@@ -216,6 +226,7 @@ func (p *Payments) commitCheckout(ctx context.Context, o pay.Order, a pay.Attemp
 	if err != nil {
 		return taskRetry("%v", err)
 	}
+	crash.Here(ctx, crash.CheckoutCommitted)
 	p.PublishEvents(ctx, events)
 	if !applied {
 		// The order changed while Lakala created the cashier order (a report, a close): the next
@@ -225,25 +236,59 @@ func (p *Payments) commitCheckout(ctx context.Context, o pay.Order, a pay.Attemp
 	return taskDone()
 }
 
-// resolveCreate settles an attempt whose create outcome is unknown: it asks Lakala, and either
-// takes the payment, or closes the cashier order and starts the next one (its URL never reached
-// us, so nobody may pay it), or waits while Lakala may not see it yet.
+// resolveCreate settles an attempt whose create outcome is unknown. It asks Lakala first: a
+// payment found is applied; a cashier order found is settled — final ones as they are, payable
+// ones closed (their URL never reached us, so nobody may pay them) — and the next one started.
+// When the query cannot say (Lakala publishes no code for "not found"), the create is sent again
+// under the same number once Lakala has had time to show it: either it was never created and now
+// is (its answer brings the URL), or it exists and a later query finds it. Past its expiry, a
+// cashier order nobody could confirm lapses. At most three calls: query, close, create.
 func (p *Payments) resolveCreate(ctx context.Context, o pay.Order, attempts []pay.Attempt, task postgres.Task) TaskResult {
 	a := attempts[len(attempts)-1]
-	settled, res := p.settleAttempt(ctx, o, &a)
-	if res != nil {
-		return *res
+	q, err := p.gw.QueryCashierOrder(ctx, a.OutOrderNo)
+	now := p.Now()
+	switch {
+	case err != nil && now.After(a.ExpiresAt.Add(p.cfg.VisibilityLag)):
+		a.State, a.LastError = pay.AttemptLapsed, "never confirmed either way: "+err.Error()
+	case err != nil && now.Sub(a.SubmittedAt) < p.cfg.VisibilityLag:
+		return taskRetry("cashier order %s: not seen yet (%v); Lakala may take %s to show it", a.OutOrderNo, err, p.cfg.VisibilityLag)
+	case err != nil:
+		return p.submitCreate(ctx, o, a, task, false)
+	default:
+		report := ReportFromQuery(q, now)
+		switch {
+		case report.Outcome == pay.OutcomePaid:
+			if _, err := p.ApplyReport(ctx, a, report, "query", nil); err != nil {
+				return taskRetry("apply payment of %s: %v", a.OutOrderNo, err)
+			}
+			return p.again(ctx, task)
+		case report.ClosedAtGateway || q.OrderStatus == lakala.OrderStatusFailed:
+			a.State, a.LastError = pay.AttemptClosed, ""
+		default: // payable or expired: close it
+			_, closeErr := p.gw.CloseCashierOrder(ctx, a.OutOrderNo)
+			switch {
+			case closeErr == nil, report.Outcome == pay.OutcomeFinalUnpaid && lakala.IsAnswered(closeErr):
+				a.State, a.LastError = pay.AttemptClosed, ""
+			default:
+				a.LastError = fmt.Sprintf("order_status %s; close: %v", q.OrderStatus, closeErr)
+			}
+		}
 	}
-	if !settled {
+	a.UpdatedAt = p.Now()
+	if r := p.saveAttempt(ctx, &a); r != nil {
+		return *r
+	}
+	crash.Here(ctx, crash.AttemptSaved)
+	if !a.State.Settled() {
 		return taskRetry("cashier order %s: create outcome not settled yet: %s", a.OutOrderNo, a.LastError)
 	}
-	attempts[len(attempts)-1] = a
-	return p.newAttempt(ctx, o, attempts, task)
+	return p.again(ctx, task)
 }
 
 // settleAttempt closes an attempt that may exist at Lakala and queries it again, and records what
-// it learned. settled: nobody can pay it any more (closed, never created, or paid). A paid
-// cashier order is applied to the order at once (res is then the task's result, or nil to go on).
+// it learned. settled: nobody can pay it any more (closed, never created, lapsed, or paid). A paid
+// cashier order is recorded together with its consequence for the order (ApplyReport), never on
+// its own; res is then set when that failed.
 func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attempt) (settled bool, res *TaskResult) {
 	if a.State.Settled() {
 		return true, nil
@@ -260,21 +305,19 @@ func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attemp
 		report := ReportFromQuery(q, now)
 		switch {
 		case report.Outcome == pay.OutcomePaid:
-			a.State, a.LastError, a.UpdatedAt = pay.AttemptPaid, "", now
-			if r := p.saveAttempt(ctx, a); r != nil {
-				return false, r
-			}
 			if _, err := p.ApplyReport(ctx, *a, report, "query", nil); err != nil {
 				r := taskRetry("apply payment of %s: %v", a.OutOrderNo, err)
 				return false, &r
 			}
+			a.State = pay.AttemptPaid
 			return true, nil
 		// Closed: Lakala said so to the close (a query may not see it yet), or the query says
-		// closed or cancelled, or it says failed or expired and Lakala answered the close (a
-		// refusal then means it cannot be closed: it is final). A failed or expired order whose
-		// close went unanswered is closed again: only a close stops a payer for sure.
-		case closeErr == nil || report.ClosedAtGateway ||
-			(report.Outcome == pay.OutcomeFinalUnpaid && isRejection(closeErr)):
+		// closed, cancelled or failed; or it says expired and Lakala answered the close (a refusal
+		// then means it will not close it: it is final, and the late-payment watch looks at it).
+		// An expired one whose close went unanswered is closed again: a close arms Lakala's
+		// automatic refund of a payment that lands after it.
+		case closeErr == nil || report.ClosedAtGateway || q.OrderStatus == lakala.OrderStatusFailed ||
+			(report.Outcome == pay.OutcomeFinalUnpaid && lakala.IsAnswered(closeErr)):
 			a.State, a.LastError = pay.AttemptClosed, ""
 		default:
 			a.LastError = fmt.Sprintf("order_status %s after close: %v", q.OrderStatus, closeErr)
@@ -282,10 +325,15 @@ func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attemp
 	case closeErr == nil:
 		// Lakala closed it; the query does not see it yet.
 		a.State, a.LastError = pay.AttemptClosed, ""
-	case isRejection(err) && a.State == pay.AttemptCreating && now.Sub(a.SubmittedAt) >= p.cfg.VisibilityLag:
-		// Not found, longer after the last create call than Lakala takes to show an order: it
-		// was never created.
-		a.State, a.LastError = pay.AttemptAbsent, ""
+	case a.State == pay.AttemptCreating && now.After(a.ExpiresAt.Add(p.cfg.VisibilityLag)):
+		// Nobody could confirm it was created, and it is past its expiry: its URL never reached
+		// us, and Lakala takes no payment after order_efficient_time.
+		a.State, a.LastError = pay.AttemptLapsed, "never confirmed either way: "+err.Error()
+	case a.State == pay.AttemptCreating && now.Sub(a.SubmittedAt) >= p.cfg.VisibilityLag:
+		// Neither the close nor the query found it, and Lakala publishes no code that says "not
+		// found": create it again under its number, to close it for sure next time (no gateway
+		// makes two cashier orders of one out_order_no, and its URL goes to nobody).
+		return false, p.recreate(ctx, o, a)
 	default:
 		a.LastError = "query after close: " + err.Error()
 	}
@@ -293,7 +341,43 @@ func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attemp
 	if r := p.saveAttempt(ctx, a); r != nil {
 		return false, r
 	}
+	crash.Here(ctx, crash.AttemptSaved)
 	return a.State.Settled(), nil
+}
+
+// recreate sends the create call of an attempt whose existence nobody could confirm again, under
+// its own number, counted first, and records what came of it: open with its URL, or the error.
+// It never moves the order: the caller decides what an open attempt is for.
+func (p *Payments) recreate(ctx context.Context, o pay.Order, a *pay.Attempt) *TaskResult {
+	a.Submissions++
+	a.SubmittedAt, a.UpdatedAt = p.Now(), p.Now()
+	if r := p.saveAttempt(ctx, a); r != nil {
+		return r
+	}
+	crash.Here(ctx, crash.AttemptRecorded)
+	res, err := p.gw.CreateCashierOrder(ctx, p.createRequest(o, *a))
+	switch {
+	case err == nil && res.CounterURL != "":
+		a.State, a.PayOrderNo, a.CounterURL, a.LastError = pay.AttemptOpen, res.PayOrderNo, res.CounterURL, ""
+	case err == nil:
+		a.LastError = "create answered without counter_url"
+	default:
+		a.LastError = "create again: " + err.Error()
+	}
+	a.UpdatedAt = p.Now()
+	if r := p.saveAttempt(ctx, a); r != nil {
+		return r
+	}
+	crash.Here(ctx, crash.AttemptSaved)
+	return nil
+}
+
+// createRequest is the create call of an attempt: every call of one attempt is the same request.
+func (p *Payments) createRequest(o pay.Order, a pay.Attempt) lakala.CreateCashierOrder {
+	return lakala.CreateCashierOrder{
+		OutOrderNo: a.OutOrderNo, Amount: o.Amount, Subject: o.Subject,
+		NotifyURL: p.cfg.NotifyURL, CallbackURL: o.ReturnURL(), ExpiresAt: a.ExpiresAt,
+	}
 }
 
 func (p *Payments) saveAttempt(ctx context.Context, a *pay.Attempt) *TaskResult {
@@ -332,6 +416,7 @@ func (s *Service) RequestWindDown(ctx context.Context, orderID, reason string) e
 	if err != nil {
 		return err
 	}
+	crash.Here(ctx, crash.WindDownRequested)
 	if requested {
 		s.RequeuePayment(ctx, orderID, "wind down: "+reason)
 	}
@@ -362,6 +447,34 @@ func (p *Payments) windDown(ctx context.Context, o pay.Order, task postgres.Task
 	return p.failOrder(ctx, o.ID, task, "")
 }
 
+// SettleAttempts closes at Lakala and queries again every cashier order of an order that may be
+// payable, under the lease of the order's task, as the wind-down does: for a person who resolves
+// a review case, before any status changes. A payment found on the way is applied (the order
+// succeeds, or a review case records it). It reports whether every cashier order is settled, with
+// what is left to settle, and returns the order as it is afterwards.
+func (p *Payments) SettleAttempts(ctx context.Context, orderID string) (pay.Order, []string, error) {
+	o, err := p.store.Order(ctx, orderID)
+	if err != nil {
+		return o, nil, err
+	}
+	attempts, err := p.store.Attempts(ctx, o.ID)
+	if err != nil {
+		return o, nil, err
+	}
+	var unsettled []string
+	for i := range attempts {
+		settled, res := p.settleAttempt(ctx, o, &attempts[i])
+		switch {
+		case res != nil:
+			unsettled = append(unsettled, fmt.Sprintf("%s (%s)", attempts[i].OutOrderNo, res.Reason))
+		case !settled:
+			unsettled = append(unsettled, fmt.Sprintf("%s (%s)", attempts[i].OutOrderNo, attempts[i].LastError))
+		}
+	}
+	o, err = p.store.Order(ctx, orderID)
+	return o, unsettled, err
+}
+
 // closeLeftovers settles the cashier orders still open behind a final order.
 func (p *Payments) closeLeftovers(ctx context.Context, o pay.Order, task postgres.Task) TaskResult {
 	attempts, err := p.store.Attempts(ctx, o.ID)
@@ -381,7 +494,9 @@ func (p *Payments) closeLeftovers(ctx context.Context, o pay.Order, task postgre
 }
 
 // failOrder fails a live order (with reason, or the wind-down's reason when reason is empty)
-// and finishes its task, in one transaction. A final order is left as it is.
+// and finishes its task, in one transaction. A final order is left as it is. Under the order's
+// lock it reads the attempts again and fails the order only if pay.CheckFail allows: every
+// cashier order settled, none paid (but by a payment of the wrong amount).
 func (p *Payments) failOrder(ctx context.Context, orderID string, task postgres.Task, reason string) TaskResult {
 	events, err := p.store.InTx(ctx, func(tx *postgres.Tx) error {
 		o, err := tx.LockOrder(ctx, orderID)
@@ -392,6 +507,13 @@ func (p *Payments) failOrder(ctx context.Context, orderID string, task postgres.
 			why := reason
 			if why == "" {
 				why = o.ClosingReason
+			}
+			attempts, err := tx.Attempts(ctx, o.ID)
+			if err != nil {
+				return err
+			}
+			if err := pay.CheckFail(&o, attempts, why); err != nil {
+				return err
 			}
 			old := o.Status
 			if err := o.Fail(why, p.Now()); err != nil {
@@ -407,6 +529,7 @@ func (p *Payments) failOrder(ctx context.Context, orderID string, task postgres.
 	if err != nil {
 		return taskRetry("fail order: %v", err)
 	}
+	crash.Here(ctx, crash.OrderFailed)
 	p.PublishEvents(ctx, events)
 	return taskDone()
 }

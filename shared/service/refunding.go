@@ -6,16 +6,18 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/loomipay/loomipay/shared/crash"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 )
 
 // AdvanceRefund moves a refund one step forward under its task's lease. A refund's outcome is
-// decided only by the answer to its first submission, or by a query that reports a final state
-// (docs/DECISIONS.md, "Refund outcomes"). A pending refund is marked processing, and every call
-// is counted, before the call is sent: after a crash at any point the refund is found processing
-// and Lakala is asked about it before anything else, never a second refund.
+// decided only by a listed refusal of its first submission, by an answer that says the refund
+// succeeded or failed, or by a query that reports a final state (docs/DECISIONS.md, "Refund
+// outcomes"). A pending refund is marked processing, and every call is counted, before the call
+// is sent: after a crash at any point the refund is found processing and Lakala is asked about
+// it before anything else, never a second refund.
 func (p *Payments) AdvanceRefund(ctx context.Context, task postgres.Task) TaskResult {
 	r, err := p.store.Refund(ctx, task.SubjectID)
 	if errors.Is(err, pay.ErrNotFound) {
@@ -49,6 +51,7 @@ func (p *Payments) submitRefund(ctx context.Context, task postgres.Task, r pay.R
 	if err := p.countRefundCall(ctx, &r); err != nil {
 		return taskRetry("record refund call: %v", err)
 	}
+	crash.Here(ctx, crash.RefundCounted)
 	first := r.Submissions == 1
 	var origin CallbackSummary
 	_ = json.Unmarshal(order.GatewayCallback, &origin) // absent fields stay empty
@@ -56,19 +59,25 @@ func (p *Payments) submitRefund(ctx context.Context, task postgres.Task, r pay.R
 	if tradeNo == "" {
 		tradeNo = order.GatewayTransactionID
 	}
-	res, err := p.gw.Refund(ctx, lakala.RefundRequest{
-		OutTradeNo: r.OutTradeNo, Amount: r.Amount, Reason: refundReason(r), RequestIP: p.cfg.RefundRequestIP,
+	ans, err := p.gw.Refund(ctx, lakala.RefundRequest{
+		API: r.RefundAPI, OutTradeNo: r.OutTradeNo, Amount: r.Amount, Reason: refundReason(r), RequestIP: p.cfg.RefundRequestIP,
 		OriginOutTradeNo: originOutOrderNo, OriginTradeNo: tradeNo, OriginLogNo: origin.LogNo,
 	})
 	switch {
+	case err == nil && ans.Outcome == lakala.RefundSucceeded:
+		return p.settleRefund(ctx, task, r.ID, pay.StatusSucceeded, ans.TradeNo, "")
+	case err == nil && ans.Outcome == lakala.RefundFailed && first:
+		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, "", pay.ReasonRefundRejected+": trade_state "+ans.State+" "+ans.Desc)
 	case err == nil:
-		return p.settleRefund(ctx, task, r.ID, pay.StatusSucceeded, res.TradeNo, "")
-	case first && (isRejection(err) || errors.Is(err, lakala.ErrInvalidRequest)):
-		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, "", pay.ReasonRefundRejected+": "+rejectionText(err))
-	case isRejection(err):
+		// Accepted but not finished (DEAL, PROCESSING, TIMEOUT…), or a failure answered to a
+		// resubmission (the first may have moved the money): ask later.
+		return taskRetry("refund answered trade_state %s (%s); will query", ans.State, ans.Outcome)
+	case first && lakala.IsRefused(err):
+		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, "", pay.ReasonRefundRejected+": "+lakala.AnswerText(err))
+	case lakala.IsRefused(err):
 		// The first call may have moved the money; a gateway may refuse the repeated number, or
 		// find nothing left to refund because the first consumed it.
-		return taskRetry("refund resubmission refused (proves nothing; will query): %s", rejectionText(err))
+		return taskRetry("refund resubmission refused (proves nothing; will query): %s", lakala.AnswerText(err))
 	default:
 		return taskRetry("refund outcome unknown, will query: %v", err)
 	}
@@ -82,7 +91,7 @@ func (p *Payments) paidOutOrderNo(ctx context.Context, o pay.Order) (string, err
 		return "", err
 	}
 	for _, a := range attempts {
-		if a.State == pay.AttemptPaid {
+		if a.No == o.PaidAttemptNo || (o.PaidAttemptNo == 0 && a.State == pay.AttemptPaid) {
 			return a.OutOrderNo, nil
 		}
 	}
@@ -90,7 +99,7 @@ func (p *Payments) paidOutOrderNo(ctx context.Context, o pay.Order) (string, err
 }
 
 // countRefundCall moves a pending refund to processing and counts the call about to be sent, in
-// one committed transaction.
+// one committed transaction. Its first call fixes the refund API it goes through for good.
 func (p *Payments) countRefundCall(ctx context.Context, r *pay.Refund) error {
 	events, err := p.store.InTx(ctx, func(tx *postgres.Tx) error {
 		locked, err := tx.LockRefund(ctx, r.ID)
@@ -106,7 +115,12 @@ func (p *Payments) countRefundCall(ctx context.Context, r *pay.Refund) error {
 				return err
 			}
 		}
+		if locked.RefundAPI == "" {
+			locked.RefundAPI = p.cfg.RefundAPI
+		}
 		locked.Submissions++
+		now := p.Now()
+		locked.SubmittedAt = &now
 		if err := tx.SaveRefund(ctx, &locked, old); err != nil {
 			return err
 		}
@@ -128,23 +142,28 @@ func refundReason(r pay.Refund) string {
 }
 
 // confirmRefund asks Lakala what became of a refund that was sent. Only a final state settles
-// it; a refund Lakala does not know (yet) is sent again under the same out_trade_no, which no
-// reading of Lakala applies twice.
+// it. A refund Lakala does not show — its query says it knows no such trade, describes another
+// trade, or cannot be read — is sent again under the same out_trade_no once Lakala has had time
+// to show it (no reading of Lakala applies one number twice), so a refund that never reached
+// Lakala is not left waiting for ever.
 func (p *Payments) confirmRefund(ctx context.Context, task postgres.Task, r pay.Refund) TaskResult {
-	q, err := p.gw.QueryTrade(ctx, r.OutTradeNo)
-	if err != nil {
-		return taskRetry("refund query failed: %v", err)
+	ans, err := p.gw.QueryRefund(ctx, r.RefundAPI, r.OutTradeNo)
+	switch {
+	case err == nil && ans.Outcome == lakala.RefundSucceeded:
+		return p.settleRefund(ctx, task, r.ID, pay.StatusSucceeded, ans.TradeNo, "")
+	case err == nil && ans.Outcome == lakala.RefundFailed:
+		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, "", pay.ReasonRefundRejected+": trade_state "+ans.State+" "+ans.Desc)
+	case err == nil && ans.Outcome == lakala.RefundPending:
+		return taskRetry("refund still processing at Lakala: trade_state %s", ans.State)
 	}
-	switch q.TradeState {
-	case lakala.TradeStateSuccess, lakala.TradeStateRefund, lakala.TradeStatePartRefund:
-		return p.settleRefund(ctx, task, r.ID, pay.StatusSucceeded, q.TradeNo, "")
-	case lakala.TradeStateFail, lakala.TradeStateClose:
-		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, "", pay.ReasonRefundRejected+": trade_state "+q.TradeState+" "+q.TradeMsg)
-	case lakala.TradeStateUnknown:
-		return p.submitRefund(ctx, task, r)
-	default: // DEAL, INIT, CREATE: still under way at Lakala
-		return taskRetry("refund still processing at Lakala: trade_state %s", q.TradeState)
+	why := fmt.Sprintf("refund query: %v", err)
+	if err == nil {
+		why = fmt.Sprintf("refund query: trade_state %s (%s)", ans.State, ans.Outcome)
 	}
+	if r.SubmittedAt != nil && p.Now().Sub(*r.SubmittedAt) < p.cfg.VisibilityLag {
+		return taskRetry("%s; Lakala may take %s to show a refund", why, p.cfg.VisibilityLag)
+	}
+	return p.submitRefund(ctx, task, r)
 }
 
 // settleRefund records the final result of a refund and finishes its task, in one transaction.
@@ -174,6 +193,7 @@ func (p *Payments) settleRefund(ctx context.Context, task postgres.Task, id stri
 	if err != nil {
 		return taskRetry("settle refund: %v", err)
 	}
+	crash.Here(ctx, crash.RefundSettled)
 	p.PublishEvents(ctx, events)
 	return taskDone()
 }

@@ -26,8 +26,12 @@ type Config struct {
 	// PublishTimeout bounds a Redis publish on a request path, so a Redis outage slows a request
 	// by at most this much (the work is safe in Postgres either way). Default 500 ms.
 	PublishTimeout time.Duration
-	// PlatformKey verifies Lakala's notifications.
+	// PlatformKey verifies Lakala's notifications (LAKALA_NOTIFY_CERT, else the platform
+	// certificate).
 	PlatformKey *rsa.PublicKey
+	// MerchantNo is our Lakala merchant: a notification binds to our cashier order only when it
+	// names it (one platform key signs every merchant's notifications).
+	MerchantNo string
 	// ReplayWindow: a notification signed longer ago than this (or this far in the future) is
 	// refused unless it repeats one already applied. Default 10 min.
 	ReplayWindow time.Duration

@@ -317,7 +317,7 @@ func TestWebhookWithRedisDown(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = deadRedis.Close() })
 	down := service.New(s.Store, streams.New(deadRedis, streams.Config{Prefix: s.Streams.Name("")}), testenv.Logger(),
-		service.Config{PlatformKey: s.Sandbox.PlatformPublicKey()})
+		service.Config{PlatformKey: s.Sandbox.PlatformPublicKey(), MerchantNo: testenv.LakalaMerchantNo})
 	body := notification(view, lakala.OrderStatusPaid, view.Trades[0], 8000)
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/lakala", bytes.NewReader(body))
 	req.Header.Set("Authorization", s.SignNotification(t, body, time.Now()))
