@@ -28,7 +28,7 @@ const opsUsage = `operator commands (need DATABASE_URL; add --json for machine-r
   orders show ID|MERCHANT_ORDER_ID|OUT_ORDER_NO|TRADE_NO      the order's timeline
   refunds search [QUERY] [--app A] [--status S] [--from T] [--to T]
   reviews list [--all] [--kind K] [--app A]
-  reviews resolve CASE_ID --outcome O --note TEXT [--gateway-refund-id ID] [--trade-no NO]
+  reviews resolve CASE_ID --outcome O --note TEXT [--gateway-refund-id ID]
   dlq list [--kind payment|refund]
   dlq show TASK_ID
   dlq redrive TASK_ID --note TEXT | dlq redrive --all --kind K --note TEXT
@@ -133,7 +133,6 @@ func opsCommand(ctx context.Context, group string, args []string, stdout, stderr
 	outcome := fs.String("outcome", "", "resolution outcome")
 	note := fs.String("note", "", "why (required for changes)")
 	gwRefund := fs.String("gateway-refund-id", "", "Lakala's refund trade number (reviews resolve)")
-	tradeNo := fs.String("trade-no", "", "Lakala's trade number (reviews resolve)")
 	entry := fs.String("entry", "", "a dead-letter stream entry id (dlq discard)")
 	name := fs.String("name", "", "operator name")
 	role := fs.String("role", "", "viewer, operator or admin")
@@ -253,7 +252,7 @@ func opsCommand(ctx context.Context, group string, args []string, stdout, stderr
 		if err != nil {
 			return err
 		}
-		res, err := o.ResolveReview(ctx, a, ops.Resolution{CaseID: id, Outcome: *outcome, Note: *note, GatewayRefundID: *gwRefund, TradeNo: *tradeNo})
+		res, err := o.ResolveReview(ctx, a, ops.Resolution{CaseID: id, Outcome: *outcome, Note: *note, GatewayRefundID: *gwRefund})
 		if err != nil {
 			return err
 		}

@@ -469,8 +469,7 @@ func (c *Console) resolve(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	res, err := c.ops.ResolveReview(r.Context(), v.Session.Actor(), ops.Resolution{CaseID: id, Outcome: r.PostFormValue("outcome"),
-		Note: strings.TrimSpace(r.PostFormValue("note")), GatewayRefundID: strings.TrimSpace(r.PostFormValue("gateway_refund_id")),
-		TradeNo: strings.TrimSpace(r.PostFormValue("trade_no"))})
+		Note: strings.TrimSpace(r.PostFormValue("note")), GatewayRefundID: strings.TrimSpace(r.PostFormValue("gateway_refund_id"))})
 	if err != nil {
 		c.fail(w, r, v, err)
 		return

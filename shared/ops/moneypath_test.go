@@ -55,7 +55,7 @@ func TestResolveACaseTheMoneyPathOpened(t *testing.T) {
 	}
 	var refundCalls int
 	for _, c := range tl.GatewayCalls {
-		if c.Operation == "refund" || c.Operation == "tradequery" {
+		if c.Operation == "refund" || c.Operation == "tradequery" || c.Operation == "refund_query" {
 			refundCalls++
 		}
 	}

@@ -64,7 +64,10 @@ type Ops struct {
 	store   *postgres.Store
 	streams *streams.Streams
 	hooks   *webhooks.Webhooks // nil: no webhook actions (see WithWebhooks)
-	log     *slog.Logger
+	// payments acts at Lakala for a person (a resolution that closes cashier orders first); nil
+	// in a process without a Lakala client, where those actions answer 503.
+	payments *service.Payments
+	log      *slog.Logger
 	// OutboxRetention is how long published result messages stay in the outbox (the processor
 	// prunes them after it); a timeline or a republish older than this cannot see them.
 	OutboxRetention time.Duration
@@ -75,6 +78,12 @@ type Ops struct {
 func New(svc *service.Service) *Ops {
 	return &Ops{svc: svc, store: svc.Store(), streams: svc.Streams(), log: svc.Logger().With("component", "ops"),
 		OutboxRetention: 7 * 24 * time.Hour, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// WithPayments lets the operations layer act at Lakala (see Ops.payments).
+func (o *Ops) WithPayments(p *service.Payments) *Ops {
+	o.payments = p
+	return o
 }
 
 // Store is the store the operations work on.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/pay"
@@ -388,26 +389,79 @@ func TestResolvePaymentCases(t *testing.T) {
 	}
 }
 
+// A resolution that moves an order goes through the wind-down first: under the order's task's
+// lease its cashier orders are closed at Lakala and queried, so none stays payable behind the
+// status a person sets, and what Lakala reports wins over what the person chose.
 func TestResolveReconcileFailing(t *testing.T) {
-	e := newEnv(t)
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{})
 	ctx := context.Background()
-	id := testenv.SeedOrder(t, e.store, "shop", "M-9", "processing", 10000)
-	c := testenv.SeedReviewCase(t, e.store, ops.KindReconcileFailing, id, "", "query fails for 2h")
-	list, err := e.ops.ReviewCases(ctx, viewer, ops.ReviewFilter{Kind: ops.KindReconcileFailing})
-	if err != nil || len(list) != 1 || list[0].SubjectStatus != "processing" || list[0].MerchantOrderID != "M-9" {
-		t.Fatalf("list %+v, %v", list, err)
+	o := ops.New(s.Service).WithPayments(s.Processor.Payments())
+	caseOf := func(orderID string) int64 {
+		return testenv.SeedReviewCase(t, s.Store, ops.KindReconcileFailing, orderID, "", "query fails for 2h")
 	}
-	res, err := e.ops.ResolveReview(ctx, operator, ops.Resolution{CaseID: c, Outcome: ops.OutcomeConfirmedPaid, Note: "paid per portal", TradeNo: "T-42"})
+
+	// An open cashier order: confirmed_unpaid closes it at Lakala first, then fails the order.
+	open, view := s.Checkout(t, "open", 1000)
+	c := caseOf(open.ID)
+	res, err := o.ResolveReview(ctx, operator, ops.Resolution{CaseID: c, Outcome: ops.OutcomeConfirmedUnpaid, Note: "portal: unpaid"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := e.scalar(t, `SELECT status || '/' || gateway_transaction_id FROM payment_orders WHERE id = $1`, id); s != "succeeded/T-42" {
-		t.Fatalf("order %s", s)
+	if v, _ := s.Sandbox.Order(view.OutOrderNo); !v.Closed {
+		t.Errorf("cashier order %+v; want it closed at Lakala before the order failed", v)
 	}
-	msgs := e.stream(t, pay.StreamPaymentResults)
-	if len(msgs) != 1 || msgs[0]["event_id"] != res.EventIDs[0] || msgs[0]["new_status"] != "succeeded" || msgs[0]["payment_order_id"] != id {
-		t.Fatalf("payment_results %v", msgs)
+	if got := s.RequireOrder(t, "open", "failed", pay.ReasonClosed); res.StatusChange != "payment processing → failed" || len(res.EventIDs) != 1 {
+		t.Errorf("resolution %+v for %+v", res, got)
 	}
+	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, open.ID)
+	if err != nil || task.State != postgres.TaskDone {
+		t.Errorf("task %+v, %v; want done", task, err)
+	}
+
+	// Paid at Lakala, the notification lost: confirmed_unpaid is refused — Lakala's query found
+	// the payment and the order succeeded — and confirmed_paid then closes the case.
+	paid, pview := s.Checkout(t, "paid", 2000)
+	s.SetFaults(sandbox.Faults{DropNotify: true})
+	if err := s.Sandbox.Pay(ctx, pview.PayOrderNo); err != nil {
+		t.Fatal(err)
+	}
+	pview, _ = s.Sandbox.Order(pview.OutOrderNo)
+	c = caseOf(paid.ID)
+	_, err = o.ResolveReview(ctx, operator, ops.Resolution{CaseID: c, Outcome: ops.OutcomeConfirmedUnpaid, Note: "portal: unpaid"})
+	errKind(t, err, pay.KindConflict)
+	got := s.RequireOrder(t, "paid", "succeeded", "")
+	if got.GatewayTransactionID == nil || *got.GatewayTransactionID != pview.Trades[0].TradeNo {
+		t.Errorf("gateway_transaction_id %v; want Lakala's trade %s", got.GatewayTransactionID, pview.Trades[0].TradeNo)
+	}
+	if _, err := o.ResolveReview(ctx, operator, ops.Resolution{CaseID: c, Outcome: ops.OutcomeConfirmedPaid, Note: "portal: paid"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Unpaid at Lakala: confirmed_paid is refused, nothing changes.
+	unpaid, _ := s.Checkout(t, "unpaid", 3000)
+	c = caseOf(unpaid.ID)
+	_, err = o.ResolveReview(ctx, operator, ops.Resolution{CaseID: c, Outcome: ops.OutcomeConfirmedPaid, Note: "portal: paid?"})
+	errKind(t, err, pay.KindConflict)
+	s.RequireOrder(t, "unpaid", "processing", "")
+
+	// A processor holds the order's task: the resolution waits for it.
+	busy, _ := s.Checkout(t, "busy", 4000)
+	c = caseOf(busy.ID)
+	task, err = s.Store.TaskFor(ctx, postgres.TaskPayment, busy.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Store.ClaimForPerson(ctx, postgres.TaskPayment, busy.ID, time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	_, err = o.ResolveReview(ctx, operator, ops.Resolution{CaseID: c, Outcome: ops.OutcomeConfirmedUnpaid, Note: "portal: unpaid"})
+	errKind(t, err, pay.KindConflict)
+	s.RequireOrder(t, "busy", "processing", "")
+
+	// Without a Lakala client the resolution is unavailable, not applied blind.
+	_, err = ops.New(s.Service).ResolveReview(ctx, operator, ops.Resolution{CaseID: c, Outcome: ops.OutcomeConfirmedUnpaid, Note: "portal: unpaid"})
+	errKind(t, err, pay.KindUnavailable)
 }
 
 func TestDeadLetters(t *testing.T) {

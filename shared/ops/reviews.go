@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loomipay/loomipay/shared/crash"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/streams"
@@ -154,10 +156,9 @@ type Resolution struct {
 	Outcome string
 	Note    string
 	// GatewayRefundID is Lakala's refund trade number, recorded with refund_succeeded if the
-	// refund has none yet (optional).
+	// refund has none yet (optional). confirmed_paid takes its trade number from Lakala's own
+	// answer, found by the wind-down that comes first.
 	GatewayRefundID string
-	// TradeNo is Lakala's trade number, recorded with confirmed_paid if the order has none yet.
-	TradeNo string
 }
 
 // ResolveResult is what a resolution did.
@@ -197,6 +198,18 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 		return ResolveResult{}, err
 	}
 	var out ResolveResult
+	// An outcome that moves an order (confirmed_paid, confirmed_unpaid) goes through the wind-down
+	// first: under the order's task's lease, every cashier order is closed at Lakala and queried
+	// again, so none is left payable behind the status the person sets, and a payment found on the
+	// way is applied as any other (docs/DECISIONS.md, "Review case outcomes").
+	var lease *postgres.Lease
+	if res.Outcome == OutcomeConfirmedPaid || res.Outcome == OutcomeConfirmedUnpaid {
+		l, err := o.windDownForResolution(ctx, a, res)
+		if err != nil {
+			return ResolveResult{}, err
+		}
+		lease = &l
+	}
 	now := o.now()
 	// Tasks the resolution ends or restarts: their dead-letter stream entries go, and a restarted
 	// one is published.
@@ -283,36 +296,42 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 			if err != nil {
 				return fmt.Errorf("lock order: %w", err)
 			}
-			before.Subject, before.State = ord.ID, subjectState{Status: string(ord.Status)}
+			// The case was read before the wind-down; its status then is the one the person saw.
+			before.Subject, before.State = ord.ID, subjectState{Status: c.SubjectStatus}
 			old := ord.Status
-			target := pay.StatusSucceeded
-			if res.Outcome == OutcomeConfirmedUnpaid {
-				target = pay.StatusFailed
-			}
-			if old != target {
-				if target == pay.StatusSucceeded {
-					if ord.GatewayTransactionID == "" {
-						ord.GatewayTransactionID = res.TradeNo
-					}
-					err = ord.MoveTo(pay.StatusSucceeded, now)
-				} else {
-					reason := pay.ReasonClosed
-					if ord.ClosingReason != "" {
-						reason = ord.ClosingReason // the wind-down's reason (e.g. retries_exhausted: …)
-					}
-					err = ord.Fail(reason, now)
+			switch {
+			case res.Outcome == OutcomeConfirmedPaid && old != pay.StatusSucceeded:
+				return pay.Errorf(pay.KindConflict, "not_paid_at_lakala",
+					"Lakala reports no payment on any cashier order of order %s (it is %s): resolve it confirmed_unpaid", ord.ID, old)
+			case res.Outcome == OutcomeConfirmedUnpaid && old == pay.StatusSucceeded:
+				return pay.Errorf(pay.KindConflict, "paid_at_lakala",
+					"Lakala reports order %s paid (it succeeded while its cashier orders were settled): resolve it confirmed_paid", ord.ID)
+			case res.Outcome == OutcomeConfirmedUnpaid && !old.Final():
+				reason := pay.ReasonClosed
+				if ord.ClosingReason != "" {
+					reason = ord.ClosingReason // the wind-down's reason (e.g. retries_exhausted: …)
 				}
+				attempts, err := tx.Attempts(ctx, ord.ID)
 				if err != nil {
-					return pay.Errorf(pay.KindConflict, "transition_refused", "payment order %s is %s; it cannot become %s", ord.ID, old, target)
+					return err
+				}
+				if err := pay.CheckFail(&ord, attempts, reason); err != nil {
+					return pay.Errorf(pay.KindConflict, "transition_refused", "payment order %s cannot fail: %v", ord.ID, err)
+				}
+				if err := ord.Fail(reason, now); err != nil {
+					return pay.Errorf(pay.KindConflict, "transition_refused", "payment order %s is %s; it cannot fail", ord.ID, old)
 				}
 				if err := tx.SaveOrder(ctx, &ord, old); err != nil {
 					return err
 				}
-				out.StatusChange = fmt.Sprintf("payment %s → %s", old, target)
 			}
-			if err := closeTask(tx, "payment", ord.ID); err != nil {
+			if ord.Status != pay.Status(c.SubjectStatus) {
+				out.StatusChange = fmt.Sprintf("payment %s → %s", c.SubjectStatus, ord.Status)
+			}
+			if err := tx.FinishTask(ctx, *lease, postgres.TaskDone, "review resolved: "+res.Outcome); err != nil {
 				return err
 			}
+			endedTasks = append(endedTasks, lease.TaskID)
 			after.Subject, after.State = ord.ID, subjectState{Status: string(ord.Status)}
 		case OutcomeChecksRecovered:
 			// The order's task stopped for review goes on with a fresh budget (its wind-down or
@@ -360,8 +379,12 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 		return auditTx(ctx, tx, a, "review.resolve", subject, before, after, res.Note)
 	})
 	if err != nil {
+		if lease != nil {
+			o.releaseAfterRefusal(ctx, *lease)
+		}
 		return ResolveResult{}, err
 	}
+	crash.Here(ctx, crash.ReviewResolved)
 	for _, e := range events {
 		out.EventIDs = append(out.EventIDs, e.EventID)
 	}
@@ -377,6 +400,57 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 		o.dropEntries(ctx, id)
 	}
 	return out, nil
+}
+
+// resolutionLease bounds how long a resolution's wind-down holds the order's task: its Lakala calls
+// (two per cashier order) and the resolution's own transaction.
+const resolutionLease = time.Minute
+
+// windDownForResolution claims the order's payment task for a person (whatever state it stopped
+// in, unless a processor holds it) and settles every cashier order at Lakala under that lease. It
+// returns the lease when every one is settled; otherwise it puts the task back and refuses.
+func (o *Ops) windDownForResolution(ctx context.Context, a Actor, res Resolution) (postgres.Lease, error) {
+	c, err := o.ReviewCase(ctx, a, res.CaseID)
+	if err != nil {
+		return postgres.Lease{}, err
+	}
+	if c.ResolvedAt != nil {
+		return postgres.Lease{}, pay.Errorf(pay.KindConflict, "already_resolved", "review case %d was already resolved by %s as %s", c.ID, c.ResolvedBy, c.Resolution)
+	}
+	if o.payments == nil {
+		return postgres.Lease{}, pay.Errorf(pay.KindUnavailable, pay.CodeUnavailable,
+			"%s closes and queries the order's cashier orders at Lakala first, and this process has no Lakala client (LAKALA_PRIVATE_KEY): use loomipay reviews resolve where it has one", res.Outcome)
+	}
+	task, ok, err := o.store.ClaimForPerson(ctx, postgres.TaskPayment, c.PaymentOrderID, o.now(), resolutionLease)
+	if err != nil {
+		return postgres.Lease{}, err
+	}
+	if !ok {
+		return postgres.Lease{}, pay.Errorf(pay.KindConflict, "order_busy",
+			"a processor is working on order %s now; try again in a minute", c.PaymentOrderID)
+	}
+	workCtx, cancel := context.WithTimeout(ctx, resolutionLease-10*time.Second)
+	defer cancel()
+	_, unsettled, err := o.payments.SettleAttempts(workCtx, c.PaymentOrderID)
+	if err == nil && len(unsettled) > 0 {
+		err = pay.Errorf(pay.KindConflict, "not_settled_at_lakala",
+			"Lakala did not confirm every cashier order of order %s closed: %s; nothing was changed, try again later", c.PaymentOrderID, strings.Join(unsettled, "; "))
+	}
+	if err != nil {
+		if ferr := o.store.FinishTask(context.WithoutCancel(ctx), task.Lease, task.State, "review resolution refused"); ferr != nil {
+			o.log.WarnContext(ctx, "task not put back after a refused resolution; its lease runs out", "task_id", task.ID, "err", ferr)
+		}
+		return postgres.Lease{}, err
+	}
+	return task.Lease, nil
+}
+
+// releaseAfterRefusal puts a task claimed for a resolution that was then refused back in the
+// queue (the processor takes it up again).
+func (o *Ops) releaseAfterRefusal(ctx context.Context, lease postgres.Lease) {
+	if err := o.store.RetryTask(context.WithoutCancel(ctx), lease, o.now(), "review resolution refused"); err != nil && !errors.Is(err, postgres.ErrLeaseLost) {
+		o.log.WarnContext(ctx, "task not released after a refused resolution; its lease runs out", "task_id", lease.TaskID, "err", err)
+	}
 }
 
 // withReviewResolved marks a refund's extra_data review flag as settled, keeping its history.

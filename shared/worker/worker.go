@@ -20,7 +20,7 @@ func New(d *config.Deps) (*processor.Processor, error) {
 		Consumer:    ConsumerName(),
 		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
 		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
-		RefundRequestIP: c.RefundRequestIP, IdleExit: c.ProcessorIdleExit, VisibilityLag: c.LakalaVisibilityLag,
+		RefundRequestIP: c.RefundRequestIP, RefundAPI: c.LakalaRefundAPI, IdleExit: c.ProcessorIdleExit, VisibilityLag: c.LakalaVisibilityLag,
 		EvidenceRetention: c.EvidenceRetention, Metrics: d.Metrics(), Webhooks: d.Webhooks,
 	}
 	if err := validate(c, pc); err != nil {
