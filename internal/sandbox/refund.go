@@ -9,7 +9,7 @@ import (
 
 // refundCall is a refund call of either API (labs or 统一退货), as the sandbox acts on it.
 type refundCall struct {
-	api                                          string
+	api, reason                                  string
 	merchantNo, termNo, outTradeNo               string
 	amount                                       int64
 	originOutTradeNo, originTradeNo, originLogNo string
@@ -28,7 +28,7 @@ func (s *Sandbox) refund(call apiCall) apiResult {
 	if data.RefundReason == "" {
 		return failure(CodeLabsInvalidParam, "refund_reason is required (M String(32))")
 	}
-	req := refundCall{api: lakala.RefundAPILabs, merchantNo: data.MerchantNo, termNo: data.TermNo, outTradeNo: data.OutTradeNo,
+	req := refundCall{api: lakala.RefundAPILabs, reason: data.RefundReason, merchantNo: data.MerchantNo, termNo: data.TermNo, outTradeNo: data.OutTradeNo,
 		amount: int64(data.RefundAmount), originOutTradeNo: data.OriginOutTradeNo, originTradeNo: data.OriginTradeNo, originLogNo: data.OriginLogNo}
 	return s.serveRefund(call, req, data.LocationInfo.RequestIP)
 }
@@ -43,7 +43,7 @@ func (s *Sandbox) rfdRefund(call apiCall) apiResult {
 		limit{"refund_reason", data.RefundReason, lakala.MaxRefundReason}, limit{"notify_url", data.NotifyURL, lakala.MaxNotifyURL}); bad != nil {
 		return *bad
 	}
-	req := refundCall{api: lakala.RefundAPIRfd, merchantNo: data.MerchantNo, termNo: data.TermNo, outTradeNo: data.OutTradeNo,
+	req := refundCall{api: lakala.RefundAPIRfd, reason: data.RefundReason, merchantNo: data.MerchantNo, termNo: data.TermNo, outTradeNo: data.OutTradeNo,
 		amount: int64(data.RefundAmount), originOutTradeNo: data.OriginOutTradeNo, originTradeNo: data.OriginTradeNo, originLogNo: data.OriginLogNo}
 	return s.serveRefund(call, req, data.LocationInfo.RequestIP)
 }
@@ -101,7 +101,7 @@ func (s *Sandbox) applyRefundRequest(req refundCall, faults Faults, now time.Tim
 		return failure(CodeRefundExceeds, "refund_amount %d exceeds the refundable %d", req.amount, o.totalAmount-o.refunded), false
 	}
 
-	r := &refund{outTradeNo: req.outTradeNo, api: req.api, order: o, amount: req.amount, tradeTime: now,
+	r := &refund{outTradeNo: req.outTradeNo, api: req.api, reason: req.reason, order: o, amount: req.amount, tradeTime: now,
 		queryRefusals: faults.RefundQueryRefusals}
 	r.logNo = s.nextID("66", 14)
 	r.tradeNo = lakala.FormatTime(now)[:8] + r.logNo

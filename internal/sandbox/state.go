@@ -121,6 +121,7 @@ func (o *order) queryResult(st orderState) lakala.QueryOrderResult {
 type refund struct {
 	outTradeNo string
 	api        string // lakala.RefundAPILabs or RefundAPIRfd: how it was asked for
+	reason     string // refund_reason as received
 	order      *order
 	amount     int64
 	tradeNo    string
@@ -162,6 +163,8 @@ type OrderView struct {
 // RefundView is a snapshot of one refund.
 type RefundView struct {
 	OutTradeNo string `json:"out_trade_no"`
+	API        string `json:"api"`
+	Reason     string `json:"refund_reason"`
 	TradeNo    string `json:"trade_no"`
 	Amount     int64  `json:"amount"`
 	State      string `json:"trade_state"`
@@ -190,7 +193,7 @@ func (o *order) view() OrderView {
 	}
 	for _, r := range o.refunds {
 		v.Refunds = append(v.Refunds, RefundView{
-			OutTradeNo: r.outTradeNo, TradeNo: r.tradeNo, Amount: r.amount, State: r.state, Applied: r.applied,
+			OutTradeNo: r.outTradeNo, API: r.api, Reason: r.reason, TradeNo: r.tradeNo, Amount: r.amount, State: r.state, Applied: r.applied,
 		})
 	}
 	return v

@@ -50,6 +50,7 @@ type Refund struct {
 	Status          string         `json:"status"`
 	Amount          int64          `json:"amount"`
 	GatewayRefundID *string        `json:"gateway_refund_id"`
+	Reason          *string        `json:"reason"`
 	ExtraData       map[string]any `json:"extra_data"`
 	FailureReason   *string        `json:"failure_reason"`
 }
