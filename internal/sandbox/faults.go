@@ -125,8 +125,9 @@ type Faults struct {
 	// notify_url and pays it: its paid notification, signed with the same platform key, reaches
 	// our notify_url. It never touches our cashier order.
 	ForeignNotifyRate float64 `json:"foreign_notify_rate"`
-	// RefundQueryRefusals is how many queries of each new refund (tradequery or 统一退货's query)
-	// are refused before they are answered: BBS11000 (labs), RFD20001 (统一退货).
+	// RefundQueryRefusals is how many queries of each out_trade_no (tradequery or 统一退货's
+	// query) are refused, whether or not the refund exists, before they are answered: BBS11000
+	// (labs), RFD20001 (统一退货).
 	RefundQueryRefusals int `json:"refund_query_refusals"`
 	// ResignNotifyRetries signs every notification attempt afresh (new timestamp and
 	// nonce). Off, every retry and duplicate copy carries the first attempt's signature

@@ -101,8 +101,7 @@ func (s *Sandbox) applyRefundRequest(req refundCall, faults Faults, now time.Tim
 		return failure(CodeRefundExceeds, "refund_amount %d exceeds the refundable %d", req.amount, o.totalAmount-o.refunded), false
 	}
 
-	r := &refund{outTradeNo: req.outTradeNo, api: req.api, reason: req.reason, order: o, amount: req.amount, tradeTime: now,
-		queryRefusals: faults.RefundQueryRefusals}
+	r := &refund{outTradeNo: req.outTradeNo, api: req.api, reason: req.reason, order: o, amount: req.amount, tradeTime: now}
 	r.logNo = s.nextID("66", 14)
 	r.tradeNo = lakala.FormatTime(now)[:8] + r.logNo
 	s.refunds[r.outTradeNo] = r
@@ -261,11 +260,10 @@ func (s *Sandbox) tradeQuery(call apiCall) apiResult {
 		MerchantNo: data.MerchantNo, OutTradeNo: data.OutTradeNo, TradeNo: data.TradeNo, TradeState: lakala.TradeStateUnknown,
 		TradeStateDesc: "未知状态",
 	}}
+	if s.refuseRefundQuery(data.OutTradeNo, call.faults) {
+		return failure(CodeLabsInvalidParam, "参数校验失败")
+	}
 	if r := s.findRefund(data.OutTradeNo, data.TradeNo); r != nil && r.order.merchantNo == data.MerchantNo {
-		if r.queryRefusals > 0 {
-			r.queryRefusals--
-			return failure(CodeLabsInvalidParam, "参数校验失败")
-		}
 		if lag > 0 && r.tradeTime.After(call.now.Add(-lag)) {
 			return unknown
 		}
@@ -322,16 +320,24 @@ func (s *Sandbox) rfdRefundQuery(call apiCall) apiResult {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.refuseRefundQuery(data.OutTradeNo, call.faults) {
+		return failure(CodeRfdQueryRefused, "查询失败")
+	}
 	r := s.findRefund(data.OutTradeNo, data.TradeNo)
 	switch {
-	case r != nil && r.queryRefusals > 0:
-		r.queryRefusals--
-		return failure(CodeRfdQueryRefused, "查询失败")
 	case r == nil || r.order.merchantNo != data.MerchantNo ||
 		(call.faults.QueryLag > 0 && r.tradeTime.After(call.now.Add(-call.faults.QueryLag))):
 		return failure(CodeRfdNotFound, "交易不存在")
 	}
 	return apiResult{data: r.rfdResult(r.queryState())}
+}
+
+// refuseRefundQuery reports whether this query of out_trade_no is one of the first
+// Faults.RefundQueryRefusals, which are refused whether or not the refund exists. The caller holds
+// s.mu.
+func (s *Sandbox) refuseRefundQuery(outTradeNo string, faults Faults) bool {
+	s.refundQueries[outTradeNo]++
+	return s.refundQueries[outTradeNo] <= faults.RefundQueryRefusals
 }
 
 // queryState is the refund's state as the next query sees it: DEAL while dealQueries last, then

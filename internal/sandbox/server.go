@@ -122,8 +122,10 @@ type Sandbox struct {
 	byLogNo   map[string]*order  // by the payment's log_no
 	refunds   map[string]*refund // by the refund's out_trade_no
 	foreign   []*order           // other merchants' cashier orders with our numbers (ForeignNotifyRate)
-	inflight  int                // notification deliveries running
-	idle      chan struct{}      // closed when inflight drops to zero
+	// refundQueries counts the queries of each out_trade_no, for Faults.RefundQueryRefusals.
+	refundQueries map[string]int
+	inflight      int           // notification deliveries running
+	idle          chan struct{} // closed when inflight drops to zero
 }
 
 // New builds a Sandbox; serve it with Handler and stop it with Close.
@@ -165,6 +167,7 @@ func New(cfg Config) (*Sandbox, error) {
 		byTradeNo:      make(map[string]*order),
 		byLogNo:        make(map[string]*order),
 		refunds:        make(map[string]*refund),
+		refundQueries:  make(map[string]int),
 	}
 	if s.retryDelays == nil {
 		s.retryDelays = DefaultNotifyRetryDelays

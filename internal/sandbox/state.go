@@ -132,8 +132,6 @@ type refund struct {
 	state       string
 	dealQueries int
 	applied     int // times the money moved; anything but 0 or 1 is a sandbox bug
-	// queryRefusals: the next this-many queries of it are refused (Faults.RefundQueryRefusals).
-	queryRefusals int
 	// first is the answer to the first request, repeated to every retry.
 	first apiResult
 }
