@@ -110,6 +110,29 @@ func Here(ctx context.Context, p Point) {
 	}
 }
 
+// lakalaPoints are each Lakala operation's points: its request about to leave, its answer arrived.
+var lakalaPoints = map[string][2]Point{
+	"create":       {CreateSending, CreateAnswered},
+	"query":        {QuerySending, QueryAnswered},
+	"close":        {CloseSending, CloseAnswered},
+	"refund":       {RefundSending, RefundAnswered},
+	"tradequery":   {RefundQuerySending, RefundQueryAnswer},
+	"refund_query": {RefundQuerySending, RefundQueryAnswer},
+}
+
+// LakalaCall is Here at one of a Lakala call's two points.
+func LakalaCall(ctx context.Context, operation string, answered bool) {
+	points, ok := lakalaPoints[operation]
+	if !ok {
+		return
+	}
+	if answered {
+		Here(ctx, points[1])
+	} else {
+		Here(ctx, points[0])
+	}
+}
+
 // expiringContext is a context whose end can be forced with the error a real deadline gives, so
 // code below it meets exactly what a Lambda timeout shows it. Contexts derived from it end with
 // it (the context package watches Done of a parent it does not know).

@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/loomipay/loomipay/shared/crash"
 )
 
 // ErrOutcomeUnknown is matched when Lakala may or may not have acted on a request: timeouts,
@@ -353,6 +355,7 @@ func call[Req, Res any](ctx context.Context, c *Client, path, okCode, outNo stri
 		c.log.Log(ctx, level, msg, append(all, extra...)...)
 	}
 
+	crash.LakalaCall(ctx, operations[path], false)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		logDone(slog.LevelWarn, "lakala call failed", slog.String("error", err.Error()))
@@ -366,6 +369,7 @@ func call[Req, Res any](ctx context.Context, c *Client, path, okCode, outNo stri
 		logDone(slog.LevelWarn, "lakala call failed", slog.String("error", err.Error()))
 		return zero, fmt.Errorf("%w: %s: read response: %w", ErrOutcomeUnknown, path, err)
 	}
+	crash.LakalaCall(ctx, operations[path], true) // Lakala acted and answered; nobody has read the answer yet
 	if resp.StatusCode != http.StatusOK {
 		// A 4xx from a proxy or rate limiter proves nothing about the payment either.
 		logDone(slog.LevelWarn, "lakala call failed")

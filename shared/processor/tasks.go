@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/loomipay/loomipay/shared/crash"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
@@ -56,6 +57,7 @@ func (p *Processor) handleTask(ctx context.Context, d streams.Delivery) (st Stat
 		res = service.TaskResult{Reason: "unknown task kind " + string(task.Kind)}
 	}
 	cancelWork()
+	crash.Here(ctx, crash.TaskFinished)
 	if !res.Done && ctx.Err() != nil {
 		// The run is ending (its deadline, or a stop that could not wait): hand the task to the
 		// next run at once rather than after a backoff (the attempt still counts towards

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/loomipay/loomipay/shared/crash"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/streams"
@@ -39,6 +40,7 @@ func (s *Service) CreateOrder(ctx context.Context, keyApp string, body []byte) (
 		}
 		return order, false, nil
 	}
+	crash.Here(ctx, crash.OrderCreated)
 	s.publishTask(ctx, streams.TaskMessage{TaskID: taskID, Kind: string(postgres.TaskPayment), SubjectID: order.ID})
 	return order, true, nil
 }
@@ -140,6 +142,7 @@ func (s *Service) CreateRefund(ctx context.Context, keyApp string, body []byte) 
 	if err != nil || !created {
 		return r, false, err
 	}
+	crash.Here(ctx, crash.RefundCreated)
 	s.publishTask(ctx, streams.TaskMessage{TaskID: taskID, Kind: string(postgres.TaskRefund), SubjectID: r.ID})
 	return r, true, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/loomipay/loomipay/shared/crash"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/streams"
@@ -120,7 +121,11 @@ func (s *Service) publish(ctx context.Context, events []postgres.Event) error {
 	for i, e := range events {
 		msgs[i] = e.ResultMessage
 	}
-	return s.streams.PublishResults(ctx, msgs)
+	if err := s.streams.PublishResults(ctx, msgs); err != nil {
+		return err
+	}
+	crash.Here(ctx, crash.ResultsAdded)
+	return nil
 }
 
 // RelayOutbox publishes every outbox message not yet published, in batches, oldest first, and
