@@ -17,20 +17,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/ledgercheck"
 	"github.com/loomipay/loomipay/internal/rediscluster"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/processor"
 )
@@ -97,9 +97,10 @@ var actionNames = []string{"pays", "fails", "fails-then-pays", "leaves", "pays-l
 
 // schedule is everything one seed decides.
 type schedule struct {
-	faults   sandbox.Faults
-	orders   []plannedOrder
-	killRate time.Duration // mean time between processor kills; 0: none
+	faults    sandbox.Faults
+	refundAPI string // the refund API new refunds go through
+	orders    []plannedOrder
+	killRate  time.Duration // mean time between processor kills; 0: none
 }
 
 type plannedOrder struct {
@@ -136,8 +137,15 @@ func plan(seed uint64) schedule {
 		DropNotify:           r.IntN(5) == 0,
 		NotifyDelay:          pick(r, 0, 0, 150*time.Millisecond),
 		Latency:              pick(r, 0, 5*time.Millisecond),
-		Seed:                 int64(seed%1_000_000_007) + 1,
+		// What Lakala's own SDKs state: the gateway's network codes on calls it applied, another
+		// merchant's paid notification for one of our numbers, refused refund queries.
+		NetworkCodeRate:     pick(r, 0, 0, 0.1, 0.3),
+		ForeignNotifyRate:   pick(r, 0, 0, 0.5),
+		RefundQueryRefusals: pick(r, 0, 0, 2),
+		LegacyNotifyForm:    r.IntN(4) == 0,
+		Seed:                int64(seed%1_000_000_007) + 1,
 	}
+	s.refundAPI = pick(r, lakala.RefundAPIRfd, lakala.RefundAPILabs)
 	s.killRate = pick(r, 0, 700*time.Millisecond, 1500*time.Millisecond)
 	n := 2 + r.IntN(3)
 	for i := range n {
@@ -165,6 +173,8 @@ func (s schedule) String() string {
 		f.DuplicateCreate, f.DuplicateRefund, f.FailedTradePayable, f.ResignNotifyRetries, f.PayAfterClose, f.AutoRefundAfterClose)
 	fmt.Fprintf(&b, "faults: query_lag=%s lost_answer_rate=%v (%s) error_rate=%v duplicate_notify=%v drop_notify=%v notify_delay=%s kill_every=%s\n",
 		f.QueryLag, f.LostAnswerRate, f.LostAnswerMode, f.ErrorRate, f.DuplicateNotify, f.DropNotify, f.NotifyDelay, s.killRate)
+	fmt.Fprintf(&b, "lakala as it is: network_code_rate=%v foreign_notify_rate=%v refund_query_refusals=%d legacy_form=%v refund_api=%s\n",
+		f.NetworkCodeRate, f.ForeignNotifyRate, f.RefundQueryRefusals, f.LegacyNotifyForm, s.refundAPI)
 	for _, o := range s.orders {
 		fmt.Fprintf(&b, "order %s: %d fen, payer %s", o.id, o.amount, actionNames[o.action])
 		for _, r := range o.refunds {
@@ -188,7 +198,7 @@ func runSchedule(t *testing.T, seed uint64, nProcessors int, cluster *redisclust
 		OrderTTL: orderTTL, Lease: 1500 * time.Millisecond, VisibilityLag: sched.faults.QueryLag + 200*time.Millisecond,
 		ReconcileAfter: 300 * time.Millisecond, MaintenanceEvery: 100 * time.Millisecond, ReadBlock: 50 * time.Millisecond,
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 300 * time.Millisecond, MaxAttempts: 8,
-		SweepGrace: 50 * time.Millisecond, SweepStale: 2 * time.Second, Concurrency: 8,
+		SweepGrace: 50 * time.Millisecond, SweepStale: 2 * time.Second, Concurrency: 8, RefundAPI: sched.refundAPI,
 	}
 	if err := cfg.Validate(lakalaTimeout); err != nil {
 		t.Fatal(err)
@@ -410,7 +420,7 @@ func settle(ctx context.Context, t *testing.T, st *testenv.Stack, sched schedule
 		busy := st.Sandbox.WaitNotifications(wctx) != nil
 		cancel()
 		// A late payment shows in a query only after the lag: look for checks after that.
-		if why = unsettled(t, st, since.Add(sched.faults.QueryLag)); why == "" && !busy {
+		if why = ledgercheck.Unsettled(t, st, since.Add(sched.faults.QueryLag)); why == "" && !busy {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -418,173 +428,13 @@ func settle(ctx context.Context, t *testing.T, st *testenv.Stack, sched schedule
 	t.Errorf("no quiescence after %s: %s", quiescence, why)
 }
 
-func unsettled(t *testing.T, st *testenv.Stack, since time.Time) string {
-	ctx := context.Background()
-	var n int
-	q := func(sql string, args ...any) int {
-		if err := st.Store.Pool().QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	switch {
-	case q(`SELECT count(*) FROM payment_orders o WHERE status IN ('pending', 'processing')
-		AND NOT EXISTS (SELECT 1 FROM review_cases c WHERE c.payment_order_id = o.id AND c.resolved_at IS NULL)`) > 0:
-		return fmt.Sprintf("%d live orders without a review case", n)
-	case q(`SELECT count(*) FROM refund_orders r WHERE status IN ('pending', 'processing')
-		AND NOT EXISTS (SELECT 1 FROM review_cases c WHERE c.refund_order_id = r.id AND c.resolved_at IS NULL)`) > 0:
-		return fmt.Sprintf("%d live refunds without a review case", n)
-	case q(`SELECT count(*) FROM tasks WHERE state = 'queued'`) > 0:
-		return fmt.Sprintf("%d queued tasks", n)
-	case q(`SELECT count(*) FROM outbox WHERE published_at IS NULL`) > 0:
-		return fmt.Sprintf("%d unpublished results", n)
-	case q(`SELECT count(*) FROM payment_orders o WHERE status IN ('succeeded', 'failed')
-		AND (checked_at IS NULL OR checked_at < $1)
-		AND EXISTS (SELECT 1 FROM payment_attempts a WHERE a.payment_order_id = o.id AND a.state = 'closed')`, since) > 0:
-		// A payer may have paid a closed cashier order after the last look.
-		return fmt.Sprintf("%d final orders with a closed cashier order not looked at since the payers finished", n)
-	}
-	return ""
-}
-
-// checkInvariants compares our ledger with the gateway's, order by order.
+// checkInvariants compares our ledger with the gateway's for every order of the schedule.
 func checkInvariants(t *testing.T, st *testenv.Stack, sched schedule) {
-	ctx := context.Background()
-	ledger := st.Sandbox.Ledger()
-	byNo := map[string]sandbox.LedgerOrder{}
-	for _, lo := range ledger.Orders {
-		byNo[lo.OutOrderNo] = lo
-	}
-	for _, lr := range ledger.Refunds {
-		if lr.Applied > 1 {
-			t.Errorf("refund %s was applied %d times at the gateway", lr.OutTradeNo, lr.Applied)
-		}
-	}
-	payments, refunds := results(t, st)
-	for _, planned := range sched.orders {
-		var o pay.Order
-		var err error
-		if o, err = st.Store.OrderByMerchantID(ctx, st.AppID, planned.id); err != nil {
-			t.Errorf("order %s: %v", planned.id, err)
-			continue
-		}
-		reviews, err := st.Store.OpenReviewCases(ctx, o.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kinds := map[string]bool{}
-		refundReview := false
-		for _, c := range reviews {
-			t.Logf("order %s: review case %s: %s", planned.id, c.Kind, c.Summary)
-			kinds[c.Kind] = true
-			refundReview = refundReview || c.RefundOrderID != ""
-		}
-		as, err := st.Store.Attempts(ctx, o.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var paidCount int
-		var paid, refunded, autoRefunded int64
-		for _, a := range as {
-			lo, ok := byNo[a.OutOrderNo]
-			if !ok {
-				continue // never created at the gateway
-			}
-			paidCount += lo.Payments
-			paid += lo.Paid
-			refunded += lo.Refunded
-			autoRefunded += lo.AutoRefunded
-			if lo.Refunded > lo.Paid {
-				t.Errorf("order %s: cashier order %s refunded %d of %d paid", planned.id, a.OutOrderNo, lo.Refunded, lo.Paid)
-			}
-			if o.Status != pay.StatusProcessing && lo.Payable && !lo.Closed && lo.Payments == 0 {
-				t.Errorf("order %s is %s but its cashier order %s is open at the gateway (%+v)", planned.id, o.Status, a.OutOrderNo, lo)
-			}
-		}
-		// Cashier orders the gateway has and we do not know of.
-		for no, lo := range byNo {
-			if strings.HasPrefix(no, pay.OutOrderNo(o.ID)) || strings.HasPrefix(no, pay.AttemptOutOrderNo(o.ID, 2)[:26]) {
-				if !slices.ContainsFunc(as, func(a pay.Attempt) bool { return a.OutOrderNo == no }) {
-					t.Errorf("order %s: the gateway has cashier order %s (%+v) we have no record of", planned.id, no, lo)
-				}
-			}
-		}
-		// Paid at the gateway ⇔ succeeded here, or an open review case explains the difference.
-		switch {
-		case o.Status == pay.StatusSucceeded && paidCount == 1 && paid == o.Amount:
-		case o.Status == pay.StatusSucceeded && paidCount > 1 && kinds[pay.ReviewDuplicatePayment]:
-		case o.Status == pay.StatusFailed && paidCount == 0:
-		case o.Status == pay.StatusFailed && (kinds[pay.ReviewPaidAfterFailed] || kinds[pay.ReviewAmountMismatch]):
-		case !o.Status.Final() && len(reviews) > 0:
-		default:
-			t.Errorf("order %s: %s here, paid %d time(s) (%d fen) at the gateway, open reviews %v", planned.id, o.Status, paidCount, paid, kinds)
-		}
-		// The gateway's refunded total = refunded_amount (auto-refunds of late payments are the
-		// review case's), or a review case on one of its refunds.
-		if got := refunded - autoRefunded; got != o.RefundedAmount && !refundReview {
-			t.Errorf("order %s: gateway refunded %d (plus %d automatically), refunded_amount %d", planned.id, got, autoRefunded, o.RefundedAmount)
-		}
-		if o.RefundedAmount > o.Amount {
-			t.Errorf("order %s: refunded_amount %d exceeds the amount %d", planned.id, o.RefundedAmount, o.Amount)
-		}
-		if strings.HasPrefix(o.FailureReason, pay.ReasonGatewayRejected) {
-			t.Errorf("order %s: %s (the sandbox rejects only requests that are wrong)", planned.id, o.FailureReason)
-		}
-		t.Logf("order %s: %s %s, %d cashier order(s), paid %d time(s) at the gateway, refunded %d, reviews %v",
-			planned.id, o.Status, o.FailureReason, len(as), paidCount, o.RefundedAmount, slices.Sorted(maps.Keys(kinds)))
-		checkChain(t, "order "+planned.id, payments[o.ID], o.Status, o.ResultSeq)
-		rs, err := st.Store.RefundsOf(ctx, o.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var succeeded int64
-		for _, r := range rs {
-			if r.Status == pay.StatusSucceeded {
-				succeeded += r.Amount
-			}
-			checkChain(t, "refund "+r.ID, refunds[r.ID], r.Status, r.ResultSeq)
-		}
-		if succeeded != o.RefundedAmount {
-			t.Errorf("order %s: succeeded refunds add up to %d, refunded_amount %d", planned.id, succeeded, o.RefundedAmount)
-		}
-	}
-}
-
-// results reads both result streams, drops repeats by event_id, and groups the messages by
-// subject in stream order.
-func results(t *testing.T, st *testenv.Stack) (payments, refunds map[string][]map[string]string) {
-	payments, refunds = map[string][]map[string]string{}, map[string][]map[string]string{}
-	seen := map[string]bool{}
-	for _, m := range st.Results(t, pay.StreamPaymentResults) {
-		if !seen[m["event_id"]] {
-			seen[m["event_id"]] = true
-			payments[m["payment_order_id"]] = append(payments[m["payment_order_id"]], m)
-		}
-	}
-	for _, m := range st.Results(t, pay.StreamRefundResults) {
-		if !seen[m["event_id"]] {
-			seen[m["event_id"]] = true
-			refunds[m["refund_order_id"]] = append(refunds[m["refund_order_id"]], m)
-		}
-	}
-	return payments, refunds
-}
-
-// checkChain: every status change has its message, and the messages of one subject chain —
-// seq 1, 2, 3 … in stream order, old_status the previous new_status, the last one the status now.
-func checkChain(t *testing.T, what string, msgs []map[string]string, status pay.Status, resultSeq int) {
 	t.Helper()
-	if len(msgs) != resultSeq {
-		t.Errorf("%s: %d messages on its stream, %d status changes", what, len(msgs), resultSeq)
+	for _, line := range ledgercheck.Check(t, st) {
+		t.Log(line)
 	}
-	prev := string(pay.StatusPending)
-	for i, m := range msgs {
-		if m["seq"] != strconv.Itoa(i+1) || m["old_status"] != prev {
-			t.Errorf("%s: message %d is seq %s %s → %s; want seq %d from %s", what, i, m["seq"], m["old_status"], m["new_status"], i+1, prev)
-		}
-		prev = m["new_status"]
-	}
-	if prev != string(status) {
-		t.Errorf("%s: last message says %s; it is %s", what, prev, status)
+	if got := len(sched.orders); got == 0 {
+		t.Fatal("the schedule has no orders")
 	}
 }
