@@ -160,12 +160,19 @@ func (r *Resolver) Require(ctx context.Context, name string) (string, error) {
 	return v, nil
 }
 
+// FromSecret reports whether name's value comes from Secrets Manager (no $name, a
+// $name_SECRET_ARN): whether a rotation can change it.
+func FromSecret(name string) bool {
+	return os.Getenv(name) == "" && os.Getenv(name+"_SECRET_ARN") != ""
+}
+
 // Reload is Get reading the secret again: the value cached for name's secret is dropped (unless
 // a read of it is under way, whose answer is fresh) and Secrets Manager asked anew. A rotation
 // that changed a password under a running process is picked up so. A value given directly ($name)
 // is returned as it is.
 func (r *Resolver) Reload(ctx context.Context, name string) (value string, ok bool, err error) {
-	if arn := os.Getenv(name + "_SECRET_ARN"); arn != "" && os.Getenv(name) == "" {
+	if FromSecret(name) {
+		arn := os.Getenv(name + "_SECRET_ARN")
 		r.mu.Lock()
 		if f, found := r.fetches[arn]; found {
 			select {
