@@ -151,6 +151,13 @@ func Load(ctx context.Context) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	var secretNames []string
+	for _, v := range Variables {
+		if v.Secret {
+			secretNames = append(secretNames, v.Name)
+		}
+	}
+	res.Prefetch(ctx, secretNames...)
 	r := reader{ctx: ctx, res: res}
 	c := Config{
 		DatabaseURL:     r.secret("DATABASE_URL"),

@@ -505,3 +505,33 @@ func TestUnreachableEndpointTimesOutEachAttempt(t *testing.T) {
 		t.Errorf("took %v; want about 3 × 50 ms plus backoff", took)
 	}
 }
+
+// Prefetch reads every secret at once: both requests are at the server before either is
+// answered, and the Gets that follow take what they read without asking again.
+func TestPrefetchReadsSecretsAtOnce(t *testing.T) {
+	fake := newFake(t)
+	arrived := make(chan struct{}, 2)
+	release := make(chan struct{})
+	fake.arrived, fake.release = arrived, release
+	t.Setenv("LAKALA_PRIVATE_KEY_SECRET_ARN", lakalaKeyARN)
+	t.Setenv("DATABASE_URL_SECRET_ARN", rdsARN)
+	r := newResolver(t)
+	r.Prefetch(context.Background(), "LAKALA_PRIVATE_KEY", DatabaseURLName, "LAKALA_APP_ID")
+	for range 2 {
+		select {
+		case <-arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the prefetched reads did not both reach Secrets Manager before an answer")
+		}
+	}
+	close(release)
+	if v, err := r.Require(context.Background(), "LAKALA_PRIVATE_KEY"); err != nil || v != lakalaKeyPEM {
+		t.Errorf("Require = %q, %v", v, err)
+	}
+	if _, err := r.Require(context.Background(), DatabaseURLName); err != nil {
+		t.Errorf("Require(DATABASE_URL): %v", err)
+	}
+	if n := fake.requests.Load(); n != 2 {
+		t.Errorf("Secrets Manager requests = %d, want 2", n)
+	}
+}

@@ -160,6 +160,17 @@ func (r *Resolver) Require(ctx context.Context, name string) (string, error) {
 	return v, nil
 }
 
+// Prefetch starts reading the secrets of names that come from Secrets Manager, all at once, so
+// that the Gets that follow wait for the slowest read, not for the sum of them (a function reads
+// three or four at its cold start). A Get joins the read under way; a read that fails is not kept.
+func (r *Resolver) Prefetch(ctx context.Context, names ...string) {
+	for _, name := range names {
+		if FromSecret(name) {
+			go func() { _, _ = r.secretString(ctx, name, os.Getenv(name+"_SECRET_ARN")) }()
+		}
+	}
+}
+
 // FromSecret reports whether name's value comes from Secrets Manager (no $name, a
 // $name_SECRET_ARN): whether a rotation can change it.
 func FromSecret(name string) bool {
