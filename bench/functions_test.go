@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
+	"github.com/loomipay/loomipay/internal/motoserver"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
@@ -26,14 +28,24 @@ import (
 var functionNames = []string{"createorder", "getorder", "refund", "webhook", "processor"}
 
 const (
-	maxBootstrapBytes = 10_000_000 // row 8: 10 MB, read strictly (decimal)
-	maxRSSBytes       = 64 << 20   // row 8: 64 MiB
-	coldStartMargin   = 30 * time.Millisecond
+	// maxFloorRatio is row 8's bound on each payment-path bootstrap over the floor (bench/floor:
+	// pgx and go-redis alone): the AWS SDK's configuration and one or two service clients, and
+	// our own code, with room to grow. Size is watched for what it costs a cold start, not for
+	// itself (docs/DECISIONS.md, "Binary size").
+	maxFloorRatio   = 1.5
+	maxRSSBytes     = 64 << 20 // row 8: 64 MiB
+	coldStartMargin = 20 * time.Millisecond
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	motoserver.Stop()
+	os.Exit(code)
+}
+
 // builtFunctions holds each function (and the hello-world baseline) built for this machine,
-// to run under the emulator, and for Lambda (linux/arm64), to weigh: those also the console and
-// the floor (bench/floor: pgx and go-redis alone).
+// to run under the emulator, and for Lambda (linux/arm64), to weigh: those also migrate, the
+// console and the floor (bench/floor: pgx and go-redis alone).
 type builtFunctions struct {
 	rie            string
 	native, lambda map[string]string // name → bootstrap
@@ -59,7 +71,7 @@ func buildAll(t testing.TB) builtFunctions {
 	if b.native, err = lambdaemu.Build(ctx, root, filepath.Join(dir, "native"), runtime.GOOS, runtime.GOARCH, pkgs...); err != nil {
 		t.Fatal(err)
 	}
-	if b.lambda, err = lambdaemu.Build(ctx, root, filepath.Join(dir, "lambda"), "linux", "arm64", append(pkgs, "./functions/console", "./bench/floor")...); err != nil {
+	if b.lambda, err = lambdaemu.Build(ctx, root, filepath.Join(dir, "lambda"), "linux", "arm64", append(pkgs, "./functions/migrate", "./functions/console", "./bench/floor")...); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -158,16 +170,21 @@ func testFunctions(t *testing.T) {
 	s := testenv.NewStack(t, testenv.StackOptions{NoAPICheck: true})
 	evs := sampleEvents(t, s)
 
-	// Row 8: sizes.
+	// Row 8: sizes, each over the floor.
+	floor := fileSize(t, b.lambda["floor"])
+	ratio := func(fn string) float64 { return float64(fileSize(t, b.lambda[fn])) / float64(floor) }
 	sizeOK := true
+	worstFn := ""
 	var sizes []string
-	for _, fn := range append(functionNames, "console") {
-		fi, err := os.Stat(b.lambda[fn])
-		if err != nil {
-			t.Fatal(err)
+	for _, fn := range append(functionNames, "migrate", "console") {
+		if fn != "console" {
+			sizeOK = sizeOK && ratio(fn) <= maxFloorRatio
+			if worstFn == "" || ratio(fn) > ratio(worstFn) {
+				worstFn = fn
+			}
 		}
-		sizeOK = sizeOK && fi.Size() <= maxBootstrapBytes
-		sizes = append(sizes, fmt.Sprintf("%s %d bytes (%s)", fn, fi.Size(), mib(fi.Size())))
+		size := fileSize(t, b.lambda[fn])
+		sizes = append(sizes, fmt.Sprintf("%s %d bytes (%s, %.2f × floor)", fn, size, mib(size), ratio(fn)))
 	}
 
 	// Row 8: peak RSS of createorder serving row 1's requests, one at a time as one execution
@@ -229,28 +246,31 @@ func testFunctions(t *testing.T) {
 	record(&Row{N: 8, What: "size and memory of each function",
 		Figures: []string{
 			"stripped linux/arm64 bootstrap (CGO_ENABLED=0 -tags lambda.norpc -trimpath -ldflags='-s -w', as make build): " + strings.Join(sizes, ", "),
-			fmt.Sprintf("diagnostic, the floor: aws-lambda-go hello-world %d bytes; the same with one pgx/v5 query and one go-redis/v9 XADD (bench/floor) %d bytes",
-				fileSize(t, b.lambda["hello"]), fileSize(t, b.lambda["floor"])),
+			fmt.Sprintf("the floor: aws-lambda-go hello-world %d bytes; the same with one pgx/v5 query and one go-redis/v9 XADD (bench/floor) %d bytes",
+				fileSize(t, b.lambda["hello"]), floor),
 			fmt.Sprintf("createorder peak RSS (VmHWM) after %d creates through its emulator (%s, %.0f/s, one at a time as one execution environment serves them): %s",
 				sz.RSSInvokes, createTook.Round(time.Millisecond), float64(sz.RSSInvokes)/createTook.Seconds(), mib(createRSS)),
 			fmt.Sprintf("processor peak RSS (VmHWM) in one invocation draining %d tasks with Lakala +%s, concurrency %d (%s including the 1 s idle exit): %s",
 				st.Handled, lakalaLatency, drainConcurrency, procTook.Round(time.Millisecond), mib(procRSS)),
 		},
-		Ratio: fmt.Sprintf("largest bootstrap %d bytes, console %d (pgx + go-redis floor %d); peak RSS createorder %s, processor %s",
-			largest(b.lambda), fileSize(t, b.lambda["console"]), fileSize(t, b.lambda["floor"]), mib(createRSS), mib(procRSS)),
-		Target:  "≤ 10 MB (10,000,000 bytes) each; ≤ 64 MiB RSS",
+		Ratio: fmt.Sprintf("largest %.2f × floor (%s), console %.2f ×; peak RSS createorder %s, processor %s",
+			ratio(worstFn), worstFn, ratio("console"), mib(createRSS), mib(procRSS)),
+		Target:  fmt.Sprintf("≤ %.1f × floor each (the console reported); ≤ 64 MiB RSS", maxFloorRatio),
 		Met:     met(sizeOK && createRSS <= maxRSSBytes && procRSS <= maxRSSBytes),
 		Command: command("functions"),
 		Notes: []string{fmt.Sprintf("RSS is measured on %s/%s builds (the emulator runs them on this machine); the "+
 			"arm64 binaries are the same code, and Go's heap does not depend on the architecture in any way that matters here.",
 			runtime.GOOS, runtime.GOARCH),
 			"The floor is what pgx/v5 (its pgtype registers every PostgreSQL type's codec) and go-redis/v9 link however little of " +
-				"them a program uses; the functions add their own code, the Lakala client and the Secrets Manager call to it. " +
-				"The console links html/template, whose method calls by name keep every exported method of every type the " +
-				"linker can reach. See docs/DECISIONS.md (\"Binary size\")."},
+				"them a program uses; the functions add their own code, the Lakala client, and the AWS SDK's configuration " +
+				"(every credential source) with its Secrets Manager client; the processor also the Lambda client (its " +
+				"scale-out). The console links html/template, whose method calls by name keep every exported method of every " +
+				"type the linker can reach; it is reported, not bound. Size is a goal only through cold start (row 7): see " +
+				"docs/DECISIONS.md (\"Binary size\")."},
 	})
 
 	// Row 7: cold starts, each under a fresh emulator.
+	secretsEnv, secretsNote := secretsFromMoto(t, s)
 	cold := map[string][]float64{}
 	for range sz.ColdStarts {
 		for _, name := range append([]string{"hello"}, functionNames...) {
@@ -261,6 +281,10 @@ func testFunctions(t *testing.T) {
 				env = append(env, "AWS_LAMBDA_FUNCTION_TIMEOUT=1")
 			}
 			cold[name] = append(cold[name], float64(coldStart(t, b.rie, b.native[name], env, evs[name]())))
+		}
+		if secretsEnv != nil {
+			env := append(functionEnv(s, "createorder"), secretsEnv...)
+			cold["createorder+secrets"] = append(cold["createorder+secrets"], float64(coldStart(t, b.rie, b.native["createorder"], env, evs["createorder"]())))
 		}
 	}
 	hello := Summarize(cold["hello"])
@@ -274,10 +298,17 @@ func testFunctions(t *testing.T) {
 		coldOK = coldOK && over <= float64(coldStartMargin)
 		figures = append(figures, fig(fn, c, msf)+fmt.Sprintf("; + %s over hello-world", msf(over)))
 	}
+	if secretsEnv != nil {
+		c := Summarize(cold["createorder+secrets"])
+		figures = append(figures, "diagnostic, not the target: "+fig("createorder reading its three secrets from Secrets Manager "+secretsNote, c, msf)+
+			fmt.Sprintf("; + %s over createorder given them as variables", msf(c.Median-Summarize(cold["createorder"]).Median)))
+	} else {
+		figures = append(figures, "diagnostic, not run: createorder reading its secrets from Secrets Manager ("+secretsNote+")")
+	}
 	record(&Row{N: 7, What: "cold start under aws-lambda-rie: process start → first response",
 		Figures: figures,
 		Ratio:   "worst function + " + msf(worst) + " over hello-world (medians)",
-		Target:  "≤ hello-world + 30 ms",
+		Target:  "≤ hello-world + 20 ms",
 		Met:     met(coldOK),
 		Command: command("functions"),
 		Notes: []string{fmt.Sprintf("%d cold starts per function, interleaved. The clock starts when the emulator's "+
@@ -286,8 +317,30 @@ func testFunctions(t *testing.T) {
 			"order (its figure includes the first connections to PostgreSQL and Redis); getorder's and refund's name "+
 			"the samples' app, not the key's, so they are refused (403) after the key lookup — the first PostgreSQL "+
 			"connection, no Redis; webhook's carries a signature of another key and is refused before any database "+
-			"work; the processor's is the scheduler's event.", sz.ColdStarts)},
+			"work; the processor's is the scheduler's event. The functions get their secrets as variables, as loomipay "+
+			"dev gives them; deployed they read them from Secrets Manager at start, which the diagnostic line measures "+
+			"against a local one (moto_server: its own latency included, a real one's differs).", sz.ColdStarts)},
 	})
+}
+
+// secretsFromMoto stores createorder's three secrets in moto_server and returns the variables
+// that make the function read them (the SDK's default configuration pointed at it), and a note
+// on what is measured; nil variables when moto_server is not installed.
+func secretsFromMoto(t *testing.T, s *testenv.Stack) ([]string, string) {
+	t.Helper()
+	if _, err := exec.LookPath("moto_server"); err != nil {
+		return nil, "moto_server is not installed: pip install 'moto[server]'"
+	}
+	moto := motoserver.Shared(t)
+	env := []string{
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + moto.URL, "AWS_REGION=" + motoserver.Region, "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ACCESS_KEY_ID=" + moto.Admin.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + moto.Admin.SecretAccessKey,
+		"DATABASE_URL=", "REDIS_URL=", "LAKALA_PRIVATE_KEY=",
+		"DATABASE_URL_SECRET_ARN=" + moto.CreateSecret(t, testenv.SchemaURL(s.Schema)),
+		"REDIS_URL_SECRET_ARN=" + moto.CreateSecret(t, testenv.RedisURL()),
+		"LAKALA_PRIVATE_KEY_SECRET_ARN=" + moto.CreateSecret(t, string(lakala.MarshalPrivateKeyPEM(s.MerchantKey))),
+	}
+	return env, "(moto_server on loopback: the SDK's LoadDefaultConfig, three GetSecretValue at once)"
 }
 
 func fileSize(t testing.TB, path string) int64 {
@@ -297,19 +350,4 @@ func fileSize(t testing.TB, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
-}
-
-// largest is the largest bootstrap of the payment path's functions in paths (not the console,
-// the hello-world or the floor).
-func largest(paths map[string]string) int64 {
-	var n int64
-	for name, p := range paths {
-		if name == "hello" || name == "floor" || name == "console" {
-			continue
-		}
-		if fi, err := os.Stat(p); err == nil {
-			n = max(n, fi.Size())
-		}
-	}
-	return n
 }

@@ -6,34 +6,45 @@
 package main
 
 import (
-	"bytes"
-	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	lambdaapi "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/loomipay/loomipay/shared/processor"
-	"github.com/loomipay/loomipay/shared/secrets"
 	"github.com/loomipay/loomipay/shared/worker"
 )
 
 // extraRun is the payload of a run started by the scaler; such a run does not scale further.
 const extraRun = `{"loomipay":"extra-run"}`
 
-// invokeClient calls Lambda's Invoke API. An asynchronous Invoke answers 202 in milliseconds;
-// the timeout keeps a missing route (private subnets without NAT or a Lambda endpoint) from
-// holding the scaler until the run's deadline.
-var invokeClient = &http.Client{Timeout: 5 * time.Second}
+// invokeTimeout bounds one Invoke attempt. An asynchronous Invoke answers 202 in milliseconds;
+// the bound keeps a missing route (private subnets without NAT or a Lambda endpoint) from holding
+// the scaler until the run's deadline.
+const invokeTimeout = 5 * time.Second
+
+// lambdaClient is the SDK's Lambda client, configured on the first scale-out (most runs never
+// need it): credentials and region as for Secrets Manager, AWS_ENDPOINT_URL_LAMBDA honoured, the
+// standard retryer.
+var lambdaClient = sync.OnceValues(func() (*lambdaapi.Client, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(),
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(invokeTimeout)))
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	return lambdaapi.NewFromConfig(cfg), nil
+})
 
 func main() {
 	deps, proc := worker.MustOpen(context.Background())
@@ -49,44 +60,26 @@ func main() {
 }
 
 // startRuns invokes this function asynchronously n times with the extra-run payload (Lambda's
-// Invoke API, InvocationType Event, signed with the SDK's SigV4 signer: the full Lambda client
-// would add 1.3 MB to this binary for one call). Lambda queues an invocation the reserved
-// concurrency cannot take yet, and drops it after the function's MaximumEventAgeInSeconds.
+// Invoke API, InvocationType Event). Lambda queues an invocation the reserved concurrency cannot
+// take yet, and drops it after the function's MaximumEventAgeInSeconds.
 func startRuns(ctx context.Context, n int) error {
-	region, creds, err := secrets.EnvironmentCredentials()
+	client, err := lambdaClient()
 	if err != nil {
 		return err
 	}
-	endpoint := cmp.Or(os.Getenv("AWS_ENDPOINT_URL_LAMBDA"), secrets.ServiceEndpoint("lambda", region))
-	url := endpoint + "/2015-03-31/functions/" + os.Getenv("AWS_LAMBDA_FUNCTION_NAME") + "/invocations"
 	for range n {
-		if err := invokeAsync(ctx, url, region, creds); err != nil {
+		_, err := client.Invoke(ctx, &lambdaapi.InvokeInput{
+			FunctionName:   aws.String(os.Getenv("AWS_LAMBDA_FUNCTION_NAME")),
+			InvocationType: types.InvocationTypeEvent,
+			Payload:        []byte(extraRun),
+		})
+		if err != nil {
+			var notSent *smithyhttp.RequestSendError
+			if errors.As(err, &notSent) && ctx.Err() == nil {
+				err = fmt.Errorf("%w (in private subnets Lambda's API is reached through a NAT gateway or a Lambda VPC endpoint)", err)
+			}
 			return fmt.Errorf("start an extra processor run: %w", err)
 		}
-	}
-	return nil
-}
-
-func invokeAsync(ctx context.Context, url, region string, creds aws.Credentials) error {
-	payload := []byte(extraRun)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Amz-Invocation-Type", "Event")
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(payload)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "lambda", region, time.Now()); err != nil {
-		return err
-	}
-	resp, err := invokeClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w (in private subnets Lambda's API is reached through a NAT gateway or a Lambda VPC endpoint)", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("lambda Invoke answered %d: %s", resp.StatusCode, body)
 	}
 	return nil
 }

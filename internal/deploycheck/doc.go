@@ -28,5 +28,17 @@
 //     that name the template's parameters;
 //   - README.md: the Configuration table lists exactly config.Variables, with the same defaults;
 //   - events/*.json: the API Gateway v2 samples are valid and hit a declared route; the schedule
-//     sample is valid JSON.
+//     sample is valid JSON;
+//   - what CloudFormation is handed: the template expanded by aws-sam-translator (the SAM
+//     transform's own code, run by testdata/sam_translate.py) for each samconfig.toml environment
+//     in the aws and aws-cn partitions: every Ref, GetAtt, Sub, condition and DependsOn resolves,
+//     every environment fits Lambda's 4 KB at real lengths, every route reaches its function with
+//     a permission, and cfn-lint finds nothing with the environment's parameter values (make lint
+//     runs cfn-lint on template.yaml itself);
+//   - the binaries: the functions link the SDK's Secrets Manager client and configuration, and
+//     `sam build`'s go build (in each CodeUri, GOOS=linux GOARCH=arm64) finds the module and
+//     builds a static arm64 bootstrap; from the CodeUri folder alone (--use-container) it cannot.
+//
+// The translator and cfn-lint are Python (pip install cfn-lint): without them those checks skip,
+// unless CI=true.
 package deploycheck

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/ops"
@@ -141,6 +143,10 @@ type Config struct {
 	WebhookSecretKey                               string
 	WebhookConcurrency, WebhookEndpointConcurrency int
 	WebhookAllowLoopback                           bool
+
+	// secrets read the secret values; Open asks it again for a database or Redis URL whose
+	// password a rotation changed. Nil in a Config built by hand: no re-reading.
+	secrets *secrets.Resolver
 }
 
 // Load reads the configuration. Secrets (DATABASE_URL, REDIS_URL, LAKALA_PRIVATE_KEY) may be given
@@ -150,6 +156,13 @@ func Load(ctx context.Context) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	var secretNames []string
+	for _, v := range Variables {
+		if v.Secret {
+			secretNames = append(secretNames, v.Name)
+		}
+	}
+	res.Prefetch(ctx, secretNames...)
 	r := reader{ctx: ctx, res: res}
 	c := Config{
 		DatabaseURL:     r.secret("DATABASE_URL"),
@@ -201,6 +214,7 @@ func Load(ctx context.Context) (Config, error) {
 		WebhookEndpointConcurrency: r.integer("WEBHOOK_ENDPOINT_CONCURRENCY"),
 		WebhookAllowLoopback:       r.boolean("WEBHOOK_ALLOW_LOOPBACK"),
 	}
+	c.secrets = res
 	c.RateLimitOverrides = r.rateOverrides("RATE_LIMIT_APPS")
 	c.RedisCluster = r.boolean("REDIS_CLUSTER")
 	c.DatabaseRDSProxy = r.boolean("DATABASE_RDS_PROXY")
@@ -348,11 +362,17 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 		return nil, errors.New("DATABASE_URL (or DATABASE_URL_SECRET_ARN) is not set")
 	}
 	store, err := postgres.Open(ctx, c.DatabaseURL, postgres.Options{MaxConns: c.DatabaseMaxConn,
-		StatementTimeout: c.StatementTimeout, LockTimeout: c.LockTimeout, IdleInTxTimeout: c.IdleInTxTimeout, RDSProxy: c.DatabaseRDSProxy})
+		StatementTimeout: c.StatementTimeout, LockTimeout: c.LockTimeout, IdleInTxTimeout: c.IdleInTxTimeout, RDSProxy: c.DatabaseRDSProxy,
+		Reload: c.reload("DATABASE_URL"), Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := streams.NewUniversalClient(c.RedisURL, c.RedisCluster)
+	var rdb redis.UniversalClient
+	if reload := c.reload("REDIS_URL"); reload != nil {
+		rdb, err = streams.NewRotatingClient(c.RedisURL, c.RedisCluster, reload, log)
+	} else {
+		rdb, err = streams.NewUniversalClient(c.RedisURL, c.RedisCluster)
+	}
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -373,6 +393,18 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: notifyKey, MerchantNo: c.LakalaMerchantNo,
 		ReplayWindow: c.ReplayWindow, KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides})
 	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc, Webhooks: wh}, nil
+}
+
+// reload reads the secret of name (DATABASE_URL, REDIS_URL) again, for a client to reconnect with
+// after a rotation changed its password; nil when the value does not come from Secrets Manager.
+func (c Config) reload(name string) func(context.Context) (string, error) {
+	if c.secrets == nil || !secrets.FromSecret(name) {
+		return nil
+	}
+	return func(ctx context.Context) (string, error) {
+		v, _, err := c.secrets.Reload(ctx, name)
+		return v, err
+	}
 }
 
 // Close releases the connections.

@@ -3,21 +3,25 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/loomipay/loomipay/shared/secrets"
 )
 
 // Store is the Postgres-backed storage of the service. It is safe for concurrent use; create one
 // per process (a Lambda keeps it between invocations).
 type Store struct {
-	pool *pgxpool.Pool
+	pool *Pool
 }
 
 // Options tune the pool.
@@ -38,6 +42,12 @@ type Options struct {
 	// ConnectTimeout bounds making one connection, for callers without a deadline of their
 	// own (the processor). Default 5 s.
 	ConnectTimeout time.Duration
+	// Reload, if set, returns the database URL as it is now: it is called when PostgreSQL refuses
+	// the password (a rotation changed it), and new connections then use its user and password
+	// (see Pool).
+	Reload func(ctx context.Context) (string, error)
+	// Logger receives the reconnections after a rotation (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // ms formats a duration as PostgreSQL's milliseconds setting.
@@ -75,11 +85,15 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > o.ConnectTimeout {
 		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
+	p := &Pool{log: cmp.Or(o.Logger, slog.Default())}
+	if o.Reload != nil {
+		p.url = secrets.NewRotating(url, o.Reload)
+		cfg.BeforeConnect = p.credentials
+	}
+	if p.Pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: p}, nil
 }
 
 // Close closes the pool.
@@ -88,8 +102,8 @@ func (s *Store) Close() { s.pool.Close() }
 // Ping checks the connection.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
-// Pool exposes the pool for the test harness and benchmarks.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+// Pool exposes the pool: to the operations layer, the test harness and benchmarks.
+func (s *Store) Pool() *Pool { return s.pool }
 
 func isUniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError

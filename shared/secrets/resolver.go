@@ -19,15 +19,19 @@
 //     error here: store a full URL, or an object with host as well;
 //   - else the whole SecretString is used.
 //
-// The Secrets Manager endpoint can be overridden with WithEndpoint or $SECRETS_MANAGER_ENDPOINT
-// (LocalStack, tests); AWS_ENDPOINT_URL_SECRETS_MANAGER and AWS_ENDPOINT_URL, which the AWS SDKs
-// read, work too.
+// Secrets are read with the AWS SDK's Secrets Manager client, configured by
+// aws-sdk-go-v2/config: every standard credential and region source works (Lambda's environment,
+// profiles and SSO, EKS web identity, the ECS task role, EC2's instance profile). The endpoint can
+// be overridden with WithEndpoint or $SECRETS_MANAGER_ENDPOINT (LocalStack, moto, tests);
+// AWS_ENDPOINT_URL_SECRETS_MANAGER and AWS_ENDPOINT_URL, which the AWS SDKs read, work too.
+//
+// A secret that a rotation changes under a running process is read again with Reload; Rotating
+// does that once for all the callers that found the old value refused.
 //
 // Errors and logs name variables, keys and ARNs, never secret values.
 package secrets
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,8 +43,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // EndpointEnv names the environment variable that overrides the Secrets Manager endpoint.
@@ -158,6 +160,43 @@ func (r *Resolver) Require(ctx context.Context, name string) (string, error) {
 	return v, nil
 }
 
+// Prefetch starts reading the secrets of names that come from Secrets Manager, all at once, so
+// that the Gets that follow wait for the slowest read, not for the sum of them (a function reads
+// three or four at its cold start). A Get joins the read under way; a read that fails is not kept.
+func (r *Resolver) Prefetch(ctx context.Context, names ...string) {
+	for _, name := range names {
+		if FromSecret(name) {
+			go func() { _, _ = r.secretString(ctx, name, os.Getenv(name+"_SECRET_ARN")) }()
+		}
+	}
+}
+
+// FromSecret reports whether name's value comes from Secrets Manager (no $name, a
+// $name_SECRET_ARN): whether a rotation can change it.
+func FromSecret(name string) bool {
+	return os.Getenv(name) == "" && os.Getenv(name+"_SECRET_ARN") != ""
+}
+
+// Reload is Get reading the secret again: the value cached for name's secret is dropped (unless
+// a read of it is under way, whose answer is fresh) and Secrets Manager asked anew. A rotation
+// that changed a password under a running process is picked up so. A value given directly ($name)
+// is returned as it is.
+func (r *Resolver) Reload(ctx context.Context, name string) (value string, ok bool, err error) {
+	if FromSecret(name) {
+		arn := os.Getenv(name + "_SECRET_ARN")
+		r.mu.Lock()
+		if f, found := r.fetches[arn]; found {
+			select {
+			case <-f.done:
+				delete(r.fetches, arn)
+			default:
+			}
+		}
+		r.mu.Unlock()
+	}
+	return r.Get(ctx, name)
+}
+
 // secretString returns the SecretString of arn, joining an in-flight fetch if there is one.
 func (r *Resolver) secretString(ctx context.Context, name, arn string) (string, error) {
 	r.mu.Lock()
@@ -200,7 +239,7 @@ func (r *Resolver) run(ctx context.Context, name, arn string, f *fetch) {
 }
 
 func (r *Resolver) read(ctx context.Context, name, arn string) (string, error) {
-	client, err := r.secretsClient(ctx)
+	client, err := r.secretsClient(ctx, arn)
 	if err != nil {
 		return "", fmt.Errorf("secrets: reading %s from Secrets Manager: %w", name, err)
 	}
@@ -214,37 +253,19 @@ func (r *Resolver) read(ctx context.Context, name, arn string) (string, error) {
 }
 
 // secretsClient returns the configured client, building the Secrets Manager one on first use so
-// that runs without any *_SECRET_ARN never look for AWS credentials.
-func (r *Resolver) secretsClient(ctx context.Context) (SecretsAPI, error) {
+// that runs without any *_SECRET_ARN never load the AWS configuration.
+func (r *Resolver) secretsClient(ctx context.Context, arn string) (SecretsAPI, error) {
 	r.clientMu.Lock()
 	defer r.clientMu.Unlock()
 	if r.client != nil {
 		return r.client, nil
 	}
-	client, err := newSecretsManager(r.endpoint)
+	client, err := newSecretsManager(ctx, r.endpoint, arn, attemptTimeout, 0)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	r.client = client
 	return r.client, nil
-}
-
-// EnvironmentCredentials returns the region and credentials Lambda puts in the environment
-// (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; outside Lambda,
-// `aws configure export-credentials --format env` sets the same). aws-sdk-go-v2/config would
-// also read shared files, SSO, STS web identity and IMDS, which a Lambda function never needs
-// and which made up a tenth of every bootstrap.
-func EnvironmentCredentials() (string, aws.Credentials, error) {
-	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
-	if id == "" || secret == "" {
-		return "", aws.Credentials{}, errors.New("no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, as Lambda sets them); " +
-			"outside Lambda export them, or give the value itself instead of its _SECRET_ARN")
-	}
-	region := cmp.Or(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
-	if region == "" {
-		return "", aws.Credentials{}, errors.New("AWS_REGION is not set")
-	}
-	return region, aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN"), Source: "environment"}, nil
 }
 
 // decode turns a SecretString into the value for name. It never wraps encoding/json errors:

@@ -1,163 +1,95 @@
 package secrets
 
 import (
-	"bytes"
-	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// The Secrets Manager call is one signed POST of the JSON 1.1 protocol, made here with the SDK's
-// SigV4 signer rather than through the SDK's service client: the client and the smithy runtime
-// behind it added about a megabyte to every bootstrap for this one call at start.
+// The Secrets Manager client is the SDK's, configured by aws-sdk-go-v2/config's
+// LoadDefaultConfig: credentials and region come from every standard source (environment
+// variables as Lambda sets them, shared config and credentials files with profiles and SSO, web
+// identity as EKS's IRSA sets it, the ECS task role, EC2's instance profile), the endpoint from
+// AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL as the SDKs read them, and failures are
+// retried by the SDK's standard retryer (3 attempts on throttling, 5xx and broken connections,
+// with its jittered backoff).
 
-// maxAttempts and retryBase mirror the SDK's standard retryer for the errors that are worth a
-// retry (throttling, 5xx, a connection that failed): three attempts, backing off from 100 ms.
-const (
-	maxAttempts = 3
-	retryBase   = 100 * time.Millisecond
-	// attemptTimeout bounds one request, connection included. A function in private subnets
-	// with no route to Secrets Manager would otherwise spend the whole fetch on its first
-	// attempt; an answer takes milliseconds.
-	attemptTimeout = 5 * time.Second
-	// maxResponse bounds what is read of an answer; a SecretString is at most 64 KiB.
-	maxResponse = 1 << 20
-)
+// attemptTimeout bounds one request, connection included. A function in private subnets with no
+// route to Secrets Manager would otherwise spend the whole fetch (fetchTimeout) on its first
+// attempt; an answer takes milliseconds.
+const attemptTimeout = 5 * time.Second
 
-// APIError is an error answer of Secrets Manager: its error type (for example
-// ResourceNotFoundException or AccessDeniedException) and message, never a secret value.
-type APIError struct {
-	StatusCode int
-	Code       string
-	Message    string
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("Secrets Manager answered %d %s: %s", e.StatusCode, e.Code, e.Message)
-}
-
-// retryable reports whether the same request may succeed later.
-func (e *APIError) retryable() bool {
-	switch e.Code {
-	case "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "InternalServiceError":
-		return true
-	}
-	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
-}
-
-// secretsManager reads secrets with credentials and region taken from the environment.
+// secretsManager reads SecretStrings through the SDK's client.
 type secretsManager struct {
-	endpoint string
-	region   string
-	creds    aws.Credentials
-	client   *http.Client
-	signer   *v4.Signer
+	client *secretsmanager.Client
 }
 
-// newSecretsManager configures the client from the environment alone (see
-// EnvironmentCredentials); endpoint, when set, replaces the regional one.
-func newSecretsManager(endpoint string) (*secretsManager, error) {
-	region, creds, err := EnvironmentCredentials()
+// newSecretsManager loads the AWS configuration and builds the client. endpoint, when set,
+// replaces the one the SDK would resolve. firstSecret is the secret about to be read: when no
+// region is configured anywhere, its ARN's region is the default (the credential providers that
+// call STS need one). timeout bounds each attempt; maxBackoff, when > 0, caps the standard
+// retryer's delay between attempts (tests).
+func newSecretsManager(ctx context.Context, endpoint, firstSecret string, timeout, maxBackoff time.Duration) (*secretsManager, error) {
+	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),
+	}
+	if region := arnRegion(firstSecret); region != "" {
+		opts = append(opts, awsconfig.WithDefaultRegion(region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}
-	endpoint = cmp.Or(endpoint, os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER"), os.Getenv("AWS_ENDPOINT_URL"), regionalEndpoint(region))
-	return &secretsManager{
-		endpoint: strings.TrimSuffix(endpoint, "/") + "/",
-		region:   region,
-		creds:    creds,
-		client:   &http.Client{Timeout: attemptTimeout},
-		signer:   v4.NewSigner(),
-	}, nil
-}
-
-// regionalEndpoint is Secrets Manager's public endpoint in region; with a VPC interface endpoint
-// and private DNS the same name resolves to the endpoint's addresses.
-func regionalEndpoint(region string) string { return ServiceEndpoint("secretsmanager", region) }
-
-// ServiceEndpoint is the public HTTPS endpoint of an AWS service in region: amazonaws.com, or
-// amazonaws.com.cn in the China regions.
-func ServiceEndpoint(service, region string) string {
-	domain := "amazonaws.com"
-	if strings.HasPrefix(region, "cn-") {
-		domain = "amazonaws.com.cn"
+	client := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		if maxBackoff > 0 {
+			o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, maxBackoff)
+		}
+	})
+	if client.Options().Region == "" {
+		return nil, errors.New("no AWS region: set AWS_REGION (Lambda sets it), a profile's region, or give the secret by its full ARN")
 	}
-	return "https://" + service + "." + region + "." + domain
+	return &secretsManager{client: client}, nil
 }
 
-// GetSecretString returns the SecretString of the secret secretID (an ARN or a name).
+// arnRegion is the region of a secret given by ARN, or "" for a name.
+func arnRegion(secretID string) string {
+	a, err := arn.Parse(secretID)
+	if err != nil {
+		return ""
+	}
+	return a.Region
+}
+
+// GetSecretString returns the SecretString of the secret secretID (an ARN or a name). A secret
+// given by ARN is read in the ARN's region, wherever the process runs.
 func (c *secretsManager) GetSecretString(ctx context.Context, secretID string) (string, error) {
-	body, err := json.Marshal(struct{ SecretId string }{secretID})
-	if err != nil {
-		return "", err
-	}
-	var lastErr error
-	for attempt := range maxAttempts {
-		if attempt > 0 {
-			select {
-			case <-time.After(retryBase << (attempt - 1)):
-			case <-ctx.Done():
-				return "", fmt.Errorf("%w (after: %w)", ctx.Err(), lastErr)
+	out, err := c.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)},
+		func(o *secretsmanager.Options) {
+			if region := arnRegion(secretID); region != "" {
+				o.Region = region
 			}
-		}
-		value, err := c.getOnce(ctx, body)
-		if err == nil {
-			return value, nil
-		}
-		var apiErr *APIError
-		if ctx.Err() != nil || (errors.As(err, &apiErr) && !apiErr.retryable()) {
-			return "", err
-		}
-		lastErr = err
-	}
-	var apiErr *APIError
-	if !errors.As(lastErr, &apiErr) {
-		// No answer at all: in a VPC that is a missing route, the usual first-deploy fault.
-		return "", fmt.Errorf("%d attempts, no answer from %s (in private subnets it is reached through a NAT gateway or a Secrets Manager VPC endpoint): %w",
-			maxAttempts, c.endpoint, lastErr)
-	}
-	return "", fmt.Errorf("%d attempts: %w", maxAttempts, lastErr)
-}
-
-func (c *secretsManager) getOnce(ctx context.Context, body []byte) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+		})
 	if err != nil {
+		var notSent *smithyhttp.RequestSendError
+		if errors.As(err, &notSent) && ctx.Err() == nil {
+			// No answer at all: in a VPC that is a missing route, the usual first-deploy fault.
+			return "", fmt.Errorf("no answer from Secrets Manager (in private subnets it is reached through a NAT gateway or a Secrets Manager VPC endpoint): %w", err)
+		}
+		// The SDK's errors carry the operation, status, request id and the service's message,
+		// never a SecretString.
 		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "secretsmanager.GetSecretValue")
-	sum := sha256.Sum256(body)
-	if err := c.signer.SignHTTP(ctx, c.creds, req, hex.EncodeToString(sum[:]), "secretsmanager", c.region, time.Now()); err != nil {
-		return "", fmt.Errorf("signing the request: %w", err)
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return "", fmt.Errorf("reading the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", apiError(resp, answer)
-	}
-	var out struct{ SecretString *string }
-	if err := json.Unmarshal(answer, &out); err != nil {
-		// Not wrapped: encoding/json's messages can quote the input, which holds the secret.
-		return "", errors.New("the answer is not the JSON of GetSecretValue")
 	}
 	if out.SecretString == nil {
 		return "", errNoSecretString
@@ -166,22 +98,3 @@ func (c *secretsManager) getOnce(ctx context.Context, body []byte) (string, erro
 }
 
 var errNoSecretString = errors.New("the secret has no SecretString (binary secrets are not supported)")
-
-// apiError reads the error type from the X-Amzn-Errortype header or the body's __type, both of
-// which may carry a namespace ("…#ResourceNotFoundException") or a suffix (":http://…").
-func apiError(resp *http.Response, answer []byte) *APIError {
-	var body struct {
-		Type       string `json:"__type"`
-		Message    string `json:"message"`
-		MessageCap string `json:"Message"`
-	}
-	_ = json.Unmarshal(answer, &body)
-	code := cmp.Or(resp.Header.Get("X-Amzn-Errortype"), body.Type, http.StatusText(resp.StatusCode))
-	if i := strings.LastIndex(code, "#"); i >= 0 {
-		code = code[i+1:]
-	}
-	if i := strings.Index(code, ":"); i >= 0 {
-		code = code[:i]
-	}
-	return &APIError{StatusCode: resp.StatusCode, Code: code, Message: cmp.Or(body.Message, body.MessageCap)}
-}

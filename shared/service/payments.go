@@ -161,6 +161,9 @@ func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.A
 	if expiresAt.Sub(now) < p.cfg.MinLifetime {
 		return p.startWindDown(ctx, o, task, pay.ReasonExpired)
 	}
+	if r := p.canCreate(); r != nil {
+		return *r
+	}
 	// Recorded with its first call already counted: the insert commits before the call is sent,
 	// so after a crash the attempt is known to be ambiguous (one round trip instead of two).
 	a := pay.Attempt{PaymentOrderID: o.ID, No: len(attempts) + 1, State: pay.AttemptCreating,
@@ -179,6 +182,9 @@ func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.A
 // resubmission proves nothing (the first may have created it; a gateway may refuse the repeated
 // number), and no gateway creates two cashier orders under one out_order_no.
 func (p *Payments) submitCreate(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
+	if r := p.canCreate(); r != nil {
+		return *r
+	}
 	a.Submissions++
 	a.SubmittedAt, a.UpdatedAt = p.Now(), p.Now()
 	if err := p.store.SaveAttempt(ctx, &a); err != nil {
@@ -186,6 +192,17 @@ func (p *Payments) submitCreate(ctx context.Context, o pay.Order, a pay.Attempt,
 	}
 	crash.Here(ctx, crash.AttemptRecorded)
 	return p.sendCreate(ctx, o, a, task, first)
+}
+
+// canCreate refuses to create a cashier order without a notify URL: Lakala would reject it, and
+// a rejected first call fails the order. Only the processor creates cashier orders; a function
+// without LAKALA_NOTIFY_URL (createorder, whose close only winds orders down) leaves the task to it.
+func (p *Payments) canCreate() *TaskResult {
+	if p.cfg.NotifyURL != "" {
+		return nil
+	}
+	r := taskRetry("no LAKALA_NOTIFY_URL here: cashier orders are created by the processor")
+	return &r
 }
 
 // sendCreate sends an attempt's create call, already counted, and records what came of it.

@@ -78,6 +78,14 @@ func New(rdb redis.UniversalClient, cfg Config) *Streams {
 // deadlines honoured (otherwise the function's deadline is ignored) and short dial timeouts so
 // that a Redis outage costs a request little.
 func NewClient(url string) (*redis.Client, error) {
+	opts, err := clientOptions(url)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opts), nil
+}
+
+func clientOptions(url string) (*redis.Options, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, errors.New("parse redis url: not a valid redis:// URL")
@@ -87,15 +95,26 @@ func NewClient(url string) (*redis.Client, error) {
 	opts.ReadTimeout = 2 * time.Second
 	opts.WriteTimeout = 2 * time.Second
 	opts.MaxRetries = 1
-	return redis.NewClient(opts), nil
+	return opts, nil
 }
 
 // NewUniversalClient is NewClient for a single node, or, with cluster, a cluster client for a
 // cluster-mode Redis (ElastiCache's configuration endpoint in url; more nodes may be given as
 // ?addr=host:port parameters). Both come through redis.NewUniversalClient.
 func NewUniversalClient(url string, cluster bool) (redis.UniversalClient, error) {
+	return newUniversalClient(url, cluster, nil)
+}
+
+// newUniversalClient is NewUniversalClient with, when credentials is set, the user and password
+// asked of it for each new connection instead of taken from url.
+func newUniversalClient(url string, cluster bool, credentials func(context.Context) (string, string, error)) (redis.UniversalClient, error) {
 	if !cluster {
-		return NewClient(url)
+		opts, err := clientOptions(url)
+		if err != nil {
+			return nil, err
+		}
+		opts.CredentialsProviderContext = credentials
+		return redis.NewClient(opts), nil
 	}
 	opts, err := redis.ParseClusterURL(url)
 	if err != nil {
@@ -103,7 +122,8 @@ func NewUniversalClient(url string, cluster bool) (redis.UniversalClient, error)
 	}
 	return redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: opts.Addrs, IsClusterMode: true, Username: opts.Username, Password: opts.Password, TLSConfig: opts.TLSConfig,
-		ContextTimeoutEnabled: true, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1,
+		CredentialsProviderContext: credentials,
+		ContextTimeoutEnabled:      true, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1,
 	}), nil
 }
 

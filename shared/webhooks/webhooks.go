@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/postgres"
 )
 
 // Config tunes webhook delivery. Zero values take the defaults noted.
@@ -85,7 +85,7 @@ func (c *Config) defaults() {
 
 // Webhooks manages endpoints and delivers to them. Safe for concurrent use.
 type Webhooks struct {
-	pool   *pgxpool.Pool
+	pool   *postgres.Pool
 	cfg    Config
 	box    *box // nil without SecretKey
 	client *http.Client
@@ -99,7 +99,7 @@ type Webhooks struct {
 }
 
 // New builds the webhooks engine on the service's database.
-func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger) (*Webhooks, error) {
+func New(pool *postgres.Pool, cfg Config, log *slog.Logger) (*Webhooks, error) {
 	cfg.defaults()
 	if log == nil {
 		log = slog.Default()
