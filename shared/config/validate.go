@@ -61,7 +61,7 @@ func (c Config) Validate(forProcessor bool) error {
 	if c.LakalaTimeout <= 0 {
 		problems = append(problems, fmt.Sprintf("LAKALA_TIMEOUT %s: a Lakala call needs a timeout, or it waits until the function's deadline", c.LakalaTimeout))
 	}
-	problems = append(problems, c.lakalaFieldProblems()...)
+	problems = append(problems, c.lakalaFieldProblems(forProcessor)...)
 	if c.Stage != "dev" {
 		problems = append(problems, c.stageProblems(forProcessor)...)
 	}
@@ -76,13 +76,16 @@ func (c Config) Validate(forProcessor bool) error {
 }
 
 // lakalaFieldProblems refuses, in every stage, a configured value Lakala would refuse for its
-// length or form (docs/DECISIONS.md, "Fields we send"): better at start than on every order.
-func (c Config) lakalaFieldProblems() []string {
+// length or form (docs/DECISIONS.md, "Fields we send"): better at start than on every order. The
+// refund API's limits are the processor's (it sends the refunds).
+func (c Config) lakalaFieldProblems(forProcessor bool) []string {
 	var problems []string
 	merchantMax, termMax := lakala.MaxMerchantNo, lakala.MaxTermNo
 	switch c.LakalaRefundAPI {
 	case lakala.RefundAPIRfd:
-		merchantMax, termMax = lakala.MaxRfdMerchantNo, lakala.MaxRfdTermNo
+		if forProcessor {
+			merchantMax, termMax = lakala.MaxRfdMerchantNo, lakala.MaxRfdTermNo
+		}
 	case lakala.RefundAPILabs:
 	default:
 		problems = append(problems, fmt.Sprintf("LAKALA_REFUND_API %q is not %s or %s", c.LakalaRefundAPI, lakala.RefundAPIRfd, lakala.RefundAPILabs))
@@ -123,7 +126,7 @@ func (c Config) stageProblems(forProcessor bool) []string {
 			problems = append(problems, fmt.Sprintf("%s is Lakala's public test value %s (set your merchant's own)", name, values[name]))
 		}
 	}
-	if c.LakalaVposID == "" {
+	if forProcessor && c.LakalaVposID == "" {
 		problems = append(problems, "LAKALA_VPOS_ID is not set: Lakala requires vpos_id on every cashier order outside combined orders (\"C 非合单场景必输\"), the termId it returned when the merchant was onboarded")
 	}
 	// Empty is left to the functions that need it (the processor refuses to start without it).
