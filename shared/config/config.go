@@ -347,7 +347,7 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 		}
 	}
 	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: platform, ReplayWindow: c.ReplayWindow,
-		KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides})
+		KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides, OrderTTL: c.OrderTTL})
 	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc, Webhooks: wh}, nil
 }
 
@@ -391,7 +391,7 @@ func (d *Deps) Payments() (*service.Payments, error) {
 	}
 	c := d.Config
 	return service.NewPayments(d.Service, client, service.PaymentsConfig{
-		NotifyURL: c.LakalaNotifyURL, OrderTTL: c.OrderTTL, RefundRequestIP: c.RefundRequestIP,
+		NotifyURL: c.LakalaNotifyURL, RefundRequestIP: c.RefundRequestIP,
 		VisibilityLag: c.LakalaVisibilityLag,
 	}), nil
 }

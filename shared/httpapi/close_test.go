@@ -81,7 +81,7 @@ func TestCloseOrder(t *testing.T) {
 		}{
 			{closePath("close-none", "?app_id=test_app"), s.APIKey, 404, "not_found", "close-none"},
 			{closePath("bad%20id", "?app_id=test_app"), s.APIKey, 404, "not_found", "not found"},
-			{closePath("close-keep", ""), s.APIKey, 400, "validation_error", "app_id"},
+			{closePath("close-keep", "?app_id=a%20b"), s.APIKey, 400, "validation_error", "app_id"},
 			{closePath("close-keep", "?app_id=other_app"), s.APIKey, 403, "forbidden", "other_app"},
 			{closePath("close-keep", "?app_id=other_app"), other, 404, "not_found", "close-keep"},
 			{closePath("close-keep", "?app_id=test_app"), "", 401, "unauthorized", ""},

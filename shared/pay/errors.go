@@ -51,12 +51,12 @@ type ErrorCode struct {
 
 // ErrorCodes is every code the API can answer with.
 var ErrorCodes = []ErrorCode{
-	{CodeValidation, KindInvalid, "A field breaks a rule; `detail` says which rule and `field` names the field. Fix the request; retrying it unchanged fails again."},
-	{CodeInvalidJSON, KindInvalid, "The body is empty, not JSON, or not a JSON object (webhook: verified, but not a payment notification)."},
+	{CodeValidation, KindInvalid, "A field breaks a rule or is not one the route takes (a misspelt name); `detail` says which rule and `field` names the field. Fix the request; retrying it unchanged fails again."},
+	{CodeInvalidJSON, KindInvalid, "The body is empty, not JSON (`detail` gives the byte offset where it stops being JSON), or not a JSON object (webhook: verified, but not a payment notification)."},
 	{CodeRefundExceeds, KindInvalid, "The refund amount exceeds what is left to refund (paid amount minus pending, processing and succeeded refunds); `detail` states the remainder."},
 	{CodeUnauthorized, KindUnauthorized, "No `Authorization: Bearer` key, or an unknown or revoked one."},
 	{CodeBadSignature, KindUnauthorized, "Webhook only: Lakala's signature is missing or invalid, or signed outside the replay window for a live order."},
-	{CodeForbidden, KindForbidden, "The key is valid but belongs to another app than the request's `app_id`."},
+	{CodeForbidden, KindForbidden, "The key is valid but belongs to another app than the request's `app_id` (leave `app_id` out to mean the key's app)."},
 	{CodeNotFound, KindNotFound, "No such order or refund for this app (another app's is a 404 too), or no such route."},
 	{CodeMethodNotAllowed, KindInvalid, "The route exists but not with this method; the `Allow` header lists the methods it takes."},
 	{CodeOrderConflict, KindConflict, "The `merchant_order_id` exists with a different amount, order_type, subject, currency, extra_data or expires_in; `detail` names them."},

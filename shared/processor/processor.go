@@ -59,8 +59,6 @@ type Config struct {
 	// after its last change, ever less often, for a payment that landed after the close. Default
 	// 24 h.
 	LatePaymentWatch time.Duration
-	// OrderTTL is how long a cashier order may be paid. Default 30 min.
-	OrderTTL time.Duration
 	// NotifyURL is the webhook's public URL, given to Lakala with every cashier order.
 	NotifyURL string
 	// RefundRequestIP is location_info.request_ip of refunds. Default 127.0.0.1.
@@ -103,7 +101,6 @@ func (c *Config) defaults() {
 	setDefault(&c.SweepGrace, 30*time.Second)
 	setDefault(&c.SweepStale, 5*time.Minute)
 	setDefault(&c.ReconcileAfter, 5*time.Minute)
-	setDefault(&c.OrderTTL, 30*time.Minute)
 	setDefault(&c.ReadBlock, time.Second)
 	setDefault(&c.MaintenanceEvery, 10*time.Second)
 	setDefault(&c.DeadlineMargin, 5*time.Second)
@@ -151,7 +148,7 @@ type Processor struct {
 func New(svc *service.Service, gw Gateway, cfg Config) *Processor {
 	cfg.defaults()
 	payments := service.NewPayments(svc, gw, service.PaymentsConfig{
-		NotifyURL: cfg.NotifyURL, OrderTTL: cfg.OrderTTL, RefundRequestIP: cfg.RefundRequestIP,
+		NotifyURL: cfg.NotifyURL, RefundRequestIP: cfg.RefundRequestIP,
 		VisibilityLag: cfg.VisibilityLag,
 	})
 	return &Processor{svc: svc, pay: payments, store: svc.Store(), streams: svc.Streams(), cfg: cfg,

@@ -37,6 +37,9 @@ type Config struct {
 	RateLimit RateLimit
 	// RateLimits overrides RateLimit per app id.
 	RateLimits map[string]RateLimit
+	// OrderTTL is how long an order may be paid when the merchant gave no expires_in, from its
+	// creation (pay.OrderExpiry). Default 30 min.
+	OrderTTL time.Duration
 	// RateLimitTimeout bounds the Redis round trip of a rate check; past it (or with Redis
 	// down) the request is let through. Default 250 ms.
 	RateLimitTimeout time.Duration
@@ -67,6 +70,9 @@ func New(store *postgres.Store, st *streams.Streams, log *slog.Logger, cfg Confi
 	}
 	if cfg.KeyCacheSize <= 0 {
 		cfg.KeyCacheSize = 10_000
+	}
+	if cfg.OrderTTL == 0 {
+		cfg.OrderTTL = 30 * time.Minute
 	}
 	if cfg.RateLimitTimeout == 0 {
 		cfg.RateLimitTimeout = 250 * time.Millisecond
