@@ -165,7 +165,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		srv *http.Server
 		ln  net.Listener
 	}
-	list := []served{{newServer(withConsole(deps, deps.API().WithPayments(proc.Payments()).Handler())), apiLn}}
+	list := []served{{newServer(serviceHandler(deps, true)), apiLn}}
 	if sb != nil {
 		list = append(list, served{newServer(sb.Handler()), sandboxLn})
 	}

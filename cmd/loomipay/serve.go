@@ -55,11 +55,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := newServer(deps.API().Handler())
+	srv := newServer(serviceHandler(deps, false))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	deps.Log.Info("serving the API and webhook", "addr", ln.Addr().String())
-	fmt.Fprintf(stdout, "Loomi Pay API and webhook on http://%s\n", ln.Addr())
+	deps.Log.Info("serving the API, the webhook and the console", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "Loomi Pay API, webhook and console on http://%s\n", ln.Addr())
 	select {
 	case err := <-errc:
 		return err
