@@ -16,7 +16,7 @@ import (
 // same routes with the same checks. dev serves the console's cookies without Secure, for
 // http://127.0.0.1.
 func serviceHandler(deps *config.Deps, dev bool) http.Handler {
-	h := console.New(deps.Ops(), console.Config{Dev: dev, Logger: deps.Log}).Handler()
+	h := console.New(deps.Ops(), console.Config{Dev: dev, Logger: deps.Log, ClientIPHeader: deps.ClientIPHeader}).Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/console", h)
 	mux.Handle("/console/", h)

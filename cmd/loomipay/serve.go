@@ -42,6 +42,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:3000", "listen address (in a container: :3000)")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long requests under way may finish after SIGTERM")
 	pprofAddr := fs.String("pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ there")
+	clientIPHeader := fs.String("client-ip-header", "", "behind a load balancer: the header it sets to the client's address (X-Forwarded-For; its last address is used), for the throttle of failed logins and API keys")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -51,6 +52,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer deps.Close()
+	deps.ClientIPHeader = *clientIPHeader
 	ln, err := listen(*addr, "--addr", "the API and webhook")
 	if err != nil {
 		return err

@@ -312,6 +312,9 @@ type Deps struct {
 	Service *service.Service
 	// Webhooks manages webhook endpoints and delivers to them (the processor runs it).
 	Webhooks *webhooks.Webhooks
+	// ClientIPHeader, when set, names the header a trusted proxy sets to the client's address
+	// (loomipay serve --client-ip-header); see httpapi.Options.ClientIPHeader.
+	ClientIPHeader string
 }
 
 // Open connects to Postgres and Redis and builds the service. The platform certificate is
@@ -398,7 +401,7 @@ func (d *Deps) Payments() (*service.Payments, error) {
 
 // API builds the HTTP API with the configured request deadline.
 func (d *Deps) API() *httpapi.API {
-	return httpapi.New(d.Service, httpapi.Options{RequestTimeout: d.Config.RequestTimeout})
+	return httpapi.New(d.Service, httpapi.Options{RequestTimeout: d.Config.RequestTimeout, ClientIPHeader: d.ClientIPHeader})
 }
 
 // MustOpen loads and validates the configuration and opens the dependencies, or exits: the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path"
 	"strconv"
@@ -38,6 +39,10 @@ type Options struct {
 	// included: a stalled PostgreSQL or Redis makes a request answer 503 after it, never hang.
 	// Default 5 s.
 	RequestTimeout time.Duration
+	// ClientIPHeader names a header a trusted proxy in front of the service sets to the client's
+	// address (X-Forwarded-For behind a load balancer); its last address is the client's for the
+	// failure throttle. Empty: the connection's address (behind API Gateway, the caller's).
+	ClientIPHeader string
 }
 
 // New builds the API on a service.
@@ -146,7 +151,7 @@ type endpoint func(r *http.Request, app string, body []byte) (int, any, error)
 // its answer or its error.
 func (a *API) serve(fn endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		app, err := a.svc.AuthenticateFrom(r.Context(), r.Header.Get("Authorization"), ClientAddress(r, a.opts.ClientIPHeader))
 		if err == nil {
 			err = a.svc.Allow(r.Context(), app)
 		}
@@ -168,6 +173,25 @@ func (a *API) serve(fn endpoint) http.HandlerFunc {
 		}
 		writeJSON(w, status, view)
 	}
+}
+
+// ClientAddress is the address a request came from: the connection's, without its port (behind
+// API Gateway its adapter puts the caller's there), or, when header is set, the last address in
+// that header, the one the trusted proxy that sets it saw (X-Forwarded-For: a load balancer
+// appends the address it was reached from, so earlier ones may be made up by the client).
+func ClientAddress(r *http.Request, header string) string {
+	if header != "" {
+		if v := r.Header.Values(header); len(v) > 0 {
+			parts := strings.Split(v[len(v)-1], ",")
+			if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
+				return last
+			}
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // createdStatus is 202 for a new resource and 200 for an identical retry.

@@ -64,7 +64,7 @@ var ErrorCodes = []ErrorCode{
 	{CodePaymentNotRefundable, KindConflict, "Only a `succeeded` payment can be refunded."},
 	{CodeOrderAlreadyPaid, KindConflict, "Close: the order is (or, at the final query, turned out to be) `succeeded`; refund it instead."},
 	{CodeBodyTooLarge, KindTooLarge, "The body exceeds 64 KiB."},
-	{CodeRateLimited, KindRateLimited, "Too many requests for this app; retry after the `Retry-After` header's seconds."},
+	{CodeRateLimited, KindRateLimited, "Too many requests for this app, or too many wrong API keys from this address or for this key id; retry after the `Retry-After` header's seconds."},
 	{CodeUnavailable, KindUnavailable, "A dependency (PostgreSQL, Redis, Lakala) is down or slow, or the service is not ready; nothing was changed that a retry would duplicate. Retry later."},
 	{CodeInternal, KindInternal, "A fault of the service; it is logged with its cause. Safe to retry create calls (they are idempotent)."},
 }
