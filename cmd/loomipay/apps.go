@@ -91,10 +91,11 @@ func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 				return err
 			}
 			fmt.Fprintf(stderr, "disabled app %s: its API keys stop working within API_KEY_CACHE_TTL, no more webhooks\n", app)
+			user, _ := d.Service.AppRedisUser(ctx, app)
 			if applied {
-				fmt.Fprintf(stderr, "its Redis user %s is off and its connections closed\n", d.Streams.AppUser(app))
+				fmt.Fprintf(stderr, "its Redis user %s is off and its connections closed\n", user)
 			} else {
-				fmt.Fprintf(stderr, "this Redis does not take ACL commands: switch the user %s off yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'off …')\n", d.Streams.AppUser(app))
+				fmt.Fprintf(stderr, "this Redis does not take ACL commands: switch the user %s off yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'off …')\n", user)
 			}
 			return nil
 		})
@@ -109,10 +110,11 @@ func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 				return err
 			}
 			fmt.Fprintf(stderr, "enabled app %s: its API keys work again within API_KEY_CACHE_TTL; webhooks for results from now on\n", app)
+			user, _ := d.Service.AppRedisUser(ctx, app)
 			if applied {
-				fmt.Fprintf(stderr, "its Redis user %s is on again (if the app cannot log in, a node lost the user: loomipay apps rotate-redis-password %s)\n", d.Streams.AppUser(app), app)
+				fmt.Fprintf(stderr, "its Redis user %s is on again, with the passwords it had\n", user)
 			} else {
-				fmt.Fprintf(stderr, "this Redis does not take ACL commands: switch the user %s on yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'on …')\n", d.Streams.AppUser(app))
+				fmt.Fprintf(stderr, "this Redis does not take ACL commands: switch the user %s on yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'on …')\n", user)
 			}
 			return nil
 		})

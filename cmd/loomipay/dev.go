@@ -193,7 +193,7 @@ Loomi Pay is running locally.
   processor         running (drains payment_tasks, reconciles, relays results)
 `, apiURL, lakalaLine, redactPassword(cfg.DatabaseURL), redactPassword(cfg.RedisURL))
 	for _, a := range appsSetup {
-		a.print(stdout)
+		a.print(stdout, cfg.RedisURL)
 	}
 	if opToken != "" {
 		fmt.Fprintf(stdout, "\nConsole %s/console — operator token for admin 'dev' (shown once; more with 'loomipay operators create'):\n  %s\n", apiURL, opToken)

@@ -169,6 +169,7 @@ type Stats struct {
 	Reconciled  int // live orders settled or expired by querying Lakala
 	Relayed     int // outbox messages published by the relay sweep
 	Webhooks    int // webhook attempts made by RunOnce (Run's engine runs on its own)
+	AppUsers    int // apps' Redis users made again (or given new rules) from PostgreSQL
 }
 
 func (s *Stats) add(o Stats) {
@@ -181,6 +182,7 @@ func (s *Stats) add(o Stats) {
 	s.Reconciled += o.Reconciled
 	s.Relayed += o.Relayed
 	s.Webhooks += o.Webhooks
+	s.AppUsers += o.AppUsers
 }
 
 // Run works until shortly before ctx's deadline (a Lambda invocation), or until ctx is
@@ -264,7 +266,7 @@ func (p *Processor) RunOnce(ctx context.Context) (Stats, error) {
 }
 
 // Maintain runs the periodic duties: republish lost tasks, reclaim a crashed run's messages,
-// reconcile and expire orders, relay the outbox, trim and prune.
+// reconcile and expire orders, relay the outbox, trim, make apps' Redis users again, and prune.
 func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
 	return p.maintain(plainRun(ctx))
 }
@@ -288,6 +290,9 @@ func (p *Processor) maintain(r *run) (Stats, error) {
 	duty(func() (err error) { st.Reconciled, err = p.reconcile(r); return err })
 	duty(func() (err error) { st.Relayed, err = p.svc.RelayOutbox(ctx, 500); return err })
 	duty(func() error { return p.trimResults(ctx) })
+	// Every pass, the first at the run's start: after Redis lost its users (no persistence, a
+	// failover to an empty replica), apps log in again with their passwords within a pass.
+	duty(func() (err error) { st.AppUsers, err = p.svc.EnsureAppUsers(ctx); return err })
 	duty(func() error { _, err := p.streams.RemoveIdleConsumers(ctx, 2*p.cfg.Lease); return err })
 	duty(func() error {
 		_, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000)
