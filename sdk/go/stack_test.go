@@ -32,7 +32,7 @@ var stack struct {
 	// appRedisURL is the app's own Redis URL as dev printed it: its user, its password, the
 	// stack's database.
 	appRedisURL string
-	rdb                                      *redis.Client
+	rdb         *redis.Client
 	// dev delivers sdk_app's results as webhooks to hooks, signed with webhookSecret.
 	hooks         *webhookMux
 	webhookSecret string

@@ -23,9 +23,9 @@ func TestTwoAppsGetAllAndOnlyTheirOwnResults(t *testing.T) {
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	w := newWebhooks(t, s.Store, webhooks.Config{AllowLoopback: true})
 	type side struct {
-		stack    *testenv.Stack
+		stack          *testenv.Stack
 		user, password string
-		rc       *receiver
+		rc             *receiver
 	}
 	sides := map[string]*side{}
 	for _, name := range []string{testenv.UniqueName("demo_"), testenv.UniqueName("shop_")} {
