@@ -51,8 +51,13 @@ cleanup() {
   fi
   timeout 15 psql "$admin_url" -qc "drop database if exists $database with (force)" >/dev/null 2>&1 \
     || log "could not drop database $database"
-  # dev made a Redis user for the app's own result streams; the guide's clients read the shared ones.
-  timeout 5 redis-cli -u "$redis_url" ACL DELUSER "loomipay_app_$app_id" >/dev/null 2>&1 || true
+  # dev made a Redis user for the app's own result streams (named after this run's database); the
+  # guide's clients read the shared ones.
+  local user
+  user=$(sed -n 's/^  Redis user  *\([^ ]*\).*/\1/p' "$work/dev.out" 2>/dev/null | head -n 1)
+  if [[ -n $user ]]; then
+    timeout 5 redis-cli -u "$redis_url" ACL DELUSER "$user" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
   exit "$status"
 }

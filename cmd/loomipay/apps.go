@@ -26,99 +26,85 @@ func withDeps(ctx context.Context, log *slog.Logger, fn func(*config.Deps) error
 	return fn(deps)
 }
 
-const appsUsage = `usage:
-  loomipay apps create APP                              register an app and its Redis user (password printed once)
-  loomipay apps list                                    apps and their keys (the operations layer)
-  loomipay apps rotate-redis-password APP [--keep-old]  new Redis password (--keep-old: the old one keeps working)
-  loomipay apps disable APP                             refuse its API keys, switch its Redis user off, stop its webhooks
-  loomipay apps enable APP                              take a disable back: keys, Redis user and webhooks work again
-`
-
-func apps(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, appsUsage)
-		return errUsage
+// appsCommands are the app commands: an app and its Redis user, which reads the app's own
+// result streams.
+func appsCommands() []command {
+	appCmd := func(name, summary string, fn func(ctx context.Context, e env, app string) error, flags ...func(fs *flag.FlagSet)) command {
+		return command{name: name, args: "APP", summary: summary, setup: func(fs *flag.FlagSet, e env) action {
+			for _, f := range flags {
+				f(fs)
+			}
+			return func(ctx context.Context, args []string) error {
+				if err := wantArgs(args, 1, "an APP"); err != nil {
+					return err
+				}
+				return fn(ctx, e, args[0])
+			}
+		}}
 	}
-	fs := flag.NewFlagSet("apps "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	keepOld := fs.Bool("keep-old", false, "rotate-redis-password: the old password keeps working until the next rotation")
-	pos, err := parseArgs(fs, args[1:])
-	if err != nil {
-		return errUsage
-	}
-	oneApp := func() (string, error) { return onlyArg(pos, stderr, appsUsage) }
-	switch args[0] {
-	case "create":
-		app, err := oneApp()
-		if err != nil {
-			return err
-		}
-		return withDeps(ctx, log, func(d *config.Deps) error {
-			c, err := d.Ops().CreateApp(ctx, cliActor(), app) // audited
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "created app %s; its Redis password is shown once, store it now\n", app)
-			printCredentials(stdout, stderr, c)
-			return nil
-		})
-	case "rotate-redis-password":
-		app, err := oneApp()
-		if err != nil {
-			return err
-		}
-		return withDeps(ctx, log, func(d *config.Deps) error {
-			c, err := d.Ops().RotateAppRedisPassword(ctx, cliActor(), app, *keepOld) // audited
-			if err != nil {
-				return err
-			}
-			if *keepOld {
-				fmt.Fprintf(stderr, "new Redis password for %s; the old one works until the next rotation\n", app)
-			} else {
-				fmt.Fprintf(stderr, "new Redis password for %s; the old one no longer works (open connections stay)\n", app)
-			}
-			printCredentials(stdout, stderr, c)
-			return nil
-		})
-	case "disable":
-		app, err := oneApp()
-		if err != nil {
-			return err
-		}
-		return withDeps(ctx, log, func(d *config.Deps) error {
-			applied, err := d.Ops().DisableApp(ctx, cliActor(), app, "") // audited
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "disabled app %s: its API keys stop working within API_KEY_CACHE_TTL, no more webhooks\n", app)
-			if applied {
-				fmt.Fprintf(stderr, "its Redis user %s is off and its connections closed\n", d.Streams.AppUser(app))
-			} else {
-				fmt.Fprintf(stderr, "this Redis does not take ACL commands: switch the user %s off yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'off …')\n", d.Streams.AppUser(app))
-			}
-			return nil
-		})
-	case "enable":
-		app, err := oneApp()
-		if err != nil {
-			return err
-		}
-		return withDeps(ctx, log, func(d *config.Deps) error {
-			applied, err := d.Ops().EnableApp(ctx, cliActor(), app, "") // audited
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "enabled app %s: its API keys work again within API_KEY_CACHE_TTL; webhooks for results from now on\n", app)
-			if applied {
-				fmt.Fprintf(stderr, "its Redis user %s is on again (if the app cannot log in, a node lost the user: loomipay apps rotate-redis-password %s)\n", d.Streams.AppUser(app), app)
-			} else {
-				fmt.Fprintf(stderr, "this Redis does not take ACL commands: switch the user %s on yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'on …')\n", d.Streams.AppUser(app))
-			}
-			return nil
-		})
-	default:
-		fmt.Fprintf(stderr, "unknown apps command %q\n%s", args[0], appsUsage)
-		return errUsage
+	var keepOld bool
+	return []command{
+		appCmd("apps create", "register an app and its Redis user (its password printed once)", func(ctx context.Context, e env, app string) error {
+			return withDeps(ctx, e.log, func(d *config.Deps) error {
+				c, err := d.Ops().CreateApp(ctx, cliActor(), app) // audited
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "created app %s; its Redis password is shown once, store it now\n", app)
+				printCredentials(e.stdout, e.stderr, c)
+				return nil
+			})
+		}),
+		appsList(),
+		appCmd("apps rotate-redis-password", "a new password for the app's Redis user (--keep-old: the old one keeps working)", func(ctx context.Context, e env, app string) error {
+			return withDeps(ctx, e.log, func(d *config.Deps) error {
+				c, err := d.Ops().RotateAppRedisPassword(ctx, cliActor(), app, keepOld) // audited
+				if err != nil {
+					return err
+				}
+				if keepOld {
+					fmt.Fprintf(e.stderr, "new Redis password for %s; the old one works until the next rotation\n", app)
+				} else {
+					fmt.Fprintf(e.stderr, "new Redis password for %s; the old one no longer works (open connections stay)\n", app)
+				}
+				printCredentials(e.stdout, e.stderr, c)
+				return nil
+			})
+		}, func(fs *flag.FlagSet) {
+			fs.BoolVar(&keepOld, "keep-old", false, "the old password keeps working until the next rotation")
+		}),
+		appCmd("apps disable", "refuse the app's API keys, switch its Redis user off, stop its webhooks", func(ctx context.Context, e env, app string) error {
+			return withDeps(ctx, e.log, func(d *config.Deps) error {
+				applied, err := d.Ops().DisableApp(ctx, cliActor(), app, "") // audited
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "disabled app %s: its API keys stop working within API_KEY_CACHE_TTL, no more webhooks\n", app)
+				user, _ := d.Service.AppRedisUser(ctx, app)
+				if applied {
+					fmt.Fprintf(e.stderr, "its Redis user %s is off and its connections closed\n", user)
+				} else {
+					fmt.Fprintf(e.stderr, "this Redis does not take ACL commands: switch the user %s off yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'off …')\n", user)
+				}
+				return nil
+			})
+		}),
+		appCmd("apps enable", "take a disable back: keys, Redis user and webhooks work again", func(ctx context.Context, e env, app string) error {
+			return withDeps(ctx, e.log, func(d *config.Deps) error {
+				applied, err := d.Ops().EnableApp(ctx, cliActor(), app, "") // audited
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "enabled app %s: its API keys work again within API_KEY_CACHE_TTL; webhooks for results from now on\n", app)
+				user, _ := d.Service.AppRedisUser(ctx, app)
+				if applied {
+					fmt.Fprintf(e.stderr, "its Redis user %s is on again, with the passwords it had\n", user)
+				} else {
+					fmt.Fprintf(e.stderr, "this Redis does not take ACL commands: switch the user %s on yourself (ElastiCache: aws elasticache modify-user --user-id … --access-string 'on …')\n", user)
+				}
+				return nil
+			})
+		}),
 	}
 }
 
@@ -148,13 +134,4 @@ func elastiCacheUserID(user string) string {
 		}
 		return '-'
 	}, user)
-}
-
-// onlyArg is the one positional argument a subcommand takes, or the usage and errUsage.
-func onlyArg(pos []string, stderr io.Writer, usage string) (string, error) {
-	if len(pos) != 1 {
-		fmt.Fprint(stderr, usage)
-		return "", errUsage
-	}
-	return pos[0], nil
 }

@@ -82,9 +82,6 @@ func testApps(t *testing.T, cluster *rediscluster.Cluster) {
 	} else {
 		rdb, _ = testenv.Redis(t)
 	}
-	t.Cleanup(func() {
-		_ = streams.New(rdb, streams.Config{Prefix: prefix}).DeleteAppUser(context.Background(), "shop_b")
-	})
 	login := func(t *testing.T, user, password string) error {
 		t.Helper()
 		return loginEverywhere(t, cluster, user, password)
@@ -95,7 +92,8 @@ func testApps(t *testing.T, cluster *rediscluster.Cluster) {
 		t.Fatalf("apps create: %v\n%s", err, stderr)
 	}
 	c := credentials(t, stdout)
-	if c["REDIS_USER"] != prefix+"loomipay_app_shop_b" || c["PAYMENT_RESULTS_STREAM"] != prefix+"payment_results:{shop_b}" ||
+	// Named after the deployment (its random id in PostgreSQL), after the stream prefix.
+	if !regexp.MustCompile(`^`+regexp.QuoteMeta(prefix)+`loomipay_[0-9a-f]{8}_app_shop_b$`).MatchString(c["REDIS_USER"]) || c["PAYMENT_RESULTS_STREAM"] != prefix+"payment_results:{shop_b}" ||
 		c["REFUND_RESULTS_STREAM"] != prefix+"refund_results:{shop_b}" || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(c["REDIS_PASSWORD"]) {
 		t.Errorf("apps create printed %v", c)
 	}
@@ -149,7 +147,7 @@ func testApps(t *testing.T, cluster *rediscluster.Cluster) {
 	if _, err := svc.Authenticate(context.Background(), "Bearer "+strings.TrimSpace(key)); !errors.As(err, &perr) || perr.Kind != pay.KindUnauthorized {
 		t.Errorf("a disabled app's key: err = %v; want unauthorized", err)
 	}
-	if on, err := streams.New(rdb, streams.Config{Prefix: prefix}).AppUserEnabled(context.Background(), "shop_b"); err != nil || on {
+	if on, err := streams.New(rdb, streams.Config{Prefix: prefix}).AppUserEnabled(context.Background(), c3["REDIS_USER"]); err != nil || on {
 		t.Errorf("Redis user after disable: on = %v, %v; want off", on, err)
 	}
 	if _, _, err := runCmd(t, "apps", "rotate-redis-password", "shop_b"); err == nil {

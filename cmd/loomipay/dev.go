@@ -27,33 +27,43 @@ import (
 
 const demoApp = "demo_app"
 
-// dev runs the whole stack in one process: the API and webhook (the very handlers the Lambda
-// functions serve), the processor loop, and the Lakala sandbox, on local Postgres and Redis.
-// With --lakala env it uses the Lakala the environment configures (e.g. Lakala's test
-// environment) instead of starting the sandbox.
 // devVposID is the vpos_id the local stack's merchant uses with its sandbox (the sample in Lakala's
 // special_create documentation).
 const devVposID = "587305941625155584"
 
-func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:3000", "address of the API and webhook")
-	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:3100", "address of the Lakala sandbox")
-	lakalaMode := fs.String("lakala", "sandbox", "sandbox: start the local Lakala sandbox; env: use the Lakala the LAKALA_* variables configure")
-	stateDir := fs.String("state-dir", ".localdev", "where local keys and a private PostgreSQL live (git-ignored)")
-	pprofAddr := fs.String("pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ there")
-	appList := fs.String("apps", demoApp, "comma-separated apps to set up: each gets an API key (first start), a Redis user for its own result streams, and its credentials printed")
-	var forwards forwardFlags
-	fs.Var(&forwards, "forward-webhooks", "APP=URL: deliver APP's results as signed webhooks to URL (e.g. a local server of the app); repeatable")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+// devOptions are loomipay dev's flags.
+type devOptions struct {
+	addr, sandboxAddr, lakalaMode, stateDir, pprofAddr, apps string
+	forwards                                                 forwardFlags
+}
+
+// devCommand runs the whole stack in one process: the API, webhook and console (the very
+// handlers the Lambda functions serve), the processor loop, and the Lakala sandbox, on local
+// Postgres and Redis. With --lakala env it uses the Lakala the environment configures (e.g.
+// Lakala's test environment) instead of starting the sandbox.
+func devCommand() command {
+	return command{name: "dev", summary: "run the whole stack locally: API, webhook, console, processor, Lakala sandbox",
+		about: `PostgreSQL: DATABASE_URL, else a private server in --state-dir (or the local one); Redis: REDIS_URL,
+else 127.0.0.1:6379, else a private redis-server. Prints each app's API key (first start), its
+Redis user and password (every start), its own Redis URL and a console operator token.`,
+		setup: func(fs *flag.FlagSet, e env) action {
+			var o devOptions
+			fs.StringVar(&o.addr, "addr", "127.0.0.1:3000", "`address` of the API, the webhook and the console")
+			fs.StringVar(&o.sandboxAddr, "sandbox-addr", "127.0.0.1:3100", "`address` of the Lakala sandbox")
+			fs.StringVar(&o.lakalaMode, "lakala", "sandbox", "sandbox: start the local Lakala sandbox; env: use the Lakala the LAKALA_* variables configure")
+			fs.StringVar(&o.stateDir, "state-dir", ".localdev", "`directory` of the local keys and the private PostgreSQL (git-ignored)")
+			fs.StringVar(&o.pprofAddr, "pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ on this `address`")
+			fs.StringVar(&o.apps, "apps", demoApp, "comma-separated `apps` to set up: each gets an API key (first start), a Redis user for its own result streams, and its credentials printed")
+			fs.Var(&o.forwards, "forward-webhooks", "`APP=URL`: deliver APP's results as signed webhooks to URL (e.g. a local server of the app); repeatable")
+			return func(ctx context.Context, _ []string) error { return dev(ctx, o, e.stdout, e.stderr) }
+		}}
+}
+
+func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
+	if o.lakalaMode != "sandbox" && o.lakalaMode != "env" {
+		return &argsError{fmt.Sprintf("--lakala must be sandbox or env, not %q", o.lakalaMode)}
 	}
-	if *lakalaMode != "sandbox" && *lakalaMode != "env" {
-		fmt.Fprintf(stderr, "dev: --lakala must be sandbox or env, not %q\n", *lakalaMode)
-		return errUsage
-	}
-	useSandbox := *lakalaMode == "sandbox"
+	useSandbox := o.lakalaMode == "sandbox"
 	cfg, err := config.Load(ctx)
 	if err != nil {
 		return err
@@ -61,21 +71,21 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	// Listen first, so a busy port is reported before anything is started.
-	apiLn, err := listen(*addr, "--addr", "the API and webhook")
+	apiLn, err := listen(o.addr, "--addr", "the API and webhook")
 	if err != nil {
 		return err
 	}
 	defer apiLn.Close()
 	var sandboxLn net.Listener
 	if useSandbox {
-		if sandboxLn, err = listen(*sandboxAddr, "--sandbox-addr", "the Lakala sandbox"); err != nil {
+		if sandboxLn, err = listen(o.sandboxAddr, "--sandbox-addr", "the Lakala sandbox"); err != nil {
 			return err
 		}
 		defer sandboxLn.Close()
 	}
 	apiURL := "http://" + apiLn.Addr().String()
 
-	opts := devstack.Options{StateDir: *stateDir, Logger: log}
+	opts := devstack.Options{StateDir: o.stateDir, Logger: log}
 	if os.Getenv("DATABASE_URL") == "" {
 		url, stop, err := devstack.Postgres(ctx, opts)
 		if err != nil {
@@ -100,11 +110,11 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if useSandbox {
 		// The merchant and sandbox platform keys are kept in the state dir so that restarts keep
 		// working with cashier orders and notifications already under way.
-		merchantKey, err := loadOrCreateKey(filepath.Join(*stateDir, "merchant-key.pem"))
+		merchantKey, err := loadOrCreateKey(filepath.Join(o.stateDir, "merchant-key.pem"))
 		if err != nil {
 			return err
 		}
-		platformKey, err := loadOrCreateKey(filepath.Join(*stateDir, "sandbox-platform-key.pem"))
+		platformKey, err := loadOrCreateKey(filepath.Join(o.stateDir, "sandbox-platform-key.pem"))
 		if err != nil {
 			return err
 		}
@@ -143,7 +153,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.WebhookAllowLoopback = true
 	if cfg.WebhookSecretKey == "" {
 		var err error
-		if cfg.WebhookSecretKey, err = loadOrCreateHexKey(filepath.Join(*stateDir, "webhook-secret-key")); err != nil {
+		if cfg.WebhookSecretKey, err = loadOrCreateHexKey(filepath.Join(o.stateDir, "webhook-secret-key")); err != nil {
 			return err
 		}
 	}
@@ -160,7 +170,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	appsSetup, err := setUpApps(ctx, deps, strings.Split(*appList, ","), forwards)
+	appsSetup, err := setUpApps(ctx, deps, strings.Split(o.apps, ","), o.forwards)
 	if err != nil {
 		return err
 	}
@@ -169,12 +179,12 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	servePprof(*pprofAddr)
+	servePprof(o.pprofAddr)
 	type served struct {
 		srv *http.Server
 		ln  net.Listener
 	}
-	list := []served{{newServer(withConsole(deps, deps.API().WithPayments(proc.Payments()).Handler())), apiLn}}
+	list := []served{{newServer(serviceHandler(deps, true)), apiLn}}
 	if sb != nil {
 		list = append(list, served{newServer(sb.Handler()), sandboxLn})
 	}
@@ -202,7 +212,7 @@ Loomi Pay is running locally.
   processor         running (drains payment_tasks, reconciles, relays results)
 `, apiURL, lakalaLine, redactPassword(cfg.DatabaseURL), redactPassword(cfg.RedisURL))
 	for _, a := range appsSetup {
-		a.print(stdout)
+		a.print(stdout, cfg.RedisURL)
 	}
 	if opToken != "" {
 		fmt.Fprintf(stdout, "\nConsole %s/console — operator token for admin 'dev' (shown once; more with 'loomipay operators create'):\n  %s\n", apiURL, opToken)

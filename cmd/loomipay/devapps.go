@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,7 +119,18 @@ func forward(ctx context.Context, deps *config.Deps, a *devApp, url string) erro
 	return err
 }
 
-func (a devApp) print(w io.Writer) {
+// appRedisURL is redisURL (the service's) as the app's own user: same server and database, the
+// app's user and password.
+func appRedisURL(redisURL, user, password string) string {
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		return ""
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String()
+}
+
+func (a devApp) print(w io.Writer, redisURL string) {
 	fmt.Fprintf(w, "\nApp %s\n", a.id)
 	if a.key != "" {
 		fmt.Fprintf(w, "API key for app %s (shown once; create more with 'loomipay keys create --local --app-id %s'):\n  %s\n", a.id, a.id, a.key)
@@ -128,9 +140,11 @@ func (a devApp) print(w io.Writer) {
 	c := a.creds
 	fmt.Fprintf(w, "  result streams   %s  %s\n", c.PaymentStream, c.RefundStream)
 	if c.ACLApplied {
+		appURL := appRedisURL(redisURL, c.RedisUser, c.RedisPassword)
 		fmt.Fprintf(w, "  Redis user       %s\n  Redis password   %s   (new on every start of loomipay dev)\n", c.RedisUser, c.RedisPassword)
-		fmt.Fprintf(w, "  read them        redis-cli --user %s --pass %s XREADGROUP GROUP %s c1 STREAMS '%s' '>'   (after XGROUP CREATE '%s' %s 0)\n",
-			c.RedisUser, c.RedisPassword, a.id, c.PaymentStream, c.PaymentStream, a.id)
+		fmt.Fprintf(w, "  Redis URL        %s   (the app's own: its user, the stack's database)\n", appURL)
+		fmt.Fprintf(w, "  read them        redis-cli -u '%s' XGROUP CREATE '%s' %s 0 MKSTREAM\n", appURL, c.PaymentStream, a.id)
+		fmt.Fprintf(w, "                   redis-cli -u '%s' XREADGROUP GROUP %s c1 COUNT 10 STREAMS '%s' '>'\n", appURL, a.id, c.PaymentStream)
 	} else {
 		fmt.Fprintf(w, "  Redis user       none: this Redis does not take ACL users (%v); read the streams without a user\n", c.ACLUnsupported)
 	}

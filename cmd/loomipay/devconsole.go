@@ -6,18 +6,23 @@ import (
 
 	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/console"
+	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/ops"
 )
 
-// withConsole serves the operator console at /console beside the API, with cookies
-// that work over plain http on loopback.
-func withConsole(deps *config.Deps, api http.Handler) http.Handler {
-	h := console.New(deps.Ops(), console.Config{Dev: true, Logger: deps.Log}).Handler()
+// serviceHandler is everything the Lambda functions serve, in one handler: every API route
+// (config.APIHandler, as each function wires its own) and the operator console at /console, as
+// API Gateway routes them. loomipay serve and dev both serve it, so every entry point offers the
+// same routes with the same checks. dev serves the console's cookies without Secure, for
+// http://127.0.0.1.
+func serviceHandler(deps *config.Deps, dev bool) http.Handler {
+	h := console.New(deps.Ops(), console.Config{Dev: dev, Logger: deps.Log, ClientIPHeader: deps.ClientIPHeader}).Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/console", h)
 	mux.Handle("/console/", h)
-	mux.Handle("/", api)
-	return mux
+	mux.Handle("/", deps.APIHandler())
+	// This mux would redirect a path with ".." before the API's own guard sees it.
+	return httpapi.CanonicalPaths(deps.Log, mux)
 }
 
 // devOperator creates the local stack's first operator (admin "dev") and returns its token, or

@@ -33,7 +33,9 @@ func useTestServers(t *testing.T) *postgres.Store {
 	store, schema := testenv.PostgresSchema(t)
 	t.Setenv("DATABASE_URL", testenv.SchemaURL(schema))
 	t.Setenv("REDIS_URL", testenv.RedisURL())
-	t.Setenv("STREAM_PREFIX", testenv.UniqueName("t")+":")
+	// The prefix's keys and Redis users (named after it) are deleted when the test ends.
+	_, prefix := testenv.Redis(t)
+	t.Setenv("STREAM_PREFIX", prefix)
 	return store
 }
 
@@ -62,7 +64,6 @@ func TestKeys(t *testing.T) {
 	if _, stderr, err := runCmd(t, "apps", "create", "shop_cn"); err != nil {
 		t.Fatalf("apps create: %v\n%s", err, stderr)
 	}
-	t.Cleanup(func() { _ = svc.Streams().DeleteAppUser(context.Background(), "shop_cn") })
 
 	stdout, stderr, err := runCmd(t, "keys", "create", "--app-id", "shop_cn", "--label", "checkout")
 	if err != nil {
@@ -140,14 +141,8 @@ func TestMigrateIsIdempotent(t *testing.T) {
 // TestDevServesTheWholeStack runs the README's run command in-process and takes a payment
 // through it: API, processor, sandbox cashier and webhook.
 func TestDevServesTheWholeStack(t *testing.T) {
-	useTestServers(t)
-	rdb, _ := testenv.Redis(t)
+	store := useTestServers(t)
 	users := streams.New(nil, streams.Config{Prefix: os.Getenv("STREAM_PREFIX")})
-	t.Cleanup(func() {
-		for _, app := range []string{"demo_app", "shop_b"} {
-			rdb.Do(context.Background(), "ACL", "DELUSER", users.AppUser(app))
-		}
-	})
 	var hookMu sync.Mutex
 	var hooks []*http.Request
 	var hookBodies [][]byte
@@ -225,7 +220,11 @@ func TestDevServesTheWholeStack(t *testing.T) {
 
 	// demo_app's own stream, read as its own Redis user with the printed password.
 	opts, _ := redis.ParseURL(testenv.RedisURL())
-	opts.Username, opts.Password = users.AppUser("demo_app"), passwords[0][1]
+	demoUser, err := store.AppRedisUser(context.Background(), "demo_app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Username, opts.Password = demoUser.Username, passwords[0][1]
 	appRedis := redis.NewClient(opts)
 	defer appRedis.Close()
 	msgs, err := appRedis.XRange(context.Background(), users.AppStream(pay.StreamPaymentResults, "demo_app"), "-", "+").Result()

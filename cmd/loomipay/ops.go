@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"text/tabwriter"
@@ -64,40 +63,29 @@ func openDeps(ctx context.Context, log *slog.Logger, local bool) (*config.Deps, 
 	return deps, func() { deps.Close(); cleanup() }, nil
 }
 
-func migrate(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	local := localFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	deps, cleanup, err := openDeps(ctx, log, *local)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	n, err := deps.Store.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "applied %d migration(s)\n", n)
-	return nil
+func migrateCommand() command {
+	return command{name: "migrate", summary: "apply the database migrations",
+		setup: func(fs *flag.FlagSet, e env) action {
+			local := localFlag(fs)
+			return func(ctx context.Context, _ []string) error {
+				deps, cleanup, err := openDeps(ctx, e.log, *local)
+				if err != nil {
+					return err
+				}
+				defer cleanup()
+				n, err := deps.Store.Migrate(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "applied %d migration(s)\n", n)
+				return nil
+			}
+		}}
 }
 
-func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, "usage: loomipay keys create --app-id APP [--label TEXT] | list [--app-id APP] | revoke KEY_ID\n")
-		return errUsage
-	}
-	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	appID := fs.String("app-id", "", "the app the key belongs to")
-	label := fs.String("label", "", "a note to recognise the key by (create)")
-	local := localFlag(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return errUsage
-	}
-	deps, cleanup, err := openDeps(ctx, log, *local)
+// withKeysDeps opens the database for a keys command (--local or DATABASE_URL) and migrates it.
+func withKeysDeps(ctx context.Context, e env, local bool, fn func(*config.Deps) error) error {
+	deps, cleanup, err := openDeps(ctx, e.log, local)
 	if err != nil {
 		return err
 	}
@@ -105,70 +93,92 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer, log *slo
 	if _, err := deps.Store.Migrate(ctx); err != nil {
 		return err
 	}
-	switch args[0] {
-	case "create":
-		if *appID == "" {
-			fmt.Fprintln(stderr, "keys create: --app-id is required")
-			return errUsage
-		}
-		key, rec, err := deps.Ops().CreateKey(ctx, cliActor(), *appID, *label) // audited
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "created key %s for app %s; it is shown once, store it now\n", rec.ID, rec.AppID)
-		fmt.Fprintln(stdout, key)
-		return nil
-	case "list":
-		list, err := deps.Store.APIKeys(ctx, *appID)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KEY_ID\tAPP_ID\tSTATE\tCREATED\tLABEL")
-		for _, k := range list {
-			state := "active"
-			if k.RevokedAt != nil {
-				state = "revoked " + k.RevokedAt.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.AppID, state, k.CreatedAt.UTC().Format(time.RFC3339), k.Label)
-		}
-		return tw.Flush()
-	case "revoke":
-		if fs.NArg() != 1 {
-			fmt.Fprintln(stderr, "usage: loomipay keys revoke KEY_ID")
-			return errUsage
-		}
-		_, err := deps.Ops().RevokeKey(ctx, cliActor(), fs.Arg(0), "") // audited
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "revoked key %s (takes effect within API_KEY_CACHE_TTL)\n", fs.Arg(0))
-		return nil
-	default:
-		fmt.Fprintf(stderr, "unknown keys command %q\n", args[0])
-		return errUsage
+	return fn(deps)
+}
+
+func keysCommands() []command {
+	return []command{
+		{name: "keys create", summary: "issue an API key for an app; the key alone is printed on stdout, once",
+			setup: func(fs *flag.FlagSet, e env) action {
+				appID := fs.String("app-id", "", "the `app` the key belongs to (required)")
+				label := fs.String("label", "", "a note to recognise the key by")
+				local := localFlag(fs)
+				return func(ctx context.Context, _ []string) error {
+					if *appID == "" {
+						return &argsError{"--app-id is required"}
+					}
+					return withKeysDeps(ctx, e, *local, func(deps *config.Deps) error {
+						key, rec, err := deps.Ops().CreateKey(ctx, cliActor(), *appID, *label) // audited
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(e.stderr, "created key %s for app %s; it is shown once, store it now\n", rec.ID, rec.AppID)
+						fmt.Fprintln(e.stdout, key)
+						return nil
+					})
+				}
+			}},
+		{name: "keys list", summary: "list API keys: ids, apps, state, labels (never the keys)",
+			setup: func(fs *flag.FlagSet, e env) action {
+				appID := fs.String("app-id", "", "only this `app`'s keys")
+				local := localFlag(fs)
+				return func(ctx context.Context, _ []string) error {
+					return withKeysDeps(ctx, e, *local, func(deps *config.Deps) error {
+						list, err := deps.Store.APIKeys(ctx, *appID)
+						if err != nil {
+							return err
+						}
+						tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(tw, "KEY_ID\tAPP_ID\tSTATE\tCREATED\tLABEL")
+						for _, k := range list {
+							state := "active"
+							if k.RevokedAt != nil {
+								state = "revoked " + k.RevokedAt.UTC().Format(time.RFC3339)
+							}
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.AppID, state, k.CreatedAt.UTC().Format(time.RFC3339), k.Label)
+						}
+						return tw.Flush()
+					})
+				}
+			}},
+		{name: "keys revoke", args: "KEY_ID", summary: "revoke an API key (within API_KEY_CACHE_TTL)",
+			setup: func(fs *flag.FlagSet, e env) action {
+				local := localFlag(fs)
+				return func(ctx context.Context, args []string) error {
+					if err := wantArgs(args, 1, "KEY_ID"); err != nil {
+						return err
+					}
+					return withKeysDeps(ctx, e, *local, func(deps *config.Deps) error {
+						if _, err := deps.Ops().RevokeKey(ctx, cliActor(), args[0], ""); err != nil { // audited
+							return err
+						}
+						fmt.Fprintf(e.stderr, "revoked key %s (takes effect within API_KEY_CACHE_TTL)\n", args[0])
+						return nil
+					})
+				}
+			}},
 	}
 }
 
-func process(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
-	fs := flag.NewFlagSet("process", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	local := localFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	deps, cleanup, err := openDeps(ctx, log, *local)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	proc, err := worker.New(deps)
-	if err != nil {
-		return err
-	}
-	st, err := proc.RunOnce(ctx)
-	fmt.Fprintf(stderr, "%+v\n", st)
-	return err
+func processCommand() command {
+	return command{name: "process", summary: "run the processor once: drain tasks, sweep, reconcile, relay, make apps' Redis users again",
+		setup: func(fs *flag.FlagSet, e env) action {
+			local := localFlag(fs)
+			return func(ctx context.Context, _ []string) error {
+				deps, cleanup, err := openDeps(ctx, e.log, *local)
+				if err != nil {
+					return err
+				}
+				defer cleanup()
+				proc, err := worker.New(deps)
+				if err != nil {
+					return err
+				}
+				st, err := proc.RunOnce(ctx)
+				fmt.Fprintf(e.stderr, "%+v\n", st)
+				return err
+			}
+		}}
 }
 
 // localFlag declares --local, the explicit choice of the local development database.

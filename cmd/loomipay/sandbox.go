@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,24 +15,29 @@ import (
 	"github.com/loomipay/loomipay/shared/lakala"
 )
 
-// sandboxCmd runs the Lakala sandbox alone, for a service deployed elsewhere or a test that
+// sandboxCommand runs the Lakala sandbox alone, for a service deployed elsewhere or a test that
 // runs the functions as separate processes.
-func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer, log *slog.Logger) error {
-	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:3100", "listen address")
-	merchantCert := fs.String("merchant-cert", "", "PEM certificate or public key of the merchant (verifies the service's requests); required")
-	platformKeyFile := fs.String("platform-key", "", "PEM private key the sandbox signs with; generated and written here if the file does not exist")
-	certOut := fs.String("platform-cert-out", "", "write the sandbox's platform certificate (LAKALA_PLATFORM_CERT) to this file")
-	vposID := fs.String("require-vpos-id", "", "refuse a cashier order that does not carry this vpos_id (LAKALA_VPOS_ID), as Lakala does")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+func sandboxCommand() command {
+	return command{name: "sandbox", summary: "run the Lakala sandbox alone (cashier pages, notifications, fault knobs)",
+		about: `The service under test points LAKALA_BASE_URL at it and LAKALA_PLATFORM_CERT at --platform-cert-out.`,
+		setup: func(fs *flag.FlagSet, e env) action {
+			addr := fs.String("addr", "127.0.0.1:3100", "listen `address`")
+			merchantCert := fs.String("merchant-cert", "", "PEM certificate or public key of the merchant (verifies the service's requests); required")
+			platformKeyFile := fs.String("platform-key", "", "PEM private key the sandbox signs with; generated and written here if the `file` does not exist")
+			certOut := fs.String("platform-cert-out", "", "write the sandbox's platform certificate (LAKALA_PLATFORM_CERT) to this `file`")
+			vposID := fs.String("require-vpos-id", "", "refuse a cashier order that does not carry this `vpos_id` (LAKALA_VPOS_ID), as Lakala does")
+			return func(ctx context.Context, _ []string) error {
+				return sandboxRun(ctx, e, *addr, *merchantCert, *platformKeyFile, *certOut, *vposID)
+			}
+		}}
+}
+
+func sandboxRun(ctx context.Context, e env, addr, merchantCert, platformKeyFile, certOut, vposID string) error {
+	stdout, log := e.stdout, e.log
+	if merchantCert == "" {
+		return &argsError{"--merchant-cert is required"}
 	}
-	if *merchantCert == "" {
-		fmt.Fprintln(stderr, "sandbox: --merchant-cert is required")
-		return errUsage
-	}
-	pemBytes, err := os.ReadFile(*merchantCert)
+	pemBytes, err := os.ReadFile(merchantCert)
 	if err != nil {
 		return err
 	}
@@ -42,13 +45,13 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	if err != nil {
 		return fmt.Errorf("--merchant-cert: %w", err)
 	}
-	cfg := sandbox.Config{MerchantPublicKey: merchantPub, Logger: log, RequireVposID: *vposID}
-	if *platformKeyFile != "" {
-		if cfg.PlatformKey, err = loadOrCreateKey(*platformKeyFile); err != nil {
+	cfg := sandbox.Config{MerchantPublicKey: merchantPub, Logger: log, RequireVposID: vposID}
+	if platformKeyFile != "" {
+		if cfg.PlatformKey, err = loadOrCreateKey(platformKeyFile); err != nil {
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -59,8 +62,8 @@ func sandboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lo
 	}
 	defer sb.Close()
 	sb.SetFaults(sandbox.Pessimistic()) // as the tests play it; PUT /sandbox/faults {} for the optimistic reading
-	if *certOut != "" {
-		if err := os.WriteFile(*certOut, sb.PlatformCertPEM(), 0o644); err != nil {
+	if certOut != "" {
+		if err := os.WriteFile(certOut, sb.PlatformCertPEM(), 0o644); err != nil {
 			return err
 		}
 	}

@@ -34,38 +34,46 @@ func openConfigured(ctx context.Context, forProcessor bool) (*config.Deps, error
 	return config.Open(ctx, cfg)
 }
 
-// serve runs the API and the webhook over HTTP, configured like the Lambda functions, until
-// SIGINT or SIGTERM; requests under way get up to --shutdown-grace to finish.
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:3000", "listen address (in a container: :3000)")
-	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long requests under way may finish after SIGTERM")
-	pprofAddr := fs.String("pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ there")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	servePprof(*pprofAddr)
+// serveCommand runs the API, the webhook and the console over HTTP, configured like the Lambda
+// functions, until SIGINT or SIGTERM; requests under way get up to --shutdown-grace to finish.
+func serveCommand() command {
+	return command{name: "serve", summary: "serve the API, the webhook and the console over HTTP, configured like the functions",
+		about: `Every route of the Lambda functions, with the same checks (hosting outside Lambda: a container,
+a VM). Reads the functions' environment variables; needs DATABASE_URL. Stops on SIGTERM.`,
+		setup: func(fs *flag.FlagSet, e env) action {
+			addr := fs.String("addr", "127.0.0.1:3000", "listen `address` (in a container: :3000)")
+			grace := fs.Duration("shutdown-grace", 10*time.Second, "how long requests under way may finish after SIGTERM")
+			pprofAddr := fs.String("pprof", "", "if set (e.g. 127.0.0.1:6060), serve Go's profiler at /debug/pprof/ on this `address`")
+			clientIPHeader := fs.String("client-ip-header", "", "behind a load balancer: the `header` it sets to the client's address (X-Forwarded-For; its last address is used), for the throttle of failed logins and API keys")
+			return func(ctx context.Context, _ []string) error {
+				return serve(ctx, e.stdout, *addr, *grace, *pprofAddr, *clientIPHeader)
+			}
+		}}
+}
+
+func serve(ctx context.Context, stdout io.Writer, addr string, grace time.Duration, pprofAddr, clientIPHeader string) error {
+	servePprof(pprofAddr)
 	deps, err := openConfigured(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
-	ln, err := listen(*addr, "--addr", "the API and webhook")
+	deps.ClientIPHeader = clientIPHeader
+	ln, err := listen(addr, "--addr", "the API and webhook")
 	if err != nil {
 		return err
 	}
-	srv := newServer(deps.API().Handler())
+	srv := newServer(serviceHandler(deps, false))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	deps.Log.Info("serving the API and webhook", "addr", ln.Addr().String())
-	fmt.Fprintf(stdout, "Loomi Pay API and webhook on http://%s\n", ln.Addr())
+	deps.Log.Info("serving the API, the webhook and the console", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "Loomi Pay API, webhook and console on http://%s\n", ln.Addr())
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), *grace)
+	shutdown, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
@@ -86,18 +94,22 @@ func servePprof(addr string) {
 	go func() { _ = http.ListenAndServe(addr, nil) }() //nolint:gosec // a diagnostic port the operator chose
 }
 
-// workerCmd runs the processor in a loop, configured like the processor function, until SIGINT
-// or SIGTERM. Several workers may run at once: each is its own consumer of the task stream.
+// workerCommand runs the processor in a loop, configured like the processor function, until
+// SIGINT or SIGTERM. Several workers may run at once: each is its own consumer of the task stream.
 //
 // The first signal (ctx ends) stops it gracefully: it claims no new task and lets the tasks in
 // flight finish, for up to WORKER_STOP_GRACE; then it cancels what still runs. A second signal
 // cancels at once. A stop that had to cancel work is an error (a non-zero exit status).
-func workerCmd(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
+func workerCommand() command {
+	return command{name: "worker", summary: "run the processor, configured like the function, until SIGINT/SIGTERM",
+		about: `The first SIGINT or SIGTERM lets the tasks in flight finish within WORKER_STOP_GRACE; a second
+stops at once. Reads the processor function's environment variables; needs DATABASE_URL.`,
+		setup: func(_ *flag.FlagSet, e env) action {
+			return func(ctx context.Context, _ []string) error { return workerRun(ctx, e.log) }
+		}}
+}
+
+func workerRun(ctx context.Context, log *slog.Logger) error {
 	deps, err := openConfigured(ctx, true)
 	if err != nil {
 		return err

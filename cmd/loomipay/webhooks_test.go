@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/loomipay/loomipay/internal/testenv"
-	"github.com/loomipay/loomipay/shared/streams"
 	"github.com/loomipay/loomipay/shared/webhooks"
 )
 
@@ -23,9 +21,6 @@ func TestWebhooksCommands(t *testing.T) {
 	t.Setenv("WEBHOOK_SECRET_KEY", key)
 	t.Setenv("WEBHOOK_ALLOW_LOOPBACK", "true")
 	ctx := context.Background()
-	rdb, _ := testenv.Redis(t)
-	st := streams.New(nil, streams.Config{Prefix: os.Getenv("STREAM_PREFIX")})
-	t.Cleanup(func() { rdb.Do(context.Background(), "ACL", "DELUSER", st.AppUser("shop_b")) })
 	if _, stderr, err := runCmd(t, "apps", "create", "shop_b"); err != nil {
 		t.Fatalf("apps create: %v %s", err, stderr)
 	}

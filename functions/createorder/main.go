@@ -14,14 +14,8 @@ import (
 
 func main() {
 	deps := config.MustOpen(context.Background())
-	api := deps.API()
-	// Closing an order acts at Lakala. Without a Lakala client the function still creates
-	// orders, and the close route answers 503.
-	if payments, err := deps.Payments(); err != nil {
-		deps.Log.Error("close route unavailable: no Lakala client", "err", err)
-	} else {
-		api.WithPayments(payments)
-	}
-	handler := api.Handler(httpapi.FunctionCreateOrder)
+	// Closing an order acts at Lakala: APIHandler wires the Lakala client, or, without one, the
+	// function still creates orders and the close route answers 503 after its checks.
+	handler := deps.APIHandler(httpapi.FunctionCreateOrder)
 	lambda.Start(httpadapter.NewV2(handler).ProxyWithContext)
 }

@@ -14,6 +14,6 @@ import (
 
 func main() {
 	deps := config.MustOpen(context.Background())
-	handler := deps.API().Handler(httpapi.FunctionGetOrder)
+	handler := deps.APIHandler(httpapi.FunctionGetOrder)
 	lambda.Start(httpadapter.NewV2(handler).ProxyWithContext)
 }

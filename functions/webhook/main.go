@@ -14,6 +14,6 @@ import (
 
 func main() {
 	deps := config.MustOpen(context.Background())
-	handler := deps.API().Handler(httpapi.FunctionWebhook)
+	handler := deps.APIHandler(httpapi.FunctionWebhook)
 	lambda.Start(httpadapter.NewV2(handler).ProxyWithContext)
 }

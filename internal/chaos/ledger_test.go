@@ -33,6 +33,7 @@ import (
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/service"
 )
 
 var (
@@ -195,7 +196,7 @@ func runSchedule(t *testing.T, seed uint64, nProcessors int, cluster *redisclust
 	sched := plan(seed)
 	t.Logf("schedule %d:\n%s", seed, sched)
 	cfg := processor.Config{
-		OrderTTL: orderTTL, Lease: 1500 * time.Millisecond, VisibilityLag: sched.faults.QueryLag + 200*time.Millisecond,
+		Lease: 1500 * time.Millisecond, VisibilityLag: sched.faults.QueryLag + 200*time.Millisecond,
 		ReconcileAfter: 300 * time.Millisecond, MaintenanceEvery: 100 * time.Millisecond, ReadBlock: 50 * time.Millisecond,
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 300 * time.Millisecond, MaxAttempts: 8,
 		SweepGrace: 50 * time.Millisecond, SweepStale: 2 * time.Second, Concurrency: 8, RefundAPI: sched.refundAPI,
@@ -203,7 +204,7 @@ func runSchedule(t *testing.T, seed uint64, nProcessors int, cluster *redisclust
 	if err := cfg.Validate(lakalaTimeout); err != nil {
 		t.Fatal(err)
 	}
-	st := testenv.NewStack(t, testenv.StackOptions{Processor: cfg, LakalaTimeout: lakalaTimeout, RedisCluster: cluster})
+	st := testenv.NewStack(t, testenv.StackOptions{Processor: cfg, Service: service.Config{OrderTTL: orderTTL}, LakalaTimeout: lakalaTimeout, RedisCluster: cluster})
 	if st.Streams.Cluster() != (cluster != nil) {
 		t.Fatalf("-redis-cluster=%v but the stack's streams are on a cluster: %v", cluster != nil, st.Streams.Cluster())
 	}

@@ -64,6 +64,27 @@ func Start(t testing.TB) *Cluster {
 	return c
 }
 
+// StartServer starts a plain redis-server (not a cluster) of the test's own, without
+// persistence, killed when the test ends, and returns its URL: for a test that must lose Redis's
+// data (FLUSHALL, every user deleted), which no test may do to the Redis the others share.
+// Without redis-server 7 it is skipped, or failed under CI=true, like Start.
+func StartServer(t testing.TB) string {
+	t.Helper()
+	bin, err := serverBinary()
+	if err != nil {
+		missing(t, err)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), formTimeout)
+	defer cancel()
+	n, err := startNode(ctx, bin, dir, 0, false)
+	if err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	t.Cleanup(n.kill)
+	return "redis://" + n.addr + "/0"
+}
+
 // ErrNoServer means there is no redis-server 7 or later to start a cluster with.
 var ErrNoServer = errors.New("no redis-server 7 or later")
 
@@ -94,7 +115,7 @@ func New() (*Cluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), formTimeout)
 	defer cancel()
 	for i := range Masters {
-		n, err := startNode(ctx, bin, dir, i)
+		n, err := startNode(ctx, bin, dir, i, true)
 		if err != nil {
 			c.Stop()
 			return nil, err
@@ -191,7 +212,7 @@ func serverBinary() (string, error) {
 // startNode starts one cluster-enabled redis-server on free ports and waits until it answers.
 // A port taken between choosing it and the server binding it makes the server exit; the start
 // is then tried again on other ports.
-func startNode(ctx context.Context, bin, dir string, i int) (*node, error) {
+func startNode(ctx context.Context, bin, dir string, i int, cluster bool) (*node, error) {
 	var lastErr error
 	for try := range 3 {
 		ports, err := freePorts(2)
@@ -200,12 +221,13 @@ func startNode(ctx context.Context, bin, dir string, i int) (*node, error) {
 		}
 		n := &node{addr: "127.0.0.1:" + strconv.Itoa(ports[0]), busPort: ports[1],
 			logPath: filepath.Join(dir, fmt.Sprintf("redis-%d-%d.log", i, try)), exited: make(chan struct{})}
-		n.cmd = exec.Command(bin,
-			"--bind", "127.0.0.1", "--port", strconv.Itoa(ports[0]),
-			"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(ports[1]),
-			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)),
-			"--save", "", "--appendonly", "no", "--daemonize", "no",
-			"--dir", dir, "--logfile", n.logPath)
+		args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(ports[0]),
+			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir, "--logfile", n.logPath}
+		if cluster {
+			args = append(args, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(ports[1]),
+				"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)))
+		}
+		n.cmd = exec.Command(bin, args...)
 		orphanProof(n.cmd)
 		if err := n.cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start redis-server: %w", err)

@@ -21,6 +21,14 @@ const (
 	EventRefundStatusChanged  = "refund_status_changed"
 )
 
+// AppStreams are the names of an app's own result streams, as the service names them by default
+// (APP_PAYMENT_RESULT_STREAM, APP_REFUND_RESULT_STREAM): only the app's results are there, and
+// the app's own Redis user (which `loomipay apps create` or `loomipay dev` prints) may read
+// nothing else. Give them as ConsumerConfig.Streams, with a Redis client logged in as that user.
+func AppStreams(appID string) []string {
+	return []string{StreamPaymentResults + ":{" + appID + "}", StreamRefundResults + ":{" + appID + "}"}
+}
+
 // Result is one message of a result stream: a status change of an order or a refund.
 type Result struct {
 	Stream    string            // payment_results or refund_results (without prefix)
@@ -148,7 +156,9 @@ type ConsumerConfig struct {
 	// Consumer names this consumer within the group (default "consumer-1"). Give each process
 	// its own, and keep it across restarts so that a process re-reads its own pending messages.
 	Consumer string
-	// Streams to read; default payment_results and refund_results.
+	// Streams to read: AppStreams(appID) for the app's own streams (read them as the app's own
+	// Redis user); default the shared payment_results and refund_results, which every app's
+	// results go to while the service writes them (SHARED_RESULT_STREAMS).
 	Streams []string
 	// Prefix is prepended to every stream name (the service's STREAM_PREFIX; empty in production).
 	Prefix string

@@ -19,7 +19,7 @@ func TestExamples(t *testing.T) {
 		t.Fatalf("build examples: %v\n%s", err, out)
 	}
 	env := append(os.Environ(), "LOOMI_PAY_BASE_URL="+stack.baseURL, "LOOMI_PAY_API_KEY="+stack.apiKey,
-		"APP_ID="+stack.appID, "REDIS_URL="+stack.redisURL, "STREAM_PREFIX="+stack.prefix)
+		"APP_ID="+stack.appID, "REDIS_URL="+stack.appRedisURL, "STREAM_PREFIX="+stack.prefix)
 	run := func(name string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(filepath.Join(dir, name), args...)

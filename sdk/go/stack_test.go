@@ -25,10 +25,14 @@ import (
 // Lakala sandbox) built from this repository, on the local PostgreSQL (a database of its own,
 // dropped afterwards) and Redis (a stream prefix of its own, deleted afterwards). Nothing is
 // mocked. Environment: SDK_TEST_DATABASE_ADMIN_URL (default the local postgres role),
-// SDK_TEST_REDIS_URL (default redis://127.0.0.1:6379/0).
+// SDK_TEST_REDIS_URL (default redis://127.0.0.1:6379/5: database 5, so that reading it as the
+// app's own user, which must SELECT it, is proven too).
 var stack struct {
 	baseURL, apiKey, appID, prefix, redisURL string
-	rdb                                      *redis.Client
+	// appRedisURL is the app's own Redis URL as dev printed it: its user, its password, the
+	// stack's database.
+	appRedisURL string
+	rdb         *redis.Client
 	// dev delivers sdk_app's results as webhooks to hooks, signed with webhookSecret.
 	hooks         *webhookMux
 	webhookSecret string
@@ -125,7 +129,7 @@ func runWithStack(m *testing.M) (int, error) {
 	server := admin[:strings.LastIndex(strings.SplitN(admin, "?", 2)[0], "/")]
 	dbURL := server + "/" + database + "?sslmode=disable"
 
-	stack.redisURL = env("SDK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+	stack.redisURL = env("SDK_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 	opt, err := redis.ParseURL(stack.redisURL)
 	if err != nil {
 		return 1, err
@@ -208,6 +212,11 @@ func runWithStack(m *testing.M) (int, error) {
 			return 1, fmt.Errorf("loomipay dev printed no webhook signing secret:\n%s", devOut.String())
 		}
 	}
+	appURL := regexp.MustCompile(`Redis URL +(redis://\S+)`).FindStringSubmatch(devOut.String())
+	if appURL == nil {
+		return 1, fmt.Errorf("loomipay dev printed no Redis URL for the app:\n%s", devOut.String())
+	}
+	stack.appRedisURL = appURL[1]
 	keys := exec.Command(bin, "keys", "create", "--app-id", stack.appID, "--label", "sdk tests")
 	keys.Env = environ
 	out, err := keys.Output()

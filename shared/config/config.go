@@ -352,6 +352,9 @@ type Deps struct {
 	Service *service.Service
 	// Webhooks manages webhook endpoints and delivers to them (the processor runs it).
 	Webhooks *webhooks.Webhooks
+	// ClientIPHeader, when set, names the header a trusted proxy sets to the client's address
+	// (loomipay serve --client-ip-header); see httpapi.Options.ClientIPHeader.
+	ClientIPHeader string
 }
 
 // Open connects to Postgres and Redis and builds the service. The platform certificate is
@@ -391,7 +394,7 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 		return nil, err
 	}
 	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: notifyKey, MerchantNo: c.LakalaMerchantNo,
-		ReplayWindow: c.ReplayWindow, KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides})
+		ReplayWindow: c.ReplayWindow, KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides, OrderTTL: c.OrderTTL})
 	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc, Webhooks: wh}, nil
 }
 
@@ -447,14 +450,14 @@ func (d *Deps) Payments() (*service.Payments, error) {
 	}
 	c := d.Config
 	return service.NewPayments(d.Service, client, service.PaymentsConfig{
-		NotifyURL: c.LakalaNotifyURL, OrderTTL: c.OrderTTL, RefundRequestIP: c.RefundRequestIP,
+		NotifyURL: c.LakalaNotifyURL, RefundRequestIP: c.RefundRequestIP,
 		VisibilityLag: c.LakalaVisibilityLag, RefundAPI: c.LakalaRefundAPI,
 	}), nil
 }
 
 // API builds the HTTP API with the configured request deadline.
 func (d *Deps) API() *httpapi.API {
-	return httpapi.New(d.Service, httpapi.Options{RequestTimeout: d.Config.RequestTimeout})
+	return httpapi.New(d.Service, httpapi.Options{RequestTimeout: d.Config.RequestTimeout, ClientIPHeader: d.ClientIPHeader})
 }
 
 // MustOpen loads and validates the configuration and opens the dependencies, or exits: the

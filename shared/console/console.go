@@ -44,6 +44,9 @@ type Config struct {
 	// SessionTTL is how long a login lasts. Default 8 h.
 	SessionTTL time.Duration
 	Logger     *slog.Logger
+	// ClientIPHeader names a header a trusted proxy sets to the client's address (see
+	// httpapi.Options.ClientIPHeader); empty: the connection's address.
+	ClientIPHeader string
 }
 
 // Console serves the pages.
@@ -324,15 +327,20 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.message(w, r, nil, http.StatusForbidden, "Refused", "This form has no valid CSRF token. Reload the login page and try again.")
 		return
 	}
-	secret, _, err := c.ops.Login(r.Context(), r.PostFormValue("token"), c.cfg.SessionTTL)
+	secret, _, err := c.ops.Login(r.Context(), r.PostFormValue("token"), httpapi.ClientAddress(r, c.cfg.ClientIPHeader), c.cfg.SessionTTL)
 	if err != nil {
 		v := &view{Title: "Log in", TZ: "UTC", loc: time.UTC, Error: "That operator token is unknown or disabled.",
 			Data: map[string]string{"CSRF": ck.Value, "Next": safeNext(r.PostFormValue("next"))}}
-		if pay.AsError(err).Kind != pay.KindUnauthorized {
+		switch e := pay.AsError(err); e.Kind {
+		case pay.KindUnauthorized:
+			c.render(w, r, http.StatusUnauthorized, "login", v)
+		case pay.KindRateLimited:
+			w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+			v.Error = "Too many failed logins from your address: " + e.Detail + "."
+			c.render(w, r, http.StatusTooManyRequests, "login", v)
+		default:
 			c.fail(w, r, nil, err)
-			return
 		}
-		c.render(w, r, http.StatusUnauthorized, "login", v)
 		return
 	}
 	http.SetCookie(w, c.cookie(loginCookie, "", -1))

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +39,10 @@ type Options struct {
 	// included: a stalled PostgreSQL or Redis makes a request answer 503 after it, never hang.
 	// Default 5 s.
 	RequestTimeout time.Duration
+	// ClientIPHeader names a header a trusted proxy in front of the service sets to the client's
+	// address (X-Forwarded-For behind a load balancer); its last address is the client's for the
+	// failure throttle. Empty: the connection's address (behind API Gateway, the caller's).
+	ClientIPHeader string
 }
 
 // New builds the API on a service.
@@ -61,9 +67,9 @@ func (a *API) Handler(functions ...string) http.Handler {
 		"GET /api/v1/refund-orders/{refund_order_id}":    a.serve(a.getRefund),
 		"POST /webhooks/lakala":                          a.webhook,
 
-		"POST /api/v1/payment-orders/{merchant_order_id}/close":         a.serve(a.closeOrder),
-		"GET /api/v1/payment-orders":                                    a.serve(a.listOrders),
-		"GET /api/v1/refund-orders":                                     a.serve(a.listRefunds),
+		CloseRoute:                   a.serve(a.closeOrder),
+		"GET /api/v1/payment-orders": a.serve(a.listOrders),
+		"GET /api/v1/refund-orders":  a.serve(a.listRefunds),
 		"GET /api/v1/refund-orders/by-merchant-id/{merchant_refund_id}": a.serve(a.getRefundByMerchantID),
 		"GET /api/v1/openapi.json":                                      a.openAPI,
 		"GET /healthz":                                                  a.healthz,
@@ -71,10 +77,7 @@ func (a *API) Handler(functions ...string) http.Handler {
 	}
 	mux := http.NewServeMux()
 	methods := map[string][]string{} // path → allowed methods, for JSON 405s
-	for _, r := range Routes {
-		if len(functions) > 0 && !contains(functions, r.Function) {
-			continue
-		}
+	for _, r := range RoutesOf(functions...) {
 		mux.Handle(r.Method+" "+r.Path, serve[r.Method+" "+r.Path])
 		methods[r.Path] = append(methods[r.Path], r.Method)
 	}
@@ -89,7 +92,37 @@ func (a *API) Handler(functions ...string) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, pay.Errorf(pay.KindNotFound, pay.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
-	return a.logRequests(recoverPanics(a.log, a.withDeadline(mux)))
+	return a.logRequests(recoverPanics(a.log, a.withDeadline(CanonicalPaths(a.log, mux))))
+}
+
+// CanonicalPaths answers a JSON 404 for a path http.ServeMux would redirect to its cleaned form
+// (one with "..", "." or empty segments, such as an order id ".."): the mux's answer is a 307
+// with an HTML body, which no client of the API expects, and the cleaned path names another
+// resource than the one asked for. Every handler that puts a ServeMux in front of the API (the
+// local stack's and serve's, with the console) wraps it in this too.
+func CanonicalPaths(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The mux cleans the escaped path and leaves CONNECT alone; so does this.
+		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && cleanPath(p) != p {
+			writeError(w, r, log, pay.Errorf(pay.KindNotFound, pay.CodeNotFound,
+				"no route for %s %s: a path with '.', '..' or empty segments names nothing here", r.Method, r.URL.Path))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is http.ServeMux's canonical form of a path: rooted, path.Clean'ed, with its
+// trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // withDeadline gives every request the API's deadline (a Lambda's own deadline, if sooner,
@@ -118,7 +151,7 @@ type endpoint func(r *http.Request, app string, body []byte) (int, any, error)
 // its answer or its error.
 func (a *API) serve(fn endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		app, err := a.svc.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		app, err := a.svc.AuthenticateFrom(r.Context(), r.Header.Get("Authorization"), ClientAddress(r, a.opts.ClientIPHeader))
 		if err == nil {
 			err = a.svc.Allow(r.Context(), app)
 		}
@@ -140,6 +173,25 @@ func (a *API) serve(fn endpoint) http.HandlerFunc {
 		}
 		writeJSON(w, status, view)
 	}
+}
+
+// ClientAddress is the address a request came from: the connection's, without its port (behind
+// API Gateway its adapter puts the caller's there), or, when header is set, the last address in
+// that header, the one the trusted proxy that sets it saw (X-Forwarded-For: a load balancer
+// appends the address it was reached from, so earlier ones may be made up by the client).
+func ClientAddress(r *http.Request, header string) string {
+	if header != "" {
+		if v := r.Header.Values(header); len(v) > 0 {
+			parts := strings.Split(v[len(v)-1], ",")
+			if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
+				return last
+			}
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // createdStatus is 202 for a new resource and 200 for an identical retry.
@@ -191,12 +243,20 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(lakala.NotificationAck))
 }
 
-// readBody reads a request body of at most pay.MaxBodySize bytes.
+// readBody reads a request body of at most pay.MaxBodySize bytes. A body declared larger
+// (Content-Length) is refused before a byte of it is read: waiting for it would hold the request
+// until the server's read timeout, for an answer known at once.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	tooLarge := pay.Errorf(pay.KindTooLarge, pay.CodeBodyTooLarge, "request body exceeds %d bytes", pay.MaxBodySize)
+	if r.ContentLength > pay.MaxBodySize {
+		// The connection is not reused: the body's rest is never read.
+		w.Header().Set("Connection", "close")
+		return nil, tooLarge
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, pay.MaxBodySize))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return nil, pay.Errorf(pay.KindTooLarge, pay.CodeBodyTooLarge, "request body exceeds %d bytes", pay.MaxBodySize)
+	var maxBytes *http.MaxBytesError
+	if errors.As(err, &maxBytes) {
+		return nil, tooLarge
 	}
 	if err != nil {
 		return nil, pay.Errorf(pay.KindInvalid, pay.CodeInvalidJSON, "could not read the request body")

@@ -3,10 +3,12 @@ package httpapi_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/pay"
 )
 
@@ -81,7 +83,7 @@ func TestCloseOrder(t *testing.T) {
 		}{
 			{closePath("close-none", "?app_id=test_app"), s.APIKey, 404, "not_found", "close-none"},
 			{closePath("bad%20id", "?app_id=test_app"), s.APIKey, 404, "not_found", "not found"},
-			{closePath("close-keep", ""), s.APIKey, 400, "validation_error", "app_id"},
+			{closePath("close-keep", "?app_id=a%20b"), s.APIKey, 400, "validation_error", "app_id"},
 			{closePath("close-keep", "?app_id=other_app"), s.APIKey, 403, "forbidden", "other_app"},
 			{closePath("close-keep", "?app_id=other_app"), other, 404, "not_found", "close-keep"},
 			{closePath("close-keep", "?app_id=test_app"), "", 401, "unauthorized", ""},
@@ -102,4 +104,29 @@ func filterOrder(msgs []map[string]string, orderID string) []map[string]string {
 		}
 	}
 	return out
+}
+
+// TestCloseWithoutLakalaChecksTheCallerFirst: a process without a Lakala client (createorder
+// without LAKALA_PRIVATE_KEY) answers a close 503, but only after the checks every route makes:
+// another app's key is a 403, an unknown order a 404, as where closing works.
+func TestCloseWithoutLakalaChecksTheCallerFirst(t *testing.T) {
+	s := testenv.NewStack(t, testenv.StackOptions{})
+	s.CreateOrder(t, "close-nolakala", 1000)
+	other := s.NewKey(t, "other_app")
+	srv := httptest.NewServer(httpapi.New(s.Service).Handler(httpapi.FunctionCreateOrder))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		path, key    string
+		status       int
+		code, detail string
+	}{
+		{closePath("close-nolakala", "?app_id=test_app"), other, 403, "forbidden", "test_app"},
+		{closePath("close-nolakala", ""), other, 404, "not_found", "close-nolakala"},
+		{closePath("close-none", ""), s.APIKey, 404, "not_found", "close-none"},
+		{closePath("close-nolakala", ""), s.APIKey, 503, "service_unavailable", "Lakala"},
+	} {
+		code, body := testenv.Do(t, srv.URL, "POST", tc.path, tc.key, "")
+		checkError(t, code, body, tc.status, tc.code, tc.detail)
+	}
+	s.RequireOrder(t, "close-nolakala", "pending", "")
 }

@@ -34,12 +34,10 @@ func TestCreateOrderRejectsInvalidBodies(t *testing.T) {
 		{"amount bool", body(map[string]any{"amount": true}), 400, "validation_error", "amount"},
 		{"amount list", body(map[string]any{"amount": []int{1}}), 400, "validation_error", "amount"},
 
-		{"missing app_id", body(nil, "app_id"), 400, "validation_error", "app_id"},
 		{"missing merchant_order_id", body(nil, "merchant_order_id"), 400, "validation_error", "merchant_order_id"},
 		{"missing amount", body(nil, "amount"), 400, "validation_error", "amount"},
 		{"missing order_type", body(nil, "order_type"), 400, "validation_error", "order_type"},
 		{"missing subject", body(nil, "subject"), 400, "validation_error", "subject"},
-		{"null app_id", body(map[string]any{"app_id": nil}), 400, "validation_error", "app_id"},
 		{"null merchant_order_id", body(map[string]any{"merchant_order_id": nil}), 400, "validation_error", "merchant_order_id"},
 		{"null amount", body(map[string]any{"amount": nil}), 400, "validation_error", "amount"},
 		{"null order_type", body(map[string]any{"order_type": nil}), 400, "validation_error", "order_type"},
@@ -74,8 +72,15 @@ func TestCreateOrderRejectsInvalidBodies(t *testing.T) {
 		{"extra_data number", body(map[string]any{"extra_data": 1}), 400, "validation_error", "extra_data"},
 		{"extra_data over 16 KiB", body(map[string]any{"extra_data": bigExtra}), 400, "validation_error", "extra_data"},
 
+		// Unknown fields are refused like unknown query parameters: a misspelt optional field is
+		// not silently dropped.
+		{"unknown field", body(map[string]any{"subjet": "VIP"}), 400, "validation_error", "subjet"},
+		{"unknown field beside the misspelt one", body(map[string]any{"expires": 120, "notify_url": "https://x"}), 400, "validation_error", "expires"},
+
 		{"not JSON", `{"app_id": "test_app",`, 400, "invalid_json", "JSON"},
-		{"plain text", `amount=100`, 400, "invalid_json", "JSON"},
+		{"not JSON: the offset of the error", `{"app_id": "test_app", "amount": 1O0}`, 400, "invalid_json", "byte offset 34"},
+		{"not JSON: the offset after leading space", "\n  {\"amount\": ,}", 400, "invalid_json", "byte offset 14"},
+		{"plain text", `amount=100`, 400, "invalid_json", "byte offset 0"},
 		{"JSON array", `[` + body(nil) + `]`, 400, "invalid_json", "object"},
 		{"JSON null", `null`, 400, "invalid_json", "object"},
 		{"empty body", ``, 400, "invalid_json", "empty"},
@@ -106,18 +111,20 @@ func TestCreateOrderAcceptsEdgeValues(t *testing.T) {
 	tests := []struct {
 		name   string
 		change map[string]any
+		drop   []string
 	}{
-		{"unknown top-level fields are ignored", map[string]any{"notify_url": "https://x", "nested": map[string]any{"a": 1}}},
-		{"amount 1", map[string]any{"amount": 1}},
-		{"amount of 12 digits", map[string]any{"amount": int64(999_999_999_999)}},
-		{"order_type recharge", map[string]any{"order_type": "recharge"}},
-		{"subject 128 chars", map[string]any{"subject": strings.Repeat("s", 128)}},
-		{"subject 128 multibyte chars", map[string]any{"subject": strings.Repeat("会", 128)}},
-		{"currency CNY explicit", map[string]any{"currency": "CNY"}},
-		{"currency null", map[string]any{"currency": nil}},
-		{"extra_data null", map[string]any{"extra_data": nil}},
-		{"extra_data nested", map[string]any{"extra_data": map[string]any{"user_id": "u1", "tags": []any{1, "two", nil}}}},
-		{"merchant_order_id of 64 allowed chars", map[string]any{"merchant_order_id": "A-z_0." + strings.Repeat("9", 58)}},
+		{"app_id left out: the key's app", nil, []string{"app_id"}},
+		{"app_id null: the key's app", map[string]any{"app_id": nil}, nil},
+		{"amount 1", map[string]any{"amount": 1}, nil},
+		{"amount of 12 digits", map[string]any{"amount": int64(999_999_999_999)}, nil},
+		{"order_type recharge", map[string]any{"order_type": "recharge"}, nil},
+		{"subject 128 chars", map[string]any{"subject": strings.Repeat("s", 128)}, nil},
+		{"subject 128 multibyte chars", map[string]any{"subject": strings.Repeat("会", 128)}, nil},
+		{"currency CNY explicit", map[string]any{"currency": "CNY"}, nil},
+		{"currency null", map[string]any{"currency": nil}, nil},
+		{"extra_data null", map[string]any{"extra_data": nil}, nil},
+		{"extra_data nested", map[string]any{"extra_data": map[string]any{"user_id": "u1", "tags": []any{1, "two", nil}}}, nil},
+		{"merchant_order_id of 64 allowed chars", map[string]any{"merchant_order_id": "A-z_0." + strings.Repeat("9", 58)}, nil},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,7 +132,7 @@ func TestCreateOrderAcceptsEdgeValues(t *testing.T) {
 			if _, ok := tc.change["merchant_order_id"]; ok {
 				id = tc.change["merchant_order_id"].(string)
 			}
-			sent := orderBody(t, id, tc.change)
+			sent := orderBody(t, id, tc.change, tc.drop...)
 			code, body := s.Do(t, "POST", ordersPath, s.APIKey, sent)
 			if code != http.StatusAccepted {
 				t.Fatalf("status = %d; want 202 (body %s)", code, body)
@@ -136,8 +143,8 @@ func TestCreateOrderAcceptsEdgeValues(t *testing.T) {
 				Subject string `json:"subject"`
 			}
 			_ = json.Unmarshal([]byte(sent), &in)
-			if o.MerchantOrderID != id || o.Amount != in.Amount || o.Subject != in.Subject || o.Status != "pending" || o.Currency != "CNY" {
-				t.Errorf("order = %+v; want merchant_order_id %q amount %d subject %q pending CNY", o, id, in.Amount, in.Subject)
+			if o.AppID != "test_app" || o.MerchantOrderID != id || o.Amount != in.Amount || o.Subject != in.Subject || o.Status != "pending" || o.Currency != "CNY" {
+				t.Errorf("order = %+v; want app test_app, merchant_order_id %q amount %d subject %q pending CNY", o, id, in.Amount, in.Subject)
 			}
 			if got := count(t, s, "SELECT count(*) FROM payment_orders WHERE id = $1 AND subject = $2", o.ID, in.Subject); got != 1 {
 				t.Errorf("rows with the full subject = %d; want 1", got)
@@ -173,7 +180,7 @@ func TestCreateOrderIdempotency(t *testing.T) {
 		{"extra_data keys in another order", orderBody(t, "idem-1", map[string]any{
 			"extra_data": json.RawMessage(`{ "cart": {"coupon": null, "items": [1, 2]}, "user_id": "user_12345" }`)})},
 		{"currency CNY given explicitly", orderBody(t, "idem-1", map[string]any{"extra_data": extra, "currency": "CNY"})},
-		{"unknown field added", orderBody(t, "idem-1", map[string]any{"extra_data": extra, "trace": "abc"})},
+		{"app_id left out", orderBody(t, "idem-1", map[string]any{"extra_data": extra}, "app_id")},
 	}
 	for _, tc := range identical {
 		t.Run(tc.name, func(t *testing.T) {

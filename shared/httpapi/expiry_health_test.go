@@ -9,11 +9,11 @@ import (
 
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
-	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/service"
 )
 
 func TestExpiresIn(t *testing.T) {
-	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{OrderTTL: 30 * time.Minute}})
+	s := testenv.NewStack(t, testenv.StackOptions{Service: service.Config{OrderTTL: 30 * time.Minute}})
 	for _, tc := range []struct {
 		id        string
 		expiresIn any // nil: not given
@@ -31,7 +31,20 @@ func TestExpiresIn(t *testing.T) {
 		if code != http.StatusAccepted {
 			t.Fatalf("create %s = %d %s", tc.id, code, body)
 		}
-		start := time.Now()
+		// The order knows its expiry from its creation: expires_in, or ORDER_TTL, after created_at.
+		var created struct {
+			ExpiresAt *time.Time `json:"expires_at"`
+			CreatedAt time.Time  `json:"created_at"`
+		}
+		if err := json.Unmarshal(body, &created); err != nil {
+			t.Fatal(err)
+		}
+		if created.ExpiresAt == nil {
+			t.Fatalf("%s: created order has expires_at null; want it set at creation: %s", tc.id, body)
+		}
+		if d := created.ExpiresAt.Sub(created.CreatedAt); d <= tc.want-time.Second || d > tc.want {
+			t.Errorf("%s: expires_at %s is %s after created_at %s; want %s (to the second)", tc.id, created.ExpiresAt, d, created.CreatedAt, tc.want)
+		}
 		s.RunOnce(t)
 		o := s.RequireOrder(t, tc.id, "processing", "")
 		_, body = s.Do(t, "GET", ordersPath+"/"+tc.id+"?app_id=test_app", s.APIKey, "")
@@ -41,8 +54,8 @@ func TestExpiresIn(t *testing.T) {
 		if err := json.Unmarshal(body, &view); err != nil {
 			t.Fatal(err)
 		}
-		if d := view.ExpiresAt.Sub(start); d < tc.want-5*time.Second || d > tc.want+5*time.Second {
-			t.Errorf("%s: expires_at %s is %s after checkout; want about %s", tc.id, view.ExpiresAt, d, tc.want)
+		if !view.ExpiresAt.Equal(*created.ExpiresAt) {
+			t.Errorf("%s: expires_at moved from %s at creation to %s at checkout", tc.id, created.ExpiresAt, view.ExpiresAt)
 		}
 		// The cashier order at Lakala expires when the order does (order_efficient_time has whole seconds).
 		at, ok := s.Sandbox.Order(o.OutOrderNo())

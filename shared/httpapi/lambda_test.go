@@ -279,7 +279,7 @@ func TestLambdaFunctions(t *testing.T) {
 		{"create: conflicting retry", createFn, withRequest(create, "POST", ordersPath, "", strings.Replace(sampleCreate, "10000", "10001", 1)), 409, "order_conflict", "amount"},
 		{"create: body over 64 KiB", createFn, withRequest(create, "POST", ordersPath, "", orderBody(t, "l-3", map[string]any{"app_id": sampleApp, "pad": strings.Repeat("p", 64<<10)})), 413, "body_too_large", "65536"},
 		{"get: unknown order", getFn, withRequest(get, "GET", ordersPath+"/NO_SUCH_ORDER", "app_id="+sampleApp, ""), 404, "not_found", "NO_SUCH_ORDER"},
-		{"get: missing app_id", getFn, withRequest(get, "GET", ordersPath+"/"+sampleOrderID, "", ""), 400, "validation_error", "app_id"},
+		{"get: malformed app_id", getFn, withRequest(get, "GET", ordersPath+"/"+sampleOrderID, "app_id=a%20b", ""), 400, "validation_error", "app_id"},
 		{"get: another app", getFn, withRequest(get, "GET", ordersPath+"/"+sampleOrderID, "app_id=test_app", ""), 403, "forbidden", "test_app"},
 		{"get: no key", getFn, withAuth(get, ""), 401, "unauthorized", "Authorization"},
 		{"get: wrong method", getFn, withRequest(get, "DELETE", ordersPath+"/"+sampleOrderID, "app_id="+sampleApp, ""), 405, "method_not_allowed", "GET"},
@@ -288,7 +288,7 @@ func TestLambdaFunctions(t *testing.T) {
 		{"refund: over the remainder", refundFn, withRequest(refundCreate, "POST", refundsPath, "", refundBody(t, paid, 5001, nil)), 400, "refund_exceeds_refundable", "5000"},
 		{"refund: amount zero", refundFn, withRequest(refundCreate, "POST", refundsPath, "", refundBody(t, paid, 0, nil)), 400, "validation_error", "amount"},
 		{"refund get: bad UUID", refundFn, withRequest(refundGet, "GET", refundsPath+"/nope", "app_id=test_app", ""), 400, "validation_error", "refund_order_id"},
-		{"refund get: missing app_id", refundFn, withRequest(refundGet, "GET", refundsPath+"/"+refundID, "", ""), 400, "validation_error", "app_id"},
+		{"refund get: malformed app_id", refundFn, withRequest(refundGet, "GET", refundsPath+"/"+refundID, "app_id=a%20b", ""), 400, "validation_error", "app_id"},
 		{"refund get: unknown", refundFn, withRequest(refundGet, "GET", refundsPath+"/550e8400-e29b-41d4-a716-446655440000", "app_id=test_app", ""), 404, "not_found", "not found"},
 		{"webhook: bad signature", webhookFn, codeEvent("POST", "/webhooks/lakala", "", `{"merchantOrderNo":"x","payStatus":"S"}`), 401, "bad_signature", "signature"},
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,7 +154,7 @@ func TestListOrders(t *testing.T) {
 			status       int
 			code, detail string
 		}{
-			{"", 400, "validation_error", "app_id"},
+			{"app_id=a%20b", 400, "validation_error", "app_id"},
 			{"app_id=test_app&limit=0", 400, "validation_error", "limit"},
 			{"app_id=test_app&limit=101", 400, "validation_error", "limit"},
 			{"app_id=test_app&limit=ten", 400, "validation_error", "limit"},
@@ -173,6 +174,18 @@ func TestListOrders(t *testing.T) {
 		}
 		if code, body := s.Do(t, "GET", ordersPath+"?app_id=test_app", "", ""); code != http.StatusUnauthorized {
 			t.Errorf("list without a key = %d %s; want 401", code, body)
+		}
+	})
+
+	t.Run("without app_id: the key's app", func(t *testing.T) {
+		_, named := s.Do(t, "GET", ordersPath+"?app_id=test_app&limit=100", s.APIKey, "")
+		code, implied := s.Do(t, "GET", ordersPath+"?limit=100", s.APIKey, "")
+		if code != http.StatusOK || string(implied) != string(named) {
+			t.Errorf("list without app_id = %d %.300s; want the list with app_id=test_app %.300s", code, implied, named)
+		}
+		code, body := s.Do(t, "GET", ordersPath, s.NewKey(t, "quiet_app"), "")
+		if code != http.StatusOK || !strings.Contains(string(body), `"data":[]`) {
+			t.Errorf("another app's list without app_id = %d %s; want 200 and no orders", code, body)
 		}
 	})
 }
@@ -243,7 +256,8 @@ func TestRefundsByMerchantIDs(t *testing.T) {
 		}{
 			{"/by-merchant-id/R-2?app_id=test_app", s.APIKey, 404, "not_found", "R-2"},
 			{"/by-merchant-id/bad%20id?app_id=test_app", s.APIKey, 404, "not_found", "not found"},
-			{"/by-merchant-id/R-1", s.APIKey, 400, "validation_error", "app_id"},
+			{"/by-merchant-id/R-1?app_id=a%20b", s.APIKey, 400, "validation_error", "app_id"},
+			{"/by-merchant-id/R-1", s.NewKey(t, "third_app"), 404, "not_found", "R-1"},
 			{"/by-merchant-id/R-1?app_id=other_app", s.APIKey, 403, "forbidden", "other_app"},
 			{"/by-merchant-id/R-1?app_id=other_app", s.NewKey(t, "other_app"), 404, "not_found", "R-1"},
 		} {

@@ -2,11 +2,14 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/httpapi"
@@ -83,4 +86,76 @@ func doResponse(t *testing.T, base, method, path, key string) (*http.Response, [
 		t.Fatal(err)
 	}
 	return resp, body
+}
+
+// TestAPIKeyFailureThrottle: wrong API keys are throttled per client address (after the burst,
+// every request from it is refused 429 with Retry-After before its key is looked at, on every
+// process, since the count is in Redis) and per key id (further wrong secrets for that id answer
+// 429 from any address, while the right key still works). Before, 3,000 wrong keys went through
+// at 1,400/s.
+func TestAPIKeyFailureThrottle(t *testing.T) {
+	store, _ := testenv.PostgresSchema(t)
+	st := testenv.Streams(t)
+	cfg := service.Config{APIKeyFailures: service.FailureLimit{Burst: 3, Every: time.Hour}}
+	one, two := service.New(store, st, testenv.Logger(), cfg), service.New(store, st, testenv.Logger(), cfg)
+	ctx := context.Background()
+	if err := store.EnsureApp(ctx, "test_app"); err != nil {
+		t.Fatal(err)
+	}
+	key, rec, err := one.CreateAPIKey(ctx, "test_app", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Behind a proxy that sets X-Forwarded-For, so the test can speak from several addresses.
+	opts := httpapi.Options{ClientIPHeader: "X-Forwarded-For"}
+	apiOne := httptest.NewServer(httpapi.New(one, opts).Handler())
+	t.Cleanup(apiOne.Close)
+	apiTwo := httptest.NewServer(httpapi.New(two, opts).Handler())
+	t.Cleanup(apiTwo.Close)
+	send := func(base, from, key string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+ordersPath+"/none", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	wrong := func(i int) string { return fmt.Sprintf("lp_%012d_%040d", i, i) } // unknown ids
+
+	t.Run("per client address", func(t *testing.T) {
+		for i := range 3 {
+			resp, body := send(apiOne.URL, "203.0.113.9", wrong(i))
+			checkError(t, resp.StatusCode, body, http.StatusUnauthorized, "unauthorized", "invalid API key")
+		}
+		for _, base := range []string{apiOne.URL, apiTwo.URL} { // the count is shared through Redis
+			for _, k := range []string{wrong(9), key} {
+				resp, body := send(base, "203.0.113.9", k)
+				checkError(t, resp.StatusCode, body, http.StatusTooManyRequests, "rate_limited", "failed attempts from your address")
+				if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 || s > 3600 {
+					t.Errorf("Retry-After = %q; want 1..3600 seconds", resp.Header.Get("Retry-After"))
+				}
+			}
+		}
+		if resp, body := send(apiOne.URL, "192.0.2.1", key); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("the right key from another address = %d %s; want 404 (authenticated, no such order)", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("per key id", func(t *testing.T) {
+		wrongSecret := "lp_" + rec.ID + "_" + strings.Repeat("x", 40)
+		for i := range 3 {
+			resp, body := send(apiOne.URL, fmt.Sprintf("198.51.100.%d", i), wrongSecret)
+			checkError(t, resp.StatusCode, body, http.StatusUnauthorized, "unauthorized", "invalid API key")
+		}
+		resp, body := send(apiTwo.URL, "198.51.100.200", wrongSecret)
+		checkError(t, resp.StatusCode, body, http.StatusTooManyRequests, "rate_limited", "this credential id")
+		if resp, body := send(apiTwo.URL, "198.51.100.201", key); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("the right key of a throttled id = %d %s; want 404 (it still works)", resp.StatusCode, body)
+		}
+	})
 }

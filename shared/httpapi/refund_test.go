@@ -37,7 +37,8 @@ func TestCreateRefundRejectsInvalidRequests(t *testing.T) {
 		{"payment_order_id without dashes", "", body(100, map[string]any{"payment_order_id": pay.OutOrderNo(paid)}), 400, "validation_error", "payment_order_id"},
 		{"payment_order_id number", "", body(100, map[string]any{"payment_order_id": 12}), 400, "validation_error", "payment_order_id"},
 		{"missing payment_order_id", "", without("payment_order_id"), 400, "validation_error", "payment_order_id"},
-		{"missing app_id", "", without("app_id"), 400, "validation_error", "app_id"},
+		{"unknown field", "", body(100, map[string]any{"reason": "size", "notify": true}), 400, "validation_error", "notify"},
+		{"app_id of another app", "", body(100, map[string]any{"app_id": "other_app"}), 403, "forbidden", "other_app"},
 		{"missing amount", "", without("amount"), 400, "validation_error", "amount"},
 		{"amount zero", "", body(0, nil), 400, "validation_error", "amount"},
 		{"amount negative", "", body(-1000, nil), 400, "validation_error", "amount"},
@@ -49,7 +50,7 @@ func TestCreateRefundRejectsInvalidRequests(t *testing.T) {
 		{"reason number", "", body(100, map[string]any{"reason": 5}), 400, "validation_error", "reason"},
 		{"merchant_refund_id bad chars", "", body(100, map[string]any{"merchant_refund_id": "r 1"}), 400, "validation_error", "merchant_refund_id"},
 		{"amount over the payment", "", body(10001, nil), 400, "refund_exceeds_refundable", "10000"},
-		{"not JSON", "", `{"amount":`, 400, "invalid_json", "JSON"},
+		{"not JSON", "", `{"amount":`, 400, "invalid_json", "byte offset 10"},
 		{"empty body", "", ``, 400, "invalid_json", "empty"},
 		{"body over 64 KiB", "", body(100, map[string]any{"padding": strings.Repeat("p", 64<<10)}), 413, "body_too_large", "65536"},
 		{"unknown payment", "", body(100, map[string]any{"payment_order_id": "550e8400-e29b-41d4-a716-446655440000"}), 404, "not_found", "550e8400-e29b-41d4-a716-446655440000"},
@@ -80,11 +81,17 @@ func TestCreateRefundRejectsInvalidRequests(t *testing.T) {
 		{"reason of 256 multibyte chars", map[string]any{"reason": strings.Repeat("退", 256)}, ptr(strings.Repeat("退", 256))},
 		{"reason null", map[string]any{"reason": nil}, nil},
 		{"reason absent", nil, nil},
-		{"unknown fields ignored", map[string]any{"reason": "size", "notify": true}, ptr("size")},
+		{"app_id null: the key's app", map[string]any{"reason": "size", "app_id": nil}, ptr("size")},
+		{"app_id left out: the key's app", map[string]any{"app_id": "-"}, nil},
 	}
 	for _, tc := range accepted {
 		t.Run(tc.name, func(t *testing.T) {
-			code, resp := s.Do(t, "POST", refundsPath, s.APIKey, body(1, tc.extra))
+			sent := body(1, tc.extra)
+			if tc.extra["app_id"] == "-" {
+				sent = without("app_id")
+				sent = strings.Replace(sent, `"amount":100`, `"amount":1`, 1)
+			}
+			code, resp := s.Do(t, "POST", refundsPath, s.APIKey, sent)
 			if code != http.StatusAccepted {
 				t.Fatalf("status = %d %s; want 202", code, resp)
 			}
@@ -323,7 +330,8 @@ func TestGetRefund(t *testing.T) {
 		code, inDetail  string
 	}{
 		{"bad UUID", s.APIKey, refundsPath + "/not-a-uuid?app_id=test_app", 400, "validation_error", "refund_order_id"},
-		{"missing app_id", s.APIKey, refundsPath + "/" + id, 400, "validation_error", "app_id"},
+		{"malformed app_id", s.APIKey, refundsPath + "/" + id + "?app_id=a%20b", 400, "validation_error", "app_id"},
+		{"another app's refund without app_id", otherKey, refundsPath + "/" + id, 404, "not_found", "not found"},
 		{"unknown id", s.APIKey, refundsPath + "/550e8400-e29b-41d4-a716-446655440000?app_id=test_app", 404, "not_found", "not found"},
 		{"a payment id is not a refund id", s.APIKey, refundsPath + "/" + paid + "?app_id=test_app", 404, "not_found", "not found"},
 		{"another app's refund", otherKey, refundsPath + "/" + id + "?app_id=other_app", 404, "not_found", "not found"},

@@ -36,3 +36,17 @@ var Routes = []Route{
 	{"GET", "/healthz", FunctionGetOrder},
 	{"GET", "/readyz", FunctionGetOrder},
 }
+
+// RoutesOf lists the routes the named functions serve; every route when none is named.
+func RoutesOf(functions ...string) []Route {
+	var out []Route
+	for _, r := range Routes {
+		if len(functions) == 0 || contains(functions, r.Function) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// CloseRoute is the route that acts at Lakala from the API, and so needs WithPayments.
+const CloseRoute = "POST /api/v1/payment-orders/{merchant_order_id}/close"

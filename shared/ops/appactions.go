@@ -98,7 +98,8 @@ func (o *Ops) DisableApp(ctx context.Context, a Actor, appID, note string) (aclA
 	}
 	var before appFacts
 	if app, err := o.store.App(ctx, appID); err == nil {
-		before = appFacts{AppID: appID, RedisUser: o.streams.AppUser(appID), DisabledAt: app.DisabledAt}
+		user, _ := o.svc.AppRedisUser(ctx, appID)
+		before = appFacts{AppID: appID, RedisUser: user, DisabledAt: app.DisabledAt}
 	}
 	applied, err := o.svc.DisableApp(ctx, appID)
 	if err != nil {
@@ -123,7 +124,8 @@ func (o *Ops) EnableApp(ctx context.Context, a Actor, appID, note string) (aclAp
 	if err == nil && app.DisabledAt == nil {
 		return false, pay.Errorf(pay.KindConflict, "not_disabled", "app %s is not disabled", appID)
 	}
-	before := appFacts{AppID: appID, RedisUser: o.streams.AppUser(appID), DisabledAt: app.DisabledAt}
+	user, _ := o.svc.AppRedisUser(ctx, appID)
+	before := appFacts{AppID: appID, RedisUser: user, DisabledAt: app.DisabledAt}
 	applied, err := o.svc.EnableApp(ctx, appID)
 	if err != nil {
 		return false, err

@@ -40,14 +40,14 @@ func (o *Ops) Apps(ctx context.Context, a Actor) ([]App, error) {
 	}
 	rows, err := o.store.Pool().Query(ctx, `SELECT a.app_id, a.created_at, a.disabled_at,
 			(SELECT count(*) FROM api_keys k WHERE k.app_id = a.app_id AND k.revoked_at IS NULL),
-			(SELECT count(*) FROM payment_orders p WHERE p.app_id = a.app_id)
+			(SELECT count(*) FROM payment_orders p WHERE p.app_id = a.app_id),
+			coalesce((SELECT u.username FROM app_redis_users u WHERE u.app_id = a.app_id), '')
 		FROM apps a ORDER BY a.app_id`)
 	if err != nil {
 		return nil, fmt.Errorf("apps: %w", err)
 	}
 	apps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ap App, err error) {
-		err = row.Scan(&ap.AppID, &ap.CreatedAt, &ap.DisabledAt, &ap.ActiveKeys, &ap.Orders)
-		ap.RedisUser = o.streams.AppUser(ap.AppID)
+		err = row.Scan(&ap.AppID, &ap.CreatedAt, &ap.DisabledAt, &ap.ActiveKeys, &ap.Orders, &ap.RedisUser)
 		return ap, err
 	})
 	if err != nil {

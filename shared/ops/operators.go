@@ -167,14 +167,21 @@ func (s Session) Actor() Actor {
 	return Actor{Name: s.Operator.Name, Role: s.Operator.Role, Via: "console"}
 }
 
-// Login checks an operator token and opens a session of ttl; it returns the session secret for
-// the cookie (only its hash is stored). Logins are audited; failed ones too.
-func (o *Ops) Login(ctx context.Context, token string, ttl time.Duration) (string, Session, error) {
+// Login checks an operator token from client (the address it came from; "" when unknown) and
+// opens a session of ttl; it returns the session secret for the cookie (only its hash is
+// stored). Wrong tokens are throttled per client address and token id (service.LoginFailures;
+// a 429 with RetryAfter). Logins are audited; refused ones too, collapsed (refusedLogin).
+func (o *Ops) Login(ctx context.Context, token, client string, ttl time.Duration) (string, Session, error) {
+	if err := o.logins.Check(client); err != nil {
+		o.refusedLogin(ctx, client, "throttled")
+		return "", Session{}, err
+	}
 	op, err := o.AuthenticateToken(ctx, token)
 	if err != nil {
 		var pe *pay.Error
 		if errors.As(err, &pe) && pe.Kind == pay.KindUnauthorized {
-			_ = o.audit(ctx, Actor{Name: "unknown", Role: "none", Via: "console"}, "session.login", "", "refused", nil, nil, "bad operator token")
+			err = o.logins.Failed(ctx, client, tokenID(token), err)
+			o.refusedLogin(ctx, client, "bad operator token")
 		}
 		return "", Session{}, err
 	}
@@ -188,6 +195,37 @@ func (o *Ops) Login(ctx context.Context, token string, ttl time.Duration) (strin
 	_, _ = o.store.Pool().Exec(ctx, `DELETE FROM operator_sessions WHERE expires_at < now()`)
 	_ = o.audit(ctx, s.Actor(), "session.login", op.Name, "ok", nil, nil, "")
 	return secret, s, nil
+}
+
+// tokenID is the id part of an operator token ("lpo_<id>_…"), or "" for anything else.
+func tokenID(token string) string {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(token), tokenPrefix)
+	if !ok {
+		return ""
+	}
+	id, _, ok := strings.Cut(rest, "_")
+	if !ok || len(id) > 64 {
+		return ""
+	}
+	return id
+}
+
+// refusedLogin audits refused logins from client collapsed: the first refusal in a minute gets a
+// row (subject: the client address), which also counts the refusals since the previous row;
+// the others are only counted. A flood of wrong tokens writes a row a minute, not a row each.
+// Without Redis every refusal gets its row.
+func (o *Ops) refusedLogin(ctx context.Context, client, why string) {
+	first, before, err := o.streams.CountSince(ctx, "audit:login-refused:{"+client+"}", time.Minute)
+	if err == nil && !first {
+		return
+	}
+	note := why
+	if before > 0 {
+		note = fmt.Sprintf("%s; %d more refused from this address since the previous row (one row a minute)", why, before)
+	}
+	if err := o.audit(ctx, Actor{Name: "unknown", Role: "none", Via: "console"}, "session.login", client, "refused", nil, nil, note); err != nil {
+		o.log.ErrorContext(ctx, "audit of a refused login failed", "err", err)
+	}
 }
 
 // Session returns the live session of a cookie secret, or an unauthorized error.

@@ -72,12 +72,15 @@ type Ops struct {
 	// prunes them after it); a timeline or a republish older than this cannot see them.
 	OutboxRetention time.Duration
 	now             func() time.Time
+	// logins limits wrong operator tokens (Login).
+	logins *service.Throttle
 }
 
 // New builds the operations layer on the service's store and streams.
 func New(svc *service.Service) *Ops {
 	return &Ops{svc: svc, store: svc.Store(), streams: svc.Streams(), log: svc.Logger().With("component", "ops"),
-		OutboxRetention: 7 * 24 * time.Hour, now: func() time.Time { return time.Now().UTC() }}
+		OutboxRetention: 7 * 24 * time.Hour, now: func() time.Time { return time.Now().UTC() },
+		logins: service.NewThrottle(svc.Streams(), "login", service.LoginFailures)}
 }
 
 // WithPayments lets the operations layer act at Lakala (see Ops.payments).

@@ -130,7 +130,7 @@ func TestOperatorsTokensAndSessions(t *testing.T) {
 		errKind(t, err, pay.KindUnauthorized)
 	}
 
-	secret, sess, err := e.ops.Login(ctx, token, time.Hour)
+	secret, sess, err := e.ops.Login(ctx, token, "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestOperatorsTokensAndSessions(t *testing.T) {
 	errKind(t, err, pay.KindUnauthorized)
 
 	// An expired session no longer works.
-	secret, _, err = e.ops.Login(ctx, token, time.Millisecond)
+	secret, _, err = e.ops.Login(ctx, token, "", time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestOperatorsTokensAndSessions(t *testing.T) {
 	errKind(t, err, pay.KindUnauthorized)
 
 	// A disabled operator's token and sessions stop working.
-	secret, _, _ = e.ops.Login(ctx, token, time.Hour)
+	secret, _, _ = e.ops.Login(ctx, token, "", time.Hour)
 	if err := e.ops.DisableOperator(ctx, admin, "olga", "left the team"); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestOperatorsTokensAndSessions(t *testing.T) {
 	errKind(t, err, pay.KindUnauthorized)
 	_, err = e.ops.Session(ctx, secret)
 	errKind(t, err, pay.KindUnauthorized)
-	_, _, err = e.ops.Login(ctx, "lpo_nope_nope", time.Hour)
+	_, _, err = e.ops.Login(ctx, "lpo_nope_nope", "", time.Hour)
 	errKind(t, err, pay.KindUnauthorized)
 	if r := e.audit(t, "session.login", ""); r.Outcome != "refused" {
 		t.Fatalf("failed login audit %+v", r)

@@ -51,12 +51,12 @@ type ErrorCode struct {
 
 // ErrorCodes is every code the API can answer with.
 var ErrorCodes = []ErrorCode{
-	{CodeValidation, KindInvalid, "A field breaks a rule; `detail` says which rule and `field` names the field. Fix the request; retrying it unchanged fails again."},
-	{CodeInvalidJSON, KindInvalid, "The body is empty, not JSON, or not a JSON object (webhook: verified, but not a payment notification)."},
+	{CodeValidation, KindInvalid, "A field breaks a rule or is not one the route takes (a misspelt name); `detail` says which rule and `field` names the field. Fix the request; retrying it unchanged fails again."},
+	{CodeInvalidJSON, KindInvalid, "The body is empty, not JSON (`detail` gives the byte offset where it stops being JSON), or not a JSON object (webhook: verified, but not a payment notification)."},
 	{CodeRefundExceeds, KindInvalid, "The refund amount exceeds what is left to refund (paid amount minus pending, processing and succeeded refunds); `detail` states the remainder."},
 	{CodeUnauthorized, KindUnauthorized, "No `Authorization: Bearer` key, or an unknown or revoked one."},
 	{CodeBadSignature, KindUnauthorized, "Webhook only: Lakala's signature is missing or invalid, or signed outside the replay window for a live order."},
-	{CodeForbidden, KindForbidden, "The key is valid but belongs to another app than the request's `app_id`."},
+	{CodeForbidden, KindForbidden, "The key is valid but belongs to another app than the request's `app_id` (leave `app_id` out to mean the key's app)."},
 	{CodeNotFound, KindNotFound, "No such order or refund for this app (another app's is a 404 too), or no such route."},
 	{CodeMethodNotAllowed, KindInvalid, "The route exists but not with this method; the `Allow` header lists the methods it takes."},
 	{CodeOrderConflict, KindConflict, "The `merchant_order_id` exists with a different amount, order_type, subject, currency, extra_data or expires_in; `detail` names them."},
@@ -64,7 +64,7 @@ var ErrorCodes = []ErrorCode{
 	{CodePaymentNotRefundable, KindConflict, "Only a `succeeded` payment can be refunded."},
 	{CodeOrderAlreadyPaid, KindConflict, "Close: the order is (or, at the final query, turned out to be) `succeeded`; refund it instead."},
 	{CodeBodyTooLarge, KindTooLarge, "The body exceeds 64 KiB."},
-	{CodeRateLimited, KindRateLimited, "Too many requests for this app; retry after the `Retry-After` header's seconds."},
+	{CodeRateLimited, KindRateLimited, "Too many requests for this app, or too many wrong API keys from this address or for this key id; retry after the `Retry-After` header's seconds."},
 	{CodeUnavailable, KindUnavailable, "A dependency (PostgreSQL, Redis, Lakala) is down or slow, or the service is not ready; nothing was changed that a retry would duplicate. Retry later."},
 	{CodeInternal, KindInternal, "A fault of the service; it is logged with its cause. Safe to retry create calls (they are idempotent)."},
 }

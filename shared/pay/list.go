@@ -101,12 +101,10 @@ func newQuery(v url.Values, allowed ...string) (query, error) {
 
 func (q query) get(name string) string { return q.v.Get(name) }
 
+// appID is the app_id parameter; "" when it is left out (the API key's app is meant).
 func (q query) appID() (string, error) {
 	id := q.get("app_id")
-	if id == "" {
-		return "", Invalid("app_id", "app_id query parameter is required")
-	}
-	if !ValidIdentifier(id) {
+	if id != "" && !ValidIdentifier(id) {
 		return "", Invalid("app_id", "app_id must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
 	}
 	return id, nil

@@ -41,14 +41,26 @@ type Order struct {
 	ClosingReason string
 	// ReviewReason is the open review case's summary, shown as extra_data.review_reason.
 	ReviewReason string
-	ResultSeq    int // seq of the last result message written for the order
-	ExpiresAt    *time.Time
-	ExpiresIn    int // seconds a cashier order may be paid; 0 means the processor's ORDER_TTL
+	ResultSeq    int        // seq of the last result message written for the order
+	ExpiresAt    *time.Time // set at creation (OrderExpiry); nil only for orders created before it was
+	ExpiresIn    int        // seconds a cashier order may be paid, as the merchant asked; 0: ORDER_TTL
 	// CheckRequestedAt is when a notification that did not bind asked for our own query of the
 	// order (nil: never).
 	CheckRequestedAt *time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+}
+
+// OrderExpiry is when an order created at createdAt stops being payable: expiresIn seconds after
+// its creation when the merchant gave expires_in, else defaultTTL (ORDER_TTL) after it, to the
+// second (Lakala's order_efficient_time has seconds). It is the one definition: the API stores it
+// when it creates the order, and every cashier order of the order ends then.
+func OrderExpiry(createdAt time.Time, expiresIn int, defaultTTL time.Duration) time.Time {
+	ttl := defaultTTL
+	if expiresIn > 0 {
+		ttl = time.Duration(expiresIn) * time.Second
+	}
+	return createdAt.Add(ttl).Truncate(time.Second)
 }
 
 // OutOrderNo is the number the gateway knows the order by: the id without dashes (32 chars,

@@ -3,10 +3,14 @@ package pay
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -32,7 +36,7 @@ var identifierRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // CreateOrderInput is a validated create-payment-order request.
 type CreateOrderInput struct {
-	AppID           string
+	AppID           string // empty when the body leaves it out: the API key's app
 	MerchantOrderID string
 	Amount          int64
 	OrderType       string
@@ -44,7 +48,7 @@ type CreateOrderInput struct {
 
 // CreateRefundInput is a validated create-refund request.
 type CreateRefundInput struct {
-	AppID            string
+	AppID            string // empty when the body leaves it out: the API key's app
 	PaymentOrderID   string // canonical lower-case UUID; empty when MerchantOrderID names the order
 	MerchantOrderID  string // the payment order's merchant_order_id, instead of PaymentOrderID
 	Amount           int64
@@ -52,14 +56,15 @@ type CreateRefundInput struct {
 	MerchantRefundID string
 }
 
-// ParseCreateOrder decodes and validates a create-payment-order body. Unknown fields are ignored.
+// ParseCreateOrder decodes and validates a create-payment-order body. Unknown fields are refused;
+// app_id may be left out (the API key's app is meant), so AppID may be empty.
 func ParseCreateOrder(body []byte) (CreateOrderInput, error) {
-	f, err := decodeObject(body)
+	f, err := decodeObject(body, createOrderFields)
 	if err != nil {
 		return CreateOrderInput{}, err
 	}
 	var in CreateOrderInput
-	if in.AppID, err = f.identifier("app_id", true); err != nil {
+	if in.AppID, err = f.identifier("app_id", false); err != nil {
 		return in, err
 	}
 	if in.MerchantOrderID, err = f.identifier("merchant_order_id", true); err != nil {
@@ -133,14 +138,15 @@ func checkReturnURL(extra json.RawMessage) error {
 	return nil
 }
 
-// ParseCreateRefund decodes and validates a create-refund body. Unknown fields are ignored.
+// ParseCreateRefund decodes and validates a create-refund body. Unknown fields are refused;
+// app_id may be left out (the API key's app is meant), so AppID may be empty.
 func ParseCreateRefund(body []byte) (CreateRefundInput, error) {
-	f, err := decodeObject(body)
+	f, err := decodeObject(body, createRefundFields)
 	if err != nil {
 		return CreateRefundInput{}, err
 	}
 	var in CreateRefundInput
-	if in.AppID, err = f.identifier("app_id", true); err != nil {
+	if in.AppID, err = f.identifier("app_id", false); err != nil {
 		return in, err
 	}
 	// Exactly one of payment_order_id and merchant_order_id names the payment order.
@@ -194,27 +200,63 @@ func ValidIdentifier(s string) bool { return identifierRE.MatchString(s) }
 // exactly (a quoted amount or 100.0 must be refused, which decoding into int64 would blur).
 type fields map[string]json.RawMessage
 
-func decodeObject(body []byte) (fields, error) {
+// Fields the create bodies take; any other is refused, as unknown query parameters are, so a
+// misspelt optional field ("subjet", "expires") is an error rather than silently dropped.
+var (
+	createOrderFields  = []string{"app_id", "merchant_order_id", "amount", "order_type", "subject", "currency", "extra_data", "expires_in"}
+	createRefundFields = []string{"app_id", "payment_order_id", "merchant_order_id", "amount", "reason", "merchant_refund_id"}
+)
+
+// decodeObject decodes a JSON object body whose fields must all be among known.
+func decodeObject(body []byte, known []string) (fields, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body is empty; a JSON object is expected"}
 	}
+	lead := int64(len(body) - len(bytes.TrimLeftFunc(body, unicode.IsSpace)))
 	if trimmed[0] != '{' {
 		if json.Valid(trimmed) {
 			return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body must be a JSON object"}
 		}
-		return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body is not valid JSON"}
+		var v any
+		return nil, invalidJSON(json.Unmarshal(trimmed, &v), lead)
 	}
 	var f fields
 	if err := json.Unmarshal(trimmed, &f); err != nil {
-		return nil, &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body is not valid JSON"}
+		return nil, invalidJSON(err, lead)
 	}
 	// Before any field is read: a repeated key or text PostgreSQL cannot store is refused
 	// here, once, for every field of every body.
 	if err := CheckStorable(trimmed); err != nil {
 		return nil, err
 	}
+	var unknown []string
+	for name := range f {
+		if !slices.Contains(known, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return nil, Invalid(unknown[0], "unknown field %q (allowed: %s)", unknown[0], strings.Join(known, ", "))
+	}
 	return f, nil
+}
+
+// invalidJSON describes a body encoding/json refused, with the byte offset (from the start of
+// the body, 0-based) where it stopped making sense, so a client can find its mistake.
+func invalidJSON(err error, lead int64) *Error {
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		// Offset counts the bytes read: the offending one included, or all of them when the
+		// body ends too soon.
+		at := lead + syntax.Offset
+		if !strings.HasPrefix(syntax.Error(), "unexpected end") {
+			at = lead + max(syntax.Offset-1, 0)
+		}
+		return &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: fmt.Sprintf("request body is not valid JSON: %s at byte offset %d", syntax.Error(), at)}
+	}
+	return &Error{Kind: KindInvalid, Code: CodeInvalidJSON, Detail: "request body is not valid JSON"}
 }
 
 // present reports whether a field is given and not null.

@@ -45,15 +45,12 @@ func collectOrder(row pgx.CollectableRow) (pay.Order, error) { return scanOrder(
 // CreateOrder inserts a new pending order and its payment task in one statement (one round trip,
 // one transaction). If the app already has an order with this merchant_order_id, it returns that
 // order and created=false; the database's unique key decides between concurrent creates.
-func (s *Store) CreateOrder(ctx context.Context, id string, in pay.CreateOrderInput, now time.Time) (o pay.Order, taskID int64, created bool, err error) {
+func (s *Store) CreateOrder(ctx context.Context, id string, in pay.CreateOrderInput, now, expiresAt time.Time) (o pay.Order, taskID int64, created bool, err error) {
 	row := s.pool.QueryRow(ctx, `
 		WITH ins AS (
 			INSERT INTO payment_orders (id, app_id, merchant_order_id, status, order_type, amount, currency,
 				payment_gateway, subject, extra_data, created_at, updated_at, expires_in, expires_at)
-			VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10, nullif($11::int, 0),
-				-- An order's own expires_in runs from its creation; without one, the processor
-				-- gives it ORDER_TTL from its first cashier order.
-				CASE WHEN $11::int > 0 THEN $10::timestamptz + $11::int * interval '1 second' END)
+			VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10, nullif($11::int, 0), $12)
 			ON CONFLICT (app_id, merchant_order_id) DO NOTHING
 			RETURNING `+orderColumns+`
 		), task AS (
@@ -63,7 +60,7 @@ func (s *Store) CreateOrder(ctx context.Context, id string, in pay.CreateOrderIn
 		)
 		SELECT ins.*, task.id FROM ins, task`,
 		id, in.AppID, in.MerchantOrderID, in.OrderType, in.Amount, in.Currency, pay.GatewayLakala,
-		in.Subject, []byte(in.ExtraData), now, in.ExpiresIn)
+		in.Subject, []byte(in.ExtraData), now, in.ExpiresIn, expiresAt)
 	o, err = scanOrder(row, &taskID)
 	if err == nil {
 		return o, taskID, true, nil

@@ -361,7 +361,7 @@ const orderTTL = 2 * time.Second
 
 func TestUnpaidOrderExpires(t *testing.T) {
 	t.Parallel()
-	s := testenv.NewStack(t, testenv.StackOptions{Processor: processor.Config{OrderTTL: orderTTL}})
+	s := testenv.NewStack(t, testenv.StackOptions{Service: service.Config{OrderTTL: orderTTL}})
 	processing, _ := s.Checkout(t, "o1", 3000)
 	testenv.Eventually(t, 10*time.Second, "the order to expire", func() bool {
 		return s.RunOnce(t).Reconciled == 1

@@ -59,8 +59,6 @@ type Config struct {
 	// after its last change, ever less often, for a payment that landed after the close. Default
 	// 24 h.
 	LatePaymentWatch time.Duration
-	// OrderTTL is how long a cashier order may be paid. Default 30 min.
-	OrderTTL time.Duration
 	// NotifyURL is the webhook's public URL, given to Lakala with every cashier order.
 	NotifyURL string
 	// RefundRequestIP is location_info.request_ip of refunds. Default 127.0.0.1.
@@ -105,7 +103,6 @@ func (c *Config) defaults() {
 	setDefault(&c.SweepGrace, 30*time.Second)
 	setDefault(&c.SweepStale, 5*time.Minute)
 	setDefault(&c.ReconcileAfter, 5*time.Minute)
-	setDefault(&c.OrderTTL, 30*time.Minute)
 	setDefault(&c.ReadBlock, time.Second)
 	setDefault(&c.MaintenanceEvery, 10*time.Second)
 	setDefault(&c.DeadlineMargin, 5*time.Second)
@@ -153,7 +150,7 @@ type Processor struct {
 func New(svc *service.Service, gw Gateway, cfg Config) *Processor {
 	cfg.defaults()
 	payments := service.NewPayments(svc, gw, service.PaymentsConfig{
-		NotifyURL: cfg.NotifyURL, OrderTTL: cfg.OrderTTL, RefundRequestIP: cfg.RefundRequestIP,
+		NotifyURL: cfg.NotifyURL, RefundRequestIP: cfg.RefundRequestIP,
 		VisibilityLag: cfg.VisibilityLag, RefundAPI: cfg.RefundAPI,
 	})
 	return &Processor{svc: svc, pay: payments, store: svc.Store(), streams: svc.Streams(), cfg: cfg,
@@ -174,6 +171,7 @@ type Stats struct {
 	Reconciled  int // live orders settled or expired by querying Lakala
 	Relayed     int // outbox messages published by the relay sweep
 	Webhooks    int // webhook attempts made by RunOnce (Run's engine runs on its own)
+	AppUsers    int // apps' Redis users made again (or given new rules) from PostgreSQL
 }
 
 func (s *Stats) add(o Stats) {
@@ -186,6 +184,7 @@ func (s *Stats) add(o Stats) {
 	s.Reconciled += o.Reconciled
 	s.Relayed += o.Relayed
 	s.Webhooks += o.Webhooks
+	s.AppUsers += o.AppUsers
 }
 
 // Run works until shortly before ctx's deadline (a Lambda invocation), or until ctx is
@@ -269,7 +268,7 @@ func (p *Processor) RunOnce(ctx context.Context) (Stats, error) {
 }
 
 // Maintain runs the periodic duties: republish lost tasks, reclaim a crashed run's messages,
-// reconcile and expire orders, relay the outbox, trim and prune.
+// reconcile and expire orders, relay the outbox, trim, make apps' Redis users again, and prune.
 func (p *Processor) Maintain(ctx context.Context) (Stats, error) {
 	return p.maintain(plainRun(ctx))
 }
@@ -293,6 +292,9 @@ func (p *Processor) maintain(r *run) (Stats, error) {
 	duty(func() (err error) { st.Reconciled, err = p.reconcile(r); return err })
 	duty(func() (err error) { st.Relayed, err = p.svc.RelayOutbox(ctx, 500); return err })
 	duty(func() error { return p.trimResults(ctx) })
+	// Every pass, the first at the run's start: after Redis lost its users (no persistence, a
+	// failover to an empty replica), apps log in again with their passwords within a pass.
+	duty(func() (err error) { st.AppUsers, err = p.svc.EnsureAppUsers(ctx); return err })
 	duty(func() error { _, err := p.streams.RemoveIdleConsumers(ctx, 2*p.cfg.Lease); return err })
 	duty(func() error {
 		_, err := p.store.PruneEvents(ctx, time.Now().Add(-p.cfg.OutboxRetention), 10_000)

@@ -113,6 +113,25 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (strin
 	return rec.AppID, nil
 }
 
+// AuthenticateFrom is Authenticate for a request from client (its address; "" when unknown),
+// throttled (see Throttle): a client address with too many wrong keys is refused before its key
+// is looked at, and a key id with too many wrong secrets answers them 429.
+func (s *Service) AuthenticateFrom(ctx context.Context, authorization, client string) (string, error) {
+	if err := s.keyThrottle.Check(client); err != nil {
+		return "", err
+	}
+	app, err := s.Authenticate(ctx, authorization)
+	if err == nil || pay.AsError(err).Kind != pay.KindUnauthorized {
+		return app, err // a database that does not answer is no failure of the client's
+	}
+	_, key, _ := strings.Cut(authorization, " ")
+	id, wellFormed := parseKey(strings.TrimSpace(key))
+	if !wellFormed {
+		id = "" // counted per address only
+	}
+	return "", s.keyThrottle.Failed(ctx, client, id, err)
+}
+
 // keyCache keeps key records for a short TTL so that a warm Lambda does not read the key on
 // every request. Misses (unknown ids) are cached too, so a flood of bad keys costs one read each.
 // It holds at most size entries and evicts the least recently used one, so a flood of random

@@ -15,7 +15,7 @@ func (s *Service) ListOrders(ctx context.Context, keyApp string, v url.Values) (
 	if err != nil {
 		return nil, false, err
 	}
-	if err := checkApp(keyApp, q.AppID); err != nil {
+	if q.AppID, err = requestApp(keyApp, q.AppID); err != nil {
 		return nil, false, err
 	}
 	return s.store.ListOrders(ctx, q)
@@ -28,7 +28,7 @@ func (s *Service) ListRefunds(ctx context.Context, keyApp string, v url.Values) 
 	if err != nil {
 		return nil, false, err
 	}
-	if err := checkApp(keyApp, q.AppID); err != nil {
+	if q.AppID, err = requestApp(keyApp, q.AppID); err != nil {
 		return nil, false, err
 	}
 	if q.MerchantOrderID != "" {
@@ -46,13 +46,8 @@ func (s *Service) ListRefunds(ctx context.Context, keyApp string, v url.Values) 
 
 // GetRefundByMerchantID returns the app's refund with this merchant_refund_id.
 func (s *Service) GetRefundByMerchantID(ctx context.Context, keyApp, appID, merchantRefundID string) (pay.Refund, error) {
-	if appID == "" {
-		return pay.Refund{}, pay.Invalid("app_id", "app_id query parameter is required")
-	}
-	if !pay.ValidIdentifier(appID) {
-		return pay.Refund{}, pay.Invalid("app_id", "app_id must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
-	}
-	if err := checkApp(keyApp, appID); err != nil {
+	appID, err := requestApp(keyApp, appID)
+	if err != nil {
 		return pay.Refund{}, err
 	}
 	notFound := pay.Errorf(pay.KindNotFound, pay.CodeNotFound, "refund order with merchant_refund_id %q not found", merchantRefundID)

@@ -12,12 +12,19 @@ import (
 	"github.com/loomipay/loomipay/shared/streams"
 )
 
-// checkApp refuses a request whose app_id is not the API key's.
-func checkApp(keyApp, requested string) error {
-	if keyApp != requested {
-		return pay.Errorf(pay.KindForbidden, pay.CodeForbidden, "this API key belongs to another app than %q", requested)
+// requestApp is the app a request acts for: the app_id it names, which must be its API key's
+// app (else 403 forbidden), or the key's app when it names none, since a key belongs to one app.
+func requestApp(keyApp, requested string) (string, error) {
+	if requested == "" {
+		return keyApp, nil
 	}
-	return nil
+	if !pay.ValidIdentifier(requested) {
+		return "", pay.Invalid("app_id", "app_id must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
+	}
+	if keyApp != requested {
+		return "", pay.Errorf(pay.KindForbidden, pay.CodeForbidden, "this API key belongs to another app than %q", requested)
+	}
+	return requested, nil
 }
 
 // CreateOrder creates a payment order from a request body, for the app of the caller's key.
@@ -27,10 +34,11 @@ func (s *Service) CreateOrder(ctx context.Context, keyApp string, body []byte) (
 	if err != nil {
 		return pay.Order{}, false, err
 	}
-	if err := checkApp(keyApp, in.AppID); err != nil {
+	if in.AppID, err = requestApp(keyApp, in.AppID); err != nil {
 		return pay.Order{}, false, err
 	}
-	order, taskID, created, err := s.store.CreateOrder(ctx, newID(), in, s.Now())
+	now := s.Now()
+	order, taskID, created, err := s.store.CreateOrder(ctx, newID(), in, now, pay.OrderExpiry(now, in.ExpiresIn, s.cfg.OrderTTL))
 	if err != nil {
 		return order, false, err
 	}
@@ -97,15 +105,11 @@ func (s *Service) publishTask(ctx context.Context, t streams.TaskMessage) {
 	}
 }
 
-// GetOrder returns the app's order with this merchant_order_id.
+// GetOrder returns the app's order with this merchant_order_id; appID is the request's app_id
+// ("" for the key's app).
 func (s *Service) GetOrder(ctx context.Context, keyApp, appID, merchantOrderID string) (pay.Order, error) {
-	if appID == "" {
-		return pay.Order{}, pay.Invalid("app_id", "app_id query parameter is required")
-	}
-	if !pay.ValidIdentifier(appID) {
-		return pay.Order{}, pay.Invalid("app_id", "app_id must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
-	}
-	if err := checkApp(keyApp, appID); err != nil {
+	appID, err := requestApp(keyApp, appID)
+	if err != nil {
 		return pay.Order{}, err
 	}
 	notFound := pay.Errorf(pay.KindNotFound, pay.CodeNotFound, "payment order %q not found", merchantOrderID)
@@ -125,7 +129,7 @@ func (s *Service) CreateRefund(ctx context.Context, keyApp string, body []byte) 
 	if err != nil {
 		return pay.Refund{}, false, err
 	}
-	if err := checkApp(keyApp, in.AppID); err != nil {
+	if in.AppID, err = requestApp(keyApp, in.AppID); err != nil {
 		return pay.Refund{}, false, err
 	}
 	if in.MerchantOrderID != "" {
@@ -147,19 +151,15 @@ func (s *Service) CreateRefund(ctx context.Context, keyApp string, body []byte) 
 	return r, true, nil
 }
 
-// GetRefund returns the app's refund with this id.
+// GetRefund returns the app's refund with this id; appID is the request's app_id ("" for the
+// key's app).
 func (s *Service) GetRefund(ctx context.Context, keyApp, appID, refundID string) (pay.Refund, error) {
-	if appID == "" {
-		return pay.Refund{}, pay.Invalid("app_id", "app_id query parameter is required")
-	}
-	if !pay.ValidIdentifier(appID) {
-		return pay.Refund{}, pay.Invalid("app_id", "app_id must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
-	}
-	id, err := pay.ParseID("refund_order_id", refundID)
+	appID, err := requestApp(keyApp, appID)
 	if err != nil {
 		return pay.Refund{}, err
 	}
-	if err := checkApp(keyApp, appID); err != nil {
+	id, err := pay.ParseID("refund_order_id", refundID)
+	if err != nil {
 		return pay.Refund{}, err
 	}
 	r, err := s.store.Refund(ctx, id)

@@ -17,8 +17,6 @@ import (
 type PaymentsConfig struct {
 	// NotifyURL is the webhook's public URL, given to Lakala with every cashier order.
 	NotifyURL string
-	// OrderTTL is how long an order may be paid when it has no expiry of its own. Default 30 min.
-	OrderTTL time.Duration
 	// RefundRequestIP is location_info.request_ip of refunds. Default 127.0.0.1.
 	RefundRequestIP string
 	// VisibilityLag is how long Lakala may take before a query sees an operation it applied.
@@ -31,17 +29,14 @@ type PaymentsConfig struct {
 	CloseLease time.Duration
 	// MinLifetime: a new cashier order is created only if the order has at least this long
 	// left before it expires (Lakala wants order_efficient_time in the future). Default 1 min,
-	// or a quarter of OrderTTL if that is shorter.
+	// or a quarter of the service's OrderTTL if that is shorter.
 	MinLifetime time.Duration
 	// RefundAPI is the Lakala refund API new refunds go through: lakala.RefundAPIRfd (统一退货,
 	// the default) or lakala.RefundAPILabs.
 	RefundAPI string
 }
 
-func (c *PaymentsConfig) defaults() {
-	if c.OrderTTL == 0 {
-		c.OrderTTL = 30 * time.Minute
-	}
+func (c *PaymentsConfig) defaults(orderTTL time.Duration) {
 	if c.RefundRequestIP == "" {
 		c.RefundRequestIP = "127.0.0.1"
 	}
@@ -55,7 +50,7 @@ func (c *PaymentsConfig) defaults() {
 		c.CloseLease = 30 * time.Second
 	}
 	if c.MinLifetime == 0 {
-		c.MinLifetime = min(time.Minute, c.OrderTTL/4)
+		c.MinLifetime = min(time.Minute, orderTTL/4)
 	}
 	if c.RefundAPI == "" {
 		c.RefundAPI = lakala.RefundAPIRfd
@@ -76,7 +71,7 @@ type Payments struct {
 
 // NewPayments builds Payments on a service and a gateway.
 func NewPayments(svc *Service, gw Gateway, cfg PaymentsConfig) *Payments {
-	cfg.defaults()
+	cfg.defaults(svc.cfg.OrderTTL)
 	return &Payments{Service: svc, gw: gw, cfg: cfg, log: svc.log.With("component", "payments")}
 }
 
@@ -150,13 +145,17 @@ func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.A
 	if len(attempts) >= p.cfg.MaxCashierOrders {
 		return p.startWindDown(ctx, o, task, fmt.Sprintf("%s: %d cashier orders could not be used", pay.ReasonRetriesExceeded, len(attempts)))
 	}
-	// An order has one lifetime, whichever cashier order the payer ends up using.
-	expiresAt := now.Add(p.cfg.OrderTTL)
+	// An order has one lifetime, whichever cashier order the payer ends up using: the one set at
+	// its creation. An order created before expires_at was set at creation has it from its first
+	// cashier order, or, without one, by the same definition from its creation.
+	var expiresAt time.Time
 	switch {
 	case o.ExpiresAt != nil:
 		expiresAt = *o.ExpiresAt
 	case len(attempts) > 0:
 		expiresAt = attempts[0].ExpiresAt
+	default:
+		expiresAt = pay.OrderExpiry(o.CreatedAt, o.ExpiresIn, p.Service.cfg.OrderTTL)
 	}
 	if expiresAt.Sub(now) < p.cfg.MinLifetime {
 		return p.startWindDown(ctx, o, task, pay.ReasonExpired)

@@ -42,6 +42,12 @@ type Config struct {
 	RateLimit RateLimit
 	// RateLimits overrides RateLimit per app id.
 	RateLimits map[string]RateLimit
+	// OrderTTL is how long an order may be paid when the merchant gave no expires_in, from its
+	// creation (pay.OrderExpiry). Default 30 min.
+	OrderTTL time.Duration
+	// APIKeyFailures limits wrong API keys per client address and key id (see Throttle).
+	// Default APIKeyFailures.
+	APIKeyFailures FailureLimit
 	// RateLimitTimeout bounds the Redis round trip of a rate check; past it (or with Redis
 	// down) the request is let through. Default 250 ms.
 	RateLimitTimeout time.Duration
@@ -54,6 +60,8 @@ type Service struct {
 	log     *slog.Logger
 	cfg     Config
 	keys    *keyCache
+	// keyThrottle limits wrong API keys (AuthenticateFrom).
+	keyThrottle *Throttle
 	// groupReady records that the processor's consumer group exists, so the create path
 	// checks it once per process rather than once per request.
 	groupReady atomic.Bool
@@ -73,13 +81,20 @@ func New(store *postgres.Store, st *streams.Streams, log *slog.Logger, cfg Confi
 	if cfg.KeyCacheSize <= 0 {
 		cfg.KeyCacheSize = 10_000
 	}
+	if cfg.OrderTTL == 0 {
+		cfg.OrderTTL = 30 * time.Minute
+	}
+	if cfg.APIKeyFailures.Burst <= 0 || cfg.APIKeyFailures.Every <= 0 {
+		cfg.APIKeyFailures = APIKeyFailures
+	}
 	if cfg.RateLimitTimeout == 0 {
 		cfg.RateLimitTimeout = 250 * time.Millisecond
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{store: store, streams: st, log: log, cfg: cfg, keys: newKeyCache(cfg.KeyCacheTTL, cfg.KeyCacheSize)}
+	return &Service{store: store, streams: st, log: log, cfg: cfg, keys: newKeyCache(cfg.KeyCacheTTL, cfg.KeyCacheSize),
+		keyThrottle: NewThrottle(st, "apikey", cfg.APIKeyFailures)}
 }
 
 // Store exposes the store (processor, CLI, tests).

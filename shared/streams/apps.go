@@ -2,8 +2,11 @@ package streams
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -59,17 +62,34 @@ func (s *Streams) AppStream(stream, app string) string {
 	return s.cfg.Prefix + strings.ReplaceAll(tmpl, "$APP", app)
 }
 
-// AppUser is the Redis user of an app; the stream prefix keeps the users of deployments (and
-// tests) sharing one Redis apart.
-func (s *Streams) AppUser(app string) string { return s.cfg.Prefix + "loomipay_app_" + app }
+// AppUserName is the name of app's Redis user in a deployment (deployment: its random id,
+// postgres.Store.DeploymentID): the stream prefix, then loomipay_<deployment>_app_<app>. Two
+// deployments sharing one Redis (stacks, checkouts, test runs) never name the same user, even
+// with one stream prefix. Users are server-wide: no database number separates them.
+func (s *Streams) AppUserName(deployment, app string) string {
+	return s.cfg.Prefix + "loomipay_" + deployment + "_app_" + app
+}
+
+// LegacyAppUser is the name an app's user had before deployments were named (before migration
+// 0008); such a user is adopted as it is (see service.EnsureAppUsers).
+func (s *Streams) LegacyAppUser(app string) string { return s.cfg.Prefix + "loomipay_app_" + app }
+
+// PasswordHash is how Redis keeps a password, and so how the service keeps an app user's: the
+// SHA-256 in hex, which ACL SETUSER takes as "#<hash>".
+func PasswordHash(password string) string {
+	h := sha256.Sum256([]byte(password))
+	return hex.EncodeToString(h[:])
+}
 
 // appCommands is everything a consumer of its own streams needs: read with a consumer group,
-// ack, manage its group and consumers, reclaim, inspect; and the connection commands clients send
-// on connect. No command that writes entries (XADD, XDEL, XTRIM, DEL, …) is allowed.
+// ack, manage its group and consumers, reclaim, inspect; the connection commands clients send
+// on connect; and SELECT, which clients send when the URL names a database other than 0 (the key
+// patterns hold in every database). No command that writes entries (XADD, XDEL, XTRIM, DEL, …)
+// is allowed.
 var appCommands = []string{
 	"xreadgroup", "xack", "xgroup|create", "xgroup|createconsumer", "xgroup|delconsumer",
 	"xautoclaim", "xclaim", "xpending", "xinfo", "xrange", "xrevrange", "xlen",
-	"ping", "echo", "hello", "auth", "client|setname", "client|getname", "client|id",
+	"ping", "echo", "hello", "auth", "client|setname", "client|getname", "client|id", "select",
 }
 
 // clusterCommands are what a cluster client sends before and besides the consumer commands: it
@@ -161,86 +181,117 @@ func (s *Streams) everyNode(ctx context.Context, args ...any) error {
 	})
 }
 
-// CreateAppUser creates (or resets) the app's Redis user with password as its only password, on
-// every node of a cluster.
-func (s *Streams) CreateAppUser(ctx context.Context, app, password string) error {
-	args := []any{"ACL", "SETUSER", s.AppUser(app), "reset", "on", ">" + password}
+// ApplyAppUser makes app's Redis user what the service keeps of it, on every node of a cluster:
+// exactly these passwords (their SHA-256, hex), on or off, and the app's rules. It creates the
+// user if a node lacks it, and sets everything at once (ACL SETUSER … reset …), so applying it
+// again changes nothing. The passwords themselves never reach Redis again.
+func (s *Streams) ApplyAppUser(ctx context.Context, user, app string, passwordHashes []string, on bool) error {
+	state := "off"
+	if on {
+		state = "on"
+	}
+	args := []any{"ACL", "SETUSER", user, "reset", state}
+	for _, h := range passwordHashes {
+		args = append(args, "#"+h)
+	}
 	for _, r := range s.AppACLRules(app) {
 		args = append(args, r)
 	}
 	return aclErr(s.everyNode(ctx, args...))
 }
 
-// SetAppUserPassword gives an existing app user a new password; with keepOld the old passwords
-// keep working too (rotation without downtime: switch, then rotate again without keepOld).
-func (s *Streams) SetAppUserPassword(ctx context.Context, app, password string, keepOld bool) error {
-	exists, err := s.AppUserExists(ctx, app)
-	if err != nil {
-		return err
-	}
-	if !exists {
-		return fmt.Errorf("redis user %s does not exist", s.AppUser(app))
-	}
-	args := []any{"ACL", "SETUSER", s.AppUser(app)}
-	if !keepOld {
-		args = append(args, "resetpass")
-	}
-	args = append(args, ">"+password)
-	return aclErr(s.everyNode(ctx, args...))
+// CreateAppUser creates (or resets) the app's Redis user with password as its only password.
+func (s *Streams) CreateAppUser(ctx context.Context, user, app, password string) error {
+	return s.ApplyAppUser(ctx, user, app, []string{PasswordHash(password)}, true)
 }
 
-// DisableAppUser switches the app's user off and closes its connections.
-func (s *Streams) DisableAppUser(ctx context.Context, app string) error {
-	if err := aclErr(s.everyNode(ctx, "ACL", "SETUSER", s.AppUser(app), "off")); err != nil {
+// DisableAppUser switches the user off, keeping its passwords and rules, and closes its
+// connections.
+func (s *Streams) DisableAppUser(ctx context.Context, user string) error {
+	if err := aclErr(s.everyNode(ctx, "ACL", "SETUSER", user, "off")); err != nil {
 		return err
 	}
-	// Turning a user off does not end its open connections.
-	if err := s.everyNode(ctx, "CLIENT", "KILL", "USER", s.AppUser(app)); err != nil {
-		return fmt.Errorf("close connections of %s: %w", s.AppUser(app), err)
+	return s.KillAppUserClients(ctx, user)
+}
+
+// KillAppUserClients closes the user's connections: turning a user off does not end them.
+func (s *Streams) KillAppUserClients(ctx context.Context, user string) error {
+	if err := s.everyNode(ctx, "CLIENT", "KILL", "USER", user); err != nil {
+		return fmt.Errorf("close connections of %s: %w", user, err)
 	}
 	return nil
 }
 
-// EnableAppUser switches the app's user back on, with the passwords and rules it had (a user
-// switched off keeps both).
-func (s *Streams) EnableAppUser(ctx context.Context, app string) error {
-	return aclErr(s.everyNode(ctx, "ACL", "SETUSER", s.AppUser(app), "on"))
+// DeleteAppUser removes the user (tests clean up with it).
+func (s *Streams) DeleteAppUser(ctx context.Context, user string) error {
+	return aclErr(s.everyNode(ctx, "ACL", "DELUSER", user))
 }
 
-// DeleteAppUser removes the app's user (tests clean up with it).
-func (s *Streams) DeleteAppUser(ctx context.Context, app string) error {
-	return aclErr(s.everyNode(ctx, "ACL", "DELUSER", s.AppUser(app)))
+// AppUserExists reports whether the user exists (on a cluster: on every node, so that a user
+// some node lacks, such as a node added after the user was made, is made again).
+func (s *Streams) AppUserExists(ctx context.Context, user string) (bool, error) {
+	return s.appUserOnEveryNode(ctx, user, func(res any) bool { return res != nil })
 }
 
-// AppUserExists reports whether the app's Redis user exists (on a cluster: on every node, so
-// that a user some node lacks, such as a node added after the user was made, is created again
-// by the callers that create missing users).
-func (s *Streams) AppUserExists(ctx context.Context, app string) (bool, error) {
-	return s.appUserOnEveryNode(ctx, app, func(res any) bool { return res != nil })
+// AppUserEnabled reports whether the user exists and is on (on a cluster: on every node).
+func (s *Streams) AppUserEnabled(ctx context.Context, user string) (bool, error) {
+	return s.appUserOnEveryNode(ctx, user, userOn)
 }
 
-// AppUserEnabled reports whether the app's user exists and is on (on a cluster: on every node).
-func (s *Streams) AppUserEnabled(ctx context.Context, app string) (bool, error) {
-	return s.appUserOnEveryNode(ctx, app, userOn)
+// AppUserIs reports whether the user is, on every node, exactly as ApplyAppUser would make it
+// with these password hashes and on: present, on or off, with these passwords and no other.
+func (s *Streams) AppUserIs(ctx context.Context, user string, passwordHashes []string, on bool) (bool, error) {
+	return s.appUserOnEveryNode(ctx, user, func(res any) bool {
+		if res == nil || userOn(res) != on {
+			return false
+		}
+		got := userField(res, "passwords")
+		if len(got) != len(passwordHashes) {
+			return false
+		}
+		for _, h := range passwordHashes {
+			if !slices.Contains(got, any(h)) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
-// appUserOnEveryNode reports whether every node's ACL GETUSER reply for the app's user (nil when
-// the node has no such user) satisfies ok.
-func (s *Streams) appUserOnEveryNode(ctx context.Context, app string, ok func(res any) bool) (bool, error) {
+// AppUserPasswordHashes returns the password hashes of the user as a node has them (nil if it
+// has no such user).
+func (s *Streams) AppUserPasswordHashes(ctx context.Context, user string) ([]string, error) {
+	var out []string
+	_, err := s.appUserOnEveryNode(ctx, user, func(res any) bool {
+		if out == nil {
+			for _, h := range userField(res, "passwords") {
+				if s, ok := h.(string); ok {
+					out = append(out, s)
+				}
+			}
+		}
+		return true
+	})
+	return out, err
+}
+
+// appUserOnEveryNode reports whether every node's ACL GETUSER reply for user (nil when the node
+// has no such user) satisfies ok, which is called for one node at a time.
+func (s *Streams) appUserOnEveryNode(ctx context.Context, user string, ok func(res any) bool) (bool, error) {
 	all := true
 	var mu sync.Mutex
 	err := s.onEveryNode(ctx, func(ctx context.Context, node doer) error {
-		res, err := node.Do(ctx, "ACL", "GETUSER", s.AppUser(app)).Result()
+		res, err := node.Do(ctx, "ACL", "GETUSER", user).Result()
 		if errors.Is(err, redis.Nil) {
 			res, err = nil, nil
 		}
 		if err != nil {
 			return err
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		if !ok(res) {
-			mu.Lock()
 			all = false
-			mu.Unlock()
 		}
 		return nil
 	})
@@ -250,27 +301,27 @@ func (s *Streams) appUserOnEveryNode(ctx context.Context, app string, ok func(re
 	return all, nil
 }
 
-// userOn reads the "on" flag out of an ACL GETUSER reply (nil for no such user).
-func userOn(res any) bool {
-	// RESP2: a flat list [flags, [...], passwords, ...]; RESP3: a map.
-	var flags any
-	switch v := res.(type) {
+// userField reads a list field ("flags", "passwords") out of an ACL GETUSER reply (RESP2: a flat
+// list [name, value, …]; RESP3: a map); nil for no such user or field.
+func userField(res any, name string) []any {
+	var v any
+	switch r := res.(type) {
 	case map[any]any:
-		flags = v["flags"]
+		v = r[name]
 	case []any:
-		for i := 0; i+1 < len(v); i += 2 {
-			if v[i] == "flags" {
-				flags = v[i+1]
+		for i := 0; i+1 < len(r); i += 2 {
+			if r[i] == name {
+				v = r[i+1]
 			}
 		}
 	}
-	list, _ := flags.([]any)
-	for _, f := range list {
-		if f == "on" {
-			return true
-		}
-	}
-	return false
+	list, _ := v.([]any)
+	return list
+}
+
+// userOn reads the "on" flag out of an ACL GETUSER reply (nil for no such user).
+func userOn(res any) bool {
+	return slices.Contains(userField(res, "flags"), any("on"))
 }
 
 func aclErr(err error) error {

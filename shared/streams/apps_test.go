@@ -91,16 +91,22 @@ func testAppStreamsAreTrimmed(t *testing.T, b backend) {
 
 func isNoPerm(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOPERM") }
 
-func newAppUser(t *testing.T, st *streams.Streams, app, password string) {
+// testDeployment stands for the deployment id that names app users (postgres.DeploymentID).
+const testDeployment = "0123abcd"
+
+// newAppUser makes app's user with password and returns its name.
+func newAppUser(t *testing.T, st *streams.Streams, app, password string) string {
 	t.Helper()
-	if err := st.CreateAppUser(context.Background(), app, password); err != nil {
+	user := st.AppUserName(testDeployment, app)
+	if err := st.CreateAppUser(context.Background(), user, app, password); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := st.DeleteAppUser(context.Background(), app); err != nil {
+		if err := st.DeleteAppUser(context.Background(), user); err != nil {
 			t.Errorf("delete user: %v", err)
 		}
 	})
+	return user
 }
 
 func TestAppUserReadsOnlyItsOwnStreams(t *testing.T) {
@@ -112,12 +118,12 @@ func testAppUserReadsOnlyItsOwnStreams(t *testing.T, b backend) {
 	rdb, prefix := b.rdb, b.prefix
 	st := streams.New(rdb, streams.Config{Prefix: prefix})
 	appA, appB := testenv.UniqueName("a_"), testenv.UniqueName("b_")
-	newAppUser(t, st, appA, "pw-a-0123456789")
+	userA := newAppUser(t, st, appA, "pw-a-0123456789")
 	newAppUser(t, st, appB, "pw-b-0123456789")
 	if err := st.PublishResults(ctx, append(appResults(appA, 3), appResults(appB, 2)...)); err != nil {
 		t.Fatal(err)
 	}
-	a := b.client(t, st.AppUser(appA), "pw-a-0123456789")
+	a := b.client(t, userA, "pw-a-0123456789")
 	own := st.AppStream(pay.StreamPaymentResults, appA)
 	other := st.AppStream(pay.StreamPaymentResults, appB)
 
@@ -159,7 +165,7 @@ func testAppUserReadsOnlyItsOwnStreams(t *testing.T, b backend) {
 		"DEL own":              a.Del(ctx, own).Err(),
 		"SET":                  a.Set(ctx, prefix+"x", "1", 0).Err(),
 		"KEYS":                 a.Keys(ctx, "*").Err(),
-		"ACL SETUSER":          a.Do(ctx, "ACL", "SETUSER", st.AppUser(appA), "~*").Err(),
+		"ACL SETUSER":          a.Do(ctx, "ACL", "SETUSER", userA, "~*").Err(),
 		"PUBLISH":              a.Publish(ctx, "chan", "x").Err(),
 	} {
 		if !isNoPerm(err) {
@@ -168,6 +174,16 @@ func testAppUserReadsOnlyItsOwnStreams(t *testing.T, b backend) {
 	}
 	if n := rdb.XLen(ctx, own).Val(); n != 3 {
 		t.Errorf("own stream has %d entries after the refused writes; want 3", n)
+	}
+	if b.cluster == nil {
+		// SELECT, which a client sends when its URL names another database: allowed, and the
+		// key patterns still hold there (a cluster has database 0 only).
+		if err := a.Do(ctx, "SELECT", "5").Err(); err != nil {
+			t.Errorf("SELECT 5: %v; want allowed", err)
+		}
+		if err := a.Do(ctx, "SET", prefix+"x", "1").Err(); !isNoPerm(err) {
+			t.Errorf("SET in database 5: err = %v; want NOPERM", err)
+		}
 	}
 	if n := rdb.XLen(ctx, other).Val(); n != 2 {
 		t.Errorf("other stream has %d entries after the refused writes; want 2", n)
@@ -182,8 +198,7 @@ func testAppUserPasswordRotationAndDisable(t *testing.T, b backend) {
 	ctx := context.Background()
 	st := streams.New(b.rdb, streams.Config{Prefix: b.prefix})
 	app := testenv.UniqueName("r_")
-	user := st.AppUser(app)
-	newAppUser(t, st, app, "first-password-0")
+	user := newAppUser(t, st, app, "first-password-0")
 	nodes := 1
 	if b.cluster != nil {
 		nodes = rediscluster.Masters
@@ -196,33 +211,37 @@ func testAppUserPasswordRotationAndDisable(t *testing.T, b backend) {
 		return n == nodes
 	}
 
-	if err := st.SetAppUserPassword(ctx, app, "second-password", true); err != nil {
+	hashes := []string{streams.PasswordHash("first-password-0"), streams.PasswordHash("second-password")}
+	if err := st.ApplyAppUser(ctx, user, app, hashes, true); err != nil {
 		t.Fatal(err)
 	}
 	if !works("first-password-0") || !works("second-password") {
-		t.Error("with keepOld both passwords must work")
+		t.Error("with both hashes both passwords must work")
 	}
-	if err := st.SetAppUserPassword(ctx, app, "third-password", false); err != nil {
+	if same, err := st.AppUserIs(ctx, user, hashes, true); err != nil || !same {
+		t.Errorf("AppUserIs(both hashes, on) = %v, %v; want true", same, err)
+	}
+	if err := st.ApplyAppUser(ctx, user, app, []string{streams.PasswordHash("third-password")}, true); err != nil {
 		t.Fatal(err)
 	}
 	if works("first-password-0") || works("second-password") || !works("third-password") {
-		t.Error("without keepOld only the new password may work")
+		t.Error("after applying one hash only its password may work")
 	}
-	if err := st.SetAppUserPassword(ctx, testenv.UniqueName("none_"), "x", false); err == nil {
-		t.Error("setting the password of a missing user succeeded")
+	if same, err := st.AppUserIs(ctx, user, hashes, true); err != nil || same {
+		t.Errorf("AppUserIs(the old hashes) = %v, %v; want false", same, err)
 	}
 
 	open := b.client(t, user, "third-password")
 	if _, err := pingEveryNode(ctx, open); err != nil {
 		t.Fatal(err)
 	}
-	if on, err := st.AppUserEnabled(ctx, app); err != nil || !on {
+	if on, err := st.AppUserEnabled(ctx, user); err != nil || !on {
 		t.Fatalf("AppUserEnabled = %v, %v; want true", on, err)
 	}
-	if err := st.DisableAppUser(ctx, app); err != nil {
+	if err := st.DisableAppUser(ctx, user); err != nil {
 		t.Fatal(err)
 	}
-	if on, err := st.AppUserEnabled(ctx, app); err != nil || on {
+	if on, err := st.AppUserEnabled(ctx, user); err != nil || on {
 		t.Errorf("AppUserEnabled after disable = %v, %v; want false", on, err)
 	}
 	if works("third-password") {
@@ -231,7 +250,10 @@ func testAppUserPasswordRotationAndDisable(t *testing.T, b backend) {
 	if n, _ := pingEveryNode(ctx, open); n != 0 {
 		t.Errorf("a disabled user's open connections still work on %d nodes", n)
 	}
-	if err := st.CreateAppUser(ctx, app, "x"); errors.Is(err, streams.ErrACLUnsupported) {
+	if same, err := st.AppUserIs(ctx, user, []string{streams.PasswordHash("third-password")}, false); err != nil || !same {
+		t.Errorf("AppUserIs(off) after disable = %v, %v; want true", same, err)
+	}
+	if err := st.CreateAppUser(ctx, user, app, "x"); errors.Is(err, streams.ErrACLUnsupported) {
 		t.Errorf("local Redis reported as not supporting ACLs: %v", err)
 	}
 }
@@ -260,7 +282,7 @@ func TestAppUserOnEveryClusterNode(t *testing.T) {
 	rdb, prefix := testenv.ClusterRedis(t, c)
 	st := streams.New(rdb, streams.Config{Prefix: prefix})
 	app := testenv.UniqueName("n_")
-	newAppUser(t, st, app, "pw-n-0123456789")
+	user := newAppUser(t, st, app, "pw-n-0123456789")
 	for _, want := range []string{"+cluster|slots", "+cluster|shards", "+command", "+asking", "+readonly", "+info"} {
 		if !slices.Contains(st.AppACLRules(app), want) {
 			t.Errorf("cluster app user's rules %v lack %s, which cluster clients need", st.AppACLRules(app), want)
@@ -279,12 +301,12 @@ func TestAppUserOnEveryClusterNode(t *testing.T) {
 		}
 		var mine string
 		for _, r := range rules {
-			if strings.HasPrefix(r, "user "+st.AppUser(app)+" ") {
+			if strings.HasPrefix(r, "user "+user+" ") {
 				mine = r
 			}
 		}
 		if mine == "" {
-			t.Fatalf("node %s has no user %s", c.Addrs[i], st.AppUser(app))
+			t.Fatalf("node %s has no user %s", c.Addrs[i], user)
 		}
 		if first == "" {
 			first = mine
@@ -292,26 +314,26 @@ func TestAppUserOnEveryClusterNode(t *testing.T) {
 			t.Errorf("node %s's user differs:\n%s\nvs\n%s", c.Addrs[i], mine, first)
 		}
 	}
-	if ok, err := st.AppUserExists(ctx, app); err != nil || !ok {
+	if ok, err := st.AppUserExists(ctx, user); err != nil || !ok {
 		t.Errorf("AppUserExists = %v, %v; want true", ok, err)
 	}
 	// A node that lost the user (restarted without an ACL file, or added later) makes it missing,
 	// so that apps rotate-redis-password creates it again everywhere.
 	node := c.Node(2)
 	defer node.Close()
-	if err := node.Do(ctx, "ACL", "DELUSER", st.AppUser(app)).Err(); err != nil {
+	if err := node.Do(ctx, "ACL", "DELUSER", user).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := st.AppUserExists(ctx, app); err != nil || ok {
+	if ok, err := st.AppUserExists(ctx, user); err != nil || ok {
 		t.Errorf("AppUserExists with the user gone from one node = %v, %v; want false", ok, err)
 	}
-	if on, err := st.AppUserEnabled(ctx, app); err != nil || on {
+	if on, err := st.AppUserEnabled(ctx, user); err != nil || on {
 		t.Errorf("AppUserEnabled with the user gone from one node = %v, %v; want false", on, err)
 	}
-	if err := st.CreateAppUser(ctx, app, "pw-n-0123456789"); err != nil {
+	if err := st.CreateAppUser(ctx, user, app, "pw-n-0123456789"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := st.AppUserExists(ctx, app); err != nil || !ok {
+	if ok, err := st.AppUserExists(ctx, user); err != nil || !ok {
 		t.Errorf("AppUserExists after CreateAppUser = %v, %v; want true", ok, err)
 	}
 }

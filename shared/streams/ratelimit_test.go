@@ -59,3 +59,41 @@ func testResultWakeups(t *testing.T, b backend) {
 		}
 	}
 }
+
+// A failure bucket empties after its burst and says how long until it holds a token again; the
+// collapsing counter reports the first event of a window and, with the next window's first, how
+// many were counted in between.
+func TestFailureBucketAndCountSince(t *testing.T) { onEachRedis(t, testFailureBucketAndCountSince) }
+
+func testFailureBucketAndCountSince(t *testing.T, b backend) {
+	ctx := context.Background()
+	st := streams.New(b.rdb, streams.Config{Prefix: b.prefix})
+	for i := range 4 {
+		over, empty, wait, err := st.TakeFailure(ctx, "fail:{203.0.113.9}", 0.1, 3)
+		if err != nil || over != (i == 3) || empty != (i >= 2) {
+			t.Fatalf("failure %d with a burst of 3: over %v, empty %v (wait %s), %v", i+1, over, empty, wait, err)
+		}
+		if i >= 2 && (wait <= 9*time.Second || wait > 10*time.Second) {
+			t.Fatalf("wait after the burst = %s; want about 10 s (one token every 10 s)", wait)
+		}
+	}
+	if over, empty, _, err := st.TakeFailure(ctx, "fail:{192.0.2.1}", 0.1, 3); err != nil || over || empty {
+		t.Fatalf("another bucket = over %v, empty %v, %v; want its own burst", over, empty, err)
+	}
+
+	first, before, err := st.CountSince(ctx, "count:{a}", time.Minute)
+	if err != nil || !first || before != 0 {
+		t.Fatalf("first event = %v, %d, %v; want the first, none before", first, before, err)
+	}
+	for range 3 {
+		if first, _, err := st.CountSince(ctx, "count:{a}", time.Minute); err != nil || first {
+			t.Fatalf("event in the window = first %v, %v; want counted only", first, err)
+		}
+	}
+	if err := b.rdb.Del(ctx, b.prefix+"count:{a}:window").Err(); err != nil { // the window ends
+		t.Fatal(err)
+	}
+	if first, before, err := st.CountSince(ctx, "count:{a}", time.Minute); err != nil || !first || before != 3 {
+		t.Fatalf("first event of the next window = %v, %d, %v; want the first, 3 counted before", first, before, err)
+	}
+}

@@ -23,9 +23,9 @@ func TestTwoAppsGetAllAndOnlyTheirOwnResults(t *testing.T) {
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	w := newWebhooks(t, s.Store, webhooks.Config{AllowLoopback: true})
 	type side struct {
-		stack    *testenv.Stack
-		password string
-		rc       *receiver
+		stack          *testenv.Stack
+		user, password string
+		rc             *receiver
 	}
 	sides := map[string]*side{}
 	for _, name := range []string{testenv.UniqueName("demo_"), testenv.UniqueName("shop_")} {
@@ -33,10 +33,9 @@ func TestTwoAppsGetAllAndOnlyTheirOwnResults(t *testing.T) {
 		if err != nil || !c.ACLApplied {
 			t.Fatalf("CreateApp(%s) = %+v, %v", name, c, err)
 		}
-		t.Cleanup(func() { _ = s.Streams.DeleteAppUser(context.Background(), name) })
 		view := *s
 		view.AppID, view.APIKey = name, s.NewKey(t, name)
-		sides[name] = &side{stack: &view, password: c.RedisPassword, rc: newReceiver(t, nil)}
+		sides[name] = &side{stack: &view, user: c.RedisUser, password: c.RedisPassword, rc: newReceiver(t, nil)}
 		addEndpoint(t, w, name, sides[name].rc)
 	}
 	for name, sd := range sides {
@@ -72,7 +71,7 @@ func TestTwoAppsGetAllAndOnlyTheirOwnResults(t *testing.T) {
 
 		// The app's own stream, through its own user and consumer group.
 		opts, _ := redis.ParseURL(testenv.RedisURL())
-		opts.Username, opts.Password = s.Streams.AppUser(name), sd.password
+		opts.Username, opts.Password = sd.user, sd.password
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
 		stream := s.Streams.AppStream(pay.StreamPaymentResults, name)

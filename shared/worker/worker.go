@@ -19,7 +19,7 @@ func New(d *config.Deps) (*processor.Processor, error) {
 	pc := processor.Config{
 		Consumer:    ConsumerName(),
 		Concurrency: c.ProcessorConcurrency, MaxAttempts: c.ProcessorMaxAttempts, Lease: c.ProcessorLease,
-		ReconcileAfter: c.ReconcileAfter, OrderTTL: c.OrderTTL, NotifyURL: c.LakalaNotifyURL,
+		ReconcileAfter: c.ReconcileAfter, NotifyURL: c.LakalaNotifyURL,
 		RefundRequestIP: c.RefundRequestIP, RefundAPI: c.LakalaRefundAPI, IdleExit: c.ProcessorIdleExit, VisibilityLag: c.LakalaVisibilityLag,
 		EvidenceRetention: c.EvidenceRetention, Metrics: d.Metrics(), Webhooks: d.Webhooks,
 	}
