@@ -84,6 +84,8 @@ type StackOptions struct {
 	// Streams configures the stack's streams (trimming, per-app names); the prefix is the
 	// stack's own.
 	Streams streams.Config
+	// WrapAPI, if set, wraps the API's handler (the crash-point suite arms each request).
+	WrapAPI func(http.Handler) http.Handler
 }
 
 // The merchant identity the sandbox expects of every Stack's Lakala client; processes started
@@ -201,6 +203,9 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	var handler http.Handler = apiHandlers.Handler()
 	if !o.NoAPICheck {
 		handler = apicheck.Middleware(t, handler)
+	}
+	if o.WrapAPI != nil {
+		handler = o.WrapAPI(handler)
 	}
 	api := httptest.NewServer(handler)
 	t.Cleanup(api.Close)

@@ -71,6 +71,10 @@ type Ops struct {
 	// OutboxRetention is how long published result messages stay in the outbox (the processor
 	// prunes them after it); a timeline or a republish older than this cannot see them.
 	OutboxRetention time.Duration
+	// ResolutionLease bounds how long a resolution that closes an order's cashier orders holds the
+	// order's task (its Lakala calls, two per cashier order, and its transaction): a process that
+	// dies meanwhile leaves the task to the processor after it. Default 1 min.
+	ResolutionLease time.Duration
 	now             func() time.Time
 	// logins limits wrong operator tokens (Login).
 	logins *service.Throttle

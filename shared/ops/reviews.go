@@ -402,10 +402,6 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 	return out, nil
 }
 
-// resolutionLease bounds how long a resolution's wind-down holds the order's task: its Lakala calls
-// (two per cashier order) and the resolution's own transaction.
-const resolutionLease = time.Minute
-
 // windDownForResolution claims the order's payment task for a person (whatever state it stopped
 // in, unless a processor holds it) and settles every cashier order at Lakala under that lease. It
 // returns the lease when every one is settled; otherwise it puts the task back and refuses.
@@ -421,7 +417,7 @@ func (o *Ops) windDownForResolution(ctx context.Context, a Actor, res Resolution
 		return postgres.Lease{}, pay.Errorf(pay.KindUnavailable, pay.CodeUnavailable,
 			"%s closes and queries the order's cashier orders at Lakala first, and this process has no Lakala client (LAKALA_PRIVATE_KEY): use loomipay reviews resolve where it has one", res.Outcome)
 	}
-	task, ok, err := o.store.ClaimForPerson(ctx, postgres.TaskPayment, c.PaymentOrderID, o.now(), resolutionLease)
+	task, ok, err := o.store.ClaimForPerson(ctx, postgres.TaskPayment, c.PaymentOrderID, o.now(), o.ResolutionLease)
 	if err != nil {
 		return postgres.Lease{}, err
 	}
@@ -429,7 +425,8 @@ func (o *Ops) windDownForResolution(ctx context.Context, a Actor, res Resolution
 		return postgres.Lease{}, pay.Errorf(pay.KindConflict, "order_busy",
 			"a processor is working on order %s now; try again in a minute", c.PaymentOrderID)
 	}
-	workCtx, cancel := context.WithTimeout(ctx, resolutionLease-10*time.Second)
+	// The wind-down ends well before the lease, leaving it for the resolution's transaction.
+	workCtx, cancel := context.WithTimeout(ctx, o.ResolutionLease*5/6)
 	defer cancel()
 	_, unsettled, err := o.payments.SettleAttempts(workCtx, c.PaymentOrderID)
 	if err == nil && len(unsettled) > 0 {
