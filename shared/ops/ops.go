@@ -83,7 +83,7 @@ type Ops struct {
 // New builds the operations layer on the service's store and streams.
 func New(svc *service.Service) *Ops {
 	return &Ops{svc: svc, store: svc.Store(), streams: svc.Streams(), log: svc.Logger().With("component", "ops"),
-		OutboxRetention: 7 * 24 * time.Hour, now: func() time.Time { return time.Now().UTC() },
+		OutboxRetention: 7 * 24 * time.Hour, ResolutionLease: time.Minute, now: func() time.Time { return time.Now().UTC() },
 		logins: service.NewThrottle(svc.Streams(), "login", service.LoginFailures)}
 }
 
