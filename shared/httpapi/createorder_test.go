@@ -56,6 +56,11 @@ func TestCreateOrderRejectsInvalidBodies(t *testing.T) {
 		{"merchant_order_id non-ascii", body(map[string]any{"merchant_order_id": "订单1"}), 400, "validation_error", "merchant_order_id"},
 		{"merchant_order_id empty", body(map[string]any{"merchant_order_id": ""}), 400, "validation_error", "merchant_order_id"},
 
+		// extra_data.return_url is sent as Lakala's callback_url: String(128), a URL.
+		{"return_url of 129 bytes", body(map[string]any{"extra_data": map[string]any{"return_url": "https://shop.example.com/" + strings.Repeat("退", 34) + "ab"}}), 400, "validation_error", "extra_data"},
+		{"return_url not a URL", body(map[string]any{"extra_data": map[string]any{"return_url": "shop/return"}}), 400, "validation_error", "extra_data"},
+		{"return_url not a string", body(map[string]any{"extra_data": map[string]any{"return_url": 7}}), 400, "validation_error", "extra_data"},
+
 		{"subject empty", body(map[string]any{"subject": ""}), 400, "validation_error", "subject"},
 		{"subject blank", body(map[string]any{"subject": " \t "}), 400, "validation_error", "subject"},
 		{"subject 129 chars", body(map[string]any{"subject": strings.Repeat("s", 129)}), 400, "validation_error", "subject"},
@@ -117,6 +122,8 @@ func TestCreateOrderAcceptsEdgeValues(t *testing.T) {
 		{"app_id null: the key's app", map[string]any{"app_id": nil}, nil},
 		{"amount 1", map[string]any{"amount": 1}, nil},
 		{"amount of 12 digits", map[string]any{"amount": int64(999_999_999_999)}, nil},
+		{"return_url of 128 bytes", map[string]any{"extra_data": map[string]any{"return_url": "https://shop.example.com/" + strings.Repeat("退", 34) + "a"}}, nil},
+		{"return_url null", map[string]any{"extra_data": map[string]any{"return_url": nil}}, nil},
 		{"order_type recharge", map[string]any{"order_type": "recharge"}, nil},
 		{"subject 128 chars", map[string]any{"subject": strings.Repeat("s", 128)}, nil},
 		{"subject 128 multibyte chars", map[string]any{"subject": strings.Repeat("会", 128)}, nil},

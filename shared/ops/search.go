@@ -210,6 +210,11 @@ type Notification struct {
 	TradeStatus string    `json:"trade_status,omitempty"`
 	OrderStatus string    `json:"order_status,omitempty"`
 	Amount      *int64    `json:"amount,omitempty"`
+	// MerchantNo and PayOrderNo are what it named; Binding whether it bound to the cashier order
+	// we created (bound) or why not (other_merchant, other_pay_order, no_merchant).
+	MerchantNo string `json:"merchant_no,omitempty"`
+	PayOrderNo string `json:"pay_order_no,omitempty"`
+	Binding    string `json:"binding,omitempty"`
 }
 
 // Event is one line of an order's timeline.
@@ -335,13 +340,15 @@ func (o *Ops) OrderTimeline(ctx context.Context, a Actor, ref string) (Timeline,
 	}
 
 	rows, err = pool.Query(ctx, `SELECT id, received_at, verified, result, coalesce(out_order_no, ''), coalesce(trade_no, ''),
-			coalesce(trade_status, ''), coalesce(order_status, ''), amount
+			coalesce(trade_status, ''), coalesce(order_status, ''), amount, coalesce(merchant_no, ''), coalesce(pay_order_no, ''),
+			coalesce(binding, '')
 		FROM notifications WHERE payment_order_id = $1 OR out_order_no = ANY($2) ORDER BY id LIMIT 1000`, id, outNos)
 	if err != nil {
 		return t, fmt.Errorf("timeline notifications: %w", err)
 	}
 	t.Notifications, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (n Notification, err error) {
-		return n, row.Scan(&n.ID, &n.ReceivedAt, &n.Verified, &n.Result, &n.OutOrderNo, &n.TradeNo, &n.TradeStatus, &n.OrderStatus, &n.Amount)
+		return n, row.Scan(&n.ID, &n.ReceivedAt, &n.Verified, &n.Result, &n.OutOrderNo, &n.TradeNo, &n.TradeStatus, &n.OrderStatus, &n.Amount,
+			&n.MerchantNo, &n.PayOrderNo, &n.Binding)
 	})
 	if err != nil {
 		return t, fmt.Errorf("timeline notifications: %w", err)
@@ -410,9 +417,17 @@ func (t *Timeline) events() []Event {
 		if !n.Verified {
 			v = "NOT verified"
 		}
-		ev = append(ev, Event{At: n.ReceivedAt, Kind: "notification", Subject: n.OutOrderNo,
-			Summary: fmt.Sprintf("notification %s, %s", v, n.Result),
-			Detail:  strings.TrimSpace(fmt.Sprintf("trade %s %s %s", n.TradeNo, n.TradeStatus, n.OrderStatus))})
+		summary := fmt.Sprintf("notification %s, %s", v, n.Result)
+		switch n.Binding {
+		case "other_merchant":
+			summary += fmt.Sprintf(": another merchant's cashier order (%s) with our number — nothing applied, confirmed by our own query", n.MerchantNo)
+		case "other_pay_order":
+			summary += fmt.Sprintf(": pay order %s is not ours — nothing applied, confirmed by our own query", n.PayOrderNo)
+		case "no_merchant":
+			summary += ": names no merchant — nothing applied, confirmed by our own query"
+		}
+		ev = append(ev, Event{At: n.ReceivedAt, Kind: "notification", Subject: n.OutOrderNo, Summary: summary,
+			Detail: strings.TrimSpace(fmt.Sprintf("trade %s %s %s", n.TradeNo, n.TradeStatus, n.OrderStatus))})
 	}
 	for _, r := range t.Refunds {
 		ev = append(ev, Event{At: r.CreatedAt, Kind: "refund", Subject: r.ID,

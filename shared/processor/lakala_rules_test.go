@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
@@ -98,6 +100,14 @@ func TestAnotherMerchantsNotificationDoesNotPayOurOrder(t *testing.T) {
 			}
 			if result != "unbound" || binding != "other_merchant" || merchant != sandbox.ForeignMerchantNo {
 				t.Errorf("notification recorded as %s/%s from %s; want unbound/other_merchant from %s", result, binding, merchant, sandbox.ForeignMerchantNo)
+			}
+			// Visible to operators on the order's timeline.
+			tl, err := ops.New(s.Service).OrderTimeline(ctx, ops.Actor{Name: "vic", Role: ops.RoleViewer, Via: "console"}, "o1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(tl.Events, func(e ops.Event) bool { return strings.Contains(e.Summary, "another merchant's cashier order") }) {
+				t.Errorf("the timeline does not show another merchant's notification: %+v", tl.Events)
 			}
 			stored, err := s.Store.Order(ctx, o.ID)
 			if err != nil || stored.CheckRequestedAt == nil {
