@@ -105,6 +105,10 @@ func DecideReport(o *Order, r GatewayReport) ReportDecision {
 			return ReportDecision{Review: ReviewDuplicatePayment}
 		}
 		return ReportDecision{}
+	case r.Outcome == OutcomePaid && o.Status == StatusFailed && !r.AmountMatches(o):
+		// Said again of an order that failed for it (the late-payment watch asks again): the same
+		// case, not a second one.
+		return ReportDecision{Review: ReviewAmountMismatch}
 	case r.Outcome == OutcomePaid && o.Status == StatusFailed:
 		return ReportDecision{Review: ReviewPaidAfterFailed}
 	case r.Outcome == OutcomePaid && !r.AmountMatches(o):

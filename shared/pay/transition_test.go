@@ -91,7 +91,7 @@ func TestDecideReport(t *testing.T) {
 		{"succeeded, another trade paid", pay.StatusSucceeded, other, pay.ReportDecision{Review: pay.ReviewDuplicatePayment}},
 		{"succeeded then failed", pay.StatusSucceeded, failed, pay.ReportDecision{}},
 		{"failed then paid", pay.StatusFailed, paid, pay.ReportDecision{Review: pay.ReviewPaidAfterFailed}},
-		{"failed then wrong amount paid", pay.StatusFailed, tradeShort, pay.ReportDecision{Review: pay.ReviewPaidAfterFailed}},
+		{"failed then wrong amount paid", pay.StatusFailed, tradeShort, pay.ReportDecision{Review: pay.ReviewAmountMismatch}},
 		{"failed then failed", pay.StatusFailed, failed, pay.ReportDecision{}},
 	}
 	for _, tc := range tests {
@@ -104,6 +104,67 @@ func TestDecideReport(t *testing.T) {
 				t.Errorf("DecideReport(%s, %+v) = %+v; want %+v", tc.status, tc.report, got, tc.want)
 			}
 		})
+	}
+}
+
+// Payments are told apart by cashier order: a report of another attempt of a succeeded order is a
+// duplicate payment whatever its trade number says, or when it has none.
+func TestDecideReportTellsPaymentsApartByAttempt(t *testing.T) {
+	o := pay.Order{Status: pay.StatusSucceeded, Amount: 100, PaidAttemptNo: 1, GatewayTransactionID: "T1"}
+	tests := []struct {
+		attempt int
+		tradeNo string
+		want    pay.ReportDecision
+	}{
+		{1, "T1", pay.ReportDecision{}},
+		{1, "", pay.ReportDecision{}},
+		{2, "", pay.ReportDecision{Review: pay.ReviewDuplicatePayment}},
+		{2, "T1", pay.ReportDecision{Review: pay.ReviewDuplicatePayment}},
+		{2, "T2", pay.ReportDecision{Review: pay.ReviewDuplicatePayment}},
+	}
+	for _, tc := range tests {
+		r := pay.GatewayReport{AttemptNo: tc.attempt, Outcome: pay.OutcomePaid, OrderAmount: 100, TradeNo: tc.tradeNo}
+		if got := pay.DecideReport(&o, r); got != tc.want {
+			t.Errorf("attempt %d trade %q: %+v; want %+v", tc.attempt, tc.tradeNo, got, tc.want)
+		}
+	}
+	// An order that succeeded before its attempt was recorded falls back to the trade number; with
+	// none on either side it is not the same payment.
+	legacy := pay.Order{Status: pay.StatusSucceeded, Amount: 100}
+	if got := pay.DecideReport(&legacy, pay.GatewayReport{AttemptNo: 1, Outcome: pay.OutcomePaid, OrderAmount: 100}); got.Review != pay.ReviewDuplicatePayment {
+		t.Errorf("legacy order without trade numbers: %+v; want a duplicate_payment case", got)
+	}
+}
+
+// An order fails only with every attempt settled and none paid, but by a payment of the wrong
+// amount; amount_mismatch replaces an earlier closing reason so that this holds.
+func TestCheckFail(t *testing.T) {
+	a := func(state pay.AttemptState) pay.Attempt { return pay.Attempt{OutOrderNo: "X", State: state} }
+	tests := []struct {
+		name     string
+		attempts []pay.Attempt
+		reason   string
+		ok       bool
+	}{
+		{"none", nil, pay.ReasonExpired, true},
+		{"settled", []pay.Attempt{a(pay.AttemptClosed), a(pay.AttemptAbsent), a(pay.AttemptLapsed)}, pay.ReasonExpired, true},
+		{"one open", []pay.Attempt{a(pay.AttemptClosed), a(pay.AttemptOpen)}, pay.ReasonExpired, false},
+		{"one being created", []pay.Attempt{a(pay.AttemptCreating)}, pay.ReasonClosedByMerchant, false},
+		{"one paid", []pay.Attempt{a(pay.AttemptPaid)}, pay.ReasonExpired, false},
+		{"one paid, of the wrong amount", []pay.Attempt{a(pay.AttemptPaid), a(pay.AttemptClosed)}, pay.ReasonAmountMismatch, true},
+	}
+	for _, tc := range tests {
+		err := pay.CheckFail(&pay.Order{}, tc.attempts, tc.reason)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: CheckFail = %v; want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	o := pay.Order{Status: pay.StatusProcessing}
+	if !o.RequestWindDown(pay.ReasonExpired) || o.RequestWindDown(pay.ReasonClosedByMerchant) || o.ClosingReason != pay.ReasonExpired {
+		t.Errorf("the first reason must stand: %q", o.ClosingReason)
+	}
+	if !o.RequestWindDown(pay.ReasonAmountMismatch) || o.ClosingReason != pay.ReasonAmountMismatch {
+		t.Errorf("amount_mismatch must replace an earlier reason: %q", o.ClosingReason)
 	}
 }
 
