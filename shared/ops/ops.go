@@ -64,7 +64,7 @@ type Ops struct {
 	store   *postgres.Store
 	streams *streams.Streams
 	hooks   *webhooks.Webhooks // nil: no webhook actions (see WithWebhooks)
-	// payments acts at Lakala for a person (a resolution that closes cashier orders first); nil
+	// payments acts at Lakala for a person (a resolution that closes cashier orders first; an operator's close); nil
 	// in a process without a Lakala client, where those actions answer 503.
 	payments *service.Payments
 	log      *slog.Logger

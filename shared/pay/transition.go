@@ -205,6 +205,15 @@ func (r *Refund) Succeed(trade RefundTrade, at time.Time) error {
 	return nil
 }
 
+// Refundable is what may still be refunded of o, given the sum of its refunds that are
+// pending, processing or succeeded: nothing unless o succeeded.
+func Refundable(o *Order, outstanding int64) int64 {
+	if o.Status != StatusSucceeded {
+		return 0
+	}
+	return max(0, o.Amount-outstanding)
+}
+
 // CheckRefund decides whether a new refund of amount may be taken against o. outstanding is the
 // sum of its refunds that are pending, processing or succeeded (a failed refund gives its amount
 // back), so what may still be refunded is the paid amount minus outstanding.
@@ -213,7 +222,7 @@ func CheckRefund(o *Order, outstanding, amount int64) error {
 		return Errorf(KindConflict, CodePaymentNotRefundable,
 			"payment order %s is %s; only a succeeded payment can be refunded", o.ID, o.Status)
 	}
-	if left := o.Amount - outstanding; amount > left {
+	if left := Refundable(o, outstanding); amount > left {
 		return &Error{Kind: KindInvalid, Code: CodeRefundExceeds, Field: "amount",
 			Detail: fmt.Sprintf("amount %d exceeds the refundable remainder of %d fen", amount, left)}
 	}
