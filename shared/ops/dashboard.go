@@ -12,14 +12,12 @@ import (
 )
 
 // Dashboard is the console's overview for people: the Overview's numbers for the Beijing day,
-// the money of today and yesterday, the last 24 hours and 30 days in numbers for charts, the
-// orders and refunds that are stuck, and the last processor run in words.
+// the money of today and yesterday, the orders and refunds that are stuck, and the last
+// processor run in words. Its charts are read apart (Window).
 type Dashboard struct {
 	Overview
 	Today     MoneyDay `json:"today"`
 	Yesterday MoneyDay `json:"yesterday"`
-	Hours     Window   `json:"last_24_hours"`
-	Days      Window   `json:"last_30_days"`
 	// StuckAfter is N: live orders more than N past their expiry, refunds at Lakala for more
 	// than N, are stuck (the processor settles both within a minute or two when it runs).
 	StuckAfter   Seconds     `json:"stuck_after_seconds"`
@@ -105,13 +103,6 @@ func (o *Ops) Dashboard(ctx context.Context, a Actor) (Dashboard, error) {
 		}
 		*day.into = MoneyDay{Date: day.from.Format("2006-01-02"), Apps: apps, Total: total}
 	}
-	hourEnd := now.Truncate(time.Hour).Add(time.Hour)
-	if d.Hours, err = o.window(ctx, hourEnd.Add(-24*time.Hour), time.Hour, 24); err != nil {
-		return d, err
-	}
-	if d.Days, err = o.window(ctx, today.AddDate(0, 0, -29), 24*time.Hour, 30); err != nil {
-		return d, err
-	}
 	if err := o.stuck(ctx, now, &d); err != nil {
 		return d, err
 	}
@@ -119,6 +110,27 @@ func (o *Ops) Dashboard(ctx context.Context, a Actor) (Dashboard, error) {
 		d.Processor = describeRun(*ov.LastProcessorRun, now)
 	}
 	return d, nil
+}
+
+// Spans of Window.
+const (
+	Last24Hours = "24h" // the last 24 hours, by hour (the current one last)
+	Last30Days  = "30d" // the last 30 Beijing days, by day (today last)
+)
+
+// Window reads the numbers of the overview's charts over a span (Last24Hours or Last30Days).
+func (o *Ops) Window(ctx context.Context, a Actor, span string) (Window, error) {
+	if err := o.authorize(ctx, a, RoleViewer, "overview", ""); err != nil {
+		return Window{}, err
+	}
+	now := o.now()
+	switch span {
+	case Last24Hours:
+		return o.window(ctx, now.Truncate(time.Hour).Add(-23*time.Hour), time.Hour, 24)
+	case Last30Days:
+		return o.window(ctx, DayOf(now).AddDate(0, 0, -29), 24*time.Hour, 30)
+	}
+	return Window{}, pay.Invalid("span", "the charts cover %q or %q, not %q", Last24Hours, Last30Days, span)
 }
 
 // window reads n buckets of step from start. Each query groups one range of an index by bucket.

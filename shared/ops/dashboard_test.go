@@ -68,7 +68,10 @@ func TestDashboard(t *testing.T) {
 	if d.Today.Total.Paid != 6000 || d.Today.Total.Payments != 3 || len(d.Today.Apps) != 1 || d.Yesterday.Total != (ops.StatementTotals{}) {
 		t.Errorf("money today %+v, yesterday %+v", d.Today, d.Yesterday)
 	}
-	h := d.Hours
+	h, err := e.ops.Window(ctx, viewer, ops.Last24Hours)
+	if err != nil {
+		t.Fatal(err)
+	}
 	last := h.N - 1
 	if h.N != 24 || h.Step != time.Hour || !h.BucketStart(h.N).After(time.Now()) || h.BucketStart(last).After(time.Now()) {
 		t.Fatalf("24-hour window %v + %d × %v", h.Start, h.N, h.Step)
@@ -78,7 +81,13 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("this hour: orders %v/%v/%v/%v, paid %d, calls %d (%d unknown), lag %v (first hour %v)", h.Orders["paid"][last], h.Orders["failed"][last],
 			h.Orders["closed"][last], h.Orders["open"][last], h.Paid[last], h.LakalaCalls[last], h.LakalaErrors[last], h.TaskLag[last], h.TaskLag[0])
 	}
-	days := d.Days
+	days, err := e.ops.Window(ctx, viewer, ops.Last30Days)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ops.Window(ctx, viewer, "1y"); err == nil {
+		t.Error("a year of charts was read")
+	}
 	if days.N != 30 || !days.BucketStart(29).Equal(ops.DayOf(time.Now())) || days.Paid[29] != 6000 || days.Orders["paid"][29] != 3 {
 		t.Errorf("30-day window from %v: today %v paid %d", days.Start, days.BucketStart(29), days.Paid[29])
 	}

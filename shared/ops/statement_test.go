@@ -111,8 +111,12 @@ func TestStatementReconcilesWithTheLedger(t *testing.T) {
 				t.Errorf("overview today, app %s: %+v; statement %+v", a.AppID, a, st.Apps[i])
 			}
 		}
+		hours, err := o.Window(ctx, viewer, ops.Last24Hours)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var sumPaid int64
-		for _, v := range d.Hours.Paid {
+		for _, v := range hours.Paid {
 			sumPaid += v
 		}
 		if sumPaid != st.Totals.Paid {
