@@ -56,11 +56,11 @@ type chartSet struct {
 }
 
 type chartRow struct {
-	Label                        string
-	Paid, Failed, Closed, Open   int64
-	Amount, Refunded             int64
-	Calls, Errors                int64
-	Lag                          string
+	Label                      string
+	Paid, Failed, Closed, Open int64
+	Amount, Refunded           int64
+	Calls, Errors              int64
+	Lag                        string
 }
 
 var outcomeLabels = map[string]string{"paid": "paid", "failed": "failed", "closed": "closed on purpose", "open": "still open"}
