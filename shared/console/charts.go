@@ -80,6 +80,11 @@ func charts(w ops.Window, loc *time.Location) chartSet {
 		per = "a day"
 	}
 	cs.First, cs.Middle, cs.Last = label(0), label(w.N/2), label(w.N-1)
+	if w.Step < 24*time.Hour {
+		cs.Last += " " + zoneName(loc) // hours are in the viewer's zone
+	} else {
+		cs.Last += " (Beijing days)"
+	}
 
 	orders := chart{ID: "chart-orders", Title: "Orders by outcome", W: float64(w.N) * barSlot, H: chartH,
 		Legend: []legendItem{{"paid", "paid"}, {"failed", "failed"}, {"closed", "closed on purpose"}, {"open", "still open"}}}
@@ -134,7 +139,7 @@ func charts(w ops.Window, loc *time.Location) chartSet {
 	}
 
 	errs := chart{ID: "chart-lakala", Title: "Lakala error rate", W: float64(w.N) * barSlot, H: chartH}
-	top := 0.2 // the alarm's threshold stays in view
+	top := 0.25 // the alarm's threshold (20%) stays in view, below the top
 	for i := range w.N {
 		if w.LakalaCalls[i] > 0 {
 			top = max(top, float64(w.LakalaErrors[i])/float64(w.LakalaCalls[i]))
@@ -213,4 +218,12 @@ func seconds(s float64) string {
 		return "0s"
 	}
 	return d.String()
+}
+
+// zoneName is how the console names the viewer's zone.
+func zoneName(loc *time.Location) string {
+	if loc == ops.Beijing {
+		return "CST"
+	}
+	return "UTC"
 }

@@ -431,7 +431,7 @@ func (t *Timeline) events() []Event {
 			detail += ", failure_reason " + r
 		}
 		ev = append(ev, Event{At: m.CreatedAt, Kind: "status", Subject: m.SubjectID,
-			Summary: fmt.Sprintf("%s %s → %s (seq %d, %s)", what, m.OldStatus, m.NewStatus, m.Seq, pub), Detail: detail})
+			Summary: fmt.Sprintf("%s %s → %s (message %d to the main app, %s)", what, m.OldStatus, m.NewStatus, m.Seq, pub), Detail: detail})
 	}
 	for _, c := range t.GatewayCalls {
 		s := fmt.Sprintf("Lakala %s %s: %s", c.Operation, c.OutNo, c.Outcome)
