@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -299,28 +297,11 @@ func (c *Console) order(w http.ResponseWriter, r *http.Request, v *view) {
 	c.render(w, r, http.StatusOK, "order", v)
 }
 
-var yuanPattern = regexp.MustCompile(`^\s*¥?\s*(\d{1,10})(?:\.(\d{1,2}))?\s*$`)
-
-// parseYuan reads an amount in yuan ("12", "12.3", "12.34") as fen.
-func parseYuan(s string) (int64, error) {
-	m := yuanPattern.FindStringSubmatch(s)
-	if m == nil {
-		return 0, pay.Invalid("amount", "the amount must be in yuan, like 12.34")
-	}
-	whole, _ := strconv.ParseInt(m[1], 10, 64)
-	frac := m[2]
-	for len(frac) < 2 {
-		frac += "0"
-	}
-	cents, _ := strconv.ParseInt(frac, 10, 64)
-	return whole*100 + cents, nil
-}
-
 func (c *Console) refundOrder(w http.ResponseWriter, r *http.Request, v *view) {
 	req := ops.RefundRequest{Order: r.PathValue("id"), Reason: r.PostFormValue("reason"), Token: r.PostFormValue("token"),
 		All: r.PostFormValue("all") == "1"}
 	if !req.All {
-		amount, err := parseYuan(r.PostFormValue("amount"))
+		amount, err := ops.ParseYuan(r.PostFormValue("amount"))
 		if err != nil {
 			c.fail(w, r, v, err)
 			return

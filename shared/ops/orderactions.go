@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -29,6 +30,20 @@ func NewToken() string {
 }
 
 var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,40}$`)
+
+var yuanPattern = regexp.MustCompile(`^\s*¥?\s*(\d{1,10})(?:\.(\d{1,2}))?\s*$`)
+
+// ParseYuan reads an amount a person typed in yuan ("12", "12.3", "¥12.34") as fen.
+func ParseYuan(s string) (int64, error) {
+	m := yuanPattern.FindStringSubmatch(s)
+	if m == nil {
+		return 0, pay.Invalid("amount", "the amount must be in yuan, like 12.34, not %q", s)
+	}
+	whole, _ := strconv.ParseInt(m[1], 10, 64)
+	frac := (m[2] + "00")[:2]
+	cents, _ := strconv.ParseInt(frac, 10, 64)
+	return whole*100 + cents, nil
+}
 
 func checkToken(token string) error {
 	if !tokenPattern.MatchString(token) {

@@ -139,3 +139,19 @@ func TestOperatorClose(t *testing.T) {
 		t.Errorf("refused close audited as %+v", e)
 	}
 }
+
+func TestParseYuan(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{{"12", 1200}, {"12.3", 1230}, {"12.34", 1234}, {" ¥0.05 ", 5}, {"¥ 1000000", 100000000}} {
+		if got, err := ops.ParseYuan(tc.in); err != nil || got != tc.want {
+			t.Errorf("ParseYuan(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "12.345", "-1", "1,000", "12.", ".5", "1e3", "12 yuan", "12345678901"} {
+		if _, err := ops.ParseYuan(bad); err == nil {
+			t.Errorf("ParseYuan(%q) accepted", bad)
+		}
+	}
+}
