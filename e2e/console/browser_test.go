@@ -57,6 +57,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	order := payWithExtra(t, s, "CONSOLE-1", 12345, `{"user_id":"u_1024","return_url":"https://shop.example/orders/CONSOLE-1","coupon":"WINTER10"}`)
 	// A refund whose outcome stayed unknown, in review; a payment task that died.
 	refundID := testenv.SeedRefund(t, s.Store, order.ID, "processing", 2345)
+	// … asked for 15 minutes ago: the overview lists it as stuck at Lakala.
+	if _, err := s.Store.Pool().Exec(ctx, `UPDATE refund_orders SET created_at = now() - interval '15 minutes' WHERE id = $1`, refundID); err != nil {
+		t.Fatal(err)
+	}
 	caseID := testenv.SeedReviewCase(t, s.Store, ops.KindRefundOutcomeUnknown, order.ID, refundID, "refund outcome unknown at Lakala after 8 queries")
 	pending := testenv.SeedOrder(t, s.Store, s.AppID, "CONSOLE-DEAD", "pending", 500)
 	deadTask := testenv.SeedDeadTask(t, s.Store, s.Streams, "payment", pending, "lakala: outcome unknown: HTTP 502")

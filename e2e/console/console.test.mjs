@@ -110,6 +110,10 @@ test('operator console', async (t) => {
     assert.equal((await page.textContent('#open-reviews')).trim(), '1');
     assert.equal((await page.textContent('#dead-letters')).trim(), '1');
     assert.match(await page.textContent('.stat:has(#success-rate)'), /closed on purpose/);
+    // The refund in review has waited at Lakala for 15 minutes: listed as stuck, linked to its order.
+    assert.match(await page.textContent('#stuck-refunds'), /1 refund\(s\) at Lakala for more than 10 minutes/);
+    assert.ok(await page.$(`#stuck-refunds a[href="/console/orders/${env('ORDER_ID')}"]`));
+    await shot(page, 'overview');
     // The chart of orders by outcome has bars for this hour's orders, drawn as SVG.
     const bars = await page.$$('#chart-orders svg rect');
     assert.ok(bars.length > 0, 'no bar in the orders chart');
@@ -233,7 +237,6 @@ test('operator console', async (t) => {
     await page.goto(`${base}/console`);
     const paidYuan = fen(await page.textContent('#paid-today-total'));
     const refundedYuan = fen(await page.textContent('#refunded-today-total'));
-    await shot(page, 'overview');
     const orders = await sumList(page, `${base}/console/orders?status=succeeded&from=${today}`, 5);
     const refunds = await sumList(page, `${base}/console/refunds?status=succeeded&from=${today}`, 6);
     assert.equal(orders.rows, paidToday);

@@ -232,6 +232,7 @@ var funcs = template.FuncMap{
 		}
 		return d.String()
 	},
+	"minutes":  func(s ops.Seconds) string { return strconv.Itoa(int(s/60)) + " minutes" },
 	"json":     func(b []byte) string { return string(b) },
 	"statuses": func() []string { return []string{"pending", "processing", "succeeded", "failed"} },
 	"pair":     func(v *view, x any) map[string]any { return map[string]any{"V": v, "X": x} },
