@@ -57,10 +57,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	order := payWithExtra(t, s, "CONSOLE-1", 12345, `{"user_id":"u_1024","return_url":"https://shop.example/orders/CONSOLE-1","coupon":"WINTER10"}`)
 	// A refund whose outcome stayed unknown, in review; a payment task that died.
 	refundID := testenv.SeedRefund(t, s.Store, order.ID, "processing", 2345)
-	// … asked for 15 minutes ago: the overview lists it as stuck at Lakala.
-	if _, err := s.Store.Pool().Exec(ctx, `UPDATE refund_orders SET created_at = now() - interval '15 minutes' WHERE id = $1`, refundID); err != nil {
-		t.Fatal(err)
-	}
 	caseID := testenv.SeedReviewCase(t, s.Store, ops.KindRefundOutcomeUnknown, order.ID, refundID, "refund outcome unknown at Lakala after 8 queries")
 	pending := testenv.SeedOrder(t, s.Store, s.AppID, "CONSOLE-DEAD", "pending", 500)
 	deadTask := testenv.SeedDeadTask(t, s.Store, s.Streams, "payment", pending, "lakala: outcome unknown: HTTP 502")
@@ -98,7 +94,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		testenv.SeedOrder(t, s.Store, "other_app", fmt.Sprintf("OTHER-%d", i), "succeeded", int64(8800+i*1200))
 	}
 	s.Checkout(t, "CONSOLE-OPEN", 990)
+	// A refund asked for 15 minutes ago that Lakala never answered: the overview lists it as stuck
+	// (its task waits for a person, so the processor leaves it).
+	stuckOrder := testenv.SeedOrder(t, s.Store, s.AppID, "CONSOLE-STUCK", "succeeded", 4800)
+	stuckRefund := testenv.SeedRefund(t, s.Store, stuckOrder, "processing", 4800)
+	if _, err := s.Store.Pool().Exec(ctx, `UPDATE payment_orders SET created_at = now() - interval '20 minutes', gateway_trade_time = now() - interval '20 minutes' WHERE id = $1;`, stuckOrder); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.Pool().Exec(ctx, `UPDATE refund_orders SET created_at = now() - interval '15 minutes' WHERE id = $1`, stuckRefund); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.Pool().Exec(ctx, `UPDATE tasks SET state = 'review' WHERE subject_id = $1`, stuckRefund); err != nil {
+		t.Fatal(err)
+	}
 	paidToday := 1 + 60 + 4 + hist.paidToday // CONSOLE-1, PAGE-…, OTHER-…, the history's
+	if !now.Add(-20 * time.Minute).Before(ops.DayOf(now)) {
+		paidToday++ // CONSOLE-STUCK
+	}
 
 	srv := httptest.NewServer(console.New(o, console.Config{Dev: true, Logger: testenv.Logger()}).Handler())
 	t.Cleanup(srv.Close)
@@ -128,7 +140,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"CONSOLE_URL="+srv.URL, "CHROMIUM="+chromium, "SCREENSHOT_DIR="+shots, "DOWNLOAD_DIR="+downloads,
 		"ADMIN_TOKEN="+adminToken, "OPERATOR_TOKEN="+operatorToken, "VIEWER_TOKEN="+viewerToken,
-		"ORDER_MERCHANT_ID=CONSOLE-1", "ORDER_ID="+order.ID, "OPEN_MERCHANT_ID=CONSOLE-OPEN",
+		"ORDER_MERCHANT_ID=CONSOLE-1", "ORDER_ID="+order.ID, "OPEN_MERCHANT_ID=CONSOLE-OPEN", "STUCK_ORDER_ID="+stuckOrder,
 		// Today's Beijing midnight as the lists' from filter reads it (UTC, the console's default).
 		"TODAY_FROM="+ops.DayOf(now).UTC().Format("2006-01-02T15:04"),
 		fmt.Sprintf("PAID_TODAY=%d", paidToday), fmt.Sprintf("HISTORY_REFUNDS_TODAY=%d", hist.refundsToday),

@@ -110,9 +110,9 @@ test('operator console', async (t) => {
     assert.equal((await page.textContent('#open-reviews')).trim(), '1');
     assert.equal((await page.textContent('#dead-letters')).trim(), '1');
     assert.match(await page.textContent('.stat:has(#success-rate)'), /closed on purpose/);
-    // The refund in review has waited at Lakala for 15 minutes: listed as stuck, linked to its order.
+    // A refund has waited at Lakala for 15 minutes: listed as stuck, linked to its order.
     assert.match(await page.textContent('#stuck-refunds'), /1 refund\(s\) at Lakala for more than 10 minutes/);
-    assert.ok(await page.$(`#stuck-refunds a[href="/console/orders/${env('ORDER_ID')}"]`));
+    assert.ok(await page.$(`#stuck-refunds a[href="/console/orders/${env('STUCK_ORDER_ID')}"]`));
     await shot(page, 'overview');
     // The chart of orders by outcome has bars for this hour's orders, drawn as SVG.
     const bars = await page.$$('#chart-orders svg rect');
