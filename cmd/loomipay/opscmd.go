@@ -196,6 +196,9 @@ func opsCommands() []command {
 					})
 				}
 			}),
+		ordersRefundCommand(),
+		ordersCloseCommand(),
+		statementCommand(),
 		searchCmd("refunds search", "find refunds (QUERY: any id of the refund, or its payment order's id or merchant_order_id)",
 			func(ctx context.Context, o *ops.Ops, a ops.Actor, f ops.SearchFilter, out cliOut) error {
 				rows, err := o.SearchRefunds(ctx, a, f)

@@ -257,7 +257,7 @@ func TestTemplate(t *testing.T) {
 			httpapi.FunctionRefund:      {"DATABASE_URL", "REDIS_URL"},
 			httpapi.FunctionWebhook:     {"DATABASE_URL", "REDIS_URL", "LAKALA_PLATFORM_CERT"},
 			functionProcessor:           {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT", "LAKALA_NOTIFY_URL"},
-			console.Function:            {"DATABASE_URL", "REDIS_URL"},
+			console.Function:            {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT"}, // an operator's close
 		}
 		for folder, vars := range needs {
 			f := d.function(t, folder)

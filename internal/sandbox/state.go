@@ -160,13 +160,15 @@ type OrderView struct {
 
 // RefundView is a snapshot of one refund.
 type RefundView struct {
-	OutTradeNo string `json:"out_trade_no"`
-	API        string `json:"api"`
-	Reason     string `json:"refund_reason"`
-	TradeNo    string `json:"trade_no"`
-	Amount     int64  `json:"amount"`
-	State      string `json:"trade_state"`
-	Applied    int    `json:"applied"`
+	OutTradeNo string    `json:"out_trade_no"`
+	API        string    `json:"api"`
+	Reason     string    `json:"refund_reason"`
+	TradeNo    string    `json:"trade_no"`
+	LogNo      string    `json:"log_no"`
+	TradeTime  time.Time `json:"trade_time"`
+	Amount     int64     `json:"amount"`
+	State      string    `json:"trade_state"`
+	Applied    int       `json:"applied"`
 }
 
 func (o *order) view() OrderView {
@@ -191,7 +193,8 @@ func (o *order) view() OrderView {
 	}
 	for _, r := range o.refunds {
 		v.Refunds = append(v.Refunds, RefundView{
-			OutTradeNo: r.outTradeNo, API: r.api, Reason: r.reason, TradeNo: r.tradeNo, Amount: r.amount, State: r.state, Applied: r.applied,
+			OutTradeNo: r.outTradeNo, API: r.api, Reason: r.reason, TradeNo: r.tradeNo, LogNo: r.logNo, TradeTime: r.tradeTime,
+			Amount: r.amount, State: r.state, Applied: r.applied,
 		})
 	}
 	return v

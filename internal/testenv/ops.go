@@ -25,15 +25,18 @@ func SeedOrder(t testing.TB, store *postgres.Store, appID, merchantOrderID, stat
 	outNo := strings.ReplaceAll(id, "-", "")
 	var trade, payOrderNo any
 	if status == "succeeded" {
-		trade, payOrderNo = "2026"+outNo[:16], "PO"+outNo[:12]
+		// Lakala's numbers are digits: the id's random tail, spelt in digits.
+		trade, payOrderNo = "2026"+digitsOf(outNo[16:]), "PO"+outNo[:12]
 	}
 	if _, err := store.Pool().Exec(ctx, `INSERT INTO apps (app_id) VALUES ($1) ON CONFLICT DO NOTHING`, appID); err != nil {
 		t.Fatal(err)
 	}
+	// A succeeded order has Lakala's log_no and trade time, as the money path records them.
 	_, err := store.Pool().Exec(ctx, `INSERT INTO payment_orders (id, app_id, merchant_order_id, status, order_type, amount, currency, subject,
-			gateway_transaction_id, gateway_order_no, failure_reason, expires_at)
-		VALUES ($1, $2, $3, $4, 'payment', $5, 'CNY', 'VIP', $6, $7, CASE WHEN $4 = 'failed' THEN 'expired' END, now() + interval '30 minutes')`,
-		id, appID, merchantOrderID, status, amount, trade, payOrderNo)
+			gateway_transaction_id, gateway_order_no, failure_reason, expires_at, gateway_log_no, gateway_trade_time)
+		VALUES ($1, $2, $3, $4, 'payment', $5, 'CNY', 'VIP', $6, $7, CASE WHEN $4 = 'failed' THEN 'expired' END, now() + interval '30 minutes',
+			CASE WHEN $4 = 'succeeded' THEN '66' || translate(substr($8, 21, 12), 'abcdef', '012345') END, CASE WHEN $4 = 'succeeded' THEN now() END)`,
+		id, appID, merchantOrderID, status, amount, trade, payOrderNo, outNo)
 	if err != nil {
 		t.Fatalf("seed order: %v", err)
 	}
@@ -54,13 +57,23 @@ func SeedOrder(t testing.TB, store *postgres.Store, appID, merchantOrderID, stat
 func SeedRefund(t testing.TB, store *postgres.Store, orderID, status string, amount int64) string {
 	t.Helper()
 	id := uuid.Must(uuid.NewV7()).String()
-	_, err := store.Pool().Exec(context.Background(), `INSERT INTO refund_orders (id, app_id, payment_order_id, status, amount, currency, out_trade_no, submissions)
-		SELECT $1, app_id, id, $3, $4, currency, $5, 1 FROM payment_orders WHERE id = $2`,
+	_, err := store.Pool().Exec(context.Background(), `INSERT INTO refund_orders (id, app_id, payment_order_id, status, amount, currency, out_trade_no, submissions,
+			merchant_order_id, gateway_refund_id, gateway_log_no, gateway_trade_time)
+		SELECT $1, app_id, id, $3, $4, currency, $5, 1, merchant_order_id,
+			CASE WHEN $3 = 'succeeded' THEN '2026' || translate(substr($5, 17, 16), 'abcdef', '012345') END,
+			CASE WHEN $3 = 'succeeded' THEN '66' || translate(substr($5, 21, 12), 'abcdef', '012345') END,
+			CASE WHEN $3 = 'succeeded' THEN now() END
+		FROM payment_orders WHERE id = $2`,
 		id, orderID, status, amount, strings.ReplaceAll(id, "-", ""))
 	if err != nil {
 		t.Fatalf("seed refund: %v", err)
 	}
-	if _, err := store.Pool().Exec(context.Background(), `INSERT INTO tasks (kind, subject_id, state) VALUES ('refund', $1, 'queued')`, id); err != nil {
+	if _, err := store.Pool().Exec(context.Background(), `UPDATE payment_orders SET refunded_amount = refunded_amount + $2 WHERE id = $1 AND $3 = 'succeeded'`,
+		orderID, amount, status); err != nil {
+		t.Fatalf("seed refund: %v", err)
+	}
+	if _, err := store.Pool().Exec(context.Background(), `INSERT INTO tasks (kind, subject_id, state) VALUES ('refund', $1, CASE WHEN $2 IN ('succeeded', 'failed') THEN 'done' ELSE 'queued' END)`,
+		id, status); err != nil {
 		t.Fatalf("seed refund task: %v", err)
 	}
 	return id
@@ -132,4 +145,14 @@ func SeedOutboxAge(t testing.TB, store *postgres.Store, subjectID string, age ti
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// digitsOf spells hex in decimal digits (a → 0 … f → 5), for numbers shaped like Lakala's.
+func digitsOf(hex string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'f' {
+			return '0' + (r - 'a')
+		}
+		return r
+	}, hex)
 }

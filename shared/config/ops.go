@@ -7,7 +7,7 @@ import (
 
 // Ops builds the operations layer (the CLI's operator commands and the console). With a Lakala
 // key configured it can act at Lakala too (a review resolution closes the order's cashier orders
-// first); without one, those actions answer 503 and say why.
+// first; an operator closes an order); without one, those actions answer 503 and say why.
 func (d *Deps) Ops() *ops.Ops {
 	o := ops.New(d.Service).WithWebhooks(d.Webhooks)
 	if p, err := d.Payments(); err == nil {

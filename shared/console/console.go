@@ -6,10 +6,12 @@
 package console
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -67,7 +69,7 @@ const (
 )
 
 // beijing is China Standard Time (UTC+8, no daylight saving), without needing tzdata.
-var beijing = time.FixedZone("CST", 8*3600)
+var beijing = ops.Beijing
 
 //go:embed templates/*.html
 var templateFS embed.FS
@@ -81,7 +83,7 @@ func New(o *ops.Ops, cfg Config) *Console {
 		cfg.Logger = slog.Default()
 	}
 	c := &Console{ops: o, cfg: cfg, log: cfg.Logger.With("component", "console"), pages: map[string]*template.Template{}}
-	for _, p := range []string{"login", "overview", "orders", "order", "refunds", "reviews", "dlq", "apps", "audit", "message"} {
+	for _, p := range []string{"login", "overview", "orders", "order", "refunds", "statement", "reviews", "dlq", "apps", "audit", "message"} {
 		c.pages[p] = template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html"))
 	}
 	return c
@@ -97,8 +99,14 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET "+base, c.authed(c.overview))
 	mux.HandleFunc("GET "+base+"/{$}", c.authed(c.overview))
 	mux.HandleFunc("GET "+base+"/orders", c.authed(c.orders))
+	mux.HandleFunc("GET "+base+"/orders.csv", c.authed(c.exportOrders))
 	mux.HandleFunc("GET "+base+"/orders/{id}", c.authed(c.order))
+	mux.HandleFunc("POST "+base+"/orders/{id}/refund", c.authed(c.refundOrder))
+	mux.HandleFunc("POST "+base+"/orders/{id}/close", c.authed(c.closeOrder))
 	mux.HandleFunc("GET "+base+"/refunds", c.authed(c.refunds))
+	mux.HandleFunc("GET "+base+"/refunds.csv", c.authed(c.exportRefunds))
+	mux.HandleFunc("GET "+base+"/statement", c.authed(c.statement))
+	mux.HandleFunc("GET "+base+"/statement.csv", c.authed(c.statementCSV))
 	mux.HandleFunc("GET "+base+"/reviews", c.authed(c.reviews))
 	mux.HandleFunc("POST "+base+"/reviews/{id}/resolve", c.authed(c.resolve))
 	mux.HandleFunc("GET "+base+"/dlq", c.authed(c.dlq))
@@ -146,6 +154,8 @@ type view struct {
 	Flash   string
 	Error   string
 	Data    any
+	// Here is the page's own path, where the time zone switch comes back to.
+	Here string
 }
 
 func (v view) CSRF() string {
@@ -182,14 +192,33 @@ func (v view) Time(t any) string {
 	return tt.UTC().Format("2006-01-02 15:04:05") + " UTC"
 }
 
+// yuan shows fen as yuan, with thousands separators: ¥12,345.67.
+func yuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	whole := strconv.FormatInt(fen/100, 10)
+	for i := len(whole) - 3; i > 0; i -= 3 {
+		whole = whole[:i] + "," + whole[i:]
+	}
+	return fmt.Sprintf("%s¥%s.%02d", sign, whole, fen%100)
+}
+
 var funcs = template.FuncMap{
-	"yuan": func(fen int64) string {
-		sign := ""
-		if fen < 0 {
-			sign, fen = "-", -fen
+	"yuan":        yuan,
+	"orderWords":  ops.OrderWords,
+	"refundWords": ops.RefundWords,
+	"reasonWords": ops.ReasonWords,
+	"pretty": func(b []byte) string {
+		var out bytes.Buffer
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return string(b)
 		}
-		return fmt.Sprintf("%s¥%d.%02d", sign, fen/100, fen%100)
+		return out.String()
 	},
+	"emptyJSON": func(b []byte) bool { s := strings.TrimSpace(string(b)); return s == "" || s == "{}" || s == "null" },
+	"yuanInput": func(fen int64) string { return fmt.Sprintf("%d.%02d", fen/100, fen%100) },
 	"pct": func(f *float64) string {
 		if f == nil {
 			return "—"
@@ -203,6 +232,7 @@ var funcs = template.FuncMap{
 		}
 		return d.String()
 	},
+	"minutes":  func(s ops.Seconds) string { return strconv.Itoa(int(s/60)) + " minutes" },
 	"json":     func(b []byte) string { return string(b) },
 	"statuses": func() []string { return []string{"pending", "processing", "succeeded", "failed"} },
 	"pair":     func(v *view, x any) map[string]any { return map[string]any{"V": v, "X": x} },
@@ -233,7 +263,10 @@ func (c *Console) authed(h func(http.ResponseWriter, *http.Request, *view)) http
 			c.fail(w, r, nil, err)
 			return
 		}
-		v := &view{Session: &sess, TZ: "UTC", loc: time.UTC}
+		v := &view{Session: &sess, TZ: "UTC", loc: time.UTC, Here: base}
+		if r.Method == http.MethodGet {
+			v.Here = r.URL.Path // not the query: nothing of the URL's text is shown back
+		}
 		if tz, err := r.Cookie(tzCookie); err == nil && tz.Value == "Beijing" {
 			v.TZ, v.loc = "Beijing", beijing
 		}
@@ -370,86 +403,6 @@ func (c *Console) prefs(w http.ResponseWriter, r *http.Request, v *view) {
 }
 
 // --- pages
-
-func (c *Console) overview(w http.ResponseWriter, r *http.Request, v *view) {
-	ov, err := c.ops.Overview(r.Context(), v.Session.Actor(), v.loc)
-	if err != nil {
-		c.fail(w, r, v, err)
-		return
-	}
-	v.Title, v.Nav, v.Data = "Overview", "overview", ov
-	c.render(w, r, http.StatusOK, "overview", v)
-}
-
-// filterFrom reads the search form. Times are in the viewer's zone (datetime-local inputs).
-func filterFrom(r *http.Request, loc *time.Location) (ops.SearchFilter, error) {
-	q := r.URL.Query()
-	f := ops.SearchFilter{Query: q.Get("q"), AppID: q.Get("app"), Status: q.Get("status")}
-	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
-		s := q.Get(name)
-		if s == "" {
-			continue
-		}
-		t, err := time.ParseInLocation("2006-01-02T15:04", s, loc)
-		if err != nil {
-			if t, err = time.ParseInLocation("2006-01-02", s, loc); err != nil {
-				return f, pay.Invalid(name, "%s must be a date and time", name)
-			}
-		}
-		*dst = t
-	}
-	return f, nil
-}
-
-type searchData struct {
-	Q, App, Status, From, To string
-	Orders                   []ops.OrderRow
-	Refunds                  []ops.RefundRow
-}
-
-func (c *Console) orders(w http.ResponseWriter, r *http.Request, v *view) {
-	f, err := filterFrom(r, v.loc)
-	if err != nil {
-		c.fail(w, r, v, err)
-		return
-	}
-	rows, err := c.ops.SearchOrders(r.Context(), v.Session.Actor(), f)
-	if err != nil {
-		c.fail(w, r, v, err)
-		return
-	}
-	q := r.URL.Query()
-	v.Title, v.Nav = "Orders", "orders"
-	v.Data = searchData{Q: f.Query, App: f.AppID, Status: f.Status, From: q.Get("from"), To: q.Get("to"), Orders: rows}
-	c.render(w, r, http.StatusOK, "orders", v)
-}
-
-func (c *Console) refunds(w http.ResponseWriter, r *http.Request, v *view) {
-	f, err := filterFrom(r, v.loc)
-	if err != nil {
-		c.fail(w, r, v, err)
-		return
-	}
-	rows, err := c.ops.SearchRefunds(r.Context(), v.Session.Actor(), f)
-	if err != nil {
-		c.fail(w, r, v, err)
-		return
-	}
-	q := r.URL.Query()
-	v.Title, v.Nav = "Refunds", "refunds"
-	v.Data = searchData{Q: f.Query, App: f.AppID, Status: f.Status, From: q.Get("from"), To: q.Get("to"), Refunds: rows}
-	c.render(w, r, http.StatusOK, "refunds", v)
-}
-
-func (c *Console) order(w http.ResponseWriter, r *http.Request, v *view) {
-	tl, err := c.ops.OrderTimeline(r.Context(), v.Session.Actor(), r.PathValue("id"))
-	if err != nil {
-		c.fail(w, r, v, err)
-		return
-	}
-	v.Title, v.Nav, v.Data = "Order "+tl.Order.MerchantOrderID, "orders", tl
-	c.render(w, r, http.StatusOK, "order", v)
-}
 
 func (c *Console) reviews(w http.ResponseWriter, r *http.Request, v *view) {
 	all := r.URL.Query().Get("all") == "1"

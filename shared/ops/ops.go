@@ -64,10 +64,12 @@ type Ops struct {
 	store   *postgres.Store
 	streams *streams.Streams
 	hooks   *webhooks.Webhooks // nil: no webhook actions (see WithWebhooks)
-	// payments acts at Lakala for a person (a resolution that closes cashier orders first); nil
+	// payments acts at Lakala for a person (a resolution that closes cashier orders first; an operator's close); nil
 	// in a process without a Lakala client, where those actions answer 503.
 	payments *service.Payments
-	log      *slog.Logger
+	// daysCache keeps the overview's 30-day charts for DaysCacheTTL.
+	daysCache daysCache
+	log       *slog.Logger
 	// OutboxRetention is how long published result messages stay in the outbox (the processor
 	// prunes them after it); a timeline or a republish older than this cannot see them.
 	OutboxRetention time.Duration

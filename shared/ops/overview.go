@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/streams"
 )
@@ -21,7 +23,11 @@ type Overview struct {
 	// Orders created since DayStart, by their status now.
 	OrdersToday  map[string]int64 `json:"orders_today"`
 	CreatedToday int64            `json:"created_today"`
-	// SuccessRate is succeeded / (succeeded + failed) among today's orders; nil when none is final.
+	// FailedToday counts today's failed orders by failure_reason.
+	FailedToday map[string]int64 `json:"failed_today"`
+	// SuccessRate is paid ÷ (paid + failed) among today's final orders, where orders the main app
+	// (or an operator) closed itself (closed_by_merchant) count neither way and pending or
+	// processing ones are left out until final; nil when no order counts.
 	SuccessRate         *float64         `json:"success_rate"`
 	RefundsToday        map[string]int64 `json:"refunds_today"`
 	RefundsCreatedToday int64            `json:"refunds_created_today"`
@@ -66,7 +72,7 @@ func ReadOverview(ctx context.Context, store *postgres.Store, st *streams.Stream
 	}
 	local := now.In(loc)
 	ov := Overview{At: now, DayStart: time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc),
-		OrdersToday: map[string]int64{}, RefundsToday: map[string]int64{},
+		OrdersToday: map[string]int64{}, FailedToday: map[string]int64{}, RefundsToday: map[string]int64{},
 		LakalaCallsLastHour: map[string]int64{}, NotificationsLastHour: map[string]int64{}}
 	pool := store.Pool()
 	count := func(q string, into map[string]int64, args ...any) error {
@@ -88,17 +94,22 @@ func ReadOverview(ctx context.Context, store *postgres.Store, st *streams.Stream
 	// Order and refund ids are UUIDv7, time-ordered, so "since" is also a range of the primary
 	// key: the counts read the day's rows through the index instead of scanning the table (there
 	// is no created_at index, to keep the create path's inserts cheap).
-	if err := count(`SELECT status, count(*) FROM payment_orders WHERE id >= $2::uuid AND created_at >= $1 GROUP BY status`,
-		ov.OrdersToday, ov.DayStart, IDFloor(ov.DayStart)); err != nil {
+	// Failed orders are counted by reason ("failed/expired"), then folded into OrdersToday.
+	byOutcome := map[string]int64{}
+	if err := count(`SELECT status || coalesce('/' || failure_reason, ''), count(*) FROM payment_orders
+		WHERE id >= $2::uuid AND created_at >= $1 GROUP BY 1`, byOutcome, ov.DayStart, IDFloor(ov.DayStart)); err != nil {
 		return ov, err
 	}
-	for _, n := range ov.OrdersToday {
+	for k, n := range byOutcome {
+		status, reason, _ := strings.Cut(k, "/")
+		ov.OrdersToday[status] += n
+		if status == string(pay.StatusFailed) {
+			ov.FailedToday[reason] += n
+		}
 		ov.CreatedToday += n
 	}
-	if fin := ov.OrdersToday["succeeded"] + ov.OrdersToday["failed"]; fin > 0 {
-		r := float64(ov.OrdersToday["succeeded"]) / float64(fin)
-		ov.SuccessRate = &r
-	}
+	ov.SuccessRate = SuccessRate(ov.OrdersToday[string(pay.StatusSucceeded)], ov.OrdersToday[string(pay.StatusFailed)]-ov.FailedToday[pay.ReasonClosedByMerchant])
+
 	if err := count(`SELECT status, count(*) FROM refund_orders WHERE id >= $2::uuid AND created_at >= $1 GROUP BY status`,
 		ov.RefundsToday, ov.DayStart, IDFloor(ov.DayStart)); err != nil {
 		return ov, err
@@ -144,6 +155,16 @@ func ReadOverview(ctx context.Context, store *postgres.Store, st *streams.Stream
 		return ov, err
 	}
 	return ov, nil
+}
+
+// SuccessRate is paid ÷ (paid + failed), nil when both are 0. Callers leave out what does not
+// count (orders closed on purpose, orders not final).
+func SuccessRate(paid, failed int64) *float64 {
+	if paid+failed == 0 {
+		return nil
+	}
+	r := float64(paid) / float64(paid+failed)
+	return &r
 }
 
 // HeartbeatProcessor is the heartbeat the processor's maintenance writes.

@@ -273,7 +273,7 @@ func (o *Ops) ResolveReview(ctx context.Context, a Actor, res Resolution) (Resol
 					if gid == "" {
 						gid = res.GatewayRefundID
 					}
-					err = r.Succeed(gid, now)
+					err = r.Succeed(pay.RefundTrade{TradeNo: gid}, now)
 				} else {
 					err = r.Fail(pay.ReasonRefundRejected, now)
 				}

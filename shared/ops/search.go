@@ -45,6 +45,14 @@ type OrderRow struct {
 	ExpiresAt            *time.Time `json:"expires_at,omitempty"`
 	CreatedAt            time.Time  `json:"created_at"`
 	UpdatedAt            time.Time  `json:"updated_at"`
+
+	// ExtraData is the main app's own extra_data, as it gave it; PaymentURL the cashier's URL.
+	ExtraData     json.RawMessage `json:"extra_data"`
+	PaymentURL    string          `json:"payment_url,omitempty"`
+	ClosingReason string          `json:"closing_reason,omitempty"`
+	// Lakala's statement numbers of the payment (see the daily statement).
+	GatewayLogNo     string     `json:"gateway_log_no,omitempty"`
+	GatewayTradeTime *time.Time `json:"gateway_trade_time,omitempty"`
 }
 
 func (f SearchFilter) check() error {
@@ -66,7 +74,8 @@ func timeArg(t time.Time) any {
 
 const orderSelect = `id::text, app_id, merchant_order_id, status, order_type, amount, currency, subject,
 	coalesce(gateway_transaction_id, ''), coalesce(gateway_order_no, ''), refunded_amount,
-	coalesce(failure_reason, ''), coalesce(review_reason, ''), result_seq, expires_at, created_at, updated_at`
+	coalesce(failure_reason, ''), coalesce(review_reason, ''), result_seq, expires_at, created_at, updated_at,
+	extra_data, coalesce(payment_url, ''), coalesce(closing_reason, ''), coalesce(gateway_log_no, ''), gateway_trade_time`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -74,8 +83,18 @@ func scanOrderRow(row scanner) (OrderRow, error) {
 	var o OrderRow
 	err := row.Scan(&o.ID, &o.AppID, &o.MerchantOrderID, &o.Status, &o.OrderType, &o.Amount, &o.Currency, &o.Subject,
 		&o.GatewayTransactionID, &o.GatewayOrderNo, &o.RefundedAmount, &o.FailureReason, &o.ReviewReason, &o.ResultSeq,
-		&o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt)
+		&o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt, &o.ExtraData, &o.PaymentURL, &o.ClosingReason, &o.GatewayLogNo, &o.GatewayTradeTime)
 	return o, err
+}
+
+// orderRowOf is a payment order of the store (the API's lists) as operators see it.
+func orderRowOf(o pay.Order) OrderRow {
+	return OrderRow{ID: o.ID, AppID: o.AppID, MerchantOrderID: o.MerchantOrderID, Status: o.Status, OrderType: o.OrderType,
+		Amount: o.Amount, Currency: o.Currency, Subject: o.Subject, GatewayTransactionID: o.GatewayTransactionID,
+		GatewayOrderNo: o.GatewayOrderNo, RefundedAmount: o.RefundedAmount, FailureReason: o.FailureReason,
+		ReviewReason: o.ReviewReason, ResultSeq: o.ResultSeq, ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		ExtraData: o.ExtraData, PaymentURL: o.PaymentURL, ClosingReason: o.ClosingReason,
+		GatewayLogNo: o.GatewayLogNo, GatewayTradeTime: o.GatewayTradeTime}
 }
 
 // SearchOrders finds payment orders, newest first.
@@ -129,17 +148,31 @@ type RefundRow struct {
 	ReviewReason     string     `json:"review_reason,omitempty"`
 	CreatedAt        time.Time  `json:"created_at"`
 	UpdatedAt        time.Time  `json:"updated_at"`
+
+	// Lakala's statement numbers of the refund (its trade_no is GatewayRefundID).
+	GatewayLogNo     string     `json:"gateway_log_no,omitempty"`
+	GatewayTradeTime *time.Time `json:"gateway_trade_time,omitempty"`
 }
 
 const refundSelect = `r.id::text, r.app_id, r.payment_order_id::text, p.merchant_order_id, coalesce(r.merchant_refund_id, ''), r.status,
 	r.amount, r.currency, coalesce(r.reason, ''), coalesce(r.gateway_refund_id, ''), r.out_trade_no,
-	coalesce(r.failure_reason, ''), coalesce(r.review_reason, ''), r.created_at, r.updated_at`
+	coalesce(r.failure_reason, ''), coalesce(r.review_reason, ''), r.created_at, r.updated_at,
+	coalesce(r.gateway_log_no, ''), r.gateway_trade_time`
 
 func scanRefundRow(row scanner) (RefundRow, error) {
 	var r RefundRow
 	err := row.Scan(&r.ID, &r.AppID, &r.PaymentOrderID, &r.MerchantOrderID, &r.MerchantRefundID, &r.Status, &r.Amount,
-		&r.Currency, &r.Reason, &r.GatewayRefundID, &r.OutTradeNo, &r.FailureReason, &r.ReviewReason, &r.CreatedAt, &r.UpdatedAt)
+		&r.Currency, &r.Reason, &r.GatewayRefundID, &r.OutTradeNo, &r.FailureReason, &r.ReviewReason, &r.CreatedAt, &r.UpdatedAt,
+		&r.GatewayLogNo, &r.GatewayTradeTime)
 	return r, err
+}
+
+// refundRowOf is a refund of the store (the API's lists) as operators see it.
+func refundRowOf(r pay.Refund) RefundRow {
+	return RefundRow{ID: r.ID, AppID: r.AppID, PaymentOrderID: r.PaymentOrderID, MerchantOrderID: r.MerchantOrderID,
+		MerchantRefundID: r.MerchantRefundID, Status: r.Status, Amount: r.Amount, Currency: r.Currency, Reason: r.Reason,
+		GatewayRefundID: r.GatewayRefundID, OutTradeNo: r.OutTradeNo, FailureReason: r.FailureReason, ReviewReason: r.ReviewReason,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, GatewayLogNo: r.GatewayLogNo, GatewayTradeTime: r.GatewayTradeTime}
 }
 
 // SearchRefunds finds refunds, newest first. Query matches the refund's ids, its payment order's
@@ -228,8 +261,12 @@ type Event struct {
 
 // Timeline is everything known about one payment order.
 type Timeline struct {
-	Order         OrderRow               `json:"order"`
-	ResultSeq     int                    `json:"result_seq"`
+	Order     OrderRow `json:"order"`
+	ResultSeq int      `json:"result_seq"`
+	// Refundable is what may still be refunded (pay.Refundable).
+	Refundable int64 `json:"refundable"`
+	// CanClose: the order is live, and this operations layer can call Lakala to close it.
+	CanClose      bool                   `json:"can_close"`
 	Attempts      []Attempt              `json:"attempts"`
 	Refunds       []RefundRow            `json:"refunds"`
 	Cases         []ReviewCase           `json:"review_cases"`
@@ -286,6 +323,14 @@ func (o *Ops) OrderTimeline(ctx context.Context, a Actor, ref string) (Timeline,
 	}
 	// Refunds are listed oldest first on a timeline.
 	sort.Slice(t.Refunds, func(i, j int) bool { return t.Refunds[i].CreatedAt.Before(t.Refunds[j].CreatedAt) })
+	var outstanding int64
+	for _, r := range t.Refunds {
+		if r.Status != pay.StatusFailed {
+			outstanding += r.Amount
+		}
+	}
+	t.Refundable = pay.Refundable(&pay.Order{Status: ord.Status, Amount: ord.Amount}, outstanding)
+	t.CanClose = !ord.Status.Final() && o.payments != nil
 
 	t.Cases, err = o.reviewCases(ctx, reviewFilter{OrderID: id, All: true, Limit: 500})
 	if err != nil {
@@ -393,7 +438,7 @@ func (t *Timeline) events() []Event {
 			detail += ", failure_reason " + r
 		}
 		ev = append(ev, Event{At: m.CreatedAt, Kind: "status", Subject: m.SubjectID,
-			Summary: fmt.Sprintf("%s %s → %s (seq %d, %s)", what, m.OldStatus, m.NewStatus, m.Seq, pub), Detail: detail})
+			Summary: fmt.Sprintf("%s %s → %s (message %d to the main app, %s)", what, m.OldStatus, m.NewStatus, m.Seq, pub), Detail: detail})
 	}
 	for _, c := range t.GatewayCalls {
 		s := fmt.Sprintf("Lakala %s %s: %s", c.Operation, c.OutNo, c.Outcome)

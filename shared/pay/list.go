@@ -58,7 +58,8 @@ type Page struct {
 	EndingBefore  *Cursor // the page before this item (newer items)
 }
 
-// ListOrdersQuery is a validated GET /api/v1/payment-orders request.
+// ListOrdersQuery is a validated GET /api/v1/payment-orders request, or the operators' list of
+// orders (shared/ops), where AppID may be empty: every app's orders.
 type ListOrdersQuery struct {
 	AppID      string
 	Status     Status     // empty: any
@@ -68,12 +69,15 @@ type ListOrdersQuery struct {
 	Page
 }
 
-// ListRefundsQuery is a validated GET /api/v1/refund-orders request.
+// ListRefundsQuery is a validated GET /api/v1/refund-orders request, or the operators' list of
+// refunds (shared/ops), where AppID may be empty and the created range is used.
 type ListRefundsQuery struct {
 	AppID           string
 	PaymentOrderID  string
 	MerchantOrderID string
 	Status          Status
+	CreatedGTE      *time.Time // operators only
+	CreatedLT       *time.Time // operators only
 	Page
 }
 

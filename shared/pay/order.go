@@ -49,6 +49,12 @@ type Order struct {
 	CheckRequestedAt *time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+
+	// GatewayLogNo is Lakala's log_no of the payment (its statement's serial number) and
+	// GatewayTradeTime the payment's trade time — or, when Lakala gave none, when the order
+	// succeeded here: the day of the daily statement. Set once the order succeeds.
+	GatewayLogNo     string
+	GatewayTradeTime *time.Time
 }
 
 // OrderExpiry is when an order created at createdAt stops being payable: expiresIn seconds after
@@ -105,6 +111,10 @@ type Refund struct {
 	Currency         string
 	Reason           string
 	GatewayRefundID  string
+	// GatewayLogNo and GatewayTradeTime are as on Order: Lakala's log_no of the refund and its
+	// trade time (else when it succeeded here). Set once the refund succeeds.
+	GatewayLogNo     string
+	GatewayTradeTime *time.Time
 	OutTradeNo       string          // the refund's number at the gateway; never changes
 	ExtraData        json.RawMessage // service notes
 	FailureReason    string

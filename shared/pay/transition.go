@@ -6,13 +6,18 @@ import (
 	"time"
 )
 
-// MoveTo changes the order's status if the transition is allowed.
+// MoveTo changes the order's status if the transition is allowed. An order that succeeds without
+// a trade time from the gateway gets the time of its success: the statement puts every
+// succeeded payment on a day.
 func (o *Order) MoveTo(to Status, at time.Time) error {
 	if !CanMovePayment(o.Status, to) {
 		return fmt.Errorf("payment order %s: %s → %s is not allowed", o.ID, o.Status, to)
 	}
 	o.Status = to
 	o.UpdatedAt = at
+	if to == StatusSucceeded && o.GatewayTradeTime == nil {
+		o.GatewayTradeTime = &at
+	}
 	return nil
 }
 
@@ -65,6 +70,8 @@ type GatewayReport struct {
 	OrderAmount     int64           // total_amount, in fen
 	TradeAmount     int64           // the PAY trade's trade_amount; 0 when the report has none
 	TradeNo         string          // becomes gateway_transaction_id
+	LogNo           string          // the PAY trade's log_no (Lakala's statement serial number)
+	TradeTime       time.Time       // the PAY trade's trade time; zero when the report has none
 	Summary         json.RawMessage // stored as extra_data.lakala_callback
 }
 
@@ -133,6 +140,11 @@ func (o *Order) Succeed(r GatewayReport, at time.Time) error {
 		o.GatewayTransactionID = r.TradeNo
 	}
 	o.PaidAttemptNo = r.AttemptNo
+	o.GatewayLogNo = r.LogNo
+	if !r.TradeTime.IsZero() {
+		t := r.TradeTime.UTC()
+		o.GatewayTradeTime = &t
+	}
 	o.ClosingReason = ""
 	return nil
 }
@@ -152,13 +164,17 @@ func (o *Order) RequestWindDown(reason string) bool {
 	return true
 }
 
-// MoveTo changes the refund's status if the transition is allowed.
+// MoveTo changes the refund's status if the transition is allowed. A refund that succeeds
+// without a trade time from the gateway gets the time of its success, as an order does.
 func (r *Refund) MoveTo(to Status, at time.Time) error {
 	if !CanMoveRefund(r.Status, to) {
 		return fmt.Errorf("refund %s: %s → %s is not allowed", r.ID, r.Status, to)
 	}
 	r.Status = to
 	r.UpdatedAt = at
+	if to == StatusSucceeded && r.GatewayTradeTime == nil {
+		r.GatewayTradeTime = &at
+	}
 	return nil
 }
 
@@ -171,13 +187,35 @@ func (r *Refund) Fail(reason string, at time.Time) error {
 	return nil
 }
 
-// Succeed records the gateway's refund id and moves processing → succeeded.
-func (r *Refund) Succeed(gatewayRefundID string, at time.Time) error {
+// RefundTrade is the gateway's word on a refund that went through: its trade_no (the refund's
+// gateway_refund_id), log_no and trade time (zero when not given).
+type RefundTrade struct {
+	TradeNo string
+	LogNo   string
+	Time    time.Time
+}
+
+// Succeed records the gateway's refund trade and moves processing → succeeded.
+func (r *Refund) Succeed(trade RefundTrade, at time.Time) error {
 	if err := r.MoveTo(StatusSucceeded, at); err != nil {
 		return err
 	}
-	r.GatewayRefundID = gatewayRefundID
+	r.GatewayRefundID = trade.TradeNo
+	r.GatewayLogNo = trade.LogNo
+	if !trade.Time.IsZero() {
+		t := trade.Time.UTC()
+		r.GatewayTradeTime = &t
+	}
 	return nil
+}
+
+// Refundable is what may still be refunded of o, given the sum of its refunds that are
+// pending, processing or succeeded: nothing unless o succeeded.
+func Refundable(o *Order, outstanding int64) int64 {
+	if o.Status != StatusSucceeded {
+		return 0
+	}
+	return max(0, o.Amount-outstanding)
 }
 
 // CheckRefund decides whether a new refund of amount may be taken against o. outstanding is the
@@ -188,7 +226,7 @@ func CheckRefund(o *Order, outstanding, amount int64) error {
 		return Errorf(KindConflict, CodePaymentNotRefundable,
 			"payment order %s is %s; only a succeeded payment can be refunded", o.ID, o.Status)
 	}
-	if left := o.Amount - outstanding; amount > left {
+	if left := Refundable(o, outstanding); amount > left {
 		return &Error{Kind: KindInvalid, Code: CodeRefundExceeds, Field: "amount",
 			Detail: fmt.Sprintf("amount %d exceeds the refundable remainder of %d fen", amount, left)}
 	}

@@ -225,17 +225,44 @@ func TestOrderStartCheckoutAndFail(t *testing.T) {
 func TestRefundTransitions(t *testing.T) {
 	at := time.Date(2024, 12, 3, 11, 0, 0, 0, time.UTC)
 	r := pay.Refund{Status: pay.StatusPending}
-	if err := r.Succeed("G1", at); err == nil || r.Status != pay.StatusPending || r.GatewayRefundID != "" {
+	if err := r.Succeed(pay.RefundTrade{TradeNo: "G1"}, at); err == nil || r.Status != pay.StatusPending || r.GatewayRefundID != "" {
 		t.Errorf("pending refund succeeded directly: err %v, %+v", err, r)
 	}
 	if err := r.MoveTo(pay.StatusProcessing, at); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Succeed("G1", at); err != nil || r.Status != pay.StatusSucceeded || r.GatewayRefundID != "G1" {
-		t.Errorf("Succeed: err %v, %+v", err, r)
+	if err := r.Succeed(pay.RefundTrade{TradeNo: "G1", LogNo: "L1"}, at); err != nil || r.Status != pay.StatusSucceeded || r.GatewayRefundID != "G1" ||
+		r.GatewayLogNo != "L1" || r.GatewayTradeTime == nil || !r.GatewayTradeTime.Equal(at) {
+		t.Errorf("Succeed without a trade time: err %v, %+v; want log_no L1 and the time of the success", err, r)
 	}
 	if err := r.Fail(pay.ReasonRefundRejected, at); err == nil || r.Status != pay.StatusSucceeded || r.FailureReason != "" {
 		t.Errorf("succeeded refund failed: err %v, %+v", err, r)
+	}
+}
+
+// Every payment or refund that succeeds gets a trade time (the day of the daily statement):
+// Lakala's when the report has one, else the time it succeeded here — whichever way it succeeds.
+func TestSuccessRecordsTheTradeTime(t *testing.T) {
+	at := time.Date(2026, 12, 1, 15, 59, 59, 0, time.UTC)
+	lakala := time.Date(2026, 12, 1, 23, 59, 58, 0, time.FixedZone("CST", 8*3600))
+	o := pay.Order{Status: pay.StatusProcessing, Amount: 100}
+	if err := o.Succeed(pay.GatewayReport{Outcome: pay.OutcomePaid, OrderAmount: 100, TradeNo: "T1", LogNo: "L1", TradeTime: lakala}, at); err != nil {
+		t.Fatal(err)
+	}
+	if o.GatewayLogNo != "L1" || o.GatewayTradeTime == nil || !o.GatewayTradeTime.Equal(lakala) || o.GatewayTradeTime.Location() != time.UTC {
+		t.Errorf("order after a report with a trade time: log_no %q, trade time %v", o.GatewayLogNo, o.GatewayTradeTime)
+	}
+	byHand := pay.Order{Status: pay.StatusProcessing}
+	if err := byHand.MoveTo(pay.StatusSucceeded, at); err != nil || byHand.GatewayTradeTime == nil || !byHand.GatewayTradeTime.Equal(at) {
+		t.Errorf("order confirmed paid by a person: trade time %v, %v; want %v", byHand.GatewayTradeTime, err, at)
+	}
+	failed := pay.Order{Status: pay.StatusProcessing}
+	if err := failed.Fail(pay.ReasonExpired, at); err != nil || failed.GatewayTradeTime != nil {
+		t.Errorf("a failed order has a trade time %v", failed.GatewayTradeTime)
+	}
+	r := pay.Refund{Status: pay.StatusProcessing}
+	if err := r.Succeed(pay.RefundTrade{TradeNo: "R1", LogNo: "RL1", Time: lakala}, at); err != nil || !r.GatewayTradeTime.Equal(lakala) || r.GatewayLogNo != "RL1" {
+		t.Errorf("refund: %v, %+v", err, r)
 	}
 }
 

@@ -17,7 +17,8 @@ const orderColumns = `id::text, app_id, merchant_order_id, status, order_type, a
 	extra_data, coalesce(payment_url, ''), gateway_callback, refunded_amount,
 	coalesce(failure_reason, ''), expires_at, created_at, updated_at,
 	coalesce(closing_reason, ''), coalesce(review_reason, ''), result_seq, coalesce(expires_in, 0),
-	coalesce(paid_attempt_no, 0), check_requested_at`
+	coalesce(paid_attempt_no, 0), check_requested_at,
+	coalesce(gateway_log_no, ''), gateway_trade_time`
 
 // scanOrder reads a row of orderColumns, followed by any extra columns into extra.
 func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
@@ -27,7 +28,8 @@ func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
 		&o.Gateway, &o.GatewayTransactionID, &o.GatewayOrderNo, &o.Subject,
 		&o.ExtraData, &o.PaymentURL, &o.GatewayCallback, &o.RefundedAmount,
 		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt,
-		&o.ClosingReason, &o.ReviewReason, &o.ResultSeq, &o.ExpiresIn, &o.PaidAttemptNo, &o.CheckRequestedAt}, extra...)
+		&o.ClosingReason, &o.ReviewReason, &o.ResultSeq, &o.ExpiresIn, &o.PaidAttemptNo, &o.CheckRequestedAt,
+		&o.GatewayLogNo, &o.GatewayTradeTime}, extra...)
 	err := row.Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, pay.ErrNotFound

@@ -14,7 +14,7 @@ import (
 const refundColumns = `id::text, app_id, payment_order_id::text, coalesce(merchant_refund_id, ''), status, amount,
 	currency, coalesce(reason, ''), coalesce(gateway_refund_id, ''), out_trade_no, extra_data,
 	coalesce(failure_reason, ''), created_at, updated_at, coalesce(review_reason, ''), submissions, result_seq, coalesce(merchant_order_id, ''),
-	coalesce(refund_api, ''), submitted_at`
+	coalesce(refund_api, ''), submitted_at, coalesce(gateway_log_no, ''), gateway_trade_time`
 
 func scanRefund(row pgx.Row) (pay.Refund, error) {
 	var r pay.Refund
@@ -23,7 +23,7 @@ func scanRefund(row pgx.Row) (pay.Refund, error) {
 	err := row.Scan(&r.ID, &r.AppID, &r.PaymentOrderID, &r.MerchantRefundID, &status, &r.Amount,
 		&r.Currency, &r.Reason, &r.GatewayRefundID, &r.OutTradeNo, &extra,
 		&r.FailureReason, &r.CreatedAt, &r.UpdatedAt, &r.ReviewReason, &r.Submissions, &r.ResultSeq, &r.MerchantOrderID,
-		&r.RefundAPI, &r.SubmittedAt)
+		&r.RefundAPI, &r.SubmittedAt, &r.GatewayLogNo, &r.GatewayTradeTime)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, pay.ErrNotFound
 	}
@@ -135,10 +135,10 @@ func (t *Tx) SaveRefund(ctx context.Context, r *pay.Refund, old pay.Status) erro
 	}
 	tag, err := t.tx.Exec(ctx, `UPDATE refund_orders SET status = $3, gateway_refund_id = nullif($4, ''),
 			extra_data = $5, failure_reason = nullif($6, ''), updated_at = $7, submissions = $8, result_seq = $9,
-			refund_api = nullif($10, ''), submitted_at = $11
+			refund_api = nullif($10, ''), submitted_at = $11, gateway_log_no = nullif($12, ''), gateway_trade_time = $13
 		WHERE id = $1 AND status = $2`,
 		r.ID, string(old), string(r.Status), r.GatewayRefundID, jsonOrEmpty(r.ExtraData), r.FailureReason, r.UpdatedAt,
-		r.Submissions, r.ResultSeq, r.RefundAPI, r.SubmittedAt)
+		r.Submissions, r.ResultSeq, r.RefundAPI, r.SubmittedAt, r.GatewayLogNo, r.GatewayTradeTime)
 	if err != nil {
 		return fmt.Errorf("save refund %s: %w", r.ID, err)
 	}

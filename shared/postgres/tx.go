@@ -82,6 +82,14 @@ func (t *Tx) SaveOrder(ctx context.Context, o *pay.Order, old pay.Status) error 
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("save payment order %s (was %s): %w", o.ID, old, ErrStale)
 	}
+	if o.Status != old && o.Status == pay.StatusSucceeded {
+		// The daily statement's numbers, recorded with the success (a success is final, so they
+		// are written once; updateOrderSQL, which the checkout's statement shares, stays as it is).
+		if _, err := t.tx.Exec(ctx, `UPDATE payment_orders SET gateway_log_no = nullif($2, ''), gateway_trade_time = $3 WHERE id = $1`,
+			o.ID, o.GatewayLogNo, o.GatewayTradeTime); err != nil {
+			return fmt.Errorf("save payment order %s: %w", o.ID, err)
+		}
+	}
 	if o.Status != old {
 		return t.AddEvent(ctx, pay.PaymentChanged(newEventID(), o, old))
 	}

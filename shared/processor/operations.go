@@ -13,7 +13,7 @@ import (
 
 // operations is the processor's part in operating the service, run at the end of each
 // maintenance pass: prune the evidence logs past their retention, record the run's heartbeat (the
-// console's "last processor run"), and emit the gauges the alarms watch — the same numbers as the
+// console's "last processor run") and the minute's task lag (the overview's chart), and emit the gauges the alarms watch — the same numbers as the
 // console's overview.
 func (p *Processor) operations(ctx context.Context, st Stats, maintErr error) error {
 	var errs []error
@@ -27,6 +27,9 @@ func (p *Processor) operations(ctx context.Context, st Stats, maintErr error) er
 		detail["error"] = maintErr.Error()
 	}
 	if err := ops.RecordHeartbeat(ctx, p.store, ops.HeartbeatProcessor, detail); err != nil {
+		errs = append(errs, err)
+	}
+	if err := ops.RecordTaskLag(ctx, p.store, time.Now(), ops.TaskLagRetention); err != nil {
 		errs = append(errs, err)
 	}
 	if p.cfg.Metrics != nil {

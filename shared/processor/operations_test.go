@@ -47,8 +47,18 @@ func TestMaintenanceOperations(t *testing.T) {
 	pending := testenv.SeedOrder(t, s.Store, s.AppID, "DEAD-1", "failed", 100)
 	testenv.SeedDeadTask(t, s.Store, s.Streams, "payment", pending, "x")
 	s.CreateOrder(t, "M-1", 100)
+	if _, err := s.Store.Pool().Exec(ctx, `INSERT INTO task_lag_minutes (minute, lag_seconds) VALUES (now() - interval '40 days', 5)`); err != nil {
+		t.Fatal(err)
+	}
 
 	s.RunOnce(t)
+
+	// The minute's task lag is kept for the overview's chart, and the one older than 31 days dropped.
+	var lagRows, thisMinute int
+	_ = s.Store.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE minute > now() - interval '2 minutes') FROM task_lag_minutes`).Scan(&lagRows, &thisMinute)
+	if lagRows != 1 || thisMinute != 1 {
+		t.Fatalf("task_lag_minutes: %d rows, %d of the last minutes; want only the run's minute", lagRows, thisMinute)
+	}
 
 	var calls, notes int
 	_ = s.Store.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM gateway_calls WHERE out_no = 'X'), (SELECT count(*) FROM notifications)`).Scan(&calls, &notes)

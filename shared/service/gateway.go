@@ -66,8 +66,10 @@ func ReportFromQuery(q lakala.QueryOrderResult, now time.Time) pay.GatewayReport
 		}
 		r.TradeNo, r.TradeAmount = t.TradeNo, int64(t.TradeAmount)
 		summary.TradeNo, summary.LogNo, summary.AccTradeNo = t.TradeNo, t.LogNo, t.AccTradeNo
+		r.LogNo = t.LogNo
 		if tt, err := lakala.ParseTime(t.TradeTime); err == nil {
 			summary.TradeTime = pay.FormatTime(tt)
+			r.TradeTime = tt
 		}
 		break
 	}
@@ -78,7 +80,8 @@ func ReportFromQuery(q lakala.QueryOrderResult, now time.Time) pay.GatewayReport
 // reportFromNotification turns a verified notification into the gateway's word on its cashier
 // order.
 func reportFromNotification(n lakala.Notification, now time.Time) pay.GatewayReport {
-	r := pay.GatewayReport{OrderAmount: n.TotalAmount, TradeAmount: n.TradeAmount, TradeNo: n.TradeNo}
+	r := pay.GatewayReport{OrderAmount: n.TotalAmount, TradeAmount: n.TradeAmount, TradeNo: n.TradeNo,
+		LogNo: n.LogNo, TradeTime: n.TradeTime}
 	switch n.Result {
 	case lakala.PaySucceeded:
 		r.Outcome = pay.OutcomePaid

@@ -263,6 +263,8 @@ func reviewCaseFor(kind string, o *pay.Order, a pay.Attempt, r pay.GatewayReport
 			"source": source, "out_order_no": a.OutOrderNo, "trade_no": r.TradeNo,
 			"order_amount": o.Amount, "reported_total_amount": r.OrderAmount, "reported_trade_amount": r.TradeAmount,
 			"order_status": string(o.Status), "failure_reason": o.FailureReason,
+			// Lakala's statement numbers of the payment, for the daily statement's review lines.
+			"log_no": r.LogNo, "trade_time": formatOptional(r.TradeTime),
 		}}
 	switch kind {
 	case pay.ReviewPaidAfterFailed:

@@ -65,15 +65,15 @@ func (p *Payments) submitRefund(ctx context.Context, task postgres.Task, r pay.R
 	})
 	switch {
 	case err == nil && ans.Outcome == lakala.RefundSucceeded:
-		return p.settleRefund(ctx, task, r.ID, pay.StatusSucceeded, ans.TradeNo, "")
+		return p.settleRefund(ctx, task, r.ID, pay.StatusSucceeded, refundTrade(ans), "")
 	case err == nil && ans.Outcome == lakala.RefundFailed && first:
-		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, "", pay.ReasonRefundRejected+": trade_state "+ans.State+" "+ans.Desc)
+		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, pay.RefundTrade{}, pay.ReasonRefundRejected+": trade_state "+ans.State+" "+ans.Desc)
 	case err == nil:
 		// Accepted but not finished (DEAL, PROCESSING, TIMEOUT…), or a failure answered to a
 		// resubmission (the first may have moved the money): ask later.
 		return taskRetry("refund answered trade_state %s (%s); will query", ans.State, ans.Outcome)
 	case first && lakala.IsRefused(err):
-		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, "", pay.ReasonRefundRejected+": "+lakala.AnswerText(err))
+		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, pay.RefundTrade{}, pay.ReasonRefundRejected+": "+lakala.AnswerText(err))
 	case lakala.IsRefused(err):
 		// The first call may have moved the money; a gateway may refuse the repeated number, or
 		// find nothing left to refund because the first consumed it.
@@ -150,9 +150,9 @@ func (p *Payments) confirmRefund(ctx context.Context, task postgres.Task, r pay.
 	ans, err := p.gw.QueryRefund(ctx, r.RefundAPI, r.OutTradeNo)
 	switch {
 	case err == nil && ans.Outcome == lakala.RefundSucceeded:
-		return p.settleRefund(ctx, task, r.ID, pay.StatusSucceeded, ans.TradeNo, "")
+		return p.settleRefund(ctx, task, r.ID, pay.StatusSucceeded, refundTrade(ans), "")
 	case err == nil && ans.Outcome == lakala.RefundFailed:
-		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, "", pay.ReasonRefundRejected+": trade_state "+ans.State+" "+ans.Desc)
+		return p.settleRefund(ctx, task, r.ID, pay.StatusFailed, pay.RefundTrade{}, pay.ReasonRefundRejected+": trade_state "+ans.State+" "+ans.Desc)
 	case err == nil && ans.Outcome == lakala.RefundPending:
 		return taskRetry("refund still processing at Lakala: trade_state %s", ans.State)
 	}
@@ -166,8 +166,15 @@ func (p *Payments) confirmRefund(ctx context.Context, task postgres.Task, r pay.
 	return p.submitRefund(ctx, task, r)
 }
 
+// refundTrade is Lakala's word on a refund that went through (a refund answer or a query): its
+// trade_no, log_no and trade time, for the daily statement. An unreadable time is left out.
+func refundTrade(a lakala.RefundAnswer) pay.RefundTrade {
+	t, _ := lakala.ParseTime(a.TradeTime)
+	return pay.RefundTrade{TradeNo: a.TradeNo, LogNo: a.LogNo, Time: t}
+}
+
 // settleRefund records the final result of a refund and finishes its task, in one transaction.
-func (p *Payments) settleRefund(ctx context.Context, task postgres.Task, id string, to pay.Status, gatewayRefundID, reason string) TaskResult {
+func (p *Payments) settleRefund(ctx context.Context, task postgres.Task, id string, to pay.Status, trade pay.RefundTrade, reason string) TaskResult {
 	events, err := p.store.InTx(ctx, func(tx *postgres.Tx) error {
 		r, err := tx.LockRefund(ctx, id)
 		if err != nil {
@@ -176,7 +183,7 @@ func (p *Payments) settleRefund(ctx context.Context, task postgres.Task, id stri
 		if r.Status == pay.StatusProcessing {
 			var err error
 			if to == pay.StatusSucceeded {
-				err = r.Succeed(gatewayRefundID, p.Now())
+				err = r.Succeed(trade, p.Now())
 			} else {
 				err = r.Fail(reason, p.Now())
 				p.log.WarnContext(ctx, "refund failed at Lakala", "refund_id", r.ID, "reason", reason)
