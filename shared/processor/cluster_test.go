@@ -247,8 +247,11 @@ func scaleOut(t *testing.T, s *testenv.Stack) {
 		slices.Sort(out)
 		return out
 	}
-	if got := names(); !slices.Equal(got, []string{"run-dead", "test-processor"}) {
-		t.Fatalf("consumers after the extra run ended = %v; want run-dead and test-processor (the extra run removes its own name)", got)
+	// The extra run removes its own name; the dead run's stays while it holds a message. (The
+	// stack's test-processor, idle, may already be swept by the extra run's maintenance on a slow
+	// machine, so it is not asserted.)
+	if got := names(); slices.Contains(got, "run-extra") || !slices.Contains(got, "run-dead") {
+		t.Fatalf("consumers after the extra run ended = %v; want run-dead and not run-extra", got)
 	}
 	testenv.Eventually(t, 5*time.Second, "maintenance to remove the idle names", func() bool {
 		if _, err := extra.Maintain(ctx); err != nil {
