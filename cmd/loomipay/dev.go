@@ -18,10 +18,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/worker"
 )
 
@@ -108,13 +111,11 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	var sb *sandbox.Sandbox
 	lakalaLine := ""
 	if useSandbox {
-		// The merchant and sandbox platform keys are kept in the state dir so that restarts keep
-		// working with cashier orders and notifications already under way.
+		// The merchant key is kept in the state dir, and the sandbox keeps its state (cashier
+		// orders, trades, refunds, its numbers, notifications on their way, its platform key)
+		// beside the stack's database, so a restart goes on with what was under way: an order
+		// paid before it can be refunded after it, and its cashier page still opens.
 		merchantKey, err := loadOrCreateKey(filepath.Join(o.stateDir, "merchant-key.pem"))
-		if err != nil {
-			return err
-		}
-		platformKey, err := loadOrCreateKey(filepath.Join(o.stateDir, "sandbox-platform-key.pem"))
 		if err != nil {
 			return err
 		}
@@ -123,10 +124,16 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 			// The sandbox requires vpos_id as Lakala does; this one is the sample of Lakala's docs.
 			cfg.LakalaVposID = devVposID
 		}
-		sb, err = sandbox.New(sandbox.Config{
-			MerchantPublicKey: &merchantKey.PublicKey, PlatformKey: platformKey,
-			AppID: cfg.LakalaAppID, SerialNo: cfg.LakalaSerialNo, PublicURL: sandboxURL, Logger: log,
-			RequireVposID: cfg.LakalaVposID,
+		sbStore, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: 4, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer sbStore.Close()
+		sb, err = sandbox.New(ctx, sandbox.Config{
+			DB: sbStore.Pool(), Schema: sandboxSchema(cfg.DatabaseURL),
+			Merchants: []sandbox.Merchant{{AppID: cfg.LakalaAppID, SerialNo: cfg.LakalaSerialNo, PublicKey: &merchantKey.PublicKey,
+				MerchantNo: cfg.LakalaMerchantNo, TermNo: cfg.LakalaTermNo, VposID: cfg.LakalaVposID}},
+			PublicURL: sandboxURL, Logger: log,
 		})
 		if err != nil {
 			return err
@@ -138,7 +145,8 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		cfg.LakalaPrivateKeyPEM = string(lakala.MarshalPrivateKeyPEM(merchantKey))
 		cfg.LakalaPlatformCertPEM = string(sb.PlatformCertPEM())
 		cfg.LakalaNotifyURL = apiURL + "/webhooks/lakala"
-		lakalaLine = fmt.Sprintf("  Lakala sandbox    %s   (cashier pages at /counter/…, fault knobs at /sandbox/faults)\n", sandboxURL)
+		lakalaLine = fmt.Sprintf("  Lakala sandbox    %s   (cashier pages at /counter/…, fault knobs at /sandbox/faults; its state in PostgreSQL, schema %s)\n",
+			sandboxURL, sandboxSchema(cfg.DatabaseURL))
 	} else {
 		if cfg.LakalaNotifyURL == "" {
 			// Lakala cannot reach a laptop's loopback address: without a public URL (a tunnel)
@@ -274,4 +282,17 @@ func loadOrCreateKey(path string) (*rsa.PrivateKey, error) {
 		return nil, err
 	}
 	return k, os.WriteFile(path, lakala.MarshalPrivateKeyPEM(k), 0o600)
+}
+
+// sandboxSchema is where the local sandbox keeps its state: beside the stack's tables, in
+// lakala_sandbox, or <schema>_lakala when the database URL names a schema of its own
+// (search_path: a test's, or a second stack sharing a database).
+func sandboxSchema(databaseURL string) string {
+	cfg, err := pgconn.ParseConfig(databaseURL)
+	if err == nil {
+		if sp := cfg.RuntimeParams["search_path"]; sp != "" && !strings.ContainsAny(sp, ", ") {
+			return strings.ToLower(sp) + "_lakala"
+		}
+	}
+	return sandbox.DefaultSchema
 }

@@ -32,6 +32,8 @@ func useTestServers(t *testing.T) *postgres.Store {
 	t.Helper()
 	store, schema := testenv.PostgresSchema(t)
 	t.Setenv("DATABASE_URL", testenv.SchemaURL(schema))
+	// where a loomipay dev or sandbox started by the test keeps the sandbox's state
+	t.Cleanup(func() { testenv.DropSchema(t, schema+"_lakala") })
 	t.Setenv("REDIS_URL", testenv.RedisURL())
 	// The prefix's keys and Redis users (named after it) are deleted when the test ends.
 	_, prefix := testenv.Redis(t)

@@ -11,28 +11,35 @@ import (
 	"os"
 	"time"
 
+	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/internal/sandbox"
+	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/postgres"
 )
 
 // sandboxCommand runs the Lakala sandbox alone, for a service deployed elsewhere or a test that
 // runs the functions as separate processes.
 func sandboxCommand() command {
 	return command{name: "sandbox", summary: "run the Lakala sandbox alone (cashier pages, notifications, fault knobs)",
-		about: `The service under test points LAKALA_BASE_URL at it and LAKALA_PLATFORM_CERT at --platform-cert-out.`,
+		about: `The service under test points LAKALA_BASE_URL at it and LAKALA_PLATFORM_CERT at --platform-cert-out.
+It plays the merchant the LAKALA_* variables name (LAKALA_APP_ID, LAKALA_SERIAL_NO, LAKALA_MERCHANT_NO,
+LAKALA_TERM_NO, LAKALA_VPOS_ID), with --merchant-cert's key; more with POST /sandbox/merchants. Its state
+is kept in PostgreSQL (DATABASE_URL, else the local development one), in --schema: a restart goes on with
+the cashier orders, refunds and notifications of before.`,
 		setup: func(fs *flag.FlagSet, e env) action {
 			addr := fs.String("addr", "127.0.0.1:3100", "listen `address`")
 			merchantCert := fs.String("merchant-cert", "", "PEM certificate or public key of the merchant (verifies the service's requests); required")
-			platformKeyFile := fs.String("platform-key", "", "PEM private key the sandbox signs with; generated and written here if the `file` does not exist")
 			certOut := fs.String("platform-cert-out", "", "write the sandbox's platform certificate (LAKALA_PLATFORM_CERT) to this `file`")
-			vposID := fs.String("require-vpos-id", "", "refuse a cashier order that does not carry this `vpos_id` (LAKALA_VPOS_ID), as Lakala does")
+			vposID := fs.String("require-vpos-id", "", "refuse a cashier order that does not carry this `vpos_id` (default LAKALA_VPOS_ID), as Lakala does")
+			schema := fs.String("schema", "", "PostgreSQL `schema` of the sandbox's state (default lakala_sandbox, or <search_path>_lakala when DATABASE_URL sets one)")
 			return func(ctx context.Context, _ []string) error {
-				return sandboxRun(ctx, e, *addr, *merchantCert, *platformKeyFile, *certOut, *vposID)
+				return sandboxRun(ctx, e, *addr, *merchantCert, *certOut, *vposID, *schema)
 			}
 		}}
 }
 
-func sandboxRun(ctx context.Context, e env, addr, merchantCert, platformKeyFile, certOut, vposID string) error {
+func sandboxRun(ctx context.Context, e env, addr, merchantCert, certOut, vposID, schema string) error {
 	stdout, log := e.stdout, e.log
 	if merchantCert == "" {
 		return &argsError{"--merchant-cert is required"}
@@ -45,19 +52,40 @@ func sandboxRun(ctx context.Context, e env, addr, merchantCert, platformKeyFile,
 	if err != nil {
 		return fmt.Errorf("--merchant-cert: %w", err)
 	}
-	cfg := sandbox.Config{MerchantPublicKey: merchantPub, Logger: log, RequireVposID: vposID}
-	if platformKeyFile != "" {
-		if cfg.PlatformKey, err = loadOrCreateKey(platformKeyFile); err != nil {
+	cfg, err := config.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if vposID == "" {
+		vposID = cfg.LakalaVposID
+	}
+	if cfg.DatabaseURL == "" {
+		url, stop, err := devstack.Postgres(ctx, devstack.Options{Logger: log})
+		if err != nil {
 			return err
 		}
+		defer stop()
+		cfg.DatabaseURL = url
 	}
+	if schema == "" {
+		schema = sandboxSchema(cfg.DatabaseURL)
+	}
+	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: 4, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	cfg.PublicURL = "http://" + ln.Addr().String()
-	sb, err := sandbox.New(cfg)
+	sb, err := sandbox.New(ctx, sandbox.Config{
+		DB: store.Pool(), Schema: schema, PublicURL: "http://" + ln.Addr().String(), Logger: log,
+		Merchants: []sandbox.Merchant{{AppID: cfg.LakalaAppID, SerialNo: cfg.LakalaSerialNo, PublicKey: merchantPub,
+			MerchantNo: cfg.LakalaMerchantNo, TermNo: cfg.LakalaTermNo, VposID: vposID}},
+	})
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer sb.Close()
@@ -67,7 +95,7 @@ func sandboxRun(ctx context.Context, e env, addr, merchantCert, platformKeyFile,
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "Lakala sandbox listening on %s\n", cfg.PublicURL)
+	fmt.Fprintf(stdout, "Lakala sandbox listening on http://%s (state in PostgreSQL, schema %s)\n", ln.Addr(), schema)
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

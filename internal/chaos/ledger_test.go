@@ -256,7 +256,7 @@ func (f *fleet) start(parent context.Context) {
 				cfg := f.cfg
 				cfg.Consumer = fmt.Sprintf("processor-%d", i)
 				cfg.NotifyURL = f.st.API.URL + "/webhooks/lakala"
-				p := processor.New(f.st.Service, f.st.Lakala, cfg)
+				p := processor.New(f.st.Service, f.st.Merchants, cfg)
 				runCtx, kill := context.WithCancel(ctx)
 				if f.killRate > 0 {
 					time.AfterFunc(f.killRate/2+time.Duration(f.rng.Int64N(int64(f.killRate))), kill)

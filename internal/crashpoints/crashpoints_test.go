@@ -255,7 +255,7 @@ func (h *harness) processors(ctx context.Context, cfg processor.Config) {
 	for n := 0; ctx.Err() == nil; n++ {
 		cfg.Consumer = fmt.Sprintf("process-%d", n)
 		cfg.NotifyURL = h.st.API.URL + "/webhooks/lakala"
-		p := processor.New(h.st.Service, h.st.Lakala, cfg)
+		p := processor.New(h.st.Service, h.st.Merchants, cfg)
 		runCtx, release := crash.Arm(ctx, h.plan)
 		done := make(chan struct{})
 		go func() {

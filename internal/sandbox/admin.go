@@ -7,6 +7,8 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+
+	"github.com/loomipay/loomipay/shared/lakala"
 )
 
 // The /sandbox/* endpoints let a process that runs the sandbox separately (the local
@@ -93,18 +95,101 @@ func (s *Sandbox) getOrder(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sandbox) settleOrder(w http.ResponseWriter, r *http.Request) {
 	outOrderNo := r.PathValue("outOrderNo")
-	s.mu.Lock()
-	o, ok := s.orders[outOrderNo]
-	payOrderNo := ""
-	if ok {
-		payOrderNo = o.payOrderNo
-	}
-	s.mu.Unlock()
+	v, ok := s.Order(outOrderNo)
 	var err error
 	if ok {
-		err = s.act(r.Context(), payOrderNo, r.PathValue("action"))
+		err = s.act(r.Context(), v.PayOrderNo, r.PathValue("action"))
 	} else {
 		err = fmt.Errorf("%w: out_order_no %s", ErrOrderNotFound, outOrderNo)
 	}
 	s.writeActionJSON(w, err, func() (OrderView, bool) { return s.Order(outOrderNo) })
+}
+
+// merchantRequest registers a merchant (POST /sandbox/merchants) or adds a certificate to an
+// appid (POST /sandbox/certificates: merchant fields empty), as Lakala's onboarding and a key
+// rotation do. certificate is the PEM certificate (or public key) of serial_no.
+type merchantRequest struct {
+	AppID       string `json:"appid"`
+	SerialNo    string `json:"serial_no"`
+	Certificate string `json:"certificate"`
+	MerchantNo  string `json:"merchant_no"`
+	TermNo      string `json:"term_no"`
+	VposID      string `json:"vpos_id"`
+}
+
+func decodeAdmin[T any](w http.ResponseWriter, r *http.Request) (T, bool) {
+	var v T
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("body: %v", err)})
+		return v, false
+	}
+	return v, true
+}
+
+func (s *Sandbox) getMerchants(w http.ResponseWriter, r *http.Request) {
+	ms, err := s.Merchants(r.Context())
+	if err != nil {
+		s.log.Error("sandbox cannot list merchants", "error", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "cannot list merchants"})
+		return
+	}
+	writeJSON(w, http.StatusOK, ms)
+}
+
+func (s *Sandbox) postMerchant(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeAdmin[merchantRequest](w, r)
+	if !ok {
+		return
+	}
+	pub, err := lakala.ParsePublicKey([]byte(req.Certificate))
+	if err == nil {
+		err = s.AddMerchant(r.Context(), Merchant{AppID: req.AppID, SerialNo: req.SerialNo, PublicKey: pub,
+			MerchantNo: req.MerchantNo, TermNo: req.TermNo, VposID: req.VposID})
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	s.getMerchants(w, r)
+}
+
+func (s *Sandbox) postCertificate(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeAdmin[merchantRequest](w, r)
+	if !ok {
+		return
+	}
+	pub, err := lakala.ParsePublicKey([]byte(req.Certificate))
+	if err == nil {
+		err = s.AddCertificate(r.Context(), req.AppID, req.SerialNo, pub)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	s.getMerchants(w, r)
+}
+
+func (s *Sandbox) revokeCertificate(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeAdmin[merchantRequest](w, r)
+	if !ok {
+		return
+	}
+	if err := s.RevokeCertificate(r.Context(), req.AppID, req.SerialNo); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	s.getMerchants(w, r)
+}
+
+// postDeliver attempts the notifications due now (what a sandbox function's schedule does).
+func (s *Sandbox) postDeliver(w http.ResponseWriter, r *http.Request) {
+	n, err := s.DeliverDue(r.Context())
+	if err != nil {
+		s.log.Error("sandbox cannot deliver notifications", "error", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "cannot deliver notifications"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"attempted": n})
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/loomipay/loomipay/shared/lakala"
 )
 
@@ -48,7 +50,7 @@ var counterTemplate = template.Must(template.New("counter").Parse(`<!doctype htm
 <dt>Order</dt><dd class="order">{{.OutOrderNo}} / {{.PayOrderNo}}</dd>
 <dt>Status</dt><dd class="status">{{.Status}}</dd>
 </dl>
-{{if .Payable}}<form method="post" action="/counter/{{.PayOrderNo}}">
+{{if .Payable}}<form method="post">
 <button type="submit" name="action" value="pay">Pay</button>
 <button type="submit" name="action" value="fail">Fail</button>
 </form>{{end}}
@@ -64,18 +66,19 @@ type counterPageData struct {
 }
 
 func (s *Sandbox) counterData(payOrderNo, message string) (counterPageData, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o, ok := s.byPayNo[payOrderNo]
-	if !ok {
+	o, err := readJSON[order](context.Background(), s.db, s.sql(`SELECT state FROM lkl.orders WHERE pay_order_no = $1`), payOrderNo)
+	if err != nil {
+		if !errors.Is(err, pgx.ErrNoRows) {
+			s.log.Error("sandbox cannot read an order", "error", err)
+		}
 		return counterPageData{}, false
 	}
 	o.expireIfDue(s.now())
 	return counterPageData{
-		Subject: o.orderInfo, Yuan: yuan(o.totalAmount), OutOrderNo: o.outOrderNo,
-		PayOrderNo: o.payOrderNo, Status: statusNames[o.status], Message: message,
-		CallbackURL: o.callbackURL,
-		Payable:     o.payable(s.faults),
+		Subject: o.OrderInfo, Yuan: yuan(o.TotalAmount), OutOrderNo: o.OutOrderNo,
+		PayOrderNo: o.PayOrderNo, Status: statusNames[o.Status], Message: message,
+		CallbackURL: o.CallbackURL,
+		Payable:     o.payable(s.Faults()),
 	}, true
 }
 
@@ -157,16 +160,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (s *Sandbox) orderByPayNo(payOrderNo string) (OrderView, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o, ok := s.byPayNo[payOrderNo]
-	if !ok {
-		return OrderView{}, false
-	}
-	return o.view(), true
-}
-
 // Pay is the payer pressing Pay: the order becomes paid and its notification is sent.
 // Any unpaid or paying order can be paid, whatever the merchant thinks of it; only a
 // close (or expiry) stops it, and not even that under Faults.PayAfterClose.
@@ -181,75 +174,102 @@ func (s *Sandbox) Fail(ctx context.Context, payOrderNo string) error {
 }
 
 func (s *Sandbox) settle(ctx context.Context, payOrderNo string, paid bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o, ok := s.byPayNo[payOrderNo]
-	if !ok {
-		return fmt.Errorf("%w: pay_order_no %s", ErrOrderNotFound, payOrderNo)
-	}
-	now := s.now()
-	o.expireIfDue(now)
-	faults := s.faults
-	afterClose := false
-	switch o.status {
-	case lakala.OrderStatusUnpaid, lakala.OrderStatusPaying:
-	case lakala.OrderStatusClosed, lakala.OrderStatusExpired:
-		afterClose = true
-		if !paid || !faults.PayAfterClose {
-			return fmt.Errorf("%w: order %s is %s", ErrNotPayable, o.outOrderNo, statusNames[o.status])
+	faults := s.Faults()
+	notified := false
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		o, err := s.lockOrderByPayNo(ctx, tx, payOrderNo)
+		if err != nil {
+			return err
 		}
-	default:
-		return fmt.Errorf("%w: order %s is already %s", ErrNotPayable, o.outOrderNo, statusNames[o.status])
-	}
+		if o == nil {
+			return fmt.Errorf("%w: pay_order_no %s", ErrOrderNotFound, payOrderNo)
+		}
+		now := s.now()
+		o.expireIfDue(now)
+		afterClose := false
+		switch o.Status {
+		case lakala.OrderStatusUnpaid, lakala.OrderStatusPaying:
+		case lakala.OrderStatusClosed, lakala.OrderStatusExpired:
+			afterClose = true
+			if !paid || !faults.PayAfterClose {
+				return fmt.Errorf("%w: order %s is %s", ErrNotPayable, o.OutOrderNo, statusNames[o.Status])
+			}
+		default:
+			return fmt.Errorf("%w: order %s is already %s", ErrNotPayable, o.OutOrderNo, statusNames[o.Status])
+		}
 
-	logNo := s.nextID("66", 14)
-	trade := lakala.OrderTradeInfo{
-		TradeNo:     lakala.FormatTime(now)[:8] + logNo,
-		LogNo:       logNo,
-		TradeType:   lakala.TradeTypePay,
-		TradeStatus: lakala.TradeStatusFailed,
-		TradeAmount: lakala.Fen(o.totalAmount),
-		PayerAmount: lakala.Fen(o.totalAmount),
-		TradeTime:   lakala.FormatTime(now),
-		AccTradeNo:  s.nextID(lakala.FormatTime(now)[:8]+"2200", 28),
-		PayMode:     o.payMode,
-		UserID1:     "2088000000000000",
-		BusiType:    "SCPAY",
-	}
-	switch {
-	case paid:
-		trade.TradeStatus = lakala.TradeStatusSuccess
-		o.status = lakala.OrderStatusPaid
-	case faults.FailedTradePayable:
-		o.status = lakala.OrderStatusPaying
-	default:
-		o.status = lakala.OrderStatusFailed
-	}
-	o.trades = append(o.trades, trade)
-	o.payTrade = &trade
-	o.record(now)
-	s.byTradeNo[trade.TradeNo] = o
-	s.byLogNo[trade.LogNo] = o
-	s.log.InfoContext(ctx, "sandbox payer acted", "out_order_no", o.outOrderNo, "order_status", o.status)
+		logNo, err := s.nextID(ctx, tx, "66", 14)
+		if err != nil {
+			return err
+		}
+		accTradeNo, err := s.nextID(ctx, tx, lakala.FormatTime(now)[:8]+"2200", 28)
+		if err != nil {
+			return err
+		}
+		trade := lakala.OrderTradeInfo{
+			TradeNo:     lakala.FormatTime(now)[:8] + logNo,
+			LogNo:       logNo,
+			TradeType:   lakala.TradeTypePay,
+			TradeStatus: lakala.TradeStatusFailed,
+			TradeAmount: lakala.Fen(o.TotalAmount),
+			PayerAmount: lakala.Fen(o.TotalAmount),
+			TradeTime:   lakala.FormatTime(now),
+			AccTradeNo:  accTradeNo,
+			PayMode:     o.PayMode,
+			UserID1:     "2088000000000000",
+			BusiType:    "SCPAY",
+		}
+		switch {
+		case paid:
+			trade.TradeStatus = lakala.TradeStatusSuccess
+			o.Status = lakala.OrderStatusPaid
+		case faults.FailedTradePayable:
+			o.Status = lakala.OrderStatusPaying
+		default:
+			o.Status = lakala.OrderStatusFailed
+		}
+		o.Trades = append(o.Trades, trade)
+		o.PayTrade = &trade
+		o.record(now)
+		if _, err := tx.Exec(ctx, s.sql(`INSERT INTO lkl.trades (trade_no, log_no, merchant_no, out_order_no) VALUES ($1, $2, $3, $4)`),
+			trade.TradeNo, trade.LogNo, o.MerchantNo, o.OutOrderNo); err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "sandbox payer acted", "merchant_no", o.MerchantNo, "out_order_no", o.OutOrderNo, "order_status", o.Status)
 
-	// Built before any auto-refund: the notification tells of the payment only.
-	body, err := notificationBody(o, trade, now, faults.LegacyNotifyForm)
+		// Built before any auto-refund: the notification tells of the payment only.
+		body, err := notificationBody(o, trade, now, faults.LegacyNotifyForm)
+		if err != nil {
+			return fmt.Errorf("sandbox: build notification: %w", err)
+		}
+		if paid && afterClose && o.AutoRefund && faults.AutoRefundAfterClose {
+			if err := s.autoRefundPayment(ctx, tx, o, trade, now); err != nil {
+				return err
+			}
+		}
+		if notified, err = s.enqueue(ctx, tx, o, false, body, trade.TradeNo, faults, now); err != nil {
+			return err
+		}
+		return s.saveOrder(ctx, tx, o)
+	})
 	if err != nil {
-		return fmt.Errorf("sandbox: build notification: %w", err)
+		return err
 	}
-	if paid && afterClose && o.autoRefund && faults.AutoRefundAfterClose {
-		s.autoRefundPayment(o, trade, now)
+	if notified {
+		s.deliverSoon(ctx)
 	}
-	s.startDelivery(o, body, trade.TradeNo, faults)
 	return nil
 }
 
 // autoRefundPayment refunds a payment that landed after close in full, as
-// close_order_auto_refund asks; the caller holds s.mu.
-func (s *Sandbox) autoRefundPayment(o *order, pay lakala.OrderTradeInfo, now time.Time) {
-	logNo := s.nextID("66", 14)
+// close_order_auto_refund asks.
+func (s *Sandbox) autoRefundPayment(ctx context.Context, tx pgx.Tx, o *order, pay lakala.OrderTradeInfo, now time.Time) error {
+	logNo, err := s.nextID(ctx, tx, "66", 14)
+	if err != nil {
+		return err
+	}
 	amount := int64(pay.TradeAmount)
-	o.trades = append(o.trades, lakala.OrderTradeInfo{
+	o.Trades = append(o.Trades, lakala.OrderTradeInfo{
 		TradeNo:     lakala.FormatTime(now)[:8] + logNo,
 		LogNo:       logNo,
 		TradeType:   lakala.TradeTypeRefund,
@@ -257,11 +277,12 @@ func (s *Sandbox) autoRefundPayment(o *order, pay lakala.OrderTradeInfo, now tim
 		TradeAmount: lakala.Fen(amount),
 		PayerAmount: lakala.Fen(amount),
 		TradeTime:   lakala.FormatTime(now),
-		PayMode:     o.payMode,
+		PayMode:     o.PayMode,
 	})
-	o.refunded += amount
-	o.autoRefunded += amount
-	o.status = lakala.OrderStatusRefunded
+	o.Refunded += amount
+	o.AutoRefunded += amount
+	o.Status = lakala.OrderStatusRefunded
 	o.record(now)
-	s.log.Info("sandbox refunded a payment after close", "out_order_no", o.outOrderNo, "amount", amount)
+	s.log.Info("sandbox refunded a payment after close", "out_order_no", o.OutOrderNo, "amount", amount)
+	return nil
 }

@@ -5,16 +5,20 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/loomipay/loomipay/shared/lakala"
 )
@@ -24,6 +28,9 @@ const (
 	testSerialNo = "00dfba8194c41b84cf"
 	testMerchant = "82229007392000A"
 	testTerm     = "D9296400"
+	// testSibling is a second merchant of testAppID: its appid may act for it, but it has none of
+	// testMerchant's orders.
+	testSibling = "82229007392000B"
 )
 
 var (
@@ -96,10 +103,51 @@ type harness struct {
 	rc    *receiver
 }
 
+// testDB is a pool on the test PostgreSQL ($TEST_DATABASE_URL or the local default) and a fresh
+// schema name for one sandbox, dropped when the test ends.
+func testDB(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	url := os.Getenv("TEST_DATABASE_URL")
+	if url == "" {
+		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect to the test PostgreSQL: %v", err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "sbt_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		pool.Close()
+	})
+	return pool, schema
+}
+
+// testMerchantOf is the merchant every harness plays, signing with merchantKey.
+func testMerchantOf() Merchant {
+	return Merchant{AppID: testAppID, SerialNo: testSerialNo, PublicKey: &merchantKey.PublicKey, MerchantNo: testMerchant, TermNo: testTerm}
+}
+
 func newHarness(t *testing.T, cfg Config, answers ...string) *harness {
 	t.Helper()
 	testKeys(t)
-	cfg.MerchantPublicKey = &merchantKey.PublicKey
+	if cfg.DB == nil {
+		cfg.DB, cfg.Schema = testDB(t)
+	}
+	if cfg.Merchants == nil {
+		sibling := testMerchantOf()
+		sibling.MerchantNo = testSibling
+		cfg.Merchants = []Merchant{testMerchantOf(), sibling}
+	}
 	cfg.PlatformKey = platformKey
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -107,7 +155,7 @@ func newHarness(t *testing.T, cfg Config, answers ...string) *harness {
 	if cfg.NotifyRetryDelays == nil {
 		cfg.NotifyRetryDelays = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
 	}
-	sb, err := New(cfg)
+	sb, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

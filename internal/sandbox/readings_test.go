@@ -184,7 +184,7 @@ func TestDuplicateRefund(t *testing.T) {
 				t.Fatalf("repeat answered %+v, want %+v", again, first)
 			}
 			l := h.sb.Ledger()
-			want := []LedgerRefund{{OutTradeNo: "refund1", OutOrderNo: "order1", Amount: tt.amount, Applied: 1, State: lakala.TradeStateSuccess}}
+			want := []LedgerRefund{{MerchantNo: testMerchant, OutTradeNo: "refund1", OutOrderNo: "order1", Amount: tt.amount, Applied: 1, State: lakala.TradeStateSuccess}}
 			if !reflect.DeepEqual(l.Refunds, want) || l.Orders[0].Refunded != tt.amount {
 				t.Fatalf("ledger = %+v, want refunds %+v and %d refunded", l, want, tt.amount)
 			}
@@ -337,7 +337,7 @@ func TestPayAfterClose(t *testing.T) {
 				t.Fatalf("%d more notifications, want none", extra)
 			}
 			want := LedgerOrder{
-				OutOrderNo: "order1", PayOrderNo: created.PayOrderNo, Status: tt.wantStatus, Amount: 1000,
+				MerchantNo: testMerchant, OutOrderNo: "order1", PayOrderNo: created.PayOrderNo, Status: tt.wantStatus, Amount: 1000,
 				Payments: 1, Paid: 1000, Refunded: tt.wantRefunded, AutoRefunded: tt.wantRefunded, Closed: true,
 			}
 			if o := h.ledgerOrder(t, "order1"); o != want {
@@ -594,15 +594,15 @@ func TestLedger(t *testing.T) {
 
 	want := Ledger{
 		Orders: []LedgerOrder{
-			{OutOrderNo: "order1", PayOrderNo: unpaid.PayOrderNo, Status: lakala.OrderStatusUnpaid, Amount: 300, Payable: true},
-			{OutOrderNo: "order2", PayOrderNo: paid2.PayOrderNo, Status: lakala.OrderStatusRefunded, Amount: 1000,
+			{MerchantNo: testMerchant, OutOrderNo: "order1", PayOrderNo: unpaid.PayOrderNo, Status: lakala.OrderStatusUnpaid, Amount: 300, Payable: true},
+			{MerchantNo: testMerchant, OutOrderNo: "order2", PayOrderNo: paid2.PayOrderNo, Status: lakala.OrderStatusRefunded, Amount: 1000,
 				Payments: 1, Paid: 1000, Refunded: 550},
-			{OutOrderNo: "order3", PayOrderNo: failed.PayOrderNo, Status: lakala.OrderStatusFailed, Amount: 700},
+			{MerchantNo: testMerchant, OutOrderNo: "order3", PayOrderNo: failed.PayOrderNo, Status: lakala.OrderStatusFailed, Amount: 700},
 		},
 		Refunds: []LedgerRefund{
-			{OutTradeNo: "r-a", OutOrderNo: "order2", Amount: 100, Applied: 0, State: lakala.TradeStateFail},
-			{OutTradeNo: "r-b", OutOrderNo: "order2", Amount: 300, Applied: 1, State: lakala.TradeStateSuccess},
-			{OutTradeNo: "r-c", OutOrderNo: "order2", Amount: 250, Applied: 1, State: lakala.TradeStateSuccess},
+			{MerchantNo: testMerchant, OutTradeNo: "r-a", OutOrderNo: "order2", Amount: 100, Applied: 0, State: lakala.TradeStateFail},
+			{MerchantNo: testMerchant, OutTradeNo: "r-b", OutOrderNo: "order2", Amount: 300, Applied: 1, State: lakala.TradeStateSuccess},
+			{MerchantNo: testMerchant, OutTradeNo: "r-c", OutOrderNo: "order2", Amount: 250, Applied: 1, State: lakala.TradeStateSuccess},
 		},
 		Foreign: []LedgerOrder{},
 	}

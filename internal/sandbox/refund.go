@@ -1,8 +1,12 @@
 package sandbox
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/loomipay/loomipay/shared/lakala"
 )
@@ -75,7 +79,13 @@ func (s *Sandbox) serveRefund(call apiCall, req refundCall, requestIP string) ap
 	case origins < 2:
 		return failure(CodeLabsInvalidParam, "two of origin_out_trade_no, origin_trade_no, origin_log_no are required")
 	}
-	res, hold := s.applyRefundRequest(req, call.faults, call.now)
+	if _, bad := s.merchantFor(call.ctx, call, familyLabs, req.merchantNo); bad != nil {
+		return *bad
+	}
+	res, hold, err := s.applyRefundRequest(call.ctx, req, call.faults, call.now)
+	if err != nil {
+		return s.internal("refund", err)
+	}
 	if hold {
 		s.hangUp(call.r)
 	}
@@ -84,79 +94,107 @@ func (s *Sandbox) serveRefund(call apiCall, req refundCall, requestIP string) ap
 
 // applyRefundRequest decides and records a refund. hold reports that the money moved
 // but the caller must never hear so.
-func (s *Sandbox) applyRefundRequest(req refundCall, faults Faults, now time.Time) (res apiResult, hold bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r, ok := s.refunds[req.outTradeNo]; ok {
-		// A retried refund never moves money twice, whatever it hears.
-		return repeatedRefund(r, req.amount, faults.DuplicateRefund), false
-	}
-	o := s.originOrder(req)
-	switch {
-	case o == nil || o.merchantNo != req.merchantNo || o.payTrade == nil || o.payTrade.TradeStatus != lakala.TradeStatusSuccess:
-		return failure(CodeOriginNotFound, "no paid trade matches the origin ids"), false
-	case !o.supportRefund:
-		return failure(CodeRefundFailed, "order was created without support_refund"), false
-	case req.amount > o.totalAmount-o.refunded:
-		return failure(CodeRefundExceeds, "refund_amount %d exceeds the refundable %d", req.amount, o.totalAmount-o.refunded), false
-	}
+func (s *Sandbox) applyRefundRequest(ctx context.Context, req refundCall, faults Faults, now time.Time) (res apiResult, hold bool, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		// One request of a number at a time: a retry waits for the first's answer.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "refund/"+req.merchantNo+"/"+req.outTradeNo); err != nil {
+			return err
+		}
+		if r, err := readJSON[refund](ctx, tx, s.sql(`SELECT state FROM lkl.refunds WHERE merchant_no = $1 AND out_trade_no = $2`),
+			req.merchantNo, req.outTradeNo); err == nil {
+			// A retried refund never moves money twice, whatever it hears.
+			o, err := s.lockOrder(ctx, tx, r.MerchantNo, r.OutOrderNo)
+			if err != nil {
+				return err
+			}
+			res = repeatedRefund(r, o, req.amount, faults.DuplicateRefund)
+			return nil
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		o, err := s.originOrder(ctx, tx, req)
+		if err != nil {
+			return err
+		}
+		switch {
+		case o == nil || o.PayTrade == nil || o.PayTrade.TradeStatus != lakala.TradeStatusSuccess:
+			res = failure(CodeOriginNotFound, "no paid trade matches the origin ids")
+			return nil
+		case !o.SupportRefund:
+			res = failure(CodeRefundFailed, "order was created without support_refund")
+			return nil
+		case req.amount > o.TotalAmount-o.Refunded:
+			res = failure(CodeRefundExceeds, "refund_amount %d exceeds the refundable %d", req.amount, o.TotalAmount-o.Refunded)
+			return nil
+		}
 
-	r := &refund{outTradeNo: req.outTradeNo, api: req.api, reason: req.reason, order: o, amount: req.amount, tradeTime: now}
-	r.logNo = s.nextID("66", 14)
-	r.tradeNo = lakala.FormatTime(now)[:8] + r.logNo
-	s.refunds[r.outTradeNo] = r
-	o.refunds = append(o.refunds, r)
+		r := &refund{OutTradeNo: req.outTradeNo, API: req.api, Reason: req.reason, MerchantNo: o.MerchantNo, OutOrderNo: o.OutOrderNo,
+			OrderAmount: o.TotalAmount, AccTradeNo: o.PayTrade.AccTradeNo, Amount: req.amount, TradeTime: now}
+		if r.LogNo, err = s.nextID(ctx, tx, "66", 14); err != nil {
+			return err
+		}
+		r.TradeNo = lakala.FormatTime(now)[:8] + r.LogNo
+		o.Refunds = append(o.Refunds, r.OutTradeNo)
 
-	switch {
-	case faults.RefundFail:
-		// Lakala keeps the failed refund trade: its query says FAIL. 统一退货 says so at once;
-		// the labs refund answers a failure code nobody published (unknown to the client).
-		r.state = lakala.TradeStateFail
-		r.first = failure(CodeRefundFailed, "退款失败")
-		if r.api == lakala.RefundAPIRfd {
-			r.first = apiResult{data: r.rfdResult(lakala.TradeStateFail)}
+		switch {
+		case faults.RefundFail:
+			// Lakala keeps the failed refund trade: its query says FAIL. 统一退货 says so at once;
+			// the labs refund answers a failure code nobody published (unknown to the client).
+			r.State = lakala.TradeStateFail
+			r.First = storedResult{Code: CodeRefundFailed, Msg: "退款失败"}
+			if r.API == lakala.RefundAPIRfd {
+				r.First = storedResult{Data: r.rfdResult(lakala.TradeStateFail)}
+			}
+		case faults.RefundUnknown != RefundUnknownOff:
+			r.State = lakala.TradeStateFail
+			if faults.RefundUnknown == RefundUnknownSuccess {
+				moveRefundMoney(o, r)
+			}
+			r.DealQueries = faults.RefundUnknownQueries
+			r.First = storedResult{Code: lakala.CodeProcessingRefund, Msg: "交易处理中", Data: r.labsResult(lakala.TradeStateDeal)}
+			if r.API == lakala.RefundAPIRfd {
+				r.First = storedResult{Code: lakala.CodeRfdUnknown, Msg: "交易未知", Data: r.rfdResult(lakala.TradeStateDeal)}
+			}
+		default:
+			moveRefundMoney(o, r)
+			r.First = storedResult{Data: r.labsResult(lakala.TradeStateSuccess)}
+			if r.API == lakala.RefundAPIRfd {
+				r.First = storedResult{Data: r.rfdResult(lakala.TradeStateSuccess)}
+			}
 		}
-	case faults.RefundUnknown != RefundUnknownOff:
-		r.state = lakala.TradeStateFail
-		if faults.RefundUnknown == RefundUnknownSuccess {
-			s.moveRefundMoney(o, r)
+		if err := s.saveRefund(ctx, tx, r); err != nil {
+			return err
 		}
-		r.dealQueries = faults.RefundUnknownQueries
-		r.first = apiResult{code: lakala.CodeProcessingRefund, msg: "交易处理中", data: r.labsResult(lakala.TradeStateDeal)}
-		if r.api == lakala.RefundAPIRfd {
-			r.first = apiResult{code: lakala.CodeRfdUnknown, msg: "交易未知", data: r.rfdResult(lakala.TradeStateDeal)}
+		if err := s.saveOrder(ctx, tx, o); err != nil {
+			return err
 		}
-	default:
-		s.moveRefundMoney(o, r)
-		r.first = apiResult{data: r.labsResult(lakala.TradeStateSuccess)}
-		if r.api == lakala.RefundAPIRfd {
-			r.first = apiResult{data: r.rfdResult(lakala.TradeStateSuccess)}
-		}
-	}
-	s.log.Info("sandbox refund", "api", r.api, "out_trade_no", r.outTradeNo, "out_order_no", o.outOrderNo,
-		"amount", r.amount, "state", r.state, "applied", r.applied)
-	return r.first, faults.RefundTimeoutAfterApply && r.applied > 0
+		s.log.Info("sandbox refund", "api", r.API, "merchant_no", r.MerchantNo, "out_trade_no", r.OutTradeNo, "out_order_no", o.OutOrderNo,
+			"amount", r.Amount, "state", r.State, "applied", r.Applied)
+		res, hold = r.First.result(), faults.RefundTimeoutAfterApply && r.Applied > 0
+		return nil
+	})
+	return res, hold, err
 }
 
 // labsResult is the labs refund's resp_data for r in state.
 func (r *refund) labsResult(state string) lakala.RefundResult {
-	res := lakala.RefundResult{OutTradeNo: r.outTradeNo, RefundAmount: lakala.FenString(r.amount), TradeState: state}
+	res := lakala.RefundResult{OutTradeNo: r.OutTradeNo, RefundAmount: lakala.FenString(r.Amount), TradeState: state}
 	if state == lakala.TradeStateSuccess {
-		res.TradeNo, res.LogNo, res.AccTradeNo = r.tradeNo, r.logNo, r.order.payTrade.AccTradeNo
-		res.TotalAmount, res.PayerAmount = lakala.FenString(r.order.totalAmount), lakala.FenString(r.amount)
-		res.TradeTime = lakala.FormatTime(r.tradeTime)
+		res.TradeNo, res.LogNo, res.AccTradeNo = r.TradeNo, r.LogNo, r.AccTradeNo
+		res.TotalAmount, res.PayerAmount = lakala.FenString(r.OrderAmount), lakala.FenString(r.Amount)
+		res.TradeTime = lakala.FormatTime(r.TradeTime)
 	}
 	return res
 }
 
 // rfdResult is 统一退货's resp_data (the refund's and its query's) for r in state.
 func (r *refund) rfdResult(state string) lakala.RfdRefundResult {
-	res := lakala.RfdRefundResult{MerchantNo: r.order.merchantNo, OutTradeNo: r.outTradeNo, TradeNo: r.tradeNo, LogNo: r.logNo,
-		TradeState: state, RefundAmount: lakala.FenString(r.amount), ChannelRetDesc: "RFD00000#成功"}
+	res := lakala.RfdRefundResult{MerchantNo: r.MerchantNo, OutTradeNo: r.OutTradeNo, TradeNo: r.TradeNo, LogNo: r.LogNo,
+		TradeState: state, RefundAmount: lakala.FenString(r.Amount), ChannelRetDesc: "RFD00000#成功"}
 	switch state {
 	case lakala.TradeStateSuccess:
-		res.PayerAmount, res.TradeTime = lakala.FenString(r.amount), lakala.FormatTime(r.tradeTime)
-		res.AccTradeNo = r.order.payTrade.AccTradeNo
+		res.PayerAmount, res.TradeTime = lakala.FenString(r.Amount), lakala.FormatTime(r.TradeTime)
+		res.AccTradeNo = r.AccTradeNo
 	case lakala.TradeStateFail:
 		res.ChannelRetDesc = CodeRefundFailed + "#退款失败"
 	default:
@@ -165,63 +203,78 @@ func (r *refund) rfdResult(state string) lakala.RfdRefundResult {
 	return res
 }
 
-// repeatedRefund is the answer to a refund whose out_trade_no is already known.
-func repeatedRefund(r *refund, amount int64, mode string) apiResult {
+// repeatedRefund is the answer to a refund whose out_trade_no is already known (o is the order
+// it refunded, as it is now).
+func repeatedRefund(r *refund, o *order, amount int64, mode string) apiResult {
 	switch mode {
 	case DuplicateRefundRefuse:
 		return failure(CodeRefundRepeated, "交易流水号重复")
 	case DuplicateRefundExceeds:
-		if left := r.order.totalAmount - r.order.refunded; amount > left {
-			return failure(CodeRefundExceeds, "refund_amount %d exceeds the refundable %d", amount, left)
+		if o != nil {
+			if left := o.TotalAmount - o.Refunded; amount > left {
+				return failure(CodeRefundExceeds, "refund_amount %d exceeds the refundable %d", amount, left)
+			}
 		}
 		return failure(CodeRefundRepeated, "交易流水号重复")
 	default:
-		return r.first
+		return r.First.result()
 	}
 }
 
-// originOrder finds the paid order every given origin id points at, or nil.
-func (s *Sandbox) originOrder(data refundCall) *order {
-	var found *order
-	for _, candidate := range []*order{
-		s.orders[data.originOutTradeNo], s.byTradeNo[data.originTradeNo], s.byLogNo[data.originLogNo],
-	} {
-		if candidate == nil {
+// originOrder finds and locks the paid order of the refund's merchant that every given origin id
+// points at, or nil.
+func (s *Sandbox) originOrder(ctx context.Context, tx pgx.Tx, req refundCall) (*order, error) {
+	outOrderNo := ""
+	for _, lookup := range []struct{ column, value string }{{"trade_no", req.originTradeNo}, {"log_no", req.originLogNo}} {
+		if lookup.value == "" {
 			continue
 		}
-		if found != nil && found != candidate {
-			return nil
+		var merchantNo, no string
+		err := tx.QueryRow(ctx, s.sql(`SELECT merchant_no, out_order_no FROM lkl.trades WHERE `+lookup.column+` = $1`), lookup.value).Scan(&merchantNo, &no)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		case merchantNo != req.merchantNo || (outOrderNo != "" && outOrderNo != no):
+			return nil, nil
 		}
-		found = candidate
+		outOrderNo = no
 	}
-	if found == nil || found.payTrade == nil {
-		return nil
+	if req.originOutTradeNo != "" {
+		if outOrderNo != "" && outOrderNo != req.originOutTradeNo {
+			return nil, nil
+		}
+		outOrderNo = req.originOutTradeNo
 	}
-	if (data.originOutTradeNo != "" && data.originOutTradeNo != found.outOrderNo) ||
-		(data.originTradeNo != "" && data.originTradeNo != found.payTrade.TradeNo) ||
-		(data.originLogNo != "" && data.originLogNo != found.payTrade.LogNo) {
-		return nil
+	o, err := s.lockOrder(ctx, tx, req.merchantNo, outOrderNo)
+	if err != nil || o == nil || o.PayTrade == nil {
+		return nil, err
 	}
-	return found
+	if (req.originTradeNo != "" && req.originTradeNo != o.PayTrade.TradeNo) ||
+		(req.originLogNo != "" && req.originLogNo != o.PayTrade.LogNo) {
+		return nil, nil
+	}
+	return o, nil
 }
 
-// moveRefundMoney applies r to o; the caller holds s.mu.
-func (s *Sandbox) moveRefundMoney(o *order, r *refund) {
-	r.state = lakala.TradeStateSuccess
-	r.applied++
-	o.refunded += r.amount
-	o.status = lakala.OrderStatusRefunded
-	o.trades = append(o.trades, lakala.OrderTradeInfo{
-		TradeNo:     r.tradeNo,
-		LogNo:       r.logNo,
+// moveRefundMoney applies r to o.
+func moveRefundMoney(o *order, r *refund) {
+	r.State = lakala.TradeStateSuccess
+	r.Applied++
+	o.Refunded += r.Amount
+	o.Status = lakala.OrderStatusRefunded
+	o.Trades = append(o.Trades, lakala.OrderTradeInfo{
+		TradeNo:     r.TradeNo,
+		LogNo:       r.LogNo,
 		TradeType:   lakala.TradeTypeRefund,
 		TradeStatus: lakala.TradeStatusSuccess,
-		TradeAmount: lakala.Fen(r.amount),
-		PayerAmount: lakala.Fen(r.amount),
-		TradeTime:   lakala.FormatTime(r.tradeTime),
-		PayMode:     o.payMode,
+		TradeAmount: lakala.Fen(r.Amount),
+		PayerAmount: lakala.Fen(r.Amount),
+		TradeTime:   lakala.FormatTime(r.TradeTime),
+		PayMode:     o.PayMode,
 	})
-	o.record(r.tradeTime)
+	o.record(r.TradeTime)
 }
 
 // hangUp keeps the request open until the caller gives up, the hold cap passes or the
@@ -253,55 +306,80 @@ func (s *Sandbox) tradeQuery(call apiCall) apiResult {
 	case data.OutTradeNo == "" && data.TradeNo == "":
 		return failure(CodeLabsInvalidParam, "out_trade_no or trade_no is required")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if _, bad := s.merchantFor(call.ctx, call, familyLabs, data.MerchantNo); bad != nil {
+		return *bad
+	}
 	lag := call.faults.QueryLag
 	unknown := apiResult{data: lakala.TradeQueryResult{
 		MerchantNo: data.MerchantNo, OutTradeNo: data.OutTradeNo, TradeNo: data.TradeNo, TradeState: lakala.TradeStateUnknown,
 		TradeStateDesc: "未知状态",
 	}}
-	if s.refuseRefundQuery(data.OutTradeNo, call.faults) {
-		return failure(CodeLabsInvalidParam, "参数校验失败")
-	}
-	if r := s.findRefund(data.OutTradeNo, data.TradeNo); r != nil && r.order.merchantNo == data.MerchantNo {
-		if lag > 0 && r.tradeTime.After(call.now.Add(-lag)) {
-			return unknown
+	var res apiResult
+	err := s.inTx(call.ctx, func(tx pgx.Tx) error {
+		refused, err := s.refuseRefundQuery(call.ctx, tx, data.MerchantNo, data.OutTradeNo, call.faults)
+		if err != nil {
+			return err
 		}
-		state := r.queryState()
-		res := lakala.TradeQueryResult{
-			MerchantNo: data.MerchantNo, OutTradeNo: r.outTradeNo, TradeMainType: lakala.TradeMainRefund, TradeState: state,
-			TotalAmount: lakala.FenString(r.amount),
+		if refused {
+			res = failure(CodeLabsInvalidParam, "参数校验失败")
+			return nil
 		}
-		if state == lakala.TradeStateSuccess {
-			res.TradeNo, res.LogNo = r.tradeNo, r.logNo
-			res.PayerAmount = lakala.FenString(r.amount)
-			res.TradeTime = lakala.FormatTime(r.tradeTime)
-			res.AccTradeNo = r.order.payTrade.AccTradeNo
+		r, err := s.findRefund(call.ctx, tx, data.MerchantNo, data.OutTradeNo, data.TradeNo)
+		if err != nil {
+			return err
 		}
-		return apiResult{data: res}
-	}
-	if o := s.orders[data.OutTradeNo]; o != nil && o.merchantNo == data.MerchantNo {
-		st, seen := o.visible(call.now, lag)
-		if pay := lastPayTrade(st.trades); seen && pay != nil {
-			state := lakala.TradeStateFail
-			switch {
-			case pay.TradeStatus == lakala.TradeStatusSuccess && o.refunded >= o.totalAmount:
-				state = lakala.TradeStateRefund
-			case pay.TradeStatus == lakala.TradeStatusSuccess && o.refunded > 0:
-				state = lakala.TradeStatePartRefund
-			case pay.TradeStatus == lakala.TradeStatusSuccess:
-				state = lakala.TradeStateSuccess
+		if r != nil {
+			if lag > 0 && r.TradeTime.After(call.now.Add(-lag)) {
+				res = unknown
+				return nil
 			}
-			return apiResult{data: lakala.TradeQueryResult{
-				MerchantNo: data.MerchantNo, OutTradeNo: o.outOrderNo, TradeNo: pay.TradeNo, TradeMainType: lakala.TradeMainPreorder,
-				LogNo: pay.LogNo, AccTradeNo: pay.AccTradeNo, TradeState: state,
-				TotalAmount: lakala.FenString(o.totalAmount), PayerAmount: lakala.FenString(o.totalAmount), TradeTime: pay.TradeTime,
-			}}
+			state := r.queryState()
+			out := lakala.TradeQueryResult{
+				MerchantNo: data.MerchantNo, OutTradeNo: r.OutTradeNo, TradeMainType: lakala.TradeMainRefund, TradeState: state,
+				TotalAmount: lakala.FenString(r.Amount),
+			}
+			if state == lakala.TradeStateSuccess {
+				out.TradeNo, out.LogNo = r.TradeNo, r.LogNo
+				out.PayerAmount = lakala.FenString(r.Amount)
+				out.TradeTime = lakala.FormatTime(r.TradeTime)
+				out.AccTradeNo = r.AccTradeNo
+			}
+			res = apiResult{data: out}
+			return s.saveRefund(call.ctx, tx, r)
 		}
+		o, err := readJSON[order](call.ctx, tx, s.sql(`SELECT state FROM lkl.orders WHERE merchant_no = $1 AND out_order_no = $2`), data.MerchantNo, data.OutTradeNo)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		res = unknown
+		if o != nil {
+			o.expireIfDue(call.now)
+			st, seen := o.visible(call.now, lag)
+			if pay := lastPayTrade(st.Trades); seen && pay != nil {
+				state := lakala.TradeStateFail
+				switch {
+				case pay.TradeStatus == lakala.TradeStatusSuccess && o.Refunded >= o.TotalAmount:
+					state = lakala.TradeStateRefund
+				case pay.TradeStatus == lakala.TradeStatusSuccess && o.Refunded > 0:
+					state = lakala.TradeStatePartRefund
+				case pay.TradeStatus == lakala.TradeStatusSuccess:
+					state = lakala.TradeStateSuccess
+				}
+				res = apiResult{data: lakala.TradeQueryResult{
+					MerchantNo: data.MerchantNo, OutTradeNo: o.OutOrderNo, TradeNo: pay.TradeNo, TradeMainType: lakala.TradeMainPreorder,
+					LogNo: pay.LogNo, AccTradeNo: pay.AccTradeNo, TradeState: state,
+					TotalAmount: lakala.FenString(o.TotalAmount), PayerAmount: lakala.FenString(o.TotalAmount), TradeTime: pay.TradeTime,
+				}}
+			}
+		}
+		// A refund that never reached the ledger (say, an injected 500) is unknown here,
+		// which tells the caller it may resend the same out_trade_no.
+		return nil
+	})
+	if err != nil {
+		return s.internal("trade query", err)
 	}
-	// A refund that never reached the ledger (say, an injected 500) is unknown here,
-	// which tells the caller it may resend the same out_trade_no.
-	return unknown
+	return res
 }
 
 // rfdRefundQuery serves 统一退货's query: the refund's own out_trade_no (or its trade_no).
@@ -318,48 +396,69 @@ func (s *Sandbox) rfdRefundQuery(call apiCall) apiResult {
 	case data.OutTradeNo == "" && data.TradeNo == "":
 		return failure(CodeLabsInvalidParam, "out_trade_no or trade_no is required")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.refuseRefundQuery(data.OutTradeNo, call.faults) {
-		return failure(CodeRfdQueryRefused, "查询失败")
+	if _, bad := s.merchantFor(call.ctx, call, familyRfd, data.MerchantNo); bad != nil {
+		return *bad
 	}
-	r := s.findRefund(data.OutTradeNo, data.TradeNo)
-	switch {
-	case r == nil || r.order.merchantNo != data.MerchantNo ||
-		(call.faults.QueryLag > 0 && r.tradeTime.After(call.now.Add(-call.faults.QueryLag))):
-		return failure(CodeRfdNotFound, "交易不存在")
+	var res apiResult
+	err := s.inTx(call.ctx, func(tx pgx.Tx) error {
+		refused, err := s.refuseRefundQuery(call.ctx, tx, data.MerchantNo, data.OutTradeNo, call.faults)
+		if err != nil {
+			return err
+		}
+		if refused {
+			res = failure(CodeRfdQueryRefused, "查询失败")
+			return nil
+		}
+		r, err := s.findRefund(call.ctx, tx, data.MerchantNo, data.OutTradeNo, data.TradeNo)
+		if err != nil {
+			return err
+		}
+		if r == nil || (call.faults.QueryLag > 0 && r.TradeTime.After(call.now.Add(-call.faults.QueryLag))) {
+			res = failure(CodeRfdNotFound, "交易不存在")
+			return nil
+		}
+		res = apiResult{data: r.rfdResult(r.queryState())}
+		return s.saveRefund(call.ctx, tx, r)
+	})
+	if err != nil {
+		return s.internal("refund query", err)
 	}
-	return apiResult{data: r.rfdResult(r.queryState())}
+	return res
 }
 
 // refuseRefundQuery reports whether this query of out_trade_no is one of the first
-// Faults.RefundQueryRefusals, which are refused whether or not the refund exists. The caller holds
-// s.mu.
-func (s *Sandbox) refuseRefundQuery(outTradeNo string, faults Faults) bool {
-	s.refundQueries[outTradeNo]++
-	return s.refundQueries[outTradeNo] <= faults.RefundQueryRefusals
+// Faults.RefundQueryRefusals, which are refused whether or not the refund exists.
+func (s *Sandbox) refuseRefundQuery(ctx context.Context, tx pgx.Tx, merchantNo, outTradeNo string, faults Faults) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, s.sql(`INSERT INTO lkl.refund_queries (merchant_no, out_trade_no, queries) VALUES ($1, $2, 1)
+		ON CONFLICT (merchant_no, out_trade_no) DO UPDATE SET queries = lkl.refund_queries.queries + 1 RETURNING queries`),
+		merchantNo, outTradeNo).Scan(&n)
+	return n <= faults.RefundQueryRefusals, err
 }
 
-// queryState is the refund's state as the next query sees it: DEAL while dealQueries last, then
-// the real one. The caller holds s.mu.
+// queryState is the refund's state as the next query sees it: DEAL while DealQueries last, then
+// the real one.
 func (r *refund) queryState() string {
-	if r.dealQueries > 0 {
-		r.dealQueries--
+	if r.DealQueries > 0 {
+		r.DealQueries--
 		return lakala.TradeStateDeal
 	}
-	return r.state
+	return r.State
 }
 
-// findRefund looks a refund up by out_trade_no, or else by its trade_no; the caller
-// holds s.mu.
-func (s *Sandbox) findRefund(outTradeNo, tradeNo string) *refund {
+// findRefund reads and locks a merchant's refund by out_trade_no, or else by its trade_no (a
+// succeeded one); nil when there is none.
+func (s *Sandbox) findRefund(ctx context.Context, tx pgx.Tx, merchantNo, outTradeNo, tradeNo string) (*refund, error) {
+	var r *refund
+	var err error
 	if outTradeNo != "" {
-		return s.refunds[outTradeNo]
+		r, err = readJSON[refund](ctx, tx, s.sql(`SELECT state FROM lkl.refunds WHERE merchant_no = $1 AND out_trade_no = $2 FOR UPDATE`), merchantNo, outTradeNo)
+	} else {
+		r, err = readJSON[refund](ctx, tx, s.sql(`SELECT state FROM lkl.refunds WHERE merchant_no = $1 AND trade_no = $2 AND state->>'state' = 'SUCCESS' FOR UPDATE`),
+			merchantNo, tradeNo)
 	}
-	for _, r := range s.refunds {
-		if r.tradeNo == tradeNo && r.state == lakala.TradeStateSuccess {
-			return r
-		}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
 	}
-	return nil
+	return r, err
 }

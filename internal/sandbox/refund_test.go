@@ -82,7 +82,8 @@ func TestRefundValidation(t *testing.T) {
 		{"zero amount", func(d *lakala.RefundData) { d.RefundAmount = 0 }, CodeLabsInvalidParam},
 		{"one origin id", func(d *lakala.RefundData) { d.OriginTradeNo, d.OriginLogNo = "", "" }, CodeLabsInvalidParam},
 		{"origin ids disagree", func(d *lakala.RefundData) { d.OriginLogNo = "66999999999999" }, CodeOriginNotFound},
-		{"other merchant", func(d *lakala.RefundData) { d.MerchantNo = "other" }, CodeOriginNotFound},
+		{"another merchant of the appid", func(d *lakala.RefundData) { d.MerchantNo = testSibling }, CodeOriginNotFound},
+		{"a merchant not of the appid", func(d *lakala.RefundData) { d.MerchantNo = "other" }, CodeLabsInvalidParam},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

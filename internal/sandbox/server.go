@@ -1,12 +1,14 @@
-// Package sandbox is a local imitation of Lakala's Open Platform v3: a real HTTP server
-// that verifies the service's request signatures, signs its responses and notifications
-// with its own platform key, serves a hosted cashier page per order, and sends payment
-// notifications with Lakala's retry schedule. Faults make it misbehave on request.
+// Package sandbox is an imitation of Lakala's Open Platform v3 for development and tests: a real
+// HTTP server that plays any number of merchants, verifies each request's signature with the
+// certificate of the merchant's appid that it names, signs its responses and notifications with
+// its own platform key, serves a hosted cashier page per order, and sends payment notifications
+// with Lakala's retry schedule. It keeps its state in PostgreSQL (a schema of its own), so it
+// survives restarts and runs as a Lambda function as well as in a process. Faults make it
+// misbehave on request.
 package sandbox
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
@@ -18,9 +20,12 @@ import (
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/loomipay/loomipay/shared/lakala"
 )
@@ -68,40 +73,51 @@ const (
 
 // Config configures a Sandbox.
 type Config struct {
-	// MerchantPublicKey verifies the service's request signatures. Required.
-	MerchantPublicKey *rsa.PublicKey
-	// PlatformKey signs responses and notifications; nil generates a 2048-bit key.
+	// DB keeps the sandbox's state, in Schema (made if missing; default DefaultSchema). Required.
+	DB     DB
+	Schema string
+	// Merchants are registered at start (AddMerchant): the merchants the sandbox plays. More may
+	// be added later (AddMerchant, POST /sandbox/merchants); those registered before are kept.
+	Merchants []Merchant
+	// PlatformKey signs responses and notifications; nil uses the one kept in the database (made
+	// on the first start), so restarts and every process playing the sandbox sign alike.
 	PlatformKey *rsa.PrivateKey
-	// AppID and SerialNo are the merchant identity requests must carry; empty accepts any.
-	AppID, SerialNo string
-	// PublicURL is the base of every counter_url, e.g. http://127.0.0.1:3100. It may be
-	// set later with SetPublicURL; while empty the request's Host is used.
+	// PublicURL is the sandbox's public base, e.g. http://127.0.0.1:3100, of every counter_url.
+	// It may be set later with SetPublicURL; while empty the request's scheme, Host and BasePath
+	// are used.
 	PublicURL string
+	// BasePath prefixes every route: "" where the sandbox has a server of its own (Lakala's paths
+	// at the root, as at Lakala; the admin endpoints under /sandbox); "/sandbox" behind an HTTP API
+	// shared with other routes (everything under it, the admin endpoints too).
+	BasePath string
 	// NotifyRetryDelays are the waits between notification attempts; nil means
 	// DefaultNotifyRetryDelays.
 	NotifyRetryDelays []time.Duration
 	// RefundHold caps how long RefundTimeoutAfterApply and LostAnswerMode "timeout"
 	// hold a request whose caller has not given up; 0 means 2 minutes.
 	RefundHold time.Duration
-	// RequireVposID, when set, is the vpos_id every special_create must carry, as Lakala
-	// requires outside combined orders ("C 非合单场景必输"); a create without it is refused.
-	RequireVposID string
+	// Inline delivers notifications without a goroutine outliving any call (a Lambda function):
+	// a payer's action delivers what is due before it answers, and DeliverDue (on a schedule)
+	// the retries. Off, a goroutine of this process delivers each as it falls due.
+	Inline bool
 	// Now is the sandbox's clock; nil means time.Now.
 	Now        func() time.Time
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 }
 
-// Sandbox is an in-memory Lakala. All methods are safe for concurrent use.
+// Sandbox is a Lakala kept in PostgreSQL. All methods are safe for concurrent use, and any number
+// of processes may play one sandbox (one schema) at once.
 type Sandbox struct {
-	merchantPub    *rsa.PublicKey
+	db             DB
+	schema         string // quoted
 	platformKey    *rsa.PrivateKey
 	certPEM        []byte
 	platformSerial string
-	appID, serial  string
+	basePath       string
 	retryDelays    []time.Duration
 	refundHold     time.Duration
-	requireVposID  string
+	inline         bool
 	now            func() time.Time
 	client         *http.Client
 	log            *slog.Logger
@@ -110,64 +126,43 @@ type Sandbox struct {
 	stop    context.Context
 	cancel  context.CancelFunc
 	workers sync.WaitGroup
+	wake    chan struct{} // a delivery is due (background delivery)
 
 	mu        sync.Mutex
 	publicURL string
-	faults    Faults
 	dice      *mathrand.Rand
-	seq       uint64
-	orders    map[string]*order  // by out_order_no
-	byPayNo   map[string]*order  // by pay_order_no
-	byTradeNo map[string]*order  // by the payment's trade_no
-	byLogNo   map[string]*order  // by the payment's log_no
-	refunds   map[string]*refund // by the refund's out_trade_no
-	foreign   []*order           // other merchants' cashier orders with our numbers (ForeignNotifyRate)
-	// refundQueries counts the queries of each out_trade_no, for Faults.RefundQueryRefusals.
-	refundQueries map[string]int
-	inflight      int           // notification deliveries running
-	idle          chan struct{} // closed when inflight drops to zero
 }
 
-// New builds a Sandbox; serve it with Handler and stop it with Close.
-func New(cfg Config) (*Sandbox, error) {
-	if cfg.MerchantPublicKey == nil {
-		return nil, errors.New("sandbox: MerchantPublicKey is required")
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// New builds a Sandbox on its schema (made if missing) and registers cfg.Merchants; serve it with
+// Handler and stop it with Close.
+func New(ctx context.Context, cfg Config) (*Sandbox, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("sandbox: a database is required (Config.DB): the sandbox keeps its state there")
 	}
-	key := cfg.PlatformKey
-	if key == nil {
-		var err error
-		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			return nil, fmt.Errorf("sandbox: generate platform key: %w", err)
-		}
+	schema := cfg.Schema
+	if schema == "" {
+		schema = DefaultSchema
 	}
-	certPEM, err := lakala.SelfSignedCertPEM(key, platformCertCN)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: platform certificate: %w", err)
+	if !schemaName.MatchString(schema) {
+		return nil, fmt.Errorf("sandbox: schema %q is not a lower-case SQL name", schema)
 	}
-	serial, err := certSerialHex(certPEM)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: platform certificate: %w", err)
+	if cfg.BasePath != "" && (!strings.HasPrefix(cfg.BasePath, "/") || strings.HasSuffix(cfg.BasePath, "/")) {
+		return nil, fmt.Errorf("sandbox: base path %q must start with / and not end with one", cfg.BasePath)
 	}
 	s := &Sandbox{
-		merchantPub:    cfg.MerchantPublicKey,
-		platformKey:    key,
-		certPEM:        certPEM,
-		platformSerial: serial,
-		appID:          cfg.AppID,
-		serial:         cfg.SerialNo,
-		retryDelays:    cfg.NotifyRetryDelays,
-		refundHold:     cfg.RefundHold,
-		requireVposID:  cfg.RequireVposID,
-		now:            cfg.Now,
-		client:         cfg.HTTPClient,
-		log:            cfg.Logger,
-		publicURL:      strings.TrimRight(cfg.PublicURL, "/"),
-		orders:         make(map[string]*order),
-		byPayNo:        make(map[string]*order),
-		byTradeNo:      make(map[string]*order),
-		byLogNo:        make(map[string]*order),
-		refunds:        make(map[string]*refund),
-		refundQueries:  make(map[string]int),
+		db:          cfg.DB,
+		schema:      pgx.Identifier{schema}.Sanitize(),
+		basePath:    cfg.BasePath,
+		retryDelays: cfg.NotifyRetryDelays,
+		refundHold:  cfg.RefundHold,
+		inline:      cfg.Inline,
+		now:         cfg.Now,
+		client:      cfg.HTTPClient,
+		log:         cfg.Logger,
+		publicURL:   strings.TrimRight(cfg.PublicURL, "/"),
+		wake:        make(chan struct{}, 1),
 	}
 	if s.retryDelays == nil {
 		s.retryDelays = DefaultNotifyRetryDelays
@@ -185,8 +180,38 @@ func New(cfg Config) (*Sandbox, error) {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("component", "lakala-sandbox")
+	if err := s.setup(ctx); err != nil {
+		return nil, fmt.Errorf("sandbox: set up schema %s: %w", schema, err)
+	}
+	if cfg.PlatformKey != nil {
+		certPEM, err := lakala.SelfSignedCertPEM(cfg.PlatformKey, platformCertCN)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: platform certificate: %w", err)
+		}
+		s.platformKey, s.certPEM = cfg.PlatformKey, certPEM
+	} else {
+		key, certPEM, err := s.platform(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: platform key: %w", err)
+		}
+		s.platformKey, s.certPEM = key, certPEM
+	}
+	serial, err := certSerialHex(s.certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: platform certificate: %w", err)
+	}
+	s.platformSerial = serial
+	for _, m := range cfg.Merchants {
+		if err := s.AddMerchant(ctx, m); err != nil {
+			return nil, err
+		}
+	}
 	s.dice = newDice(0)
 	s.stop, s.cancel = context.WithCancel(context.Background())
+	if !s.inline {
+		s.workers.Add(1)
+		go s.deliverLoop()
+	}
 	return s, nil
 }
 
@@ -209,12 +234,10 @@ func newDice(seed int64) *mathrand.Rand {
 	return mathrand.New(mathrand.NewPCG(uint64(seed), 0))
 }
 
-// Close stops pending notification deliveries and held requests, and waits for the deliveries.
+// Close stops notification deliveries and held requests, and waits for them. What was not
+// delivered stays in the database, for the next process playing the sandbox.
 func (s *Sandbox) Close() {
-	// Cancelling under mu orders it against startDelivery's workers.Add.
-	s.mu.Lock()
 	s.cancel()
-	s.mu.Unlock()
 	s.workers.Wait()
 }
 
@@ -231,6 +254,21 @@ func (s *Sandbox) SetPublicURL(u string) {
 	s.publicURL = strings.TrimRight(u, "/")
 }
 
+// base is the public base of the sandbox's pages for a request.
+func (s *Sandbox) base(r *http.Request) string {
+	s.mu.Lock()
+	base := s.publicURL
+	s.mu.Unlock()
+	if base != "" {
+		return base
+	}
+	scheme := "http"
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + s.basePath
+}
+
 // SetFaults replaces the fault settings; an invalid setting is ignored and logged, use
 // the admin endpoint to get the error back.
 func (s *Sandbox) SetFaults(f Faults) {
@@ -243,41 +281,55 @@ func (s *Sandbox) setFaults(f Faults) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
+	if err := s.writeFaultsRow(context.Background(), f); err != nil {
+		return fmt.Errorf("store faults: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = f
 	s.dice = newDice(f.Seed)
 	return nil
 }
 
-// Faults returns the current fault settings.
+// Faults returns the current fault settings (every process playing the sandbox shares them).
 func (s *Sandbox) Faults() Faults {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.faults
+	f, err := s.readFaults(context.Background())
+	if err != nil {
+		s.log.Error("sandbox cannot read its faults; playing without", "error", err)
+	}
+	return f
 }
 
-// Handler serves Lakala's API paths, the cashier pages and the /sandbox admin endpoints.
+// Handler serves Lakala's API paths, the cashier pages and the admin endpoints, under BasePath.
 func (s *Sandbox) Handler() http.Handler {
+	p := s.basePath
+	admin := p
+	if admin == "" {
+		admin = "/sandbox" // beside Lakala's own paths, at the root
+	}
 	mux := http.NewServeMux()
 	// Only calls that change something can lose their answer after acting; a lost query
 	// answer is no different from a failed one.
-	mux.Handle("POST "+lakala.PathCreateOrder, s.api(familyCashier, true, s.createOrder))
-	mux.Handle("POST "+lakala.PathQueryOrder, s.api(familyCashier, false, s.queryOrder))
-	mux.Handle("POST "+lakala.PathCloseOrder, s.api(familyCashier, true, s.closeOrder))
-	mux.Handle("POST "+lakala.PathRefund, s.api(familyLabs, true, s.refund))
-	mux.Handle("POST "+lakala.PathTradeQuery, s.api(familyLabs, false, s.tradeQuery))
-	mux.Handle("POST "+lakala.PathRfdRefund, s.api(familyRfd, true, s.rfdRefund))
-	mux.Handle("POST "+lakala.PathRfdRefundQuery, s.api(familyRfd, false, s.rfdRefundQuery))
-	mux.HandleFunc("GET /counter/{payOrderNo}", s.counterPage)
-	mux.HandleFunc("POST /counter/{payOrderNo}", s.counterAction)
-	mux.HandleFunc("GET /sandbox/faults", s.getFaults)
-	mux.HandleFunc("PUT /sandbox/faults", s.putFaults)
-	mux.HandleFunc("PATCH /sandbox/faults", s.patchFaults)
-	mux.HandleFunc("GET /sandbox/ledger", s.getLedger)
-	mux.HandleFunc("GET /sandbox/orders/{outOrderNo}", s.getOrder)
-	mux.HandleFunc("POST /sandbox/orders/{outOrderNo}/{action}", s.settleOrder)
-	mux.HandleFunc("GET /sandbox/platform-cert.pem", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("POST "+p+lakala.PathCreateOrder, s.api(familyCashier, true, s.createOrder))
+	mux.Handle("POST "+p+lakala.PathQueryOrder, s.api(familyCashier, false, s.queryOrder))
+	mux.Handle("POST "+p+lakala.PathCloseOrder, s.api(familyCashier, true, s.closeOrder))
+	mux.Handle("POST "+p+lakala.PathRefund, s.api(familyLabs, true, s.refund))
+	mux.Handle("POST "+p+lakala.PathTradeQuery, s.api(familyLabs, false, s.tradeQuery))
+	mux.Handle("POST "+p+lakala.PathRfdRefund, s.api(familyRfd, true, s.rfdRefund))
+	mux.Handle("POST "+p+lakala.PathRfdRefundQuery, s.api(familyRfd, false, s.rfdRefundQuery))
+	mux.HandleFunc("GET "+p+"/counter/{payOrderNo}", s.counterPage)
+	mux.HandleFunc("POST "+p+"/counter/{payOrderNo}", s.counterAction)
+	mux.HandleFunc("GET "+admin+"/faults", s.getFaults)
+	mux.HandleFunc("PUT "+admin+"/faults", s.putFaults)
+	mux.HandleFunc("PATCH "+admin+"/faults", s.patchFaults)
+	mux.HandleFunc("GET "+admin+"/ledger", s.getLedger)
+	mux.HandleFunc("GET "+admin+"/orders/{outOrderNo}", s.getOrder)
+	mux.HandleFunc("POST "+admin+"/orders/{outOrderNo}/{action}", s.settleOrder)
+	mux.HandleFunc("GET "+admin+"/merchants", s.getMerchants)
+	mux.HandleFunc("POST "+admin+"/merchants", s.postMerchant)
+	mux.HandleFunc("POST "+admin+"/certificates", s.postCertificate)
+	mux.HandleFunc("POST "+admin+"/certificates/revoke", s.revokeCertificate)
+	mux.HandleFunc("POST "+admin+"/deliver", s.postDeliver)
+	mux.HandleFunc("GET "+admin+"/platform-cert.pem", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		_, _ = w.Write(s.certPEM)
 	})
@@ -286,8 +338,10 @@ func (s *Sandbox) Handler() http.Handler {
 
 // apiCall is one verified API request as the endpoint handlers see it.
 type apiCall struct {
+	ctx     context.Context
 	w       http.ResponseWriter
 	r       *http.Request
+	auth    lakala.RequestAuth
 	reqData json.RawMessage
 	faults  Faults
 	now     time.Time
@@ -304,6 +358,10 @@ func failure(code, format string, args ...any) apiResult {
 	return apiResult{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// systemError is the answer to a call the sandbox could not carry out (its database failed):
+// unsigned, as Lakala's gateway answers before a business handler, and unknown to the client.
+var systemError = apiResult{code: CodeInternalError, msg: "系统异常"}
+
 // family is an API family: its success code, the code its parameter check refuses with, and
 // the network-failure codes its gateway answers when it could not hear back from the back end.
 type family struct {
@@ -318,16 +376,18 @@ var (
 )
 
 // api wraps an endpoint with what every Lakala API call goes through: latency, the
-// request signature, injected server errors, the envelope, network codes and lost answers
-// (when lossy: the call was carried out first), and the response signature.
+// request signature (with the certificate its appid and serial_no name), injected server errors,
+// the envelope, network codes and lost answers (when lossy: the call was carried out first), and
+// the response signature.
 func (s *Sandbox) api(fam family, lossy bool, endpoint func(apiCall) apiResult) http.Handler {
 	okCode := fam.okCode
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
 		faults := s.Faults()
 		if faults.Latency > 0 {
 			select {
 			case <-time.After(faults.Latency):
-			case <-r.Context().Done():
+			case <-ctx.Done():
 				return
 			}
 		}
@@ -336,10 +396,12 @@ func (s *Sandbox) api(fam family, lossy bool, endpoint func(apiCall) apiResult) 
 			writeUnsigned(w, http.StatusBadRequest, CodeInvalidParam, "cannot read body")
 			return
 		}
-		auth, err := lakala.VerifyRequest(s.merchantPub, r.Header.Get("Authorization"), body)
-		if err == nil {
-			err = s.checkIdentity(auth)
-		}
+		// Once it acts, a gateway carries a call through whether or not its caller still listens:
+		// a caller that gave up learns the outcome by query, as from Lakala.
+		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		// The timestamp's age is not checked: callers under test may sign with a fake clock.
+		auth, err := s.verifyRequest(work, r.Header.Get("Authorization"), body)
 		if err != nil {
 			s.log.Warn("sandbox rejected request signature", "path", r.URL.Path, "error", err)
 			writeUnsigned(w, http.StatusUnauthorized, CodeBadSignature, "签名验证失败")
@@ -362,7 +424,11 @@ func (s *Sandbox) api(fam family, lossy bool, endpoint func(apiCall) apiResult) 
 		case env.ReqTime == "":
 			res = failure(fam.invalidParam, "req_time is required")
 		default:
-			res = endpoint(apiCall{w: w, r: r, reqData: env.ReqData, faults: faults, now: now})
+			res = endpoint(apiCall{ctx: work, w: w, r: r, auth: auth, reqData: env.ReqData, faults: faults, now: now})
+		}
+		if res.code == CodeInternalError {
+			writeUnsigned(w, http.StatusInternalServerError, CodeInternalError, "系统异常")
+			return
 		}
 		if lossy && s.roll(faults.NetworkCodeRate) {
 			// Applied, but the gateway could not hear back from the back end in time.
@@ -396,17 +462,6 @@ func (s *Sandbox) api(fam family, lossy bool, endpoint func(apiCall) apiResult) 
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(out)
 	})
-}
-
-func (s *Sandbox) checkIdentity(auth lakala.RequestAuth) error {
-	// The timestamp's age is not checked: callers under test may sign with a fake clock.
-	if s.appID != "" && auth.AppID != s.appID {
-		return fmt.Errorf("appid %q is not the configured %q", auth.AppID, s.appID)
-	}
-	if s.serial != "" && auth.SerialNo != s.serial {
-		return fmt.Errorf("serial_no %q is not the configured %q", auth.SerialNo, s.serial)
-	}
-	return nil
 }
 
 // pick returns a number in [0, n) from the seeded dice.
@@ -480,6 +535,12 @@ func validNotifyURL(raw string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
+// internal logs a database failure and answers it as the system error it is.
+func (s *Sandbox) internal(what string, err error) apiResult {
+	s.log.Error("sandbox: "+what, "error", err)
+	return systemError
+}
+
 func (s *Sandbox) createOrder(call apiCall) apiResult {
 	data, bad := decodeReqData[lakala.CreateOrderData](call, familyCashier)
 	if bad != nil {
@@ -491,13 +552,15 @@ func (s *Sandbox) createOrder(call apiCall) apiResult {
 		limit{"callback_url", data.CallbackURL, lakala.MaxCallbackURL}, limit{"counter_param", data.CounterParam, lakala.MaxCounterParam}); bad != nil {
 		return *bad
 	}
+	m, bad := s.merchantFor(call.ctx, call, familyCashier, data.MerchantNo)
+	if bad != nil {
+		return *bad
+	}
 	efficient, err := lakala.ParseTime(data.OrderEfficientTime)
 	switch {
 	case data.OutOrderNo == "":
 		return failure(CodeInvalidParam, "out_order_no is required")
-	case data.MerchantNo == "":
-		return failure(CodeInvalidParam, "merchant_no is required")
-	case s.requireVposID != "" && data.VposID != s.requireVposID:
+	case m.VposID != "" && data.VposID != m.VposID:
 		return failure(CodeInvalidParam, "vpos_id %q is not the merchant's terminal (非合单场景必输)", data.VposID)
 	case data.TotalAmount <= 0 || data.TotalAmount > lakala.MaxAmount:
 		return failure(CodeInvalidParam, "total_amount must be 1 to 12 digits of fen")
@@ -527,81 +590,119 @@ func (s *Sandbox) createOrder(call apiCall) apiResult {
 		}
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if o, ok := s.orders[data.OutOrderNo]; ok {
-		if call.faults.DuplicateCreate == DuplicateCreateRefuse {
-			return failure(CodeOrderRepeated, "订单号重复")
+	var res apiResult
+	notified := false
+	err = s.inTx(call.ctx, func(tx pgx.Tx) error {
+		// Serialises creates of one number: the second waits for the first's row.
+		if _, err := tx.Exec(call.ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "create/"+data.MerchantNo+"/"+data.OutOrderNo); err != nil {
+			return err
 		}
-		if o.totalAmount != int64(data.TotalAmount) || o.merchantNo != data.MerchantNo {
-			return failure(CodeOrderExists, "out_order_no %s already exists with other details", data.OutOrderNo)
+		o, err := s.lockOrder(call.ctx, tx, data.MerchantNo, data.OutOrderNo)
+		if err != nil {
+			return err
 		}
-		return apiResult{data: o.createResult}
+		if o != nil {
+			switch {
+			case call.faults.DuplicateCreate == DuplicateCreateRefuse:
+				res = failure(CodeOrderRepeated, "订单号重复")
+			case o.TotalAmount != int64(data.TotalAmount):
+				res = failure(CodeOrderExists, "out_order_no %s already exists with other details", data.OutOrderNo)
+			default:
+				res = apiResult{data: o.CreateResult}
+			}
+			return nil
+		}
+		payOrderNo, err := s.nextID(call.ctx, tx, lakala.FormatTime(call.now)[2:8], 23)
+		if err != nil {
+			return err
+		}
+		o = &order{
+			OutOrderNo:    data.OutOrderNo,
+			PayOrderNo:    payOrderNo,
+			MerchantNo:    data.MerchantNo,
+			TermNo:        data.VposID,
+			TotalAmount:   int64(data.TotalAmount),
+			OrderInfo:     data.OrderInfo,
+			NotifyURL:     data.NotifyURL,
+			CallbackURL:   data.CallbackURL,
+			SupportRefund: data.SupportRefund == 1,
+			AutoRefund:    data.CloseOrderAutoRefund == "1",
+			PayMode:       payMode,
+			Status:        lakala.OrderStatusUnpaid,
+			CreatedAt:     call.now,
+			ExpiresAt:     efficient,
+		}
+		if o.TermNo == "" {
+			o.TermNo = m.TermNo
+		}
+		o.CreateResult = lakala.CreateOrderResult{
+			CounterURL:         s.base(call.r) + "/counter/" + o.PayOrderNo,
+			PayOrderNo:         o.PayOrderNo,
+			OutOrderNo:         o.OutOrderNo,
+			MerchantNo:         o.MerchantNo,
+			OrderCreateTime:    lakala.FormatTime(o.CreatedAt),
+			OrderEfficientTime: lakala.FormatTime(o.ExpiresAt),
+			TotalAmount:        lakala.Fen(o.TotalAmount),
+			ChannelID:          "95",
+		}
+		o.record(call.now)
+		b, err := json.Marshal(o)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(call.ctx, s.sql(`INSERT INTO lkl.orders (merchant_no, out_order_no, pay_order_no, created_at, state) VALUES ($1, $2, $3, $4, $5)`),
+			o.MerchantNo, o.OutOrderNo, o.PayOrderNo, o.CreatedAt, b); err != nil {
+			return err
+		}
+		s.log.Info("sandbox order created", "merchant_no", o.MerchantNo, "out_order_no", o.OutOrderNo, "pay_order_no", o.PayOrderNo, "total_amount", o.TotalAmount)
+		if call.faults.ForeignNotifyRate > 0 && s.roll(call.faults.ForeignNotifyRate) {
+			if notified, err = s.payForeignTwin(call.ctx, tx, o, call.faults, call.now); err != nil {
+				return err
+			}
+		}
+		res = apiResult{data: o.CreateResult}
+		return nil
+	})
+	if err != nil {
+		return s.internal("create order", err)
 	}
-	base := s.publicURL
-	if base == "" {
-		base = "http://" + call.r.Host
+	if notified {
+		s.deliverSoon(call.ctx)
 	}
-	o := &order{
-		outOrderNo:    data.OutOrderNo,
-		payOrderNo:    s.nextID(lakala.FormatTime(call.now)[2:8], 23),
-		merchantNo:    data.MerchantNo,
-		termNo:        data.VposID,
-		totalAmount:   int64(data.TotalAmount),
-		orderInfo:     data.OrderInfo,
-		notifyURL:     data.NotifyURL,
-		callbackURL:   data.CallbackURL,
-		supportRefund: data.SupportRefund == 1,
-		autoRefund:    data.CloseOrderAutoRefund == "1",
-		payMode:       payMode,
-		status:        lakala.OrderStatusUnpaid,
-		createdAt:     call.now,
-		expiresAt:     efficient,
-	}
-	o.createResult = lakala.CreateOrderResult{
-		CounterURL:         base + "/counter/" + o.payOrderNo,
-		PayOrderNo:         o.payOrderNo,
-		OutOrderNo:         o.outOrderNo,
-		MerchantNo:         o.merchantNo,
-		OrderCreateTime:    lakala.FormatTime(o.createdAt),
-		OrderEfficientTime: lakala.FormatTime(o.expiresAt),
-		TotalAmount:        lakala.Fen(o.totalAmount),
-		ChannelID:          "95",
-	}
-	o.record(call.now)
-	s.orders[o.outOrderNo] = o
-	s.byPayNo[o.payOrderNo] = o
-	s.log.Info("sandbox order created", "out_order_no", o.outOrderNo, "pay_order_no", o.payOrderNo, "total_amount", o.totalAmount)
-	if call.faults.ForeignNotifyRate > 0 && s.dice.Float64() < call.faults.ForeignNotifyRate {
-		s.payForeignTwin(o, call.faults, call.now)
-	}
-	return apiResult{data: o.createResult}
+	return res
 }
 
-// findOrder looks an order up by out_order_no or pay_order_no, as query and close
-// allow; an order created less than lag ago is not found. The caller holds s.mu.
-func (s *Sandbox) findOrder(merchantNo, outOrderNo, payOrderNo string, now time.Time, lag time.Duration) (*order, *apiResult) {
-	if merchantNo == "" {
-		res := failure(CodeInvalidParam, "merchant_no is required")
-		return nil, &res
-	}
-	var o *order
+// findOrder reads an order by out_order_no or pay_order_no, as query and close allow, locking it
+// when tx is a transaction; an order created less than lag ago is not found.
+func (s *Sandbox) findOrder(ctx context.Context, q querier, merchantNo, outOrderNo, payOrderNo string, now time.Time, lag time.Duration, lock bool) (*order, *apiResult, error) {
+	query := `SELECT state FROM lkl.orders WHERE merchant_no = $1 AND `
+	arg := outOrderNo
 	switch {
 	case outOrderNo != "":
-		o = s.orders[outOrderNo]
+		query += `out_order_no = $2`
 	case payOrderNo != "":
-		o = s.byPayNo[payOrderNo]
+		query, arg = query+`pay_order_no = $2`, payOrderNo
 	default:
 		res := failure(CodeInvalidParam, "out_order_no or pay_order_no is required")
-		return nil, &res
+		return nil, &res, nil
 	}
-	if o == nil || o.merchantNo != merchantNo || (payOrderNo != "" && o.payOrderNo != payOrderNo) ||
-		(lag > 0 && o.createdAt.After(now.Add(-lag))) {
+	if lock {
+		query += ` FOR UPDATE`
+	}
+	o, err := readJSON[order](ctx, q, s.sql(query), merchantNo, arg)
+	if errors.Is(err, pgx.ErrNoRows) {
 		res := failure(CodeOrderNotFound, "order not found")
-		return nil, &res
+		return nil, &res, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if (payOrderNo != "" && o.PayOrderNo != payOrderNo) || (lag > 0 && o.CreatedAt.After(now.Add(-lag))) {
+		res := failure(CodeOrderNotFound, "order not found")
+		return nil, &res, nil
 	}
 	o.expireIfDue(now)
-	return o, nil
+	return o, nil, nil
 }
 
 func (s *Sandbox) queryOrder(call apiCall) apiResult {
@@ -609,9 +710,13 @@ func (s *Sandbox) queryOrder(call apiCall) apiResult {
 	if bad != nil {
 		return *bad
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o, bad := s.findOrder(data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now, call.faults.QueryLag)
+	if _, bad := s.merchantFor(call.ctx, call, familyCashier, data.MerchantNo); bad != nil {
+		return *bad
+	}
+	o, bad, err := s.findOrder(call.ctx, s.db, data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now, call.faults.QueryLag, false)
+	if err != nil {
+		return s.internal("query order", err)
+	}
 	if bad != nil {
 		return *bad
 	}
@@ -624,32 +729,39 @@ func (s *Sandbox) closeOrder(call apiCall) apiResult {
 	if bad != nil {
 		return *bad
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Close does not see a newer order either: the pessimistic reading, where a close
-	// sent right after a lost create answer achieves nothing.
-	o, bad := s.findOrder(data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now, call.faults.QueryLag)
-	if bad != nil {
+	if _, bad := s.merchantFor(call.ctx, call, familyCashier, data.MerchantNo); bad != nil {
 		return *bad
 	}
-	switch o.status {
-	case lakala.OrderStatusUnpaid, lakala.OrderStatusPaying, lakala.OrderStatusExpired, lakala.OrderStatusClosed:
-		if o.status != lakala.OrderStatusClosed {
-			o.status = lakala.OrderStatusClosed
-			o.record(call.now)
+	var res apiResult
+	err := s.inTx(call.ctx, func(tx pgx.Tx) error {
+		// Close does not see a newer order either: the pessimistic reading, where a close
+		// sent right after a lost create answer achieves nothing.
+		o, bad, err := s.findOrder(call.ctx, tx, data.MerchantNo, data.OutOrderNo, data.PayOrderNo, call.now, call.faults.QueryLag, true)
+		if err != nil {
+			return err
 		}
-		o.closed = true
-	default:
-		return failure(CodeOrderNotClosable, "order status %s cannot be closed", o.status)
+		if bad != nil {
+			res = *bad
+			return nil
+		}
+		switch o.Status {
+		case lakala.OrderStatusUnpaid, lakala.OrderStatusPaying, lakala.OrderStatusExpired, lakala.OrderStatusClosed:
+			if o.Status != lakala.OrderStatusClosed {
+				o.Status = lakala.OrderStatusClosed
+				o.record(call.now)
+			}
+			o.Closed = true
+		default:
+			res = failure(CodeOrderNotClosable, "order status %s cannot be closed", o.Status)
+			return nil
+		}
+		res = apiResult{data: lakala.CloseOrderResult{
+			PayOrderNo: o.PayOrderNo, OutOrderNo: o.OutOrderNo, MerchantNo: o.MerchantNo, OrderStatus: o.Status,
+		}}
+		return s.saveOrder(call.ctx, tx, o)
+	})
+	if err != nil {
+		return s.internal("close order", err)
 	}
-	return apiResult{data: lakala.CloseOrderResult{
-		PayOrderNo: o.payOrderNo, OutOrderNo: o.outOrderNo, MerchantNo: o.merchantNo, OrderStatus: o.status,
-	}}
-}
-
-// nextID returns prefix followed by a sequence number, width digits in all; the
-// caller holds s.mu. Sequential ids keep runs reproducible.
-func (s *Sandbox) nextID(prefix string, width int) string {
-	s.seq++
-	return fmt.Sprintf("%s%0*d", prefix, width-len(prefix), s.seq)
+	return res
 }

@@ -70,7 +70,7 @@ func TestFailedPaymentNotifies(t *testing.T) {
 }
 
 func TestRequestSignatureRejected(t *testing.T) {
-	h := newHarness(t, Config{AppID: testAppID, SerialNo: testSerialNo})
+	h := newHarness(t, Config{})
 	body, _ := json.Marshal(lakala.NewRequest(h.createData("order1", 100), time.Now()))
 	sign := func(c lakala.Credentials, b []byte) string {
 		auth, err := lakala.SignRequest(c, b, time.Now())
@@ -175,7 +175,8 @@ func TestQueryUnknownOrder(t *testing.T) {
 		code string
 	}{
 		{"unknown", lakala.QueryOrderData{MerchantNo: testMerchant, OutOrderNo: "nope"}, CodeOrderNotFound},
-		{"other merchant", lakala.QueryOrderData{MerchantNo: "other", OutOrderNo: "order1"}, CodeOrderNotFound},
+		{"another merchant of the appid", lakala.QueryOrderData{MerchantNo: testSibling, OutOrderNo: "order1"}, CodeOrderNotFound},
+		{"a merchant not of the appid", lakala.QueryOrderData{MerchantNo: "other", OutOrderNo: "order1"}, CodeInvalidParam},
 		{"no id", lakala.QueryOrderData{MerchantNo: testMerchant}, CodeInvalidParam},
 	}
 	for _, tt := range tests {

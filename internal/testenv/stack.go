@@ -21,9 +21,11 @@ import (
 	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/merchants"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/secrets"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
 )
@@ -31,12 +33,16 @@ import (
 // Stack is the whole service in one test: real Postgres (own schema), real Redis (own prefix),
 // the Lakala sandbox over real HTTP, the API and webhook over real HTTP, and a processor.
 type Stack struct {
-	Store       *postgres.Store
-	Schema      string
-	Streams     *streams.Streams
-	Service     *service.Service
-	Processor   *processor.Processor
-	Sandbox     *sandbox.Sandbox
+	Store     *postgres.Store
+	Schema    string
+	Streams   *streams.Streams
+	Service   *service.Service
+	Processor *processor.Processor
+	Sandbox   *sandbox.Sandbox
+	// Merchants is the stack's merchant registry: the default merchant (the constants below,
+	// signing with MerchantKey) and those a test adds (AddMerchant).
+	Merchants *merchants.Registry
+	// Lakala is the default merchant's client.
 	Lakala      *lakala.Client
 	API         *httptest.Server // serves every route, webhook included
 	SandboxURL  string
@@ -45,6 +51,7 @@ type Stack struct {
 	APIKey      string // a key of AppID
 
 	optimistic bool
+	keyDir     string // the added merchants' keys and certificates (file: references)
 }
 
 // SetFaults sets the sandbox's faults on top of the stack's reading of Lakala: unless the stack
@@ -86,6 +93,14 @@ type StackOptions struct {
 	Streams streams.Config
 	// WrapAPI, if set, wraps the API's handler (the crash-point suite arms each request).
 	WrapAPI func(http.Handler) http.Handler
+	// MerchantTTL is how long the registry reuses a merchant's row (merchants.Config.TTL);
+	// default 100 ms, so a key rotation reaches every client of the stack at once.
+	MerchantTTL time.Duration
+	// OldSchema, if set, makes the stack's schema as the release with migrations up to this
+	// version left it, lets BeforeUpgrade write what that release would have, and then applies
+	// every later migration: a deployment upgraded in place.
+	OldSchema     int
+	BeforeUpgrade func(t testing.TB, store *postgres.Store)
 }
 
 // The merchant identity the sandbox expects of every Stack's Lakala client; processes started
@@ -104,7 +119,25 @@ const (
 var (
 	merchantKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
 	platformKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+	// otherKeys are the keys of merchants tests add, and of their rotations: OtherKey(t, i).
+	otherKeys [8]func() (*rsa.PrivateKey, error)
 )
+
+func init() {
+	for i := range otherKeys {
+		otherKeys[i] = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+	}
+}
+
+// OtherKey is the i-th of a few 2048-bit keys other than MerchantKey, made once per test binary.
+func OtherKey(t testing.TB, i int) *rsa.PrivateKey {
+	t.Helper()
+	k, err := otherKeys[i%len(otherKeys)]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
 
 // MerchantKey is the 2048-bit merchant key every Stack signs its Lakala requests with.
 func MerchantKey(t testing.TB) *rsa.PrivateKey {
@@ -139,7 +172,21 @@ func Logger() *slog.Logger {
 func NewStack(t testing.TB, o StackOptions) *Stack {
 	t.Helper()
 	log := Logger()
-	store, schema := PostgresSchema(t)
+	var (
+		store  *postgres.Store
+		schema string
+	)
+	if o.OldSchema > 0 {
+		store, schema = PostgresSchemaAt(t, o.OldSchema)
+		if o.BeforeUpgrade != nil {
+			o.BeforeUpgrade(t, store)
+		}
+		if _, err := store.Migrate(context.Background()); err != nil {
+			t.Fatalf("upgrade from migration %d: %v", o.OldSchema, err)
+		}
+	} else {
+		store, schema = PostgresSchema(t)
+	}
 	var (
 		rdb    redis.UniversalClient
 		prefix string
@@ -154,9 +201,12 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	st := streams.New(rdb, streamsCfg)
 	mk := MerchantKey(t)
 
-	sb, err := sandbox.New(sandbox.Config{
-		MerchantPublicKey: &mk.PublicKey, PlatformKey: PlatformKey(t),
-		AppID: LakalaAppID, SerialNo: LakalaSerialNo, RequireVposID: LakalaVposID,
+	// The sandbox keeps its state beside the stack's tables, in a schema of its own.
+	sb, err := sandbox.New(context.Background(), sandbox.Config{
+		DB: store.Pool(), Schema: schema + "_lakala",
+		Merchants: []sandbox.Merchant{{AppID: LakalaAppID, SerialNo: LakalaSerialNo, PublicKey: &mk.PublicKey,
+			MerchantNo: LakalaMerchantNo, TermNo: LakalaTermNo, VposID: LakalaVposID}},
+		PlatformKey:       PlatformKey(t),
 		NotifyRetryDelays: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
 		RefundHold:        5 * time.Second,
 		Logger:            log,
@@ -164,6 +214,7 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { DropSchema(t, schema+"_lakala") })
 	_, platformSerial, err := lakala.ParsePlatformCert(sb.PlatformCertPEM())
 	if err != nil {
 		t.Fatal(err)
@@ -187,16 +238,28 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 		HTTPClient: lakala.NewHTTPClient(timeout, 0),
 		Logger:     log,
 		OnCall:     ops.GatewayCallLogger(store, nil, log), // the gateway call log
+		MerchantID: postgres.DefaultMerchant,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	svcCfg := o.Service
-	svcCfg.PlatformKey = sb.PlatformPublicKey()
-	if svcCfg.MerchantNo == "" {
-		svcCfg.MerchantNo = LakalaMerchantNo
+	refs, err := secrets.NewResolver(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
+	ttl := o.MerchantTTL
+	if ttl == 0 {
+		ttl = 100 * time.Millisecond
+	}
+	reg := merchants.New(merchants.Config{
+		Store: store, Refs: refs, BaseURL: sbSrv.URL, HTTPClient: lakala.NewHTTPClient(timeout, 0), Logger: log,
+		OnCall: ops.GatewayCallLogger(store, nil, log), TTL: ttl,
+		Default: merchants.Default{AppID: LakalaAppID, SerialNo: LakalaSerialNo, MerchantNo: LakalaMerchantNo, TermNo: LakalaTermNo,
+			VposID: LakalaVposID, NotifyKey: sb.PlatformPublicKey(), Client: func() (*lakala.Client, error) { return client, nil }},
+	})
+	svcCfg := o.Service
+	svcCfg.Merchants = reg
 	svc := service.New(store, st, log, svcCfg)
 	// Every exchange with the API is held to api/openapi.yaml.
 	apiHandlers := httpapi.New(svc)
@@ -221,11 +284,11 @@ func NewStack(t testing.TB, o StackOptions) *Stack {
 		pc.BackoffBase = time.Millisecond
 		pc.BackoffMax = 10 * time.Millisecond
 	}
-	proc := processor.New(svc, client, pc)
+	proc := processor.New(svc, reg, pc)
 	apiHandlers.WithPayments(proc.Payments()) // the close route
 
-	s := &Stack{Store: store, Schema: schema, Streams: st, Service: svc, Processor: proc, Sandbox: sb,
-		Lakala: client, API: api, SandboxURL: sbSrv.URL, MerchantKey: mk, AppID: "test_app", optimistic: o.Optimistic}
+	s := &Stack{Store: store, Schema: schema, Streams: st, Service: svc, Processor: proc, Sandbox: sb, Merchants: reg,
+		Lakala: client, API: api, SandboxURL: sbSrv.URL, MerchantKey: mk, AppID: "test_app", optimistic: o.Optimistic, keyDir: t.TempDir()}
 	s.SetFaults(sandbox.Faults{})
 	s.APIKey = s.NewKey(t, s.AppID)
 	return s

@@ -53,6 +53,13 @@ func Postgres(t testing.TB) *postgres.Store {
 // PostgresSchema is Postgres that also returns the schema name (for processes started by the test).
 func PostgresSchema(t testing.TB) (*postgres.Store, string) {
 	t.Helper()
+	return PostgresSchemaAt(t, 0)
+}
+
+// PostgresSchemaAt is PostgresSchema migrated up to version last only (0: every migration): the
+// schema of an earlier release, for a test of what a later migration does to a deployment.
+func PostgresSchemaAt(t testing.TB, last int) (*postgres.Store, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	schema := UniqueName("t_")
@@ -82,7 +89,7 @@ func PostgresSchema(t testing.TB) (*postgres.Store, string) {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(store.Close)
-	if _, err := store.Migrate(ctx); err != nil {
+	if _, err := store.MigrateTo(ctx, last); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return store, schema
@@ -192,4 +199,19 @@ func redactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// DropSchema drops a schema a test made beside its own (a sandbox's); call it from a cleanup.
+func DropSchema(t testing.TB, schema string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, DatabaseURL())
+	if err != nil {
+		t.Logf("drop schema %s: %v", schema, err)
+		return
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+		t.Logf("drop schema %s: %v", schema, err)
+	}
 }

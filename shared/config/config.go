@@ -19,6 +19,7 @@ import (
 
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/merchants"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/secrets"
@@ -350,6 +351,9 @@ type Deps struct {
 	Store   *postgres.Store
 	Streams *streams.Streams
 	Service *service.Service
+	// Merchants is every merchant the service speaks for: the configured one (LAKALA_*) and
+	// those an operator added; each order is served by its own merchant's Lakala client.
+	Merchants *merchants.Registry
 	// Webhooks manages webhook endpoints and delivers to them (the processor runs it).
 	Webhooks *webhooks.Webhooks
 	// ClientIPHeader, when set, names the header a trusted proxy sets to the client's address
@@ -393,9 +397,24 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 		store.Close()
 		return nil, err
 	}
-	svc := service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, PlatformKey: notifyKey, MerchantNo: c.LakalaMerchantNo,
+	refs := c.secrets
+	if refs == nil {
+		if refs, err = secrets.NewResolver(ctx); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	d := &Deps{Config: c, Log: log, Store: store, Streams: st, Webhooks: wh}
+	d.Merchants = merchants.New(merchants.Config{
+		Store: store, Refs: refs, BaseURL: c.LakalaBaseURL,
+		HTTPClient: lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
+		Logger:     log, OnCall: ops.GatewayCallLogger(store, d.Metrics(), log),
+		Default: merchants.Default{AppID: c.LakalaAppID, SerialNo: c.LakalaSerialNo, MerchantNo: c.LakalaMerchantNo,
+			TermNo: c.LakalaTermNo, VposID: c.LakalaVposID, NotifyKey: notifyKey, Client: d.buildDefaultClient},
+	})
+	d.Service = service.New(store, st, log, service.Config{KeyCacheTTL: c.KeyCacheTTL, Merchants: d.Merchants,
 		ReplayWindow: c.ReplayWindow, KeyCacheSize: c.KeyCacheSize, RateLimit: c.RateLimit, RateLimits: c.RateLimitOverrides, OrderTTL: c.OrderTTL})
-	return &Deps{Config: c, Log: log, Store: store, Streams: st, Service: svc, Webhooks: wh}, nil
+	return d, nil
 }
 
 // reload reads the secret of name (DATABASE_URL, REDIS_URL) again, for a client to reconnect with
@@ -416,8 +435,11 @@ func (d *Deps) Close() {
 	_ = d.Streams.Client().Close()
 }
 
-// LakalaClient builds the Lakala client from the configuration.
-func (d *Deps) LakalaClient() (*lakala.Client, error) {
+// LakalaClient is the default merchant's Lakala client (the LAKALA_* variables), built once.
+func (d *Deps) LakalaClient() (*lakala.Client, error) { return d.Merchants.DefaultClient() }
+
+// buildDefaultClient builds the default merchant's client from the configuration.
+func (d *Deps) buildDefaultClient() (*lakala.Client, error) {
 	c := d.Config
 	if c.LakalaPrivateKeyPEM == "" {
 		return nil, errors.New("LAKALA_PRIVATE_KEY (or LAKALA_PRIVATE_KEY_SECRET_ARN) is not set")
@@ -438,18 +460,19 @@ func (d *Deps) LakalaClient() (*lakala.Client, error) {
 		HTTPClient: lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
 		Logger:     d.Log,
 		OnCall:     ops.GatewayCallLogger(d.Store, d.Metrics(), d.Log),
+		MerchantID: postgres.DefaultMerchant,
 	})
 }
 
 // Payments builds the gateway driver for a function that acts at Lakala outside the processor:
-// createorder's close route.
+// createorder's close route. It needs the default merchant's key (each order is then served by
+// its own merchant's client).
 func (d *Deps) Payments() (*service.Payments, error) {
-	client, err := d.LakalaClient()
-	if err != nil {
+	if _, err := d.LakalaClient(); err != nil {
 		return nil, err
 	}
 	c := d.Config
-	return service.NewPayments(d.Service, client, service.PaymentsConfig{
+	return service.NewPayments(d.Service, d.Merchants, service.PaymentsConfig{
 		NotifyURL: c.LakalaNotifyURL, RefundRequestIP: c.RefundRequestIP,
 		VisibilityLag: c.LakalaVisibilityLag, RefundAPI: c.LakalaRefundAPI,
 	}), nil

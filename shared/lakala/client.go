@@ -48,9 +48,13 @@ type Config struct {
 	// OnCall, if set, is told about every call when it ends (the gateway call log and metrics);
 	// it runs on the caller's goroutine, so it must be quick.
 	OnCall func(context.Context, CallRecord)
+	// MerchantID is our name of the merchant the client signs for (CallRecord.MerchantID); it is
+	// never sent.
+	MerchantID string
 }
 
-// Client calls Lakala's cashier and labs APIs on behalf of one merchant.
+// Client calls Lakala's cashier and labs APIs on behalf of one merchant: every request names its
+// merchant_no and term_no and is signed with its key.
 type Client struct {
 	baseURL string
 	cfg     Config

@@ -18,6 +18,7 @@ type CallRecord struct {
 	TraceID    string
 	Duration   time.Duration
 	At         time.Time
+	MerchantID string // Config.MerchantID of the client that made the call
 }
 
 // Call outcomes.
@@ -67,7 +68,7 @@ func (c *Client) observe(ctx context.Context, path, outNo string, started time.T
 		msg = msg[:200]
 	}
 	c.cfg.OnCall(ctx, CallRecord{Operation: operations[path], OutNo: outNo, Outcome: outcome, Code: info.code, Msg: msg,
-		HTTPStatus: info.httpStatus, TraceID: info.traceID, Duration: time.Since(started), At: started})
+		HTTPStatus: info.httpStatus, TraceID: info.traceID, Duration: time.Since(started), At: started, MerchantID: c.cfg.MerchantID})
 }
 
 // observeInvalid reports a request the client refused to send (its *errp wraps ErrInvalidRequest).

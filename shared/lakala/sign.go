@@ -330,6 +330,21 @@ func VerifyRequest(pub *rsa.PublicKey, authorization string, body []byte) (Reque
 	return RequestAuth{AppID: appID, SerialNo: serial, Nonce: nonce, Timestamp: signedAt}, nil
 }
 
+// VerifyRequestFor is VerifyRequest with the public key looked up by the appid and serial_no the
+// request names, as Lakala does: each merchant's certificates by serial number (a rotation adds
+// one, and the old one may stay valid for a while). A lookup that fails is a bad signature.
+func VerifyRequestFor(keyOf func(appID, serialNo string) (*rsa.PublicKey, error), authorization string, body []byte) (RequestAuth, error) {
+	pairs, err := parseAuthorization(authorization)
+	if err != nil {
+		return RequestAuth{}, err
+	}
+	pub, err := keyOf(pairs["appid"], pairs["serial_no"])
+	if err != nil {
+		return RequestAuth{}, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	return VerifyRequest(pub, authorization, body)
+}
+
 // SetResponseSignature sets Lklapi-Appid, Lklapi-Serial, Lklapi-Timestamp, Lklapi-Nonce,
 // Lklapi-Signature (and Lklapi-Traceid, unless already set) for a response body, signed by
 // the platform key.

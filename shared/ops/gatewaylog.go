@@ -29,7 +29,7 @@ func GatewayCallLogger(store *postgres.Store, m *metrics.Emitter, log *slog.Logg
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		err := store.RecordGatewayCall(ctx, postgres.GatewayCall{Operation: r.Operation, OutNo: r.OutNo, Outcome: r.Outcome,
-			Code: r.Code, Message: r.Msg, HTTPStatus: r.HTTPStatus, TraceID: r.TraceID, DurationMS: int(r.Duration.Milliseconds()), CalledAt: r.At})
+			Code: r.Code, Message: r.Msg, HTTPStatus: r.HTTPStatus, TraceID: r.TraceID, DurationMS: int(r.Duration.Milliseconds()), CalledAt: r.At, MerchantID: r.MerchantID})
 		if err != nil && log != nil {
 			log.WarnContext(ctx, "gateway call not logged", "operation", r.Operation, "out_no", r.OutNo, "err", err)
 		}

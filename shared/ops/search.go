@@ -372,13 +372,13 @@ func (o *Ops) OrderTimeline(ctx context.Context, a Actor, ref string) (Timeline,
 	}
 
 	rows, err = pool.Query(ctx, `SELECT id, operation, out_no, outcome, coalesce(code, ''), coalesce(message, ''), coalesce(http_status, 0),
-			coalesce(trace_id, ''), duration_ms, called_at
+			coalesce(trace_id, ''), duration_ms, called_at, coalesce(merchant_id, '')
 		FROM gateway_calls WHERE out_no = ANY($1) ORDER BY id LIMIT 1000`, outNos)
 	if err != nil {
 		return t, fmt.Errorf("timeline gateway calls: %w", err)
 	}
 	t.GatewayCalls, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (c postgres.GatewayCall, err error) {
-		return c, row.Scan(&c.ID, &c.Operation, &c.OutNo, &c.Outcome, &c.Code, &c.Message, &c.HTTPStatus, &c.TraceID, &c.DurationMS, &c.CalledAt)
+		return c, row.Scan(&c.ID, &c.Operation, &c.OutNo, &c.Outcome, &c.Code, &c.Message, &c.HTTPStatus, &c.TraceID, &c.DurationMS, &c.CalledAt, &c.MerchantID)
 	})
 	if err != nil {
 		return t, fmt.Errorf("timeline gateway calls: %w", err)

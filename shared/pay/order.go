@@ -47,8 +47,11 @@ type Order struct {
 	// CheckRequestedAt is when a notification that did not bind asked for our own query of the
 	// order (nil: never).
 	CheckRequestedAt *time.Time
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// MerchantID is the merchant (Lakala identity) the order was created with: its app's merchant
+	// then. Every call about the order and its refunds is signed as it, for the order's whole life.
+	MerchantID string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 
 	// GatewayLogNo is Lakala's log_no of the payment (its statement's serial number) and
 	// GatewayTradeTime the payment's trade time — or, when Lakala gave none, when the order

@@ -19,6 +19,12 @@ const migrationLockKey = 7_406_220_001
 // Migrate applies every embedded migration not yet applied, in version order, each in its own
 // transaction, and returns how many it applied.
 func (s *Store) Migrate(ctx context.Context) (int, error) {
+	return s.MigrateTo(ctx, 0)
+}
+
+// MigrateTo is Migrate stopping after version last (0: every version): a test makes the schema of
+// an earlier release with it, to show a later migration keeps that deployment working.
+func (s *Store) MigrateTo(ctx context.Context, last int) (int, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
@@ -50,6 +56,9 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
 		if err != nil {
 			return applied, fmt.Errorf("migrate: bad file name %s", name)
+		}
+		if last > 0 && version > last {
+			break
 		}
 		var done bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", version).Scan(&done); err != nil {

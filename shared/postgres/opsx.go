@@ -39,6 +39,8 @@ type GatewayCall struct {
 	TraceID    string    `json:"trace_id,omitempty"`
 	DurationMS int       `json:"duration_ms"`
 	CalledAt   time.Time `json:"called_at"`
+	// MerchantID is the merchant whose client made the call.
+	MerchantID string `json:"merchant_id,omitempty"`
 }
 
 // RecordGatewayCall appends a call to the gateway call log.
@@ -47,9 +49,9 @@ func (s *Store) RecordGatewayCall(ctx context.Context, c GatewayCall) error {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO gateway_calls (operation, out_no, outcome, code, message, http_status, trace_id, duration_ms, called_at)
-		VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''), nullif($6, 0), nullif($7, ''), $8, $9)`,
-		c.Operation, c.OutNo, c.Outcome, c.Code, truncate(c.Message, 256), c.HTTPStatus, c.TraceID, c.DurationMS, at)
+	_, err := s.pool.Exec(ctx, `INSERT INTO gateway_calls (operation, out_no, outcome, code, message, http_status, trace_id, duration_ms, called_at, merchant_id)
+		VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''), nullif($6, 0), nullif($7, ''), $8, $9, nullif($10, ''))`,
+		c.Operation, c.OutNo, c.Outcome, c.Code, truncate(c.Message, 256), c.HTTPStatus, c.TraceID, c.DurationMS, at, c.MerchantID)
 	if err != nil {
 		return fmt.Errorf("record gateway call: %w", err)
 	}

@@ -18,7 +18,7 @@ const orderColumns = `id::text, app_id, merchant_order_id, status, order_type, a
 	coalesce(failure_reason, ''), expires_at, created_at, updated_at,
 	coalesce(closing_reason, ''), coalesce(review_reason, ''), result_seq, coalesce(expires_in, 0),
 	coalesce(paid_attempt_no, 0), check_requested_at,
-	coalesce(gateway_log_no, ''), gateway_trade_time`
+	coalesce(gateway_log_no, ''), gateway_trade_time, merchant_id`
 
 // scanOrder reads a row of orderColumns, followed by any extra columns into extra.
 func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
@@ -29,7 +29,7 @@ func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
 		&o.ExtraData, &o.PaymentURL, &o.GatewayCallback, &o.RefundedAmount,
 		&o.FailureReason, &o.ExpiresAt, &o.CreatedAt, &o.UpdatedAt,
 		&o.ClosingReason, &o.ReviewReason, &o.ResultSeq, &o.ExpiresIn, &o.PaidAttemptNo, &o.CheckRequestedAt,
-		&o.GatewayLogNo, &o.GatewayTradeTime}, extra...)
+		&o.GatewayLogNo, &o.GatewayTradeTime, &o.MerchantID}, extra...)
 	err := row.Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, pay.ErrNotFound
@@ -45,14 +45,16 @@ func scanOrder(row pgx.Row, extra ...any) (pay.Order, error) {
 func collectOrder(row pgx.CollectableRow) (pay.Order, error) { return scanOrder(row) }
 
 // CreateOrder inserts a new pending order and its payment task in one statement (one round trip,
-// one transaction). If the app already has an order with this merchant_order_id, it returns that
+// one transaction). The order records the merchant its app is bound to now, in the same statement,
+// and keeps it for life. If the app already has an order with this merchant_order_id, it returns that
 // order and created=false; the database's unique key decides between concurrent creates.
 func (s *Store) CreateOrder(ctx context.Context, id string, in pay.CreateOrderInput, now, expiresAt time.Time) (o pay.Order, taskID int64, created bool, err error) {
 	row := s.pool.QueryRow(ctx, `
 		WITH ins AS (
 			INSERT INTO payment_orders (id, app_id, merchant_order_id, status, order_type, amount, currency,
-				payment_gateway, subject, extra_data, created_at, updated_at, expires_in, expires_at)
-			VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10, nullif($11::int, 0), $12)
+				payment_gateway, subject, extra_data, created_at, updated_at, expires_in, expires_at, merchant_id)
+			VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10, nullif($11::int, 0), $12,
+				coalesce((SELECT merchant_id FROM apps WHERE app_id = $2), '`+DefaultMerchant+`'))
 			ON CONFLICT (app_id, merchant_order_id) DO NOTHING
 			RETURNING `+orderColumns+`
 		), task AS (

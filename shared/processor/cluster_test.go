@@ -224,7 +224,7 @@ func scaleOut(t *testing.T, s *testenv.Stack) {
 	}
 
 	const lease = 500 * time.Millisecond
-	extra := processor.New(s.Service, s.Lakala, processor.Config{Consumer: "run-extra", NotifyURL: s.API.URL + "/webhooks/lakala",
+	extra := processor.New(s.Service, s.Merchants, processor.Config{Consumer: "run-extra", NotifyURL: s.API.URL + "/webhooks/lakala",
 		Lease: lease, LeaseMargin: 100 * time.Millisecond, ReadBlock: 50 * time.Millisecond, IdleExit: 200 * time.Millisecond,
 		BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond})
 	time.Sleep(lease) // the dead run's message becomes reclaimable

@@ -163,7 +163,7 @@ func TestFinding4ResultsInTransitionOrder(t *testing.T) {
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	ctx := context.Background()
 	slowPublish := service.New(s.Store, s.Streams, testenv.Logger(), service.Config{PublishTimeout: time.Nanosecond, PlatformKey: s.Sandbox.PlatformPublicKey(), MerchantNo: testenv.LakalaMerchantNo})
-	p := processor.New(slowPublish, s.Lakala, processor.Config{Consumer: "slow-publisher", NotifyURL: s.API.URL + "/webhooks/lakala"})
+	p := processor.New(slowPublish, s.Merchants, processor.Config{Consumer: "slow-publisher", NotifyURL: s.API.URL + "/webhooks/lakala"})
 	created := s.CreateOrder(t, "o1", 1000)
 	if _, err := p.Drain(ctx, 0); err != nil {
 		t.Fatal(err)
@@ -210,7 +210,7 @@ func TestFinding5ReconcilerIsFair(t *testing.T) {
 	gw := &failingQueries{Gateway: s.Lakala, fail: map[string]bool{}}
 	cfg := processor.Config{Consumer: "fair", NotifyURL: s.API.URL + "/webhooks/lakala", ReconcileAfter: time.Millisecond,
 		ReconcileBatch: 2, ReviewAfterFailedChecks: 3, MaintenanceEvery: time.Millisecond}
-	p := processor.New(s.Service, gw, cfg)
+	p := processor.New(s.Service, service.SameGateway(gw), cfg)
 	var stuck []testenv.Order
 	for _, id := range []string{"stuck1", "stuck2", "stuck3"} {
 		o, _ := s.Checkout(t, id, 1000)

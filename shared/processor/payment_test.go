@@ -424,7 +424,7 @@ func TestPaidAfterClose(t *testing.T) {
 			t.Errorf("pay after close: %v", err)
 		}
 	}}
-	p := processor.New(s.Service, gw, processor.Config{Consumer: "paid-after-close", NotifyURL: view.NotifyURL})
+	p := processor.New(s.Service, service.SameGateway(gw), processor.Config{Consumer: "paid-after-close", NotifyURL: view.NotifyURL})
 	if st := testenv.RunOnce(t, p); st.Reconciled != 1 {
 		t.Fatalf("run reconciled %d orders, want 1", st.Reconciled)
 	}
@@ -510,7 +510,7 @@ func TestCheckoutLosesToAConcurrentSettlement(t *testing.T) {
 			t.Errorf("ApplyReport = %v, %v; want applied", res, err)
 		}
 	}}
-	p := processor.New(s.Service, gw, processor.Config{Consumer: "loser", NotifyURL: s.API.URL + "/webhooks/lakala",
+	p := processor.New(s.Service, service.SameGateway(gw), processor.Config{Consumer: "loser", NotifyURL: s.API.URL + "/webhooks/lakala",
 		BackoffBase: time.Millisecond, BackoffMax: time.Millisecond})
 	testenv.RunOnce(t, p)
 	// The order succeeded through another channel while the cashier order was being created:

@@ -21,6 +21,9 @@ import (
 // Gateway is what the processor asks of Lakala (lakala.Client implements it).
 type Gateway = service.Gateway
 
+// Gateways gives each merchant's Gateway (shared/merchants.Registry).
+type Gateways = service.Gateways
+
 // Config tunes the processor. Zero values take the defaults noted.
 type Config struct {
 	// Consumer is the name in the consumer group. Deployed runs use a name of their own
@@ -146,10 +149,10 @@ type Processor struct {
 	log     *slog.Logger
 }
 
-// New builds a processor.
-func New(svc *service.Service, gw Gateway, cfg Config) *Processor {
+// New builds a processor that calls Lakala through each order's merchant's gateway.
+func New(svc *service.Service, gws Gateways, cfg Config) *Processor {
 	cfg.defaults()
-	payments := service.NewPayments(svc, gw, service.PaymentsConfig{
+	payments := service.NewPayments(svc, gws, service.PaymentsConfig{
 		NotifyURL: cfg.NotifyURL, RefundRequestIP: cfg.RefundRequestIP,
 		VisibilityLag: cfg.VisibilityLag, RefundAPI: cfg.RefundAPI,
 	})

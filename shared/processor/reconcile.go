@@ -90,7 +90,12 @@ func (p *Processor) checkOrder(ctx context.Context, o pay.Order) (moved bool, er
 		if a.State != pay.AttemptOpen {
 			continue // creating ones are the task's to settle; settled ones are settled
 		}
-		q, err := p.pay.Gateway().QueryCashierOrder(ctx, a.OutOrderNo)
+		gw, err := p.pay.GatewayOf(ctx, o)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		q, err := gw.QueryCashierOrder(ctx, a.OutOrderNo)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("query %s: %w", a.OutOrderNo, err))
 			continue
@@ -126,7 +131,12 @@ func (p *Processor) checkClosed(ctx context.Context, o pay.Order) error {
 		if a.State != pay.AttemptClosed {
 			continue
 		}
-		q, err := p.pay.Gateway().QueryCashierOrder(ctx, a.OutOrderNo)
+		gw, err := p.pay.GatewayOf(ctx, o)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		q, err := gw.QueryCashierOrder(ctx, a.OutOrderNo)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("query %s: %w", a.OutOrderNo, err))
 			continue

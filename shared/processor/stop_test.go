@@ -70,7 +70,7 @@ func waitCreating(t *testing.T, s *testenv.Stack, orders ...testenv.Order) {
 // plentiful) enough to outlast the visibility lag: the test's usual millisecond backoff would
 // spend every attempt while the cut cashier order may still appear.
 func nextRun(s *testenv.Stack) *processor.Processor {
-	return processor.New(s.Service, s.Lakala, processor.Config{Consumer: "next-run", NotifyURL: s.API.URL + "/webhooks/lakala",
+	return processor.New(s.Service, s.Merchants, processor.Config{Consumer: "next-run", NotifyURL: s.API.URL + "/webhooks/lakala",
 		VisibilityLag: stopConfig.VisibilityLag, MaxAttempts: 20, BackoffBase: 500 * time.Millisecond, BackoffMax: 2 * time.Second})
 }
 

@@ -246,6 +246,9 @@ func (r *Resolver) read(ctx context.Context, name, arn string) (string, error) {
 	// The errors carry the status and the service's message, never a SecretString.
 	value, err := client.GetSecretString(ctx, arn)
 	if err != nil {
+		if name == arn { // a reference (Reference): the ARN is the name
+			return "", fmt.Errorf("secrets: reading %s from Secrets Manager: %w", arn, err)
+		}
 		return "", fmt.Errorf("secrets: reading %s from Secrets Manager (%s_SECRET_ARN=%s): %w", name, name, arn, err)
 	}
 	slog.InfoContext(ctx, "read "+name+" from Secrets Manager", "arn", arn)
@@ -366,4 +369,66 @@ func postgresURL(name string, fields map[string]json.RawMessage) (string, error)
 		u.Path = "/" + db
 	}
 	return u.String(), nil
+}
+
+// A reference names where a value is kept without holding it: a merchant's key and Lakala's
+// certificates are stored in PostgreSQL as references only (docs/DECISIONS.md, "Merchants").
+const (
+	// refARNPrefix starts a Secrets Manager ARN: arn:aws…:secretsmanager:….
+	refARNPrefix = "arn:"
+	// RefFilePrefix starts a file's path (the local stack and tests): file:/path/to/key.pem.
+	RefFilePrefix = "file:"
+)
+
+// CheckReference refuses what is not a reference this package can read: a Secrets Manager secret's
+// ARN, or (allowFiles: the local stack, tests) file: and a path. A PEM pasted instead of a
+// reference is named as such, never quoted.
+func CheckReference(ref string, allowFiles bool) error {
+	switch {
+	case strings.Contains(ref, "-----BEGIN"):
+		return errors.New("a PEM was given where a reference to it belongs (a Secrets Manager ARN): keys and certificates are never stored in the database")
+	case strings.HasPrefix(ref, refARNPrefix):
+		if !strings.Contains(ref, ":secretsmanager:") || !strings.Contains(ref, ":secret:") {
+			return fmt.Errorf("%q is not the ARN of a Secrets Manager secret (arn:aws…:secretsmanager:REGION:ACCOUNT:secret:NAME)", ref)
+		}
+		return nil
+	case strings.HasPrefix(ref, RefFilePrefix):
+		if !allowFiles {
+			return fmt.Errorf("%q: file references serve only the local stack (STAGE=dev); outside it use a Secrets Manager ARN", ref)
+		}
+		if strings.TrimPrefix(ref, RefFilePrefix) == "" {
+			return fmt.Errorf("%q names no file", ref)
+		}
+		return nil
+	}
+	return fmt.Errorf("%q is not a reference: give a Secrets Manager ARN (arn:aws…:secretsmanager:…)%s", ref,
+		map[bool]string{true: " or file:PATH", false: ""}[allowFiles])
+}
+
+// Reference reads the value a reference names: a Secrets Manager secret's SecretString (read once
+// per process and shared like Get's; fresh drops what was read before, for a value a rotation may
+// have changed) or a file. Errors name the reference, never the value.
+func (r *Resolver) Reference(ctx context.Context, ref string, fresh bool) (string, error) {
+	if err := CheckReference(ref, true); err != nil {
+		return "", fmt.Errorf("secrets: %w", err)
+	}
+	if path, ok := strings.CutPrefix(ref, RefFilePrefix); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("secrets: reading %s: %w", ref, err)
+		}
+		return string(b), nil
+	}
+	if fresh {
+		r.mu.Lock()
+		if f, found := r.fetches[ref]; found {
+			select {
+			case <-f.done:
+				delete(r.fetches, ref)
+			default:
+			}
+		}
+		r.mu.Unlock()
+	}
+	return r.secretString(ctx, ref, ref)
 }

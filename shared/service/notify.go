@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -34,27 +35,57 @@ const (
 const (
 	BindingBound         = "bound"
 	BindingNoMerchant    = "no_merchant"     // the legacy form names no merchant
-	BindingOtherMerchant = "other_merchant"  // merchant_no is not ours
+	BindingOtherMerchant = "other_merchant"  // merchant_no is not the attempt's merchant's
 	BindingOtherPayOrder = "other_pay_order" // pay_order_no is not the one Lakala gave our cashier order
+	// BindingOtherCertificate: signed with a key that is not the attempt's merchant's (another of
+	// our merchants' notification certificate).
+	BindingOtherCertificate = "other_certificate"
 )
 
 // bindNotification decides whether a verified notification is about the cashier order we
-// created: one platform key signs every merchant's notifications and out_order_no is unique per
-// merchant only, so it must name our merchant, and the pay_order_no Lakala gave the attempt when
-// we know it. The settlement terminal (term_no) is not compared: Lakala's own sample notification
-// names a settlement terminal other than the merchant's configured one, so it would unbind our
-// own notifications and adds nothing merchant_no does not already prove.
-func bindNotification(n lakala.Notification, merchantNo string, a pay.Attempt) string {
+// created, for the merchant that created it (m, the attempt's order's merchant): it must be
+// signed with that merchant's notification key (signedBy), name its merchant_no (one platform key
+// signs every merchant's notifications and out_order_no is unique per merchant only), and name
+// the pay_order_no Lakala gave the attempt when we know it. The settlement terminal (term_no) is
+// not compared: Lakala's own sample notification names a settlement terminal other than the
+// merchant's configured one, so it would unbind our own notifications and adds nothing
+// merchant_no does not already prove.
+func bindNotification(n lakala.Notification, m MerchantIdentity, signedBy *rsa.PublicKey, a pay.Attempt) string {
 	switch {
+	case m.NotifyKey == nil || !m.NotifyKey.Equal(signedBy):
+		return BindingOtherCertificate
 	case n.MerchantNo == "":
 		return BindingNoMerchant
-	case n.MerchantNo != merchantNo:
+	case n.MerchantNo != m.MerchantNo:
 		return BindingOtherMerchant
 	case a.PayOrderNo != "" && n.PayOrderNo != a.PayOrderNo:
 		return BindingOtherPayOrder
 	}
 	return BindingBound
 }
+
+// verifyNotification checks a notification's signature against every merchant's notification key
+// and returns the key that verified it and when it was signed.
+func (s *Service) verifyNotification(ctx context.Context, header http.Header, body []byte) (*rsa.PublicKey, time.Time, error) {
+	keys, err := s.merchants.NotifyKeys(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if len(keys) == 0 {
+		return nil, time.Time{}, errNoNotifyKey
+	}
+	var errs []error
+	for _, k := range keys {
+		signedAt, err := lakala.VerifyNotification(k, header, body)
+		if err == nil {
+			return k, signedAt, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, time.Time{}, errors.Join(errs...)
+}
+
+var errNoNotifyKey = errors.New("no Lakala platform certificate configured")
 
 // HandleNotification verifies a Lakala payment notification on its raw body and applies it.
 // A bad or missing signature is an Unauthorized error and changes nothing. Verified
@@ -64,11 +95,15 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 	sum := sha256.Sum256(body)
 	record := postgres.NotificationRecord{BodySHA256: hex.EncodeToString(sum[:])}
 	defer func() { s.recordNotification(ctx, record) }()
-	if s.cfg.PlatformKey == nil {
+	signedBy, signedAt, err := s.verifyNotification(ctx, header, body)
+	if errors.Is(err, errNoNotifyKey) {
 		record.Result = "refused_config"
-		return "", pay.Internal(errors.New("no Lakala platform certificate configured"))
+		return "", pay.Internal(err)
 	}
-	signedAt, err := lakala.VerifyNotification(s.cfg.PlatformKey, header, body)
+	if err != nil && !errors.Is(err, lakala.ErrBadSignature) {
+		record.Result = "error"
+		return "", err
+	}
 	if err != nil {
 		record.Result = "refused_signature"
 		s.log.WarnContext(ctx, "notification refused: bad signature", "err", err)
@@ -102,13 +137,24 @@ func (s *Service) HandleNotification(ctx context.Context, header http.Header, bo
 	}
 	record.PaymentOrderID = attempt.PaymentOrderID
 	crash.Here(ctx, crash.NotificationHeard)
-	if record.Binding = bindNotification(n, s.cfg.MerchantNo, attempt); record.Binding != BindingBound {
+	// The merchant that created the attempt: its order's, for the order's whole life.
+	order, err := s.store.Order(ctx, attempt.PaymentOrderID)
+	if err != nil {
+		record.Result = "error"
+		return "", err
+	}
+	merchant, err := s.merchants.Identity(ctx, order.MerchantID)
+	if err != nil {
+		record.Result = "error"
+		return "", fmt.Errorf("merchant %q of order %s: %w", order.MerchantID, order.ID, err)
+	}
+	if record.Binding = bindNotification(n, merchant, signedBy, attempt); record.Binding != BindingBound {
 		// Acknowledged, so Lakala stops; our own query of our cashier order decides instead. A
 		// paid notification of another merchant's cashier order moves no money here: it is on the
 		// order's timeline for people to see.
 		record.Result = string(NotificationUnbound)
 		log.WarnContext(ctx, "notification does not bind to our cashier order; the order is confirmed by query",
-			"order_id", attempt.PaymentOrderID, "binding", record.Binding, "merchant_no", n.MerchantNo)
+			"order_id", attempt.PaymentOrderID, "binding", record.Binding, "merchant_no", n.MerchantNo, "merchant_id", order.MerchantID)
 		if err := s.store.RequestCheck(ctx, attempt.PaymentOrderID, s.Now()); err != nil {
 			record.Result = "error"
 			return "", err

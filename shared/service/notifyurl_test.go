@@ -18,7 +18,7 @@ func TestPaymentsWithoutNotifyURLLeaveCreatesToTheProcessor(t *testing.T) {
 	s := testenv.NewStack(t, testenv.StackOptions{})
 	ctx := context.Background()
 	o := s.CreateOrder(t, "NO_NOTIFY_1", 100)
-	payments := service.NewPayments(s.Service, s.Lakala, service.PaymentsConfig{})
+	payments := service.NewPayments(s.Service, s.Merchants, service.PaymentsConfig{})
 
 	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, o.ID)
 	if err != nil {

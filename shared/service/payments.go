@@ -64,15 +64,26 @@ func (c *PaymentsConfig) defaults(orderTTL time.Duration) {
 // the decision tables of docs/DECISIONS.md.
 type Payments struct {
 	*Service
-	gw  Gateway
+	gws Gateways
 	cfg PaymentsConfig
 	log *slog.Logger
 }
 
-// NewPayments builds Payments on a service and a gateway.
-func NewPayments(svc *Service, gw Gateway, cfg PaymentsConfig) *Payments {
+// NewPayments builds Payments on a service and the merchants' gateways: every call about an order
+// or a refund goes through the client of the merchant the order was created with.
+func NewPayments(svc *Service, gws Gateways, cfg PaymentsConfig) *Payments {
 	cfg.defaults(svc.cfg.OrderTTL)
-	return &Payments{Service: svc, gw: gw, cfg: cfg, log: svc.log.With("component", "payments")}
+	return &Payments{Service: svc, gws: gws, cfg: cfg, log: svc.log.With("component", "payments")}
+}
+
+// GatewayOf is the Lakala client of the merchant the order was created with: every call about it,
+// and about its refunds, is signed as that merchant, whatever its app is bound to now.
+func (p *Payments) GatewayOf(ctx context.Context, o pay.Order) (Gateway, error) {
+	gw, err := p.gws.Gateway(ctx, o.MerchantID)
+	if err != nil {
+		return nil, fmt.Errorf("merchant %q of order %s: %w", o.MerchantID, o.ID, err)
+	}
+	return gw, nil
 }
 
 // Config returns the configuration in force, defaults included.
@@ -206,7 +217,12 @@ func (p *Payments) canCreate() *TaskResult {
 
 // sendCreate sends an attempt's create call, already counted, and records what came of it.
 func (p *Payments) sendCreate(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
-	res, err := p.gw.CreateCashierOrder(ctx, p.createRequest(o, a))
+	gw, err := p.GatewayOf(ctx, o)
+	if err != nil {
+		// Counted but not sent: the attempt is ambiguous to the next pass, which queries first.
+		return taskRetry("%v", err)
+	}
+	res, err := gw.CreateCashierOrder(ctx, p.createRequest(o, a))
 	switch {
 	case err == nil && res.CounterURL != "":
 		a.State, a.PayOrderNo, a.CounterURL, a.UpdatedAt = pay.AttemptOpen, res.PayOrderNo, res.CounterURL, p.Now()
@@ -261,7 +277,11 @@ func (p *Payments) commitCheckout(ctx context.Context, o pay.Order, a pay.Attemp
 // cashier order nobody could confirm lapses. At most three calls: query, close, create.
 func (p *Payments) resolveCreate(ctx context.Context, o pay.Order, attempts []pay.Attempt, task postgres.Task) TaskResult {
 	a := attempts[len(attempts)-1]
-	q, err := p.gw.QueryCashierOrder(ctx, a.OutOrderNo)
+	gw, err := p.GatewayOf(ctx, o)
+	if err != nil {
+		return taskRetry("%v", err)
+	}
+	q, err := gw.QueryCashierOrder(ctx, a.OutOrderNo)
 	now := p.Now()
 	switch {
 	case err != nil && now.After(a.ExpiresAt.Add(p.cfg.VisibilityLag)):
@@ -281,7 +301,7 @@ func (p *Payments) resolveCreate(ctx context.Context, o pay.Order, attempts []pa
 		case report.ClosedAtGateway || q.OrderStatus == lakala.OrderStatusFailed:
 			a.State, a.LastError = pay.AttemptClosed, ""
 		default: // payable or expired: close it
-			_, closeErr := p.gw.CloseCashierOrder(ctx, a.OutOrderNo)
+			_, closeErr := gw.CloseCashierOrder(ctx, a.OutOrderNo)
 			switch {
 			case closeErr == nil, report.Outcome == pay.OutcomeFinalUnpaid && lakala.IsAnswered(closeErr):
 				a.State, a.LastError = pay.AttemptClosed, ""
@@ -313,8 +333,13 @@ func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attemp
 		a.State, a.UpdatedAt = pay.AttemptAbsent, p.Now()
 		return true, p.saveAttempt(ctx, a)
 	}
-	_, closeErr := p.gw.CloseCashierOrder(ctx, a.OutOrderNo)
-	q, err := p.gw.QueryCashierOrder(ctx, a.OutOrderNo)
+	gw, err := p.GatewayOf(ctx, o)
+	if err != nil {
+		r := taskRetry("%v", err)
+		return false, &r
+	}
+	_, closeErr := gw.CloseCashierOrder(ctx, a.OutOrderNo)
+	q, err := gw.QueryCashierOrder(ctx, a.OutOrderNo)
 	now := p.Now()
 	switch {
 	case err == nil:
@@ -371,7 +396,12 @@ func (p *Payments) recreate(ctx context.Context, o pay.Order, a *pay.Attempt) *T
 		return r
 	}
 	crash.Here(ctx, crash.AttemptRecorded)
-	res, err := p.gw.CreateCashierOrder(ctx, p.createRequest(o, *a))
+	gw, err := p.GatewayOf(ctx, o)
+	if err != nil {
+		r := taskRetry("%v", err)
+		return &r
+	}
+	res, err := gw.CreateCashierOrder(ctx, p.createRequest(o, *a))
 	switch {
 	case err == nil && res.CounterURL != "":
 		a.State, a.PayOrderNo, a.CounterURL, a.LastError = pay.AttemptOpen, res.PayOrderNo, res.CounterURL, ""
@@ -590,5 +620,5 @@ func (p *Payments) PaymentAttemptsExhausted(ctx context.Context, task postgres.T
 	return GiveUpRestarted, p.store.RestartTask(ctx, task.Lease, "wind down after retries: "+lastReason)
 }
 
-// Gateway is the gateway Payments calls.
-func (p *Payments) Gateway() Gateway { return p.gw }
+// Gateways are the merchants' gateways Payments calls.
+func (p *Payments) Gateways() Gateways { return p.gws }

@@ -59,7 +59,12 @@ func (p *Payments) submitRefund(ctx context.Context, task postgres.Task, r pay.R
 	if tradeNo == "" {
 		tradeNo = order.GatewayTransactionID
 	}
-	ans, err := p.gw.Refund(ctx, lakala.RefundRequest{
+	// The payment's merchant refunds it: Lakala knows the payment under that merchant only.
+	gw, err := p.GatewayOf(ctx, order)
+	if err != nil {
+		return taskRetry("%v", err)
+	}
+	ans, err := gw.Refund(ctx, lakala.RefundRequest{
 		API: r.RefundAPI, OutTradeNo: r.OutTradeNo, Amount: r.Amount, Reason: refundReason(r), RequestIP: p.cfg.RefundRequestIP,
 		OriginOutTradeNo: originOutOrderNo, OriginTradeNo: tradeNo, OriginLogNo: origin.LogNo,
 	})
@@ -147,7 +152,15 @@ func refundReason(r pay.Refund) string {
 // to show it (no reading of Lakala applies one number twice), so a refund that never reached
 // Lakala is not left waiting for ever.
 func (p *Payments) confirmRefund(ctx context.Context, task postgres.Task, r pay.Refund) TaskResult {
-	ans, err := p.gw.QueryRefund(ctx, r.RefundAPI, r.OutTradeNo)
+	order, err := p.store.Order(ctx, r.PaymentOrderID)
+	if err != nil {
+		return taskRetry("read payment order: %v", err)
+	}
+	gw, err := p.GatewayOf(ctx, order)
+	if err != nil {
+		return taskRetry("%v", err)
+	}
+	ans, err := gw.QueryRefund(ctx, r.RefundAPI, r.OutTradeNo)
 	switch {
 	case err == nil && ans.Outcome == lakala.RefundSucceeded:
 		return p.settleRefund(ctx, task, r.ID, pay.StatusSucceeded, refundTrade(ans), "")

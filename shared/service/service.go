@@ -27,11 +27,16 @@ type Config struct {
 	// PublishTimeout bounds a Redis publish on a request path, so a Redis outage slows a request
 	// by at most this much (the work is safe in Postgres either way). Default 500 ms.
 	PublishTimeout time.Duration
+	// Merchants is every merchant the service speaks for (shared/merchants.Registry): a
+	// notification binds to an attempt only when it names the merchant_no of the attempt's
+	// merchant and verifies with that merchant's key. Nil: the one merchant of PlatformKey and
+	// MerchantNo, without Lakala clients.
+	Merchants Merchants
 	// PlatformKey verifies Lakala's notifications (LAKALA_NOTIFY_CERT, else the platform
-	// certificate).
+	// certificate) when Merchants is nil.
 	PlatformKey *rsa.PublicKey
-	// MerchantNo is our Lakala merchant: a notification binds to our cashier order only when it
-	// names it (one platform key signs every merchant's notifications).
+	// MerchantNo is our Lakala merchant when Merchants is nil: a notification binds to our
+	// cashier order only when it names it (one platform key signs every merchant's notifications).
 	MerchantNo string
 	// ReplayWindow: a notification signed longer ago than this (or this far in the future) is
 	// refused unless it repeats one already applied. Default 10 min.
@@ -55,11 +60,12 @@ type Config struct {
 
 // Service performs Loomi Pay's operations. Safe for concurrent use.
 type Service struct {
-	store   *postgres.Store
-	streams *streams.Streams
-	log     *slog.Logger
-	cfg     Config
-	keys    *keyCache
+	store     *postgres.Store
+	streams   *streams.Streams
+	log       *slog.Logger
+	cfg       Config
+	merchants Merchants
+	keys      *keyCache
 	// keyThrottle limits wrong API keys (AuthenticateFrom).
 	keyThrottle *Throttle
 	// groupReady records that the processor's consumer group exists, so the create path
@@ -93,7 +99,11 @@ func New(store *postgres.Store, st *streams.Streams, log *slog.Logger, cfg Confi
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{store: store, streams: st, log: log, cfg: cfg, keys: newKeyCache(cfg.KeyCacheTTL, cfg.KeyCacheSize),
+	merchants := cfg.Merchants
+	if merchants == nil {
+		merchants = oneMerchant{MerchantIdentity{ID: postgres.DefaultMerchant, MerchantNo: cfg.MerchantNo, NotifyKey: cfg.PlatformKey}}
+	}
+	return &Service{store: store, streams: st, log: log, cfg: cfg, merchants: merchants, keys: newKeyCache(cfg.KeyCacheTTL, cfg.KeyCacheSize),
 		keyThrottle: NewThrottle(st, "apikey", cfg.APIKeyFailures)}
 }
 

@@ -104,7 +104,7 @@ func TestTwoAppsGetAllAndOnlyTheirOwnResults(t *testing.T) {
 	}
 
 	// The webhooks carry the same events, each app only its own, sent by the processor.
-	proc := processor.New(s.Service, s.Lakala, processor.Config{Consumer: "webhooks-test", Webhooks: w})
+	proc := processor.New(s.Service, s.Merchants, processor.Config{Consumer: "webhooks-test", Webhooks: w})
 	testenv.Eventually(t, 20*time.Second, "every webhook", func() bool {
 		testenv.RunOnce(t, proc)
 		for name, sd := range sides {

@@ -29,11 +29,11 @@ func New(d *config.Deps) (*processor.Processor, error) {
 	if c.LakalaNotifyURL == "" {
 		return nil, errors.New("LAKALA_NOTIFY_URL is not set: Lakala must know where to send notifications")
 	}
-	client, err := d.LakalaClient()
-	if err != nil {
+	// The default merchant's client is built now, so a key that cannot be read stops the start.
+	if _, err := d.LakalaClient(); err != nil {
 		return nil, err
 	}
-	return processor.New(d.Service, client, pc), nil
+	return processor.New(d.Service, d.Merchants, pc), nil
 }
 
 // validate joins the configuration's problems and the processor's lease rule into one message.
