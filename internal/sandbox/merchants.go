@@ -21,7 +21,7 @@ import (
 type Merchant struct {
 	AppID, SerialNo string
 	// PublicKey verifies the requests signed under SerialNo.
-	PublicKey *rsa.PublicKey
+	PublicKey          *rsa.PublicKey
 	MerchantNo, TermNo string
 	// VposID, when set, is the vpos_id every special_create of the merchant must carry, as Lakala
 	// requires outside combined orders ("C 非合单场景必输"); a create without it is refused.

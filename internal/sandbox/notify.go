@@ -194,14 +194,14 @@ const deliveryLease = time.Minute
 
 // delivery is one notification on its way, as claimed for an attempt.
 type delivery struct {
-	id                                    int64
-	merchantNo, outOrderNo, payOrderNo    string
-	foreign                               bool
-	tradeNo, notifyURL                    string
-	body                                  []byte
-	forge, resign                         bool
-	auth                                  string // the first attempt's signature, reused unless resign
-	copies, copy, attempts                int
+	id                                 int64
+	merchantNo, outOrderNo, payOrderNo string
+	foreign                            bool
+	tradeNo, notifyURL                 string
+	body                               []byte
+	forge, resign                      bool
+	auth                               string // the first attempt's signature, reused unless resign
+	copies, copy, attempts             int
 }
 
 // claim leases up to limit deliveries due now.

@@ -35,7 +35,7 @@ func (s *Stack) AddMerchant(t testing.TB, id string, keyIndex int) Merchant {
 	m := postgres.Merchant{
 		ID: id, LakalaAppID: "OP" + digits(t, 8), SerialNo: hexDigits(t, 18), MerchantNo: "8222" + digits(t, 11),
 		TermNo: "T" + digits(t, 7), VposID: digits(t, 18),
-		PrivateKeyRef: s.writeRef(t, id+"-key-1.pem", lakala.MarshalPrivateKeyPEM(key)),
+		PrivateKeyRef:   s.writeRef(t, id+"-key-1.pem", lakala.MarshalPrivateKeyPEM(key)),
 		PlatformCertRef: s.writeRef(t, "platform-cert.pem", s.Sandbox.PlatformCertPEM()),
 	}
 	if err := s.Sandbox.AddMerchant(ctx, sandbox.Merchant{AppID: m.LakalaAppID, SerialNo: m.SerialNo, PublicKey: &key.PublicKey,
