@@ -1,6 +1,6 @@
 // Command loomipay is Loomi Pay's operator and local-run tool: the local stack (dev, sandbox),
 // hosting outside Lambda (serve, worker), and the operator commands (migrate, keys, apps,
-// webhooks, orders, refunds, reviews, dlq, results, operators, audit). `loomipay --help` lists
+// merchants, webhooks, orders, refunds, reviews, dlq, results, operators, audit). `loomipay --help` lists
 // them; `loomipay <command> --help` shows a command's flags.
 //
 // It reads the same environment variables as the Lambda functions. Operator commands need
@@ -37,6 +37,7 @@ func commands() []command {
 	cmds = append(cmds, devCommand(), sandboxCommand(), serveCommand(), workerCommand(), processCommand(), migrateCommand())
 	cmds = append(cmds, keysCommands()...)
 	cmds = append(cmds, appsCommands()...)
+	cmds = append(cmds, merchantsCommands()...)
 	cmds = append(cmds, webhooksCommands()...)
 	cmds = append(cmds, opsCommands()...)
 	return cmds

@@ -193,3 +193,13 @@ func (s *Sandbox) postDeliver(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"attempted": n})
 }
+
+func (s *Sandbox) getCalls(w http.ResponseWriter, r *http.Request) {
+	calls, err := s.Calls(r.Context())
+	if err != nil {
+		s.log.Error("sandbox cannot list calls", "error", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "cannot list calls"})
+		return
+	}
+	writeJSON(w, http.StatusOK, calls)
+}

@@ -109,3 +109,17 @@ CREATE TABLE IF NOT EXISTS lkl.deliveries (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS deliveries_due_idx ON lkl.deliveries (next_at) WHERE state = 'pending';
+
+-- Every verified API call: who signed it (appid, the serial of the certificate that verified it),
+-- for which merchant and number, and what it was answered. Tests hold the service to signing each
+-- call as the order's merchant; people read it at /sandbox/calls.
+CREATE TABLE IF NOT EXISTS lkl.calls (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    path        text NOT NULL,
+    appid       text NOT NULL,
+    serial_no   text NOT NULL,
+    merchant_no text NOT NULL,
+    out_no      text NOT NULL,
+    code        text NOT NULL
+);

@@ -325,6 +325,7 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.HandleFunc("GET "+admin+"/orders/{outOrderNo}", s.getOrder)
 	mux.HandleFunc("POST "+admin+"/orders/{outOrderNo}/{action}", s.settleOrder)
 	mux.HandleFunc("GET "+admin+"/merchants", s.getMerchants)
+	mux.HandleFunc("GET "+admin+"/calls", s.getCalls)
 	mux.HandleFunc("POST "+admin+"/merchants", s.postMerchant)
 	mux.HandleFunc("POST "+admin+"/certificates", s.postCertificate)
 	mux.HandleFunc("POST "+admin+"/certificates/revoke", s.revokeCertificate)
@@ -430,6 +431,7 @@ func (s *Sandbox) api(fam family, lossy bool, endpoint func(apiCall) apiResult) 
 			writeUnsigned(w, http.StatusInternalServerError, CodeInternalError, "系统异常")
 			return
 		}
+		s.logCall(work, r.URL.Path, auth, env.ReqData, res.code, now)
 		if lossy && s.roll(faults.NetworkCodeRate) {
 			// Applied, but the gateway could not hear back from the back end in time.
 			code := fam.networkCodes[s.pick(len(fam.networkCodes))]
@@ -764,4 +766,44 @@ func (s *Sandbox) closeOrder(call apiCall) apiResult {
 		return s.internal("close order", err)
 	}
 	return res
+}
+
+// Call is one verified API call as the sandbox heard it.
+type Call struct {
+	At         time.Time `json:"at"`
+	Path       string    `json:"path"`
+	AppID      string    `json:"appid"`
+	SerialNo   string    `json:"serial_no"` // the certificate that verified its signature
+	MerchantNo string    `json:"merchant_no"`
+	OutNo      string    `json:"out_no"` // out_order_no or out_trade_no
+	Code       string    `json:"code"`   // the answer's code ("" is success)
+}
+
+// logCall records a verified call; a failure to record is logged only.
+func (s *Sandbox) logCall(ctx context.Context, path string, auth lakala.RequestAuth, reqData json.RawMessage, code string, now time.Time) {
+	var ids struct {
+		MerchantNo string `json:"merchant_no"`
+		OutOrderNo string `json:"out_order_no"`
+		OutTradeNo string `json:"out_trade_no"`
+	}
+	_ = json.Unmarshal(reqData, &ids)
+	if ids.OutOrderNo == "" {
+		ids.OutOrderNo = ids.OutTradeNo
+	}
+	if _, err := s.db.Exec(ctx, s.sql(`INSERT INTO lkl.calls (at, path, appid, serial_no, merchant_no, out_no, code) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
+		now, strings.TrimPrefix(path, s.basePath), auth.AppID, auth.SerialNo, ids.MerchantNo, ids.OutOrderNo, code); err != nil {
+		s.log.Warn("sandbox cannot record a call", "error", err)
+	}
+}
+
+// Calls lists the verified API calls, oldest first.
+func (s *Sandbox) Calls(ctx context.Context) ([]Call, error) {
+	rows, err := s.db.Query(ctx, s.sql(`SELECT at, path, appid, serial_no, merchant_no, out_no, code FROM lkl.calls ORDER BY id`))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (c Call, err error) {
+		err = row.Scan(&c.At, &c.Path, &c.AppID, &c.SerialNo, &c.MerchantNo, &c.OutNo, &c.Code)
+		return c, err
+	})
 }

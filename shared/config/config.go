@@ -408,7 +408,7 @@ func Open(ctx context.Context, c Config) (*Deps, error) {
 	d.Merchants = merchants.New(merchants.Config{
 		Store: store, Refs: refs, BaseURL: c.LakalaBaseURL,
 		HTTPClient: lakala.NewHTTPClient(c.LakalaTimeout, c.ProcessorConcurrency),
-		Logger:     log, OnCall: ops.GatewayCallLogger(store, d.Metrics(), log),
+		Logger:     log, OnCall: ops.GatewayCallLogger(store, d.Metrics(), log), Stage: c.Stage,
 		Default: merchants.Default{AppID: c.LakalaAppID, SerialNo: c.LakalaSerialNo, MerchantNo: c.LakalaMerchantNo,
 			TermNo: c.LakalaTermNo, VposID: c.LakalaVposID, NotifyKey: notifyKey, Client: d.buildDefaultClient},
 	})

@@ -9,7 +9,7 @@ import (
 // key configured it can act at Lakala too (a review resolution closes the order's cashier orders
 // first; an operator closes an order); without one, those actions answer 503 and say why.
 func (d *Deps) Ops() *ops.Ops {
-	o := ops.New(d.Service).WithWebhooks(d.Webhooks)
+	o := ops.New(d.Service).WithWebhooks(d.Webhooks).WithMerchants(d.Merchants)
 	if p, err := d.Payments(); err == nil {
 		o.WithPayments(p)
 	}

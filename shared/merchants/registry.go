@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/secrets"
 	"github.com/loomipay/loomipay/shared/service"
 )
 
@@ -53,6 +55,36 @@ type Config struct {
 	// every process within it (so the old key must stay valid at Lakala that long; see
 	// docs/DECISIONS.md, "Merchants"). Default 10 s; negative: read it on every use.
 	TTL time.Duration
+	// Stage is the deployment's STAGE: outside dev ("" is dev) a merchant's references must be
+	// Secrets Manager secrets named under SecretPrefix(Stage), the names the functions may read.
+	Stage string
+}
+
+// SecretPrefix is where the secrets of a stage's merchants live: template.yaml lets the functions
+// read the secrets whose name starts with it, and no other.
+func SecretPrefix(stage string) string { return "loomipay/" + stage + "/merchants/" }
+
+// CheckRefs refuses a merchant's references that the deployment's functions could not read: in
+// dev a Secrets Manager ARN or a file; elsewhere only secrets named under SecretPrefix(Stage).
+func (r *Registry) CheckRefs(m postgres.Merchant) error {
+	dev := r.cfg.Stage == "" || r.cfg.Stage == "dev"
+	var errs []error
+	for _, ref := range []struct{ name, value string }{
+		{"private key", m.PrivateKeyRef}, {"platform certificate", m.PlatformCertRef}, {"notification certificate", m.NotifyCertRef},
+	} {
+		if ref.value == "" && ref.name == "notification certificate" {
+			continue
+		}
+		if err := secrets.CheckReference(ref.value, dev); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ref.name, err))
+			continue
+		}
+		if prefix := SecretPrefix(r.cfg.Stage); !dev && !strings.Contains(ref.value, ":secret:"+prefix) {
+			errs = append(errs, fmt.Errorf("%s: the secret %s is not named under %s, the names the functions of STAGE=%s may read (template.yaml)",
+				ref.name, ref.value, prefix, r.cfg.Stage))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Registry is the merchants the service speaks for. Safe for concurrent use.
@@ -111,6 +143,9 @@ func IsDefault(id string) bool { return id == "" || id == postgres.DefaultMercha
 
 // Default is the configuration's merchant.
 func (r *Registry) Default() Default { return r.cfg.Default }
+
+// Stage is the deployment's STAGE ("" in tests: dev).
+func (r *Registry) Stage() string { return r.cfg.Stage }
 
 // Gateway returns the Lakala client of merchant id, built on first use and again after its key
 // changed.

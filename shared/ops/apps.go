@@ -14,10 +14,13 @@ import (
 
 // App is an app with its keys, its result-stream Redis user and its webhook endpoints.
 type App struct {
-	AppID      string            `json:"app_id"`
-	CreatedAt  time.Time         `json:"created_at"`
-	DisabledAt *time.Time        `json:"disabled_at,omitempty"`
-	RedisUser  string            `json:"redis_user"`
+	AppID      string     `json:"app_id"`
+	CreatedAt  time.Time  `json:"created_at"`
+	DisabledAt *time.Time `json:"disabled_at,omitempty"`
+	RedisUser  string     `json:"redis_user"`
+	// MerchantID is the merchant the app's new orders are created with (its earlier orders keep
+	// theirs).
+	MerchantID string            `json:"merchant_id"`
 	ActiveKeys int               `json:"active_keys"`
 	Orders     int64             `json:"orders"`
 	Keys       []Key             `json:"keys"`
@@ -41,13 +44,13 @@ func (o *Ops) Apps(ctx context.Context, a Actor) ([]App, error) {
 	rows, err := o.store.Pool().Query(ctx, `SELECT a.app_id, a.created_at, a.disabled_at,
 			(SELECT count(*) FROM api_keys k WHERE k.app_id = a.app_id AND k.revoked_at IS NULL),
 			(SELECT count(*) FROM payment_orders p WHERE p.app_id = a.app_id),
-			coalesce((SELECT u.username FROM app_redis_users u WHERE u.app_id = a.app_id), '')
+			coalesce((SELECT u.username FROM app_redis_users u WHERE u.app_id = a.app_id), ''), a.merchant_id
 		FROM apps a ORDER BY a.app_id`)
 	if err != nil {
 		return nil, fmt.Errorf("apps: %w", err)
 	}
 	apps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ap App, err error) {
-		err = row.Scan(&ap.AppID, &ap.CreatedAt, &ap.DisabledAt, &ap.ActiveKeys, &ap.Orders, &ap.RedisUser)
+		err = row.Scan(&ap.AppID, &ap.CreatedAt, &ap.DisabledAt, &ap.ActiveKeys, &ap.Orders, &ap.RedisUser, &ap.MerchantID)
 		return ap, err
 	})
 	if err != nil {

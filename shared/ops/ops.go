@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/loomipay/loomipay/shared/merchants"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
@@ -64,6 +65,8 @@ type Ops struct {
 	store   *postgres.Store
 	streams *streams.Streams
 	hooks   *webhooks.Webhooks // nil: no webhook actions (see WithWebhooks)
+	// merchants checks merchants added and keys rotated (see WithMerchants).
+	merchants *merchants.Registry
 	// payments acts at Lakala for a person (a resolution that closes cashier orders first; an operator's close); nil
 	// in a process without a Lakala client, where those actions answer 503.
 	payments *service.Payments

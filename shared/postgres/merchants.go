@@ -66,8 +66,17 @@ func (s *Store) Merchants(ctx context.Context) ([]Merchant, error) {
 }
 
 // AddMerchant inserts a merchant; an id or a merchant_no and term_no already taken → ErrExists.
-func (s *Store) AddMerchant(ctx context.Context, m Merchant) (Merchant, error) {
-	row := s.pool.QueryRow(ctx, `INSERT INTO merchants (id, lakala_appid, serial_no, merchant_no, term_no, vpos_id,
+func (s *Store) AddMerchant(ctx context.Context, m Merchant) (out Merchant, err error) {
+	_, err = s.InTx(ctx, func(tx *Tx) error {
+		out, err = tx.AddMerchant(ctx, m)
+		return err
+	})
+	return out, err
+}
+
+// AddMerchant is Store.AddMerchant in tx.
+func (t *Tx) AddMerchant(ctx context.Context, m Merchant) (Merchant, error) {
+	row := t.tx.QueryRow(ctx, `INSERT INTO merchants (id, lakala_appid, serial_no, merchant_no, term_no, vpos_id,
 			private_key_ref, platform_cert_ref, notify_cert_ref)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+merchantColumns,
 		m.ID, m.LakalaAppID, m.SerialNo, m.MerchantNo, m.TermNo, m.VposID, m.PrivateKeyRef, m.PlatformCertRef, m.NotifyCertRef)
