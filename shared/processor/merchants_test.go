@@ -100,7 +100,9 @@ func signers(t *testing.T, s *testenv.Stack) map[string]map[string]bool {
 	return out
 }
 
-func identity(m testenv.Merchant) string { return m.LakalaAppID + "/" + m.SerialNo + "/" + m.MerchantNo }
+func identity(m testenv.Merchant) string {
+	return m.LakalaAppID + "/" + m.SerialNo + "/" + m.MerchantNo
+}
 
 // requireSignedAs fails unless every call about each number was signed as want, and there was one.
 func requireSignedAs(t *testing.T, s *testenv.Stack, want string, numbers ...string) {
