@@ -97,10 +97,11 @@ func (rc *receiver) next(t *testing.T) notification {
 }
 
 type harness struct {
-	sb    *Sandbox
-	srv   *httptest.Server
-	creds lakala.Credentials
-	rc    *receiver
+	sb     *Sandbox
+	srv    *httptest.Server
+	creds  lakala.Credentials
+	rc     *receiver
+	prefix string // the sandbox's base path
 }
 
 // testDB is a pool on the test PostgreSQL ($TEST_DATABASE_URL or the local default) and a fresh
@@ -195,7 +196,7 @@ func (h *harness) call(t *testing.T, ctx context.Context, path string, data any)
 
 func (h *harness) post(t *testing.T, ctx context.Context, path string, body []byte, auth string) (apiAnswer, error) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.srv.URL+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.srv.URL+h.prefix+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -204,15 +204,15 @@ type delivery struct {
 	copies, copy, attempts             int
 }
 
-// claim leases up to limit deliveries due now.
-func (s *Sandbox) claim(ctx context.Context, limit int) ([]delivery, error) {
+// claim leases up to limit deliveries due at due.
+func (s *Sandbox) claim(ctx context.Context, due time.Time, limit int) ([]delivery, error) {
 	now := s.now()
 	rows, err := s.db.Query(ctx, s.sql(`UPDATE lkl.deliveries SET leased_until = $2
 		WHERE id IN (SELECT id FROM lkl.deliveries
-			WHERE state = 'pending' AND next_at <= $1 AND (leased_until IS NULL OR leased_until < $1)
+			WHERE state = 'pending' AND next_at <= $4 AND (leased_until IS NULL OR leased_until < $1)
 			ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
 		RETURNING id, merchant_no, out_order_no, pay_order_no, foreign_twin, trade_no, notify_url, body, forge, resign, auth, copies, copy, attempts`),
-		now, now.Add(deliveryLease), limit)
+		now, now.Add(deliveryLease), limit, due)
 	if err != nil {
 		return nil, err
 	}
@@ -228,8 +228,9 @@ func (s *Sandbox) claim(ctx context.Context, limit int) ([]delivery, error) {
 // function's schedule, or the next payer's action). It returns how many it attempted.
 func (s *Sandbox) DeliverDue(ctx context.Context) (int, error) {
 	total := 0
+	start := s.now() // a retry this call schedules is the next call's
 	for {
-		ds, err := s.claim(ctx, 50)
+		ds, err := s.claim(ctx, start, 50)
 		if err != nil || len(ds) == 0 {
 			return total, err
 		}
@@ -247,7 +248,7 @@ func (s *Sandbox) DeliverDue(ctx context.Context) (int, error) {
 func (s *Sandbox) deliverLoop() {
 	defer s.workers.Done()
 	for s.stop.Err() == nil {
-		ds, err := s.claim(s.stop, 50)
+		ds, err := s.claim(s.stop, s.now(), 50)
 		if err != nil && s.stop.Err() == nil {
 			s.log.Warn("sandbox cannot claim notifications", "error", err)
 		}
