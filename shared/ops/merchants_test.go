@@ -49,7 +49,9 @@ func TestMerchantActions(t *testing.T) {
 		kind   pay.Kind
 	}{
 		{"a viewer", func(*ops.NewMerchant) {}, viewer, pay.KindForbidden},
-		{"a PEM instead of a reference", func(m *ops.NewMerchant) { m.PrivateKeyRef = string(lakala.MarshalPrivateKeyPEM(testenv.OtherKey(t, 0))) }, admin, pay.KindInvalid},
+		{"a PEM instead of a reference", func(m *ops.NewMerchant) {
+			m.PrivateKeyRef = string(lakala.MarshalPrivateKeyPEM(testenv.OtherKey(t, 0)))
+		}, admin, pay.KindInvalid},
 		{"a reference nobody can read", func(m *ops.NewMerchant) { m.PrivateKeyRef = "file:/nonexistent/key.pem" }, admin, pay.KindInvalid},
 		{"a certificate where the key belongs", func(m *ops.NewMerchant) { m.PrivateKeyRef = certRef }, admin, pay.KindInvalid},
 		{"a merchant_no too long for Lakala", func(m *ops.NewMerchant) { m.MerchantNo = strings.Repeat("8", 16) }, admin, pay.KindInvalid},
