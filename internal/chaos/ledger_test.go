@@ -1,8 +1,9 @@
 // Package chaos holds the ledger-agreement property suite: seeded random schedules of payments,
 // failures, expiries and refunds against a sandbox playing a random reading of every behaviour of
 // Lakala's nobody could confirm, with lost answers, lagging queries, injected errors and
-// processors killed mid-task — and, at quiescence, the invariants that say our ledger and the
-// gateway's agree.
+// processors killed mid-task, for two apps on two merchants, one of which rotates its key in the
+// middle of the schedule (Lakala revoking the old one soon after) — and, at quiescence, the
+// invariants that say our ledger and the gateway's agree, merchant by merchant.
 //
 //	go test ./internal/chaos -schedules 300            (make chaos)
 //	go test ./internal/chaos -seed 1234 -v              (re-run one schedule)
@@ -102,10 +103,17 @@ type schedule struct {
 	refundAPI string // the refund API new refunds go through
 	orders    []plannedOrder
 	killRate  time.Duration // mean time between processor kills; 0: none
+	// rotateAfter: merchant B's key is rotated this long after the schedule starts, and Lakala
+	// revokes the old one a little later.
+	rotateAfter time.Duration
 }
+
+// The schedule's two merchants and the app bound to each.
+var merchantApps = [2]struct{ merchant, app string }{{"shop-a", "app_a"}, {"shop-b", "app_b"}}
 
 type plannedOrder struct {
 	id      string
+	app     int // index in merchantApps
 	amount  int64
 	action  payerAction
 	refunds []plannedRefund
@@ -148,9 +156,13 @@ func plan(seed uint64) schedule {
 	}
 	s.refundAPI = pick(r, lakala.RefundAPIRfd, lakala.RefundAPILabs)
 	s.killRate = pick(r, 0, 700*time.Millisecond, 1500*time.Millisecond)
+	s.rotateAfter = time.Duration(100+r.IntN(1500)) * time.Millisecond
 	n := 2 + r.IntN(3)
 	for i := range n {
-		o := plannedOrder{id: fmt.Sprintf("o%d", i), amount: int64(100 + r.IntN(99_900)), action: payerAction(r.IntN(int(numActions)))}
+		o := plannedOrder{id: fmt.Sprintf("o%d", i), app: i % 2, amount: int64(100 + r.IntN(99_900)), action: payerAction(r.IntN(int(numActions)))}
+		if n > 2 && r.IntN(3) == 0 {
+			o.app = 1 - o.app
+		}
 		if o.action == pays || o.action == failsThenPays || o.action == paysTwice {
 			for j := range r.IntN(4) {
 				rf := plannedRefund{id: fmt.Sprintf("r%d_%d", i, j), repeat: r.IntN(4) == 0, concurrent: r.IntN(3) == 0}
@@ -176,8 +188,9 @@ func (s schedule) String() string {
 		f.QueryLag, f.LostAnswerRate, f.LostAnswerMode, f.ErrorRate, f.DuplicateNotify, f.DropNotify, f.NotifyDelay, s.killRate)
 	fmt.Fprintf(&b, "lakala as it is: network_code_rate=%v foreign_notify_rate=%v refund_query_refusals=%d legacy_form=%v refund_api=%s\n",
 		f.NetworkCodeRate, f.ForeignNotifyRate, f.RefundQueryRefusals, f.LegacyNotifyForm, s.refundAPI)
+	fmt.Fprintf(&b, "merchants: %s rotates its key after %s\n", merchantApps[1].merchant, s.rotateAfter)
 	for _, o := range s.orders {
-		fmt.Fprintf(&b, "order %s: %d fen, payer %s", o.id, o.amount, actionNames[o.action])
+		fmt.Fprintf(&b, "order %s of %s (%s): %d fen, payer %s", o.id, merchantApps[o.app].app, merchantApps[o.app].merchant, o.amount, actionNames[o.action])
 		for _, r := range o.refunds {
 			fmt.Fprintf(&b, "; refund %s %d%s%s", r.id, r.amount, map[bool]string{true: " repeated"}[r.repeat], map[bool]string{true: " concurrent"}[r.concurrent])
 		}
@@ -188,6 +201,7 @@ func (s schedule) String() string {
 
 const (
 	orderTTL      = 3 * time.Second
+	merchantTTL   = 100 * time.Millisecond // how long a key rotation takes to reach every client
 	lakalaTimeout = 300 * time.Millisecond
 	quiescence    = 40 * time.Second // a schedule that has not settled by then fails
 )
@@ -204,13 +218,21 @@ func runSchedule(t *testing.T, seed uint64, nProcessors int, cluster *redisclust
 	if err := cfg.Validate(lakalaTimeout); err != nil {
 		t.Fatal(err)
 	}
-	st := testenv.NewStack(t, testenv.StackOptions{Processor: cfg, Service: service.Config{OrderTTL: orderTTL}, LakalaTimeout: lakalaTimeout, RedisCluster: cluster})
+	st := testenv.NewStack(t, testenv.StackOptions{Processor: cfg, Service: service.Config{OrderTTL: orderTTL}, LakalaTimeout: lakalaTimeout,
+		RedisCluster: cluster, MerchantTTL: merchantTTL})
 	if st.Streams.Cluster() != (cluster != nil) {
 		t.Fatalf("-redis-cluster=%v but the stack's streams are on a cluster: %v", cluster != nil, st.Streams.Cluster())
 	}
 	st.SetFaults(sched.faults)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	var apps [2]api
+	var shops [2]testenv.Merchant
+	for i, ma := range merchantApps {
+		shops[i] = st.AddMerchant(t, ma.merchant, i)
+		apps[i] = api{st: st, app: ma.app, key: st.NewKey(t, ma.app)}
+		st.BindApp(t, ma.app, ma.merchant)
+	}
 
 	procs := newFleet(st, cfg, nProcessors, sched.killRate, seed)
 	procs.start(ctx)
@@ -220,8 +242,23 @@ func runSchedule(t *testing.T, seed uint64, nProcessors int, cluster *redisclust
 	payCtx, cancelPayers := context.WithTimeout(ctx, quiescence)
 	var wg sync.WaitGroup
 	for _, o := range sched.orders {
-		wg.Go(func() { payer(payCtx, t, st, o) })
+		wg.Go(func() { payer(payCtx, t, st, apps[o.app], o) })
 	}
+	// Merchant B's key rotation in the middle of it all: Lakala takes the new certificate, the
+	// merchant row the new key, and once every client has read it Lakala revokes the old one.
+	wg.Go(func() {
+		select {
+		case <-time.After(sched.rotateAfter):
+		case <-payCtx.Done():
+			return
+		}
+		rotated := st.RotateKey(t, shops[1], 2)
+		time.Sleep(3 * merchantTTL)
+		if err := st.Sandbox.RevokeCertificate(context.Background(), shops[1].LakalaAppID, shops[1].SerialNo); err != nil {
+			t.Errorf("revoke %s's old certificate: %v", shops[1].ID, err)
+		}
+		t.Logf("%s rotated to key version %d (serial %s); the old serial %s revoked", shops[1].ID, rotated.KeyVersion, rotated.SerialNo, shops[1].SerialNo)
+	})
 	wg.Wait()
 	cancelPayers()
 	settle(ctx, t, st, sched)
@@ -273,16 +310,19 @@ func (f *fleet) stop() {
 	f.wg.Wait()
 }
 
-// api is a small client of the stack's API that returns errors instead of failing the test, for
-// use from goroutines.
-type api struct{ st *testenv.Stack }
+// api is a small client of the stack's API, as one app, that returns errors instead of failing
+// the test, for use from goroutines.
+type api struct {
+	st       *testenv.Stack
+	app, key string
+}
 
 func (a api) do(ctx context.Context, method, path, body string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, a.st.API.URL+path, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+a.st.APIKey)
+	req.Header.Set("Authorization", "Bearer "+a.key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -300,7 +340,7 @@ type orderView struct {
 }
 
 func (a api) order(ctx context.Context, id string) (orderView, error) {
-	code, body, err := a.do(ctx, http.MethodGet, "/api/v1/payment-orders/"+id+"?app_id="+a.st.AppID, "")
+	code, body, err := a.do(ctx, http.MethodGet, "/api/v1/payment-orders/"+id+"?app_id="+a.app, "")
 	var o orderView
 	if err == nil && code != http.StatusOK {
 		err = fmt.Errorf("get order %s = %d %s", id, code, body)
@@ -313,9 +353,8 @@ func (a api) order(ctx context.Context, id string) (orderView, error) {
 
 // payer creates the order (twice, at once: a retried request), waits for its payment URL like a
 // browser would, acts on it, then asks for the order's refunds once it succeeded.
-func payer(ctx context.Context, t *testing.T, st *testenv.Stack, o plannedOrder) {
-	a := api{st}
-	body := fmt.Sprintf(`{"app_id":%q,"merchant_order_id":%q,"amount":%d,"order_type":"payment","subject":"chaos"}`, st.AppID, o.id, o.amount)
+func payer(ctx context.Context, t *testing.T, st *testenv.Stack, a api, o plannedOrder) {
+	body := fmt.Sprintf(`{"app_id":%q,"merchant_order_id":%q,"amount":%d,"order_type":"payment","subject":"chaos"}`, a.app, o.id, o.amount)
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
@@ -373,7 +412,7 @@ func payer(ctx context.Context, t *testing.T, st *testenv.Stack, o plannedOrder)
 	var rg sync.WaitGroup
 	for _, rf := range o.refunds {
 		send := func() {
-			body := fmt.Sprintf(`{"app_id":%q,"payment_order_id":%q,"amount":%d,"merchant_refund_id":%q,"reason":"chaos"}`, st.AppID, url.ID, rf.amount, rf.id)
+			body := fmt.Sprintf(`{"app_id":%q,"payment_order_id":%q,"amount":%d,"merchant_refund_id":%q,"reason":"chaos"}`, a.app, url.ID, rf.amount, rf.id)
 			code, resp, err := a.do(ctx, http.MethodPost, "/api/v1/refund-orders", body)
 			switch {
 			case err != nil && ctx.Err() != nil:

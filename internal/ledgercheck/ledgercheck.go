@@ -52,11 +52,12 @@ func Unsettled(t testing.TB, st *testenv.Stack, since time.Time) string {
 	return ""
 }
 
-// Check compares our ledger with the gateway's, order by order, for every order of the stack's
-// app: paid at the gateway ⇔ succeeded here (or a review case says why not), no cashier order left
-// payable behind a final order, none we have no record of, refunds applied once and summing to
-// refunded_amount, and every subject's result messages chaining to its status. It returns a line
-// per order for the log.
+// Check compares our ledger with the gateway's, order by order, for every order of every app:
+// paid at the gateway ⇔ succeeded here (or a review case says why not), no cashier order left
+// payable behind a final order, none we have no record of, every cashier order and refund at the
+// gateway under the merchant_no of the merchant the order was created with, refunds applied once
+// and summing to refunded_amount, and every subject's result messages chaining to its status. It
+// returns a line per order for the log.
 func Check(t testing.TB, st *testenv.Stack) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -65,28 +66,41 @@ func Check(t testing.TB, st *testenv.Stack) []string {
 	for _, lo := range ledger.Orders {
 		byNo[lo.OutOrderNo] = lo
 	}
+	refundMerchant := map[string]string{}
 	for _, lr := range ledger.Refunds {
 		if lr.Applied > 1 {
 			t.Errorf("refund %s was applied %d times at the gateway", lr.OutTradeNo, lr.Applied)
 		}
+		refundMerchant[lr.OutTradeNo] = lr.MerchantNo
 	}
-	payments, refunds := results(t, st)
-	rows, err := st.Store.Pool().Query(ctx, `SELECT merchant_order_id FROM payment_orders WHERE app_id = $1 ORDER BY created_at`, st.AppID)
+	merchantNo := map[string]string{postgres.DefaultMerchant: testenv.LakalaMerchantNo}
+	ms, err := st.Store.Merchants(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	for _, m := range ms {
+		if !m.Configured {
+			merchantNo[m.ID] = m.MerchantNo
+		}
+	}
+	payments, refunds := results(t, st)
+	rows, err := st.Store.Pool().Query(ctx, `SELECT app_id, merchant_order_id FROM payment_orders ORDER BY created_at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids [][2]string
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var app, id string
+		if err := rows.Scan(&app, &id); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, id)
+		ids = append(ids, [2]string{app, id})
 	}
 	rows.Close()
 	var lines []string
-	for _, merchantOrderID := range ids {
-		o, err := st.Store.OrderByMerchantID(ctx, st.AppID, merchantOrderID)
+	for _, key := range ids {
+		merchantOrderID := key[1]
+		o, err := st.Store.OrderByMerchantID(ctx, key[0], merchantOrderID)
 		if err != nil {
 			t.Fatalf("order %s: %v", merchantOrderID, err)
 		}
@@ -110,6 +124,10 @@ func Check(t testing.TB, st *testenv.Stack) []string {
 			lo, ok := byNo[a.OutOrderNo]
 			if !ok {
 				continue // never created at the gateway
+			}
+			if lo.MerchantNo != merchantNo[o.MerchantID] {
+				t.Errorf("order %s of merchant %s: its cashier order %s is merchant_no %s's at the gateway; want %s", merchantOrderID, o.MerchantID,
+					a.OutOrderNo, lo.MerchantNo, merchantNo[o.MerchantID])
 			}
 			paidCount += lo.Payments
 			paid += lo.Paid
@@ -151,8 +169,8 @@ func Check(t testing.TB, st *testenv.Stack) []string {
 		if strings.HasPrefix(o.FailureReason, pay.ReasonGatewayRejected) {
 			t.Errorf("order %s: %s (the sandbox rejects only requests that are wrong)", merchantOrderID, o.FailureReason)
 		}
-		lines = append(lines, fmt.Sprintf("order %s: %s %s, %d cashier order(s), paid %d time(s) at the gateway, refunded %d, reviews %v",
-			merchantOrderID, o.Status, o.FailureReason, len(as), paidCount, o.RefundedAmount, slices.Sorted(maps.Keys(kinds))))
+		lines = append(lines, fmt.Sprintf("order %s of %s (%s): %s %s, %d cashier order(s), paid %d time(s) at the gateway, refunded %d, reviews %v",
+			merchantOrderID, key[0], o.MerchantID, o.Status, o.FailureReason, len(as), paidCount, o.RefundedAmount, slices.Sorted(maps.Keys(kinds))))
 		checkChain(t, "order "+merchantOrderID, payments[o.ID], o.Status, o.ResultSeq)
 		rs, err := st.Store.RefundsOf(ctx, o.ID)
 		if err != nil {
@@ -162,6 +180,9 @@ func Check(t testing.TB, st *testenv.Stack) []string {
 		for _, r := range rs {
 			if r.Status == pay.StatusSucceeded {
 				succeeded += r.Amount
+			}
+			if m, ok := refundMerchant[r.OutTradeNo]; ok && m != merchantNo[o.MerchantID] {
+				t.Errorf("refund %s of an order of merchant %s went to merchant_no %s at the gateway; want %s", r.ID, o.MerchantID, m, merchantNo[o.MerchantID])
 			}
 			checkChain(t, "refund "+r.ID, refunds[r.ID], r.Status, r.ResultSeq)
 		}
