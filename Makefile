@@ -6,7 +6,7 @@ GO ?= go
 .PHONY: run test lint cfn-lint unit build e2e guide-clients bench bench-smoke chaos chaos-cluster crashpoints crashpoints-sample crashpoints-run console-screenshots sdk fuzz fuzz-smoke
 
 # The Lambda functions, each built to bin/<fn>/bootstrap and zipped to bin/<fn>.zip.
-FUNCTIONS := createorder getorder refund webhook processor console migrate
+FUNCTIONS := createorder getorder refund webhook processor console migrate sandbox
 # What SAM's go1.x builder does with GOFLAGS set as the README shows: a static arm64 binary
 # without the RPC runtime (provided.al2023 only speaks the Runtime API), paths and symbols stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'

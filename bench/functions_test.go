@@ -18,10 +18,10 @@ import (
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/internal/motoserver"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 // functionNames are the directories under functions/, one Lambda function each.

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 const (

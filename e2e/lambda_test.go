@@ -223,9 +223,25 @@ type notifyRelay struct {
 
 	mu      sync.Mutex
 	answers []string
+	isDown  bool // answer 503 without reaching the webhook (an outage)
+}
+
+// down makes the relay answer 503 (true) or reach the webhook again (false).
+func (r *notifyRelay) down(d bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.isDown = d
 }
 
 func (r *notifyRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	isDown := r.isDown
+	r.mu.Unlock()
+	if isDown {
+		r.record("503 (down)")
+		http.Error(w, "webhook down", http.StatusServiceUnavailable)
+		return
+	}
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

@@ -18,13 +18,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/loomipay/loomipay/internal/devstack"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/sandbox"
 	"github.com/loomipay/loomipay/shared/worker"
 )
 
@@ -130,7 +128,7 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		}
 		defer sbStore.Close()
 		sb, err = sandbox.New(ctx, sandbox.Config{
-			DB: sbStore.Pool(), Schema: sandboxSchema(cfg.DatabaseURL),
+			DB: sbStore.Pool(), Schema: sandbox.SchemaFor(cfg.DatabaseURL),
 			Merchants: []sandbox.Merchant{{AppID: cfg.LakalaAppID, SerialNo: cfg.LakalaSerialNo, PublicKey: &merchantKey.PublicKey,
 				MerchantNo: cfg.LakalaMerchantNo, TermNo: cfg.LakalaTermNo, VposID: cfg.LakalaVposID}},
 			PublicURL: sandboxURL, Logger: log,
@@ -146,7 +144,7 @@ func dev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		cfg.LakalaPlatformCertPEM = string(sb.PlatformCertPEM())
 		cfg.LakalaNotifyURL = apiURL + "/webhooks/lakala"
 		lakalaLine = fmt.Sprintf("  Lakala sandbox    %s   (cashier pages at /counter/…, fault knobs at /sandbox/faults; its state in PostgreSQL, schema %s)\n",
-			sandboxURL, sandboxSchema(cfg.DatabaseURL))
+			sandboxURL, sandbox.SchemaFor(cfg.DatabaseURL))
 	} else {
 		if cfg.LakalaNotifyURL == "" {
 			// Lakala cannot reach a laptop's loopback address: without a public URL (a tunnel)
@@ -282,17 +280,4 @@ func loadOrCreateKey(path string) (*rsa.PrivateKey, error) {
 		return nil, err
 	}
 	return k, os.WriteFile(path, lakala.MarshalPrivateKeyPEM(k), 0o600)
-}
-
-// sandboxSchema is where the local sandbox keeps its state: beside the stack's tables, in
-// lakala_sandbox, or <schema>_lakala when the database URL names a schema of its own
-// (search_path: a test's, or a second stack sharing a database).
-func sandboxSchema(databaseURL string) string {
-	cfg, err := pgconn.ParseConfig(databaseURL)
-	if err == nil {
-		if sp := cfg.RuntimeParams["search_path"]; sp != "" && !strings.ContainsAny(sp, ", ") {
-			return strings.ToLower(sp) + "_lakala"
-		}
-	}
-	return sandbox.DefaultSchema
 }

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/internal/devstack"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/config"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 // sandboxCommand runs the Lakala sandbox alone, for a service deployed elsewhere or a test that
@@ -68,7 +68,7 @@ func sandboxRun(ctx context.Context, e env, addr, merchantCert, certOut, vposID,
 		cfg.DatabaseURL = url
 	}
 	if schema == "" {
-		schema = sandboxSchema(cfg.DatabaseURL)
+		schema = sandbox.SchemaFor(cfg.DatabaseURL)
 	}
 	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: 4, Logger: log})
 	if err != nil {

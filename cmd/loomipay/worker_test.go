@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 // binDir holds the loomipay binary the worker tests build; TestMain removes it.

@@ -29,11 +29,11 @@ import (
 
 	"github.com/loomipay/loomipay/internal/ledgercheck"
 	"github.com/loomipay/loomipay/internal/rediscluster"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
 	"github.com/loomipay/loomipay/shared/service"
 )
 

@@ -29,11 +29,11 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/internal/ledgercheck"
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/crash"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
 	"github.com/loomipay/loomipay/shared/service"
 )
 

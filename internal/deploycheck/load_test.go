@@ -193,6 +193,7 @@ type event struct {
 type function struct {
 	LogicalID   string
 	Folder      string // base name of CodeUri: the name httpapi.Route.Function uses
+	Condition   string // the template condition it is deployed under ("": always)
 	BuildMethod string
 	Props       functionProps
 	Env         map[string]cfnValue // Globals' variables, overridden by the function's own
@@ -248,7 +249,7 @@ func loadTemplate(t *testing.T) deployment {
 		if err := r.Properties.Decode(&p); err != nil {
 			t.Fatalf("template.yaml: %s properties: %v", id, err)
 		}
-		f := function{LogicalID: id, Folder: filepath.Base(p.CodeUri), BuildMethod: r.Metadata.BuildMethod, Props: p}
+		f := function{LogicalID: id, Folder: filepath.Base(p.CodeUri), Condition: r.Condition, BuildMethod: r.Metadata.BuildMethod, Props: p}
 		// SAM's Globals: scalars are overridden by the function, Environment.Variables are merged.
 		f.Props.Runtime = cmp.Or(p.Runtime, global.Runtime)
 		f.Props.Handler = cmp.Or(p.Handler, global.Handler)

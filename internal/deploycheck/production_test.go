@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"gopkg.in/yaml.v3"
 
 	"github.com/loomipay/loomipay/shared/config"
 )
@@ -35,13 +36,36 @@ func TestNoTestDefaults(t *testing.T) {
 			t.Errorf("parameter %s defaults to an http:// URL", name)
 		}
 	}
-	for _, name := range []string{"Stage", "LakalaBaseUrl", "LakalaAppId", "LakalaSerialNo", "LakalaMerchantNo", "LakalaTermNo", "RefundRequestIp"} {
+	for _, name := range []string{"Stage", "LakalaAppId", "LakalaSerialNo", "LakalaMerchantNo", "LakalaTermNo", "RefundRequestIp"} {
 		p, ok := d.Template.Parameters[name]
 		if !ok {
 			t.Errorf("template.yaml has no parameter %s", name)
 		} else if p.Default != nil {
 			t.Errorf("parameter %s has a default (%q); a deploy must set it", name, *p.Default)
 		}
+	}
+	// Lakala's address and certificate are the sandbox's in a sandbox stage, and required by a
+	// rule everywhere else; the sandbox is refused in prod by a rule (and by the code).
+	var rules struct {
+		Rules map[string]struct {
+			RuleCondition cfnValue   `yaml:"RuleCondition"`
+			Assertions    []cfnValue `yaml:"Assertions"`
+		} `yaml:"Rules"`
+	}
+	if err := yaml.Unmarshal(d.Raw, &rules); err != nil {
+		t.Fatal(err)
+	}
+	required := rules.Rules["LakalaOutsideTheSandbox"]
+	for _, name := range []string{"LakalaBaseUrl", "LakalaPlatformCert"} {
+		if p := d.Template.Parameters[name]; p.Default == nil || *p.Default != "" {
+			continue // required by CloudFormation itself
+		}
+		if !strings.Contains(fmt.Sprint(required.Assertions), `{"Ref":"`+name+`"}`) {
+			t.Errorf("parameter %s may be empty, and no rule LakalaOutsideTheSandbox requires it outside a sandbox stage", name)
+		}
+	}
+	if r := rules.Rules["SandboxNeverInProd"]; r.RuleCondition.String() != `{"Fn::Equals":[{"Ref":"Stage"},"prod"]}` || !strings.Contains(fmt.Sprint(r.Assertions), "LakalaSandbox") {
+		t.Errorf("no rule SandboxNeverInProd refusing LakalaSandbox under Stage=prod: %+v", r)
 	}
 	// What a deploy must give, it cannot give empty: CloudFormation refuses it before any change,
 	// where an empty secret ARN would otherwise fall back to a local default at run time.
@@ -55,7 +79,7 @@ func TestNoTestDefaults(t *testing.T) {
 			t.Errorf("parameter %s has no default and accepts an empty value (MinLength or AllowedPattern)", name)
 		}
 	}
-	if p := d.Template.Parameters["LakalaBaseUrl"].AllowedPattern; !strings.HasPrefix(p, "^https://") {
+	if p := d.Template.Parameters["LakalaBaseUrl"].AllowedPattern; !strings.HasPrefix(p, "^https://") && !strings.HasPrefix(p, "^(https://") {
 		t.Errorf("LakalaBaseUrl's AllowedPattern = %q; want ^https://…", p)
 	}
 	for _, f := range d.Functions {
@@ -160,6 +184,14 @@ func TestLimits(t *testing.T) {
 	}
 	budget, reserved := 0, 0
 	for _, f := range d.Functions {
+		if f.Condition == sandboxCondition {
+			// A sandbox stage's own: docs/DEPLOYING.md states what it adds; the README's budget is
+			// a production stage's.
+			if param(f.Props.ReservedConcurrentExecutions) < 1 {
+				t.Errorf("%s: no ReservedConcurrentExecutions", f.LogicalID)
+			}
+			continue
+		}
 		rc := param(f.Props.ReservedConcurrentExecutions)
 		if rc < 1 {
 			t.Errorf("%s: no ReservedConcurrentExecutions", f.LogicalID)
@@ -334,8 +366,8 @@ func TestMigrationsRunOnDeploy(t *testing.T) {
 		t.Fatal("no Custom::Migrations resource")
 	}
 	for _, f := range d.Functions {
-		if f.Folder == functionMigrate {
-			continue
+		if f.Folder == functionMigrate || f.Folder == functionSandbox {
+			continue // the sandbox keeps its state in a schema of its own, which it sets up itself
 		}
 		deps := d.Template.Resources[f.LogicalID].DependsOn.String()
 		if !strings.Contains(deps, `"`+resource+`"`) {
@@ -417,7 +449,7 @@ func TestLogRetention(t *testing.T) {
 // the schedule does not retry a failed Invoke for a day.
 func TestAsyncInvocationsBounded(t *testing.T) {
 	d := loadTemplate(t)
-	for _, folder := range []string{functionProcessor, functionMigrate} {
+	for _, folder := range []string{functionProcessor, functionMigrate, functionSandbox} {
 		f := d.function(t, folder)
 		c := f.Props.EventInvokeConfig
 		if c == nil || c.MaximumRetryAttempts == nil || c.MaximumEventAgeInSeconds == nil {
@@ -428,17 +460,19 @@ func TestAsyncInvocationsBounded(t *testing.T) {
 			t.Errorf("%s: MaximumEventAgeInSeconds = %d; want 60..900", f.LogicalID, *c.MaximumEventAgeInSeconds)
 		}
 	}
-	p := d.function(t, functionProcessor)
-	if age := *p.Props.EventInvokeConfig.MaximumEventAgeInSeconds; age > 60 {
-		t.Errorf("%s: MaximumEventAgeInSeconds = %d; want at most the schedule's minute (a later trigger is the next one)", p.LogicalID, age)
-	}
-	for name, e := range p.Props.Events {
-		if e.Type != "ScheduleV2" {
-			continue
+	for _, folder := range []string{functionProcessor, functionSandbox} {
+		p := d.function(t, folder)
+		if c := p.Props.EventInvokeConfig; c != nil && c.MaximumEventAgeInSeconds != nil && *c.MaximumEventAgeInSeconds > 60 {
+			t.Errorf("%s: MaximumEventAgeInSeconds = %d; want at most the schedule's minute (a later trigger is the next one)", p.LogicalID, *c.MaximumEventAgeInSeconds)
 		}
-		rp := e.Properties.RetryPolicy
-		if rp == nil || rp.MaximumRetryAttempts == nil || *rp.MaximumRetryAttempts != 0 || rp.MaximumEventAgeInSeconds == nil || *rp.MaximumEventAgeInSeconds > 60 {
-			t.Errorf("%s.%s: RetryPolicy %+v; want MaximumRetryAttempts 0 and MaximumEventAgeInSeconds 60 (EventBridge Scheduler's default retries for 24 hours)", p.LogicalID, name, rp)
+		for name, e := range p.Props.Events {
+			if e.Type != "ScheduleV2" {
+				continue
+			}
+			rp := e.Properties.RetryPolicy
+			if rp == nil || rp.MaximumRetryAttempts == nil || *rp.MaximumRetryAttempts != 0 || rp.MaximumEventAgeInSeconds == nil || *rp.MaximumEventAgeInSeconds > 60 {
+				t.Errorf("%s.%s: RetryPolicy %+v; want MaximumRetryAttempts 0 and MaximumEventAgeInSeconds 60 (EventBridge Scheduler's default retries for 24 hours)", p.LogicalID, name, rp)
+			}
 		}
 	}
 }
@@ -481,6 +515,17 @@ func TestEnvironmentFitsLambda(t *testing.T) {
 	for _, f := range d.Functions {
 		vars := map[string]string{}
 		for name, v := range f.Env {
+			// A value of either stage (Fn::If WithSandbox): the longer one. The sandbox's URL is a
+			// !Sub, its certificate an attribute holding what LakalaPlatformCert would.
+			if m, isMap := v.v.(map[string]any); isMap {
+				if branches, isIf := m["Fn::If"].([]any); isIf && len(branches) == 3 {
+					sandbox, other := cfnValue{branches[1]}, cfnValue{branches[2]}
+					v = other
+					if s, ok := sandbox.Text(); ok && len(s) > len(other.String()) {
+						v = sandbox
+					}
+				}
+			}
 			value, ok := v.Text()
 			if ref, isRef := v.Ref(); isRef {
 				switch {

@@ -21,13 +21,26 @@ const functionProcessor = "processor"
 // functionMigrate applies the migrations inside the VPC (a custom resource on every deploy).
 const functionMigrate = "migrate"
 
+// functionSandbox is the Lakala sandbox of a sandbox stage, deployed under the condition
+// sandboxCondition on an HTTP API of its own (sandboxAPI), its routes all under sandboxRoute.
+const (
+	functionSandbox  = "sandbox"
+	sandboxCondition = "WithSandbox"
+	sandboxAPI       = "SandboxHttpApi"
+	sandboxRoute     = "ANY /sandbox/{proxy+}"
+)
+
+// merchantSecrets is the secrets of the merchants an operator adds (shared/merchants.SecretPrefix):
+// the functions that call Lakala or verify its notifications may read them.
+const merchantSecrets = `{"Fn::Sub":"arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:loomipay/${Stage}/merchants/*"}`
+
 // deadlineMargin is processor.Config.DeadlineMargin's default (set in an unexported method, so
 // repeated here): Run stops this long before the invocation's deadline to finish and ack.
 const deadlineMargin = 5 * time.Second
 
 func expectedFunctions() []string {
 	return []string{httpapi.FunctionCreateOrder, httpapi.FunctionGetOrder, functionMigrate, functionProcessor, httpapi.FunctionRefund, httpapi.FunctionWebhook,
-		console.Function}
+		console.Function, functionSandbox}
 }
 
 func TestTemplate(t *testing.T) {
@@ -90,22 +103,39 @@ func TestTemplate(t *testing.T) {
 				apis = append(apis, id)
 			}
 		}
-		if len(apis) != 1 {
-			t.Fatalf("HttpApi resources = %v; want exactly one", apis)
+		slices.Sort(apis)
+		if !slices.Equal(apis, []string{"HttpApi", sandboxAPI}) {
+			t.Fatalf("HttpApi resources = %v; want HttpApi and %s", apis, sandboxAPI)
+		}
+		if c := d.Template.Resources[sandboxAPI].Condition; c != sandboxCondition {
+			t.Errorf("%s: Condition %q; want %s (only a sandbox stage has it)", sandboxAPI, c, sandboxCondition)
 		}
 		var got []httpapi.Route
 		for _, f := range d.Functions {
+			api := "HttpApi"
+			if f.Folder == functionSandbox {
+				api = sandboxAPI
+				if f.Condition != sandboxCondition {
+					t.Errorf("%s: Condition %q; want %s (never in prod)", f.LogicalID, f.Condition, sandboxCondition)
+				}
+			}
 			for name, e := range f.Props.Events {
 				if e.Type != "HttpApi" {
 					continue
 				}
 				p := e.Properties
-				got = append(got, httpapi.Route{Method: p.Method, Path: p.Path, Function: f.Folder})
+				if f.Folder == functionSandbox {
+					if route := p.Method + " " + p.Path; route != sandboxRoute {
+						t.Errorf("%s.%s: route %s; want %s (everything of the sandbox under /sandbox/)", f.LogicalID, name, route, sandboxRoute)
+					}
+				} else {
+					got = append(got, httpapi.Route{Method: p.Method, Path: p.Path, Function: f.Folder})
+				}
 				if p.PayloadFormatVersion != "2.0" {
 					t.Errorf("%s.%s: PayloadFormatVersion = %q; want \"2.0\" (httpadapter.NewV2)", f.LogicalID, name, p.PayloadFormatVersion)
 				}
-				if ref, _ := p.ApiId.Ref(); ref != apis[0] {
-					t.Errorf("%s.%s: ApiId = %s; want !Ref %s", f.LogicalID, name, p.ApiId, apis[0])
+				if ref, _ := p.ApiId.Ref(); ref != api {
+					t.Errorf("%s.%s: ApiId = %s; want !Ref %s", f.LogicalID, name, p.ApiId, api)
 				}
 			}
 		}
@@ -127,8 +157,8 @@ func TestTemplate(t *testing.T) {
 		for _, f := range d.Functions {
 			for name, e := range f.Props.Events {
 				want := "HttpApi"
-				if f.Folder == functionProcessor {
-					want = "ScheduleV2"
+				if f.Folder == functionProcessor || (f.Folder == functionSandbox && e.Type == "ScheduleV2") {
+					want = "ScheduleV2" // the sandbox's notification retries, too
 				}
 				if e.Type != want {
 					t.Errorf("%s.%s: Type = %q; want %q", f.LogicalID, name, e.Type, want)
@@ -238,8 +268,16 @@ func TestTemplate(t *testing.T) {
 				}
 				carried = append(carried, value.String())
 			}
-			// Least privilege: a function may read exactly the secrets it is given, no other.
+			// Least privilege: a function may read exactly the secrets it is given, no other — and
+			// the added merchants' secrets if it calls Lakala or verifies its notifications.
+			readsMerchants := slices.Contains([]string{httpapi.FunctionCreateOrder, httpapi.FunctionWebhook, functionProcessor, console.Function}, f.Folder)
+			if slices.Contains(policies, merchantSecrets) != readsMerchants {
+				t.Errorf("%s: may read the merchants' secrets %s: %v; want %v", f.LogicalID, merchantSecrets, !readsMerchants, readsMerchants)
+			}
 			for _, p := range policies {
+				if p == merchantSecrets && readsMerchants {
+					continue
+				}
 				if !slices.Contains(carried, p) {
 					t.Errorf("%s: may read secret %s, which none of its *_SECRET_ARN names", f.LogicalID, p)
 				}
@@ -258,6 +296,7 @@ func TestTemplate(t *testing.T) {
 			httpapi.FunctionWebhook:     {"DATABASE_URL", "REDIS_URL", "LAKALA_PLATFORM_CERT"},
 			functionProcessor:           {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT", "LAKALA_NOTIFY_URL"},
 			console.Function:            {"DATABASE_URL", "REDIS_URL", "LAKALA_PRIVATE_KEY", "LAKALA_PLATFORM_CERT"}, // an operator's close
+			functionSandbox:             {"DATABASE_URL", "LAKALA_PRIVATE_KEY", "LAKALA_SANDBOX"},                    // the key's public half verifies the stage's requests
 		}
 		for folder, vars := range needs {
 			f := d.function(t, folder)

@@ -143,16 +143,14 @@ func deployParameters(t *testing.T, d deployment, overrides map[string]string, r
 		switch {
 		case strings.HasSuffix(name, "SecretArn"):
 			params[name] = fmt.Sprintf("arn:%s:secretsmanager:%s:123456789012:secret:loomipay/production/%s-AbCdEf", partition, region, strings.ToLower(name))
-		case name == "LakalaPlatformCert":
-			params[name] = platformCert()
 		case name == "RefundRequestIp":
 			params[name] = "203.0.113.200"
-		case name == "LakalaBaseUrl":
-			params[name] = "https://s2.lakala.com"
 		default:
 			params[name] = "MERCHANT-" + strings.ToUpper(name[len(name)-4:]) + "-0001"
 		}
 	}
+	// Required outside a sandbox stage (a rule), so given: the certificate at its longest.
+	params["LakalaPlatformCert"], params["LakalaBaseUrl"] = platformCert(), "https://s2.lakala.com"
 	for k, v := range overrides {
 		params[k] = v
 	}
@@ -375,18 +373,16 @@ var integrationFunction = regexp.MustCompile(`/functions/\$\{(\w+)\.Arn\}/invoca
 func checkRoutes(t *testing.T, tmpl map[string]any, folders map[string]string) {
 	t.Helper()
 	resources, _ := tmpl["Resources"].(map[string]any)
-	var apis []map[string]any
-	for _, r := range resources {
+	var apis []string
+	for id, r := range resources {
 		if r, _ := r.(map[string]any); r["Type"] == "AWS::ApiGatewayV2::Api" {
-			apis = append(apis, r)
+			apis = append(apis, id)
 		}
 	}
-	if len(apis) != 1 {
-		t.Fatalf("AWS::ApiGatewayV2::Api resources: %d; want 1", len(apis))
+	slices.Sort(apis)
+	if !slices.Equal(apis, []string{"HttpApi", sandboxAPI}) {
+		t.Fatalf("AWS::ApiGatewayV2::Api resources: %v; want HttpApi and %s", apis, sandboxAPI)
 	}
-	props, _ := apis[0]["Properties"].(map[string]any)
-	body, _ := props["Body"].(map[string]any)
-	paths, _ := body["paths"].(map[string]any)
 	// API Gateway's SourceArn of each function's permissions, as METHOD/path with * for {params}.
 	allowed := map[string][]string{}
 	for _, r := range resources {
@@ -402,34 +398,45 @@ func checkRoutes(t *testing.T, tmpl map[string]any, folders map[string]string) {
 		}
 	}
 	pathParam := regexp.MustCompile(`\{[^}]+\}`)
-	var got []httpapi.Route
-	for path, methods := range paths {
-		methods, _ := methods.(map[string]any)
-		for method, op := range methods {
-			op, _ := op.(map[string]any)
-			integration, _ := op["x-amazon-apigateway-integration"].(map[string]any)
-			uri, _ := integration["uri"].(map[string]any)
-			m := integrationFunction.FindStringSubmatch(fmt.Sprint(uri["Fn::Sub"]))
-			verb := strings.ToUpper(method)
-			if method == "x-amazon-apigateway-any-method" {
-				verb = "ANY"
+	routesOf := func(api string) (got []httpapi.Route) {
+		r, _ := resources[api].(map[string]any)
+		props, _ := r["Properties"].(map[string]any)
+		body, _ := props["Body"].(map[string]any)
+		paths, _ := body["paths"].(map[string]any)
+		for path, methods := range paths {
+			// A function with a condition (the sandbox's) has its routes under Fn::If of it.
+			methods, _ := whenTrue(methods).(map[string]any)
+			for method, op := range methods {
+				op, _ := whenTrue(op).(map[string]any)
+				integration, _ := op["x-amazon-apigateway-integration"].(map[string]any)
+				uri, _ := whenTrue(integration["uri"]).(map[string]any)
+				m := integrationFunction.FindStringSubmatch(fmt.Sprint(uri["Fn::Sub"]))
+				verb := strings.ToUpper(method)
+				if method == "x-amazon-apigateway-any-method" {
+					verb = "ANY"
+				}
+				route := verb + " " + path
+				if m == nil {
+					t.Errorf("%s: integration %v does not invoke a function", route, integration)
+					continue
+				}
+				fn, _ := resources[m[1]].(map[string]any)
+				if fn["Type"] != "AWS::Lambda::Function" || integration["type"] != "aws_proxy" || integration["payloadFormatVersion"] != "2.0" {
+					t.Errorf("%s: integration %v; want an aws_proxy (payload 2.0) of a Lambda function", route, integration)
+				}
+				pattern := strings.Replace(verb, "ANY", "*", 1) + pathParam.ReplaceAllString(path, "*")
+				if !slices.ContainsFunc(allowed[m[1]], func(a string) bool { return routeMatches(a, pattern) }) {
+					t.Errorf("%s: %s has no permission letting API Gateway invoke it for the route (it has %v)", route, m[1], allowed[m[1]])
+				}
+				got = append(got, httpapi.Route{Method: verb, Path: path, Function: folders[m[1]]})
 			}
-			route := verb + " " + path
-			if m == nil {
-				t.Errorf("%s: integration %v does not invoke a function", route, integration)
-				continue
-			}
-			fn, _ := resources[m[1]].(map[string]any)
-			if fn["Type"] != "AWS::Lambda::Function" || integration["type"] != "aws_proxy" || integration["payloadFormatVersion"] != "2.0" {
-				t.Errorf("%s: integration %v; want an aws_proxy (payload 2.0) of a Lambda function", route, integration)
-			}
-			pattern := strings.Replace(verb, "ANY", "*", 1) + pathParam.ReplaceAllString(path, "*")
-			if !slices.ContainsFunc(allowed[m[1]], func(a string) bool { return routeMatches(a, pattern) }) {
-				t.Errorf("%s: %s has no permission letting API Gateway invoke it for the route (it has %v)", route, m[1], allowed[m[1]])
-			}
-			got = append(got, httpapi.Route{Method: verb, Path: path, Function: folders[m[1]]})
 		}
+		return got
 	}
+	if got := routesOf(sandboxAPI); fmt.Sprint(got) != fmt.Sprint([]httpapi.Route{{Method: "ANY", Path: "/sandbox/{proxy+}", Function: functionSandbox}}) {
+		t.Errorf("routes of the sandbox's API: %v; want %s on the sandbox function alone", got, sandboxRoute)
+	}
+	got := routesOf("HttpApi")
 	want := slices.Clone(httpapi.Routes)
 	for _, r := range console.Routes {
 		want = append(want, httpapi.Route{Method: r.Method, Path: r.Path, Function: r.Function})
@@ -474,5 +481,21 @@ func lintTranslated(t *testing.T, tmpl map[string]any, params map[string]string,
 	out, err := exec.Command(cfnLint, append(args, "--template", file)...).CombinedOutput()
 	if err != nil || len(out) > 0 {
 		t.Errorf("cfn-lint on the translated template with these parameters: %v\n%s", err, out)
+	}
+}
+
+// whenTrue is a value under Fn::If, as when its condition holds (SAM wraps what a function with a
+// condition adds to an API in Fn::If of that condition, at every level).
+func whenTrue(v any) any {
+	for {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v
+		}
+		branches, ok := m["Fn::If"].([]any)
+		if !ok || len(branches) != 3 {
+			return v
+		}
+		v = branches[1]
 	}
 }

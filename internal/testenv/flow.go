@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 // Order is the API's payment order object, as tests read it.

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 // MoneyDayOptions are the stack options BuildMoneyDay needs: a processing order without a

@@ -57,6 +57,7 @@ var Variables = []Variable{
 	{Name: "LAKALA_PRIVATE_KEY", Meaning: "merchant private key, PEM (PKCS#8 or PKCS#1)", Secret: true},
 	{Name: "LAKALA_PLATFORM_CERT", Meaning: "Lakala platform certificate, PEM: verifies responses (whose Lklapi-Serial must name it) and, unless LAKALA_NOTIFY_CERT is set, notifications"},
 	{Name: "LAKALA_NOTIFY_CERT", Meaning: "the certificate that verifies Lakala's notifications, PEM, if Lakala gave a separate one (its Java SDK's lklNotifyCerPath); default LAKALA_PLATFORM_CERT"},
+	{Name: "LAKALA_SANDBOX", Default: "false", Meaning: "true when LAKALA_BASE_URL is the stage's own Lakala sandbox (a sandbox stage, template parameter LakalaSandbox or Stage=sandbox): refused with STAGE=prod; Lakala's public test identity and an http:// loopback Lakala or notify URL are then accepted outside dev"},
 	{Name: "LAKALA_REFUND_API", Default: "rfd", Meaning: "the refund API new refunds go through: rfd (统一退货, Lakala's current one) or labs (frozen); a refund is always queried through the API it was sent through"},
 	{Name: "LAKALA_NOTIFY_URL", Meaning: "public URL of the webhook (…/webhooks/lakala), sent with every cashier order"},
 	{Name: "LAKALA_TIMEOUT", Default: "10s", Meaning: "timeout of one Lakala call"},
@@ -112,6 +113,7 @@ type Config struct {
 	LakalaBaseURL, LakalaAppID, LakalaSerialNo, LakalaMerchantNo, LakalaTermNo string
 	LakalaPrivateKeyPEM, LakalaPlatformCertPEM, LakalaNotifyURL                string
 	LakalaVposID, LakalaNotifyCertPEM, LakalaRefundAPI                         string
+	LakalaSandbox                                                              bool
 	LakalaTimeout                                                              time.Duration
 	LakalaVisibilityLag                                                        time.Duration
 
@@ -216,6 +218,7 @@ func Load(ctx context.Context) (Config, error) {
 		WebhookAllowLoopback:       r.boolean("WEBHOOK_ALLOW_LOOPBACK"),
 	}
 	c.secrets = res
+	c.LakalaSandbox = r.boolean("LAKALA_SANDBOX")
 	c.RateLimitOverrides = r.rateOverrides("RATE_LIMIT_APPS")
 	c.RedisCluster = r.boolean("REDIS_CLUSTER")
 	c.DatabaseRDSProxy = r.boolean("DATABASE_RDS_PROXY")

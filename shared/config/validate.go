@@ -15,8 +15,9 @@ import (
 	"github.com/loomipay/loomipay/shared/streams"
 )
 
-// Stages STAGE accepts. Only dev tolerates Lakala's public test settings.
-var Stages = []string{"dev", "test", "staging", "prod"}
+// Stages STAGE accepts. Only dev tolerates Lakala's public test settings; sandbox is a stage whose
+// Lakala is its own sandbox (LAKALA_SANDBOX=true), which any stage but prod may also ask for.
+var Stages = []string{"dev", "test", "staging", "sandbox", "prod"}
 
 // publicTestIdentity is the merchant identity Lakala publishes for its test environment: anyone
 // can sign as it, so it must never carry real payments.
@@ -62,6 +63,12 @@ func (c Config) Validate(forProcessor bool) error {
 		problems = append(problems, fmt.Sprintf("LAKALA_TIMEOUT %s: a Lakala call needs a timeout, or it waits until the function's deadline", c.LakalaTimeout))
 	}
 	problems = append(problems, c.lakalaFieldProblems(forProcessor)...)
+	switch {
+	case c.LakalaSandbox && c.Stage == "prod":
+		problems = append(problems, "LAKALA_SANDBOX is true: a production stage must reach Lakala, never a sandbox (deploy the sandbox under another stage)")
+	case c.Stage == "sandbox" && !c.LakalaSandbox:
+		problems = append(problems, "STAGE=sandbox runs against its own Lakala sandbox: set LAKALA_SANDBOX=true (template.yaml does)")
+	}
 	if c.Stage != "dev" {
 		problems = append(problems, c.stageProblems(forProcessor)...)
 	}
@@ -108,9 +115,19 @@ func (c Config) lakalaFieldProblems(forProcessor bool) []string {
 // stageProblems are the checks outside dev.
 func (c Config) stageProblems(forProcessor bool) []string {
 	var problems []string
-	if u, err := url.Parse(c.LakalaBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
+	// The stage's own sandbox: no real Lakala, so Lakala's public test identity is harmless, and
+	// its functions may reach it (and it the webhook) over plain HTTP on this host (the emulator's
+	// tests); it is never allowed in prod (Validate).
+	sandboxLoopback := func(raw string) bool {
+		u, err := url.Parse(raw)
+		return c.LakalaSandbox && err == nil && u.Scheme == "http" && isLocalHost(u.Hostname())
+	}
+	u, err := url.Parse(c.LakalaBaseURL)
+	switch {
+	case sandboxLoopback(c.LakalaBaseURL):
+	case err != nil || u.Scheme != "https" || u.Host == "":
 		problems = append(problems, fmt.Sprintf("LAKALA_BASE_URL %q is not an https:// URL (signed requests and notifications must not travel in clear text)", c.LakalaBaseURL))
-	} else if c.Stage == "prod" {
+	case c.Stage == "prod":
 		for _, h := range lakalaTestHosts {
 			if strings.EqualFold(u.Hostname(), h) {
 				problems = append(problems, fmt.Sprintf("LAKALA_BASE_URL %q is Lakala's test environment (production is https://s2.lakala.com)", c.LakalaBaseURL))
@@ -122,7 +139,7 @@ func (c Config) stageProblems(forProcessor bool) []string {
 		"LAKALA_SERIAL_NO": c.LakalaSerialNo, "LAKALA_TERM_NO": c.LakalaTermNo,
 	}
 	for _, name := range []string{"LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO"} {
-		if values[name] == publicTestIdentity[name] {
+		if values[name] == publicTestIdentity[name] && !c.LakalaSandbox {
 			problems = append(problems, fmt.Sprintf("%s is Lakala's public test value %s (set your merchant's own)", name, values[name]))
 		}
 	}
@@ -130,7 +147,7 @@ func (c Config) stageProblems(forProcessor bool) []string {
 		problems = append(problems, "LAKALA_VPOS_ID is not set: Lakala requires vpos_id on every cashier order outside combined orders (\"C 非合单场景必输\"), the termId it returned when the merchant was onboarded")
 	}
 	// Empty is left to the functions that need it (the processor refuses to start without it).
-	if c.LakalaNotifyURL != "" {
+	if c.LakalaNotifyURL != "" && !sandboxLoopback(c.LakalaNotifyURL) {
 		if u, err := url.Parse(c.LakalaNotifyURL); err != nil || u.Scheme != "https" || u.Host == "" || isLocalHost(u.Hostname()) {
 			problems = append(problems, fmt.Sprintf("LAKALA_NOTIFY_URL %q is not a public https:// URL (Lakala posts the notifications there)", c.LakalaNotifyURL))
 		}

@@ -93,13 +93,18 @@ func TestValidateRefusesEveryStageCheck(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%v/%s", name, env, stage), func(t *testing.T) {
 					prodEnv(t)
 					t.Setenv("STAGE", stage)
+					if stage == "sandbox" {
+						t.Setenv("LAKALA_SANDBOX", "true")
+					}
 					for k, v := range env {
 						t.Setenv(k, v)
 					}
 					err := load(t).Validate(true)
 					testHostInStaging := stage != "prod" && strings.Contains(env["LAKALA_BASE_URL"], "test.wsmsd.cn")
+					// Against its own sandbox no real Lakala is reached: its public test identity is harmless.
+					identityInSandbox := stage == "sandbox" && publicTestIdentity[name] != ""
 					switch {
-					case stage == "dev" || testHostInStaging:
+					case stage == "dev" || testHostInStaging || identityInSandbox:
 						if err != nil {
 							t.Errorf("Validate = %v; want nil", err)
 						}
@@ -232,5 +237,38 @@ func TestRateLimitOverrides(t *testing.T) {
 		if _, err := Load(context.Background()); err == nil || !strings.Contains(err.Error(), "RATE_LIMIT_APPS") {
 			t.Errorf("RATE_LIMIT_APPS=%q: err = %v; want one naming RATE_LIMIT_APPS", bad, err)
 		}
+	}
+}
+
+// TestValidateSandbox: a stage whose Lakala is its own sandbox is never prod; STAGE=sandbox has
+// one; a sandbox on this host may be reached (and reach the webhook) over plain HTTP, no other.
+func TestValidateSandbox(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string // a part of the error; "" for none
+	}{
+		{"a sandbox in prod", map[string]string{"LAKALA_SANDBOX": "true"}, "LAKALA_SANDBOX"},
+		{"STAGE=sandbox without one", map[string]string{"STAGE": "sandbox"}, "LAKALA_SANDBOX=true"},
+		{"STAGE=sandbox", map[string]string{"STAGE": "sandbox", "LAKALA_SANDBOX": "true"}, ""},
+		{"a test stage with its sandbox", map[string]string{"STAGE": "test", "LAKALA_SANDBOX": "true", "LAKALA_APP_ID": "OP00000003"}, ""},
+		{"a loopback sandbox over HTTP", map[string]string{"STAGE": "sandbox", "LAKALA_SANDBOX": "true",
+			"LAKALA_BASE_URL": "http://127.0.0.1:9000/sandbox", "LAKALA_NOTIFY_URL": "http://127.0.0.1:9001/webhooks/lakala"}, ""},
+		{"a remote sandbox over HTTP", map[string]string{"STAGE": "sandbox", "LAKALA_SANDBOX": "true", "LAKALA_BASE_URL": "http://sandbox.example.com/sandbox"}, "LAKALA_BASE_URL"},
+		{"a loopback Lakala over HTTP without a sandbox", map[string]string{"STAGE": "test", "LAKALA_BASE_URL": "http://127.0.0.1:9000"}, "LAKALA_BASE_URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prodEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			err := load(t).Validate(true)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Validate = %v; want nil", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("Validate = %v; want an error naming %s", err, tc.want)
+			}
+		})
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 // A review case opened by the real money path (a refund whose outcome Lakala never confirms) is

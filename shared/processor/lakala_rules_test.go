@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/processor"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 // Rule 1: a network-failure code on a refund Lakala applied is not a refusal. The refund must

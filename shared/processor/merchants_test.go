@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loomipay/loomipay/internal/sandbox"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 // merchantApp is an app of a multi-merchant test, with its key.

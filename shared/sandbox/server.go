@@ -262,9 +262,16 @@ func (s *Sandbox) base(r *http.Request) string {
 	if base != "" {
 		return base
 	}
-	scheme := "http"
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || r.TLS != nil {
+	// Behind a proxy (API Gateway) its X-Forwarded-Proto; through the Lambda adapter the URL's.
+	scheme := r.Header.Get("X-Forwarded-Proto")
+	switch {
+	case scheme == "http" || scheme == "https":
+	case r.URL.Scheme != "":
+		scheme = r.URL.Scheme
+	case r.TLS != nil:
 		scheme = "https"
+	default:
+		scheme = "http"
 	}
 	return scheme + "://" + r.Host + s.basePath
 }

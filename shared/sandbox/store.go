@@ -47,6 +47,19 @@ const setupLockKey = 7_406_220_110
 // DefaultSchema is the schema of the local stack's and a sandbox stage's sandbox.
 const DefaultSchema = "lakala_sandbox"
 
+// SchemaFor is where a sandbox sharing the service's database keeps its state: DefaultSchema, or
+// <schema>_lakala when the database URL names a schema of its own (search_path: a test's, or a
+// second stack sharing one database), beside the service's tables.
+func SchemaFor(databaseURL string) string {
+	cfg, err := pgconn.ParseConfig(databaseURL)
+	if err == nil {
+		if sp := cfg.RuntimeParams["search_path"]; sp != "" && !strings.ContainsAny(sp, ", ") {
+			return strings.ToLower(sp) + "_lakala"
+		}
+	}
+	return DefaultSchema
+}
+
 // sql puts the sandbox's schema in place of the token lkl. in a statement.
 func (s *Sandbox) sql(q string) string { return strings.ReplaceAll(q, "lkl.", s.schema+".") }
 
