@@ -17,6 +17,7 @@ func statementCommand() command {
 		func(fs *flag.FlagSet) opsRun {
 			date := fs.String("date", "", "the Beijing `day`, YYYY-MM-DD (default: today)")
 			app := fs.String("app", "", "one `app`'s statement (default: every app)")
+			merchant := fs.String("merchant", "", "one `merchant`'s money only: what its own statement from Lakala shows (default: every merchant)")
 			format := fs.String("format", "text", "`text`, csv or json (--json is json)")
 			return func(ctx context.Context, o *ops.Ops, a ops.Actor, out cliOut, _ []string) error {
 				if out.json {
@@ -33,7 +34,7 @@ func statementCommand() command {
 					}
 					day = d
 				}
-				st, err := o.Statement(ctx, a, day, *app)
+				st, err := o.StatementOf(ctx, a, day, *app, *merchant)
 				if err != nil {
 					return err
 				}
@@ -50,8 +51,9 @@ func statementCommand() command {
 		})
 	c.about = `Every payment and refund that moved money on a Beijing day (Lakala's statements count days
 in Beijing time), by Lakala's trade time, with its trade_no, log_no and our ids, then the totals per
-app and overall: paid, refunded, net, and the money in review (payments Lakala took for orders that
-had failed or were paid twice). csv is the console's download (amounts in yuan); json has amounts
+app, per merchant and overall: paid, refunded, net, and the money in review (payments Lakala took for
+orders that had failed or were paid twice). Lakala sends each merchant a statement of its own: hold
+--merchant ID's against it. csv is the console's download (amounts in yuan); json has amounts
 in fen.`
 	return c
 }
@@ -62,19 +64,29 @@ func printStatement(out cliOut, st ops.Statement) error {
 	if st.AppID != "" {
 		scope = "app " + st.AppID
 	}
+	if st.MerchantID != "" {
+		scope += ", merchant " + st.MerchantID
+	}
 	fmt.Fprintf(tw, "statement of %s (Beijing day, by Lakala's trade time), %s\n\n", st.Date, scope)
 	fmt.Fprintln(tw, "APP\tPAYMENTS\tPAID\tREFUNDS\tREFUNDED\tNET\tIN REVIEW")
 	for _, a := range append(st.Apps, ops.AppTotals{AppID: "total", StatementTotals: st.Totals}) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s (%d)\n", a.AppID, a.Payments, yuan(a.Paid), a.Refunds, yuan(a.Refunded), yuan(a.Net),
 			yuan(a.ReviewAmount), a.ReviewPayments)
 	}
-	fmt.Fprintln(tw, "\nTRADE TIME (CST)\tKIND\tAPP\tAMOUNT\tLAKALA TRADE_NO\tLAKALA LOG_NO\tMERCHANT_ORDER_ID\tMERCHANT_REFUND_ID\tNOTE")
+	if len(st.Merchants) > 1 {
+		fmt.Fprintln(tw, "\nMERCHANT\tPAYMENTS\tPAID\tREFUNDS\tREFUNDED\tNET\tIN REVIEW")
+		for _, m := range st.Merchants {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s (%d)\n", m.MerchantID, m.Payments, yuan(m.Paid), m.Refunds, yuan(m.Refunded), yuan(m.Net),
+				yuan(m.ReviewAmount), m.ReviewPayments)
+		}
+	}
+	fmt.Fprintln(tw, "\nTRADE TIME (CST)\tKIND\tAPP\tMERCHANT\tAMOUNT\tLAKALA TRADE_NO\tLAKALA LOG_NO\tMERCHANT_ORDER_ID\tMERCHANT_REFUND_ID\tNOTE")
 	for _, l := range st.Lines {
 		amount := yuan(l.Amount)
 		if l.Kind == ops.LineRefund {
 			amount = "-" + amount
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.TradeTime.In(ops.Beijing).Format("2006-01-02 15:04:05"), l.Kind, l.AppID, amount,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.TradeTime.In(ops.Beijing).Format("2006-01-02 15:04:05"), l.Kind, l.AppID, l.MerchantID, amount,
 			l.TradeNo, l.LogNo, l.MerchantOrderID, orDash(l.MerchantRefundID), l.Note)
 	}
 	return tw.Flush()

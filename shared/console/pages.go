@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,15 @@ type overviewData struct {
 	Charts chartSet
 	// Apps are the apps of today's or yesterday's money, in order, with both days' totals.
 	Money []moneyRow
+	// MerchantRows are today's money and the last hour's Lakala calls of each merchant with
+	// either (shown when there are several).
+	MerchantRows []merchantRow
+}
+
+type merchantRow struct {
+	MerchantID string
+	Today      ops.StatementTotals
+	Calls      ops.CallCounts
 }
 
 type moneyRow struct {
@@ -63,6 +73,23 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, v *view) {
 		data.Money = append(data.Money, *rows[app])
 	}
 	data.Money = append(data.Money, moneyRow{Today: d.Today.Total, Yesterday: d.Yesterday.Total})
+	byMerchant := map[string]*merchantRow{}
+	row := func(id string) *merchantRow {
+		if byMerchant[id] == nil {
+			byMerchant[id] = &merchantRow{MerchantID: id}
+		}
+		return byMerchant[id]
+	}
+	for _, m := range d.Today.Merchants {
+		row(m.MerchantID).Today = m.StatementTotals
+	}
+	for id, calls := range d.LakalaCallsByMerchant {
+		row(id).Calls = calls
+	}
+	for _, r := range byMerchant {
+		data.MerchantRows = append(data.MerchantRows, *r)
+	}
+	slices.SortFunc(data.MerchantRows, func(a, b merchantRow) int { return strings.Compare(a.MerchantID, b.MerchantID) })
 	v.Title, v.Nav, v.Data = "Overview", "overview", data
 	c.render(w, r, http.StatusOK, "overview", v)
 }

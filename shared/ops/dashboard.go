@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/postgres"
 )
@@ -28,14 +30,23 @@ type Dashboard struct {
 	StuckOrderCount  int64         `json:"stuck_order_count"`
 	StuckRefundCount int64         `json:"stuck_refund_count"`
 	Processor        *ProcessorRun `json:"processor"`
+	// LakalaCallsByMerchant counts the last hour's Lakala calls of each merchant.
+	LakalaCallsByMerchant map[string]CallCounts `json:"lakala_calls_by_merchant"`
+}
+
+// CallCounts counts Lakala calls, and those whose outcome stayed unknown.
+type CallCounts struct {
+	Calls   int64 `json:"calls"`
+	Unknown int64 `json:"unknown"`
 }
 
 // MoneyDay is what moved money on one Beijing day, per app and in total: the daily statement's
 // totals.
 type MoneyDay struct {
-	Date  string          `json:"date"`
-	Apps  []AppTotals     `json:"apps"`
-	Total StatementTotals `json:"total"`
+	Date      string           `json:"date"`
+	Apps      []AppTotals      `json:"apps"`
+	Merchants []MerchantTotals `json:"merchants"`
+	Total     StatementTotals  `json:"total"`
 }
 
 // Window is a run of equal buckets (hours or Beijing days) ending with the current one, with
@@ -102,7 +113,27 @@ func (o *Ops) Dashboard(ctx context.Context, a Actor) (Dashboard, error) {
 		if err != nil {
 			return d, err
 		}
-		*day.into = MoneyDay{Date: day.from.Format("2006-01-02"), Apps: apps, Total: total}
+		merchants, err := merchantDayTotals(ctx, pool, day.from, day.from.AddDate(0, 0, 1))
+		if err != nil {
+			return d, err
+		}
+		*day.into = MoneyDay{Date: day.from.Format("2006-01-02"), Apps: apps, Merchants: merchants, Total: total}
+	}
+	// The last hour's Lakala calls of each merchant, and how many had no answer: a merchant whose
+	// key or certificate Lakala refuses shows here first.
+	d.LakalaCallsByMerchant = map[string]CallCounts{}
+	rows, err := pool.Query(ctx, `SELECT coalesce(merchant_id, 'default'), count(*), count(*) FILTER (WHERE outcome = 'unknown')
+		FROM gateway_calls WHERE called_at >= $1 GROUP BY 1`, now.Add(-time.Hour))
+	if err != nil {
+		return d, fmt.Errorf("overview calls by merchant: %w", err)
+	}
+	var merchantID string
+	var calls, unknown int64
+	if _, err := pgx.ForEachRow(rows, []any{&merchantID, &calls, &unknown}, func() error {
+		d.LakalaCallsByMerchant[merchantID] = CallCounts{Calls: calls, Unknown: unknown}
+		return nil
+	}); err != nil {
+		return d, fmt.Errorf("overview calls by merchant: %w", err)
 	}
 	if err := o.stuck(ctx, now, &d); err != nil {
 		return d, err

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
@@ -188,3 +189,53 @@ func count(t *testing.T, s *testenv.Stack, q string) int {
 }
 
 func ignore[T any](_ T, err error) error { return err }
+
+// TestStatementPerMerchant: the daily statement names each line's merchant and totals each
+// merchant apart (Lakala sends each its own statement), and StatementOf a merchant holds its
+// lines alone; the overview's money of the day is per merchant too.
+func TestStatementPerMerchant(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	if _, err := e.store.Pool().Exec(ctx, `
+		INSERT INTO apps (app_id) VALUES ('shop_a'), ('shop_b');
+		INSERT INTO merchants (id, lakala_appid, serial_no, merchant_no, term_no, private_key_ref, platform_cert_ref)
+			VALUES ('shop-b', 'OP1', '01', '822290070000002', 'T0000002', 'file:/k.pem', 'file:/c.pem');
+		INSERT INTO payment_orders (id, app_id, merchant_order_id, status, order_type, amount, currency, subject, gateway_trade_time, merchant_id) VALUES
+			('01900000-0000-7000-8000-00000000d001', 'shop_a', 'A1', 'succeeded', 'payment', 1000, 'CNY', 's', '`+at+`', 'default'),
+			('01900000-0000-7000-8000-00000000d002', 'shop_b', 'B1', 'succeeded', 'payment', 2500, 'CNY', 's', '`+at+`', 'shop-b');
+		INSERT INTO refund_orders (id, app_id, payment_order_id, status, amount, currency, out_trade_no, gateway_trade_time) VALUES
+			('01900000-0000-7000-8000-00000000d0a1', 'shop_b', '01900000-0000-7000-8000-00000000d002', 'succeeded', 500, 'CNY', 'rb1', '`+at+`')`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.ops.Statement(ctx, viewer, time.Now(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]string{}
+	for _, l := range st.Lines {
+		lines[l.OutNo] = l.MerchantID
+	}
+	if lines["rb1"] != "shop-b" || len(st.Merchants) != 2 || st.Merchants[1].MerchantID != "shop-b" || st.Merchants[1].Net != 2000 || st.Merchants[0].Paid != 1000 {
+		t.Fatalf("statement lines %v, merchants %+v; want the refund shop-b's and each merchant's totals", lines, st.Merchants)
+	}
+	only, err := e.ops.StatementOf(ctx, viewer, time.Now(), "", "shop-b")
+	if err != nil || len(only.Lines) != 2 || only.Totals.Net != 2000 {
+		t.Fatalf("shop-b's statement: %+v, %v; want its payment and refund alone", only, err)
+	}
+	var csv strings.Builder
+	if err := ops.WriteStatementCSV(&csv, only); err != nil {
+		t.Fatal(err)
+	}
+	if first := strings.Split(csv.String(), "\n")[1]; !strings.HasSuffix(first, ",shop-b") {
+		t.Errorf("CSV line %q; want the merchant in the last column", first)
+	}
+	d, err := e.ops.Dashboard(ctx, viewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Today.Merchants) != 2 || d.Today.Merchants[1].Refunded != 500 {
+		t.Errorf("today's money by merchant: %+v", d.Today.Merchants)
+	}
+}

@@ -46,6 +46,9 @@ type StatementLine struct {
 	ReviewCaseID     int64     `json:"review_case_id,omitempty"`
 	// Note says what a review line is and where its case stands.
 	Note string `json:"note,omitempty"`
+	// MerchantID is the merchant the money moved for (its order's): each merchant's lines are
+	// held against that merchant's own statement from Lakala.
+	MerchantID string `json:"merchant_id"`
 }
 
 // StatementTotals sums a statement (or one app's part of it), in fen.
@@ -82,6 +85,12 @@ type AppTotals struct {
 	StatementTotals
 }
 
+// MerchantTotals is one merchant's totals: what its statement from Lakala must show.
+type MerchantTotals struct {
+	MerchantID string `json:"merchant_id"`
+	StatementTotals
+}
+
 // Statement is every payment and refund that moved money on one Beijing day, by Lakala's trade
 // time, with Lakala's numbers to hold against its merchant statement, and the totals per app
 // and overall.
@@ -90,10 +99,13 @@ type Statement struct {
 	From  time.Time `json:"from"` // the day's midnight, Beijing
 	To    time.Time `json:"to"`   // the next midnight
 	AppID string    `json:"app_id,omitempty"`
+	// MerchantID, when set, limits the statement to one merchant's money.
+	MerchantID string `json:"merchant_id,omitempty"`
 	// Lines are in trade time order.
-	Lines  []StatementLine `json:"lines"`
-	Apps   []AppTotals     `json:"apps"`
-	Totals StatementTotals `json:"totals"`
+	Lines     []StatementLine  `json:"lines"`
+	Apps      []AppTotals      `json:"apps"`
+	Merchants []MerchantTotals `json:"merchants"`
+	Totals    StatementTotals  `json:"totals"`
 }
 
 // ParseDay reads a Beijing day, YYYY-MM-DD, and returns its midnight.
@@ -133,24 +145,33 @@ const (
 
 // Statement reads the statement of a Beijing day (its midnight), of one app or (”) every app.
 func (o *Ops) Statement(ctx context.Context, a Actor, day time.Time, appID string) (Statement, error) {
+	return o.StatementOf(ctx, a, day, appID, "")
+}
+
+// StatementOf is Statement of one merchant's money only, when merchantID is set: the lines to
+// hold against that merchant's statement from Lakala.
+func (o *Ops) StatementOf(ctx context.Context, a Actor, day time.Time, appID, merchantID string) (Statement, error) {
 	if err := o.authorize(ctx, a, RoleViewer, "statement", ""); err != nil {
 		return Statement{}, err
 	}
 	day = DayOf(day)
 	to := day.AddDate(0, 0, 1)
-	st := Statement{Date: day.Format("2006-01-02"), From: day, To: to, AppID: appID, Lines: []StatementLine{}, Apps: []AppTotals{}}
+	st := Statement{Date: day.Format("2006-01-02"), From: day, To: to, AppID: appID, MerchantID: merchantID,
+		Lines: []StatementLine{}, Apps: []AppTotals{}, Merchants: []MerchantTotals{}}
 	pool := o.store.Pool()
 	queries := []struct {
 		kind, sql string
 	}{
 		{LinePayment, `SELECT p.app_id, p.id::text, p.merchant_order_id, '', '',
 				coalesce((SELECT a.out_order_no FROM payment_attempts a WHERE a.payment_order_id = p.id AND a.state = 'paid' ORDER BY a.attempt_no LIMIT 1), replace(p.id::text, '-', '')),
-				p.amount, coalesce(p.gateway_transaction_id, ''), coalesce(p.gateway_log_no, ''), p.gateway_trade_time, 0::bigint, '' ` + paymentsOfDay},
+				p.amount, coalesce(p.gateway_transaction_id, ''), coalesce(p.gateway_log_no, ''), p.gateway_trade_time, 0::bigint, '', p.merchant_id ` + paymentsOfDay},
 		{LineRefund, `SELECT r.app_id, r.payment_order_id::text, coalesce(r.merchant_order_id, ''), r.id::text, coalesce(r.merchant_refund_id, ''),
-				r.out_trade_no, r.amount, coalesce(r.gateway_refund_id, ''), coalesce(r.gateway_log_no, ''), r.gateway_trade_time, 0::bigint, '' ` + refundsOfDay},
+				r.out_trade_no, r.amount, coalesce(r.gateway_refund_id, ''), coalesce(r.gateway_log_no, ''), r.gateway_trade_time, 0::bigint, '',
+				(SELECT p.merchant_id FROM payment_orders p WHERE p.id = r.payment_order_id) ` + refundsOfDay},
 		{LineReviewPayment, `SELECT c.app_id, c.payment_order_id::text, (SELECT p.merchant_order_id FROM payment_orders p WHERE p.id = c.payment_order_id), '', '',
 				coalesce(c.evidence ->> 'out_order_no', ''), ` + reviewAmount + `, coalesce(c.evidence ->> 'trade_no', ''), coalesce(c.evidence ->> 'log_no', ''),
-				` + reviewCaseTime + `, c.id, c.kind || CASE WHEN c.resolved_at IS NULL THEN ' (open)' ELSE ' (resolved: ' || c.resolution || ')' END ` + reviewPaymentsOfDay},
+				` + reviewCaseTime + `, c.id, c.kind || CASE WHEN c.resolved_at IS NULL THEN ' (open)' ELSE ' (resolved: ' || c.resolution || ')' END,
+				(SELECT p.merchant_id FROM payment_orders p WHERE p.id = c.payment_order_id) ` + reviewPaymentsOfDay},
 	}
 	for _, q := range queries {
 		rows, err := pool.Query(ctx, q.sql, day, to, appID)
@@ -160,29 +181,88 @@ func (o *Ops) Statement(ctx context.Context, a Actor, day time.Time, appID strin
 		lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (l StatementLine, err error) {
 			l.Kind = q.kind
 			err = row.Scan(&l.AppID, &l.PaymentOrderID, &l.MerchantOrderID, &l.RefundOrderID, &l.MerchantRefundID, &l.OutNo,
-				&l.Amount, &l.TradeNo, &l.LogNo, &l.TradeTime, &l.ReviewCaseID, &l.Note)
+				&l.Amount, &l.TradeNo, &l.LogNo, &l.TradeTime, &l.ReviewCaseID, &l.Note, &l.MerchantID)
 			l.TradeTime = l.TradeTime.In(Beijing)
 			return l, err
 		})
 		if err != nil {
 			return st, fmt.Errorf("statement %s: %w", q.kind, err)
 		}
-		st.Lines = append(st.Lines, lines...)
+		for _, l := range lines {
+			if merchantID == "" || l.MerchantID == merchantID {
+				st.Lines = append(st.Lines, l)
+			}
+		}
 	}
 	sort.SliceStable(st.Lines, func(i, j int) bool { return st.Lines[i].TradeTime.Before(st.Lines[j].TradeTime) })
 	apps := map[string]*AppTotals{}
+	merchants := map[string]*MerchantTotals{}
 	for _, l := range st.Lines {
 		if apps[l.AppID] == nil {
 			apps[l.AppID] = &AppTotals{AppID: l.AppID}
 		}
+		if merchants[l.MerchantID] == nil {
+			merchants[l.MerchantID] = &MerchantTotals{MerchantID: l.MerchantID}
+		}
 		apps[l.AppID].add(l)
+		merchants[l.MerchantID].add(l)
 		st.Totals.add(l)
 	}
 	for _, t := range apps {
 		st.Apps = append(st.Apps, *t)
 	}
 	sort.Slice(st.Apps, func(i, j int) bool { return st.Apps[i].AppID < st.Apps[j].AppID })
+	for _, t := range merchants {
+		st.Merchants = append(st.Merchants, *t)
+	}
+	sort.Slice(st.Merchants, func(i, j int) bool { return st.Merchants[i].MerchantID < st.Merchants[j].MerchantID })
 	return st, nil
+}
+
+// merchantDayTotals sums what moved money in [from, to) per merchant, with the statement's own
+// definitions (the overview's money by merchant).
+func merchantDayTotals(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, from, to time.Time) ([]MerchantTotals, error) {
+	merchants := map[string]*MerchantTotals{}
+	get := func(id string) *MerchantTotals {
+		if merchants[id] == nil {
+			merchants[id] = &MerchantTotals{MerchantID: id}
+		}
+		return merchants[id]
+	}
+	ofOrder := func(col string) string {
+		return `(SELECT p.merchant_id FROM payment_orders p WHERE p.id = ` + col + `)`
+	}
+	for _, part := range []struct {
+		sql string
+		put func(t *MerchantTotals, n int, sum int64)
+	}{
+		{`SELECT p.merchant_id, count(*), coalesce(sum(p.amount), 0) ` + paymentsOfDay + ` GROUP BY 1`,
+			func(t *MerchantTotals, n int, sum int64) { t.Payments, t.Paid = n, sum }},
+		{`SELECT ` + ofOrder("r.payment_order_id") + `, count(*), coalesce(sum(r.amount), 0) ` + refundsOfDay + ` GROUP BY 1`,
+			func(t *MerchantTotals, n int, sum int64) { t.Refunds, t.Refunded = n, sum }},
+		{`SELECT ` + ofOrder("c.payment_order_id") + `, count(*), coalesce(sum(` + reviewAmount + `), 0) ` + reviewPaymentsOfDay + ` GROUP BY 1`,
+			func(t *MerchantTotals, n int, sum int64) { t.ReviewPayments, t.ReviewAmount = n, sum }},
+	} {
+		rows, err := q.Query(ctx, part.sql, from, to, "")
+		if err != nil {
+			return nil, fmt.Errorf("day totals by merchant: %w", err)
+		}
+		var id string
+		var n int
+		var sum int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &n, &sum}, func() error { part.put(get(id), n, sum); return nil }); err != nil {
+			return nil, fmt.Errorf("day totals by merchant: %w", err)
+		}
+	}
+	out := make([]MerchantTotals, 0, len(merchants))
+	for _, t := range merchants {
+		t.Net = t.Paid - t.Refunded
+		out = append(out, *t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].MerchantID < out[j].MerchantID })
+	return out, nil
 }
 
 // dayTotals sums what moved money in [from, to), per app and overall, with the statement's own
@@ -246,7 +326,7 @@ func dayTotals(ctx context.Context, q interface {
 
 // StatementCSVHeader is the statement CSV's first line.
 var StatementCSVHeader = []string{"kind", "trade_time", "app_id", "amount_yuan", "lakala_trade_no", "lakala_log_no", "out_no",
-	"payment_order_id", "merchant_order_id", "refund_order_id", "merchant_refund_id", "review_case_id", "note"}
+	"payment_order_id", "merchant_order_id", "refund_order_id", "merchant_refund_id", "review_case_id", "note", "merchant_id"}
 
 // WriteStatementCSV writes the statement as CSV: one line per movement (amounts in yuan, times
 // in Beijing time, RFC 3339), then the totals per app and overall as lines of kind
@@ -262,7 +342,7 @@ func WriteStatementCSV(w io.Writer, st Statement) error {
 			rc = strconv.FormatInt(l.ReviewCaseID, 10)
 		}
 		if err := cw.Write([]string{l.Kind, l.TradeTime.In(Beijing).Format(time.RFC3339), safeCell(l.AppID), yuan(l.Amount), safeCell(l.TradeNo),
-			safeCell(l.LogNo), safeCell(l.OutNo), l.PaymentOrderID, safeCell(l.MerchantOrderID), l.RefundOrderID, safeCell(l.MerchantRefundID), rc, l.Note}); err != nil {
+			safeCell(l.LogNo), safeCell(l.OutNo), l.PaymentOrderID, safeCell(l.MerchantOrderID), l.RefundOrderID, safeCell(l.MerchantRefundID), rc, l.Note, l.MerchantID}); err != nil {
 			return err
 		}
 	}
@@ -274,7 +354,7 @@ func WriteStatementCSV(w io.Writer, st Statement) error {
 			{"total_net", "paid − refunded"}, {"total_review", fmt.Sprintf("%d payment(s) outside the ledger, in review", t.ReviewPayments)},
 		} {
 			amount := map[string]int64{"total_paid": t.Paid, "total_refunded": t.Refunded, "total_net": t.Net, "total_review": t.ReviewAmount}[row[0]]
-			if err := cw.Write([]string{row[0], st.Date, safeCell(t.AppID), yuan(amount), "", "", "", "", "", "", "", "", row[1]}); err != nil {
+			if err := cw.Write([]string{row[0], st.Date, safeCell(t.AppID), yuan(amount), "", "", "", "", "", "", "", "", row[1], st.MerchantID}); err != nil {
 				return err
 			}
 		}
