@@ -1,20 +1,31 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/ops"
+	"github.com/loomipay/loomipay/shared/pay"
+	"github.com/loomipay/loomipay/shared/secrets"
 )
 
 // merchantsCommands are the merchant commands: Lakala's identities for money, the app each is
 // bound to, key rotations. Keys and certificates are given by reference (a Secrets Manager ARN, or
 // file:PATH for the local stack), never as values.
 func merchantsCommands() []command {
-	return []command{merchantsAdd(), merchantsList(), merchantsShow(), merchantsRotateKey(), merchantsBind()}
+	return []command{merchantsAdd(), merchantsList(), merchantsShow(), merchantsRotateKey(), merchantsBind(), merchantsSandboxRegister()}
 }
 
 const refHelp = "a Secrets Manager secret's ARN (named under loomipay/<stage>/merchants/), or file:PATH with STAGE=dev"
@@ -148,4 +159,74 @@ func printMerchant(out cliOut, m ops.Merchant) error {
 			fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
 		}
 	})
+}
+
+// merchantsSandboxRegister onboards a merchant at a Lakala sandbox (the local stack's, or a sandbox
+// stage's): its identity and the public half of the key its reference holds, as Lakala learns a
+// merchant's certificate when it onboards it. After a rotation it registers the new certificate
+// (the old one stays valid until POST /sandbox/certificates/revoke).
+func merchantsSandboxRegister() command {
+	return command{name: "merchants sandbox-register", args: "ID", summary: "onboard a merchant at a Lakala sandbox (its identity and the public half of its key)",
+		setup: func(fs *flag.FlagSet, e env) action {
+			sandboxURL := fs.String("sandbox", "http://127.0.0.1:3100/sandbox", "the sandbox's `URL` (a sandbox stage's SandboxUrl output)")
+			return func(ctx context.Context, args []string) error {
+				if err := wantArgs(args, 1, "a merchant ID"); err != nil {
+					return err
+				}
+				deps, closeDeps, err := openDeps(ctx, e.log, false)
+				if err != nil {
+					return err
+				}
+				defer closeDeps()
+				m, err := deps.Store.Merchant(ctx, args[0])
+				if errors.Is(err, pay.ErrNotFound) {
+					return fmt.Errorf("no merchant %q (loomipay merchants list)", args[0])
+				}
+				if err != nil {
+					return err
+				}
+				var keyPEM string
+				req := map[string]string{"appid": m.LakalaAppID, "serial_no": m.SerialNo, "merchant_no": m.MerchantNo, "term_no": m.TermNo, "vpos_id": m.VposID}
+				if m.Configured {
+					c := deps.Config
+					req = map[string]string{"appid": c.LakalaAppID, "serial_no": c.LakalaSerialNo, "merchant_no": c.LakalaMerchantNo, "term_no": c.LakalaTermNo, "vpos_id": c.LakalaVposID}
+					keyPEM = c.LakalaPrivateKeyPEM
+				} else {
+					refs, err := secrets.NewResolver(ctx)
+					if err != nil {
+						return err
+					}
+					if keyPEM, err = refs.Reference(ctx, m.PrivateKeyRef, true); err != nil {
+						return err
+					}
+				}
+				key, err := lakala.ParsePrivateKey([]byte(keyPEM))
+				if err != nil {
+					return fmt.Errorf("merchant %s's private key: %w", m.ID, err)
+				}
+				der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+				if err != nil {
+					return err
+				}
+				req["certificate"] = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+				body, _ := json.Marshal(req)
+				httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*sandboxURL, "/")+"/merchants", bytes.NewReader(body))
+				if err != nil {
+					return err
+				}
+				httpReq.Header.Set("Content-Type", "application/json")
+				resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(httpReq)
+				if err != nil {
+					return fmt.Errorf("the sandbox at %s: %w", *sandboxURL, err)
+				}
+				defer resp.Body.Close()
+				answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("the sandbox at %s answered %d: %s", *sandboxURL, resp.StatusCode, strings.TrimSpace(string(answer)))
+				}
+				fmt.Fprintf(e.stderr, "the sandbox at %s plays merchant %s (merchant_no %s) under appid %s, certificate %s\n",
+					*sandboxURL, m.ID, req["merchant_no"], req["appid"], req["serial_no"])
+				return nil
+			}
+		}}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
+	"github.com/loomipay/loomipay/shared/sandbox"
 )
 
 // TestMerchantsCommands: merchants add, list, show, bind and rotate-key on the database
@@ -62,6 +64,23 @@ func TestMerchantsCommands(t *testing.T) {
 	}
 	if err != nil || json.Unmarshal([]byte(stdout), &shown) != nil || shown.SerialNo != "02cd" || shown.KeyVersion != 2 || len(shown.Apps) != 1 {
 		t.Fatalf("show: %v %s", err, stdout)
+	}
+	// Onboarded at a sandbox (the local stack's), with the public half of the key in force.
+	sbSchema := testenv.UniqueName("sbreg_")
+	t.Cleanup(func() { testenv.DropSchema(t, sbSchema) })
+	sb, err := sandbox.New(t.Context(), sandbox.Config{DB: store.Pool(), Schema: sbSchema, PlatformKey: testenv.PlatformKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	if _, stderr, err := runCmd(t, "merchants", "sandbox-register", "shop-cn", "--sandbox", srv.URL+"/sandbox"); err != nil || !strings.Contains(stderr, "plays merchant shop-cn") {
+		t.Fatalf("sandbox-register: %v %s", err, stderr)
+	}
+	played, err := sb.Merchants(t.Context())
+	if err != nil || len(played) != 1 || played[0].MerchantNo != "822290070000001" || len(played[0].Certificates) != 1 || played[0].Certificates[0] != "02cd" {
+		t.Fatalf("the sandbox plays %+v (%v); want shop-cn with its rotated certificate 02cd", played, err)
 	}
 	var audited int
 	if err := store.Pool().QueryRow(t.Context(), `SELECT count(*) FROM audit_log WHERE action IN ('merchant.add', 'app.bind_merchant', 'merchant.rotate_key') AND outcome = 'ok'`).Scan(&audited); err != nil || audited != 3 {
