@@ -125,6 +125,11 @@ func TestTwoAppsOnTwoMerchants(t *testing.T) {
 	shopA, shopB := s.AddMerchant(t, "shop-a", 0), s.AddMerchant(t, "shop-b", 1)
 	appA, appB := newMerchantApp(t, s, "app_a", "shop-a"), newMerchantApp(t, s, "app_b", "shop-b")
 
+	// No request may name a merchant: an app's orders are its merchant's.
+	if code, body := s.Do(t, http.MethodPost, "/api/v1/payment-orders", appA.key,
+		`{"app_id":"app_a","merchant_order_id":"A0","amount":100,"order_type":"payment","subject":"x","merchant_id":"shop-b"}`); code != http.StatusBadRequest {
+		t.Fatalf("an order naming another merchant = %d %s; want 400", code, body)
+	}
 	oa, ob := appA.create(t, "A1", 1000), appB.create(t, "B1", 2000)
 	s.RunOnce(t)
 	va, vb := cashierOrder(t, s, oa.ID), cashierOrder(t, s, ob.ID)
