@@ -454,7 +454,7 @@ func appsList() command {
 				return err
 			}
 			return out.print(apps, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "APP\tORDERS\tACTIVE_KEYS\tREDIS_USER\tKEYS")
+				fmt.Fprintln(tw, "APP\tMERCHANT\tORDERS\tACTIVE_KEYS\tREDIS_USER\tKEYS")
 				for _, ap := range apps {
 					var ks []string
 					for _, k := range ap.Keys {
@@ -464,7 +464,7 @@ func appsList() command {
 						}
 						ks = append(ks, s)
 					}
-					fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", ap.AppID, ap.Orders, ap.ActiveKeys, orDash(ap.RedisUser), strings.Join(ks, " "))
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", ap.AppID, ap.MerchantID, ap.Orders, ap.ActiveKeys, orDash(ap.RedisUser), strings.Join(ks, " "))
 				}
 			})
 		}

@@ -250,12 +250,12 @@ func (r *Registry) NotifyKeys(ctx context.Context) ([]*rsa.PublicKey, error) {
 		add(k)
 	}
 	if len(errs) > 0 {
+		// Said once per TTL (the keys are kept that long either way), not once per notification.
 		r.cfg.Logger.WarnContext(ctx, "a merchant's notification certificate could not be read; its notifications are refused until it can", "err", errors.Join(errs...))
-	} else {
-		r.mu.Lock()
-		r.allKeys = &cachedKeys{keys: keys, readAt: r.now()}
-		r.mu.Unlock()
 	}
+	r.mu.Lock()
+	r.allKeys = &cachedKeys{keys: keys, readAt: r.now()}
+	r.mu.Unlock()
 	return keys, nil
 }
 
