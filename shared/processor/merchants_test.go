@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -442,4 +443,44 @@ func TestUpgradeKeepsOneMerchantDeployment(t *testing.T) {
 	}
 	def := testenv.LakalaAppID + "/" + testenv.LakalaSerialNo + "/" + testenv.LakalaMerchantNo
 	requireSignedAs(t, s, def, openOutNo, pay.OutOrderNo(r.ID), cashierOrder(t, s, waiting).OutOrderNo)
+}
+
+// TestOneMerchantsUnreadableKey: a merchant whose key cannot be read (a secret deleted, a
+// permission missing) holds up its own orders only — their tasks retry with the reason — while
+// another merchant's orders go on; once the key is back, its orders go on too.
+func TestOneMerchantsUnreadableKey(t *testing.T) {
+	t.Parallel()
+	s := testenv.NewStack(t, testenv.StackOptions{MerchantTTL: -1})
+	ctx := context.Background()
+	broken := s.AddMerchant(t, "broken", 3)
+	s.AddMerchant(t, "fine", 4)
+	appBroken, appFine := newMerchantApp(t, s, "app_broken", "broken"), newMerchantApp(t, s, "app_fine", "fine")
+	keyFile := broken.PrivateKeyRef[len("file:"):]
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	ob := appBroken.create(t, "X1", 100)
+	appFine.create(t, "Y1", 100)
+	s.RunOnce(t)
+	if o := appFine.order(t, "Y1"); o.Status != "processing" {
+		t.Fatalf("the other merchant's order: %s; want processing", o.Status)
+	}
+	if o := appBroken.order(t, "X1"); o.Status != "pending" {
+		t.Fatalf("the order of the merchant without its key: %s; want pending (its task retries)", o.Status)
+	}
+	task, err := s.Store.TaskFor(ctx, postgres.TaskPayment, ob.ID)
+	if err != nil || !strings.Contains(task.LastError, `merchant "broken"`) {
+		t.Fatalf("its task: %+v, %v; want its last error naming the merchant", task, err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 15*time.Second, "the order to go on once the key is back", func() bool {
+		s.RunOnce(t)
+		return appBroken.order(t, "X1").Status == "processing"
+	})
 }

@@ -171,7 +171,8 @@ func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.A
 	if expiresAt.Sub(now) < p.cfg.MinLifetime {
 		return p.startWindDown(ctx, o, task, pay.ReasonExpired)
 	}
-	if r := p.canCreate(); r != nil {
+	gw, r := p.canCreate(ctx, o)
+	if r != nil {
 		return *r
 	}
 	// Recorded with its first call already counted: the insert commits before the call is sent,
@@ -183,7 +184,7 @@ func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.A
 		return taskRetry("record attempt %d: %v", a.No, err)
 	}
 	crash.Here(ctx, crash.AttemptRecorded)
-	return p.sendCreate(ctx, o, a, task, true)
+	return p.sendCreate(ctx, gw, o, a, task, true)
 }
 
 // submitCreate sends the create call of an attempt under its own out_order_no. The call is
@@ -192,7 +193,8 @@ func (p *Payments) newAttempt(ctx context.Context, o pay.Order, attempts []pay.A
 // resubmission proves nothing (the first may have created it; a gateway may refuse the repeated
 // number), and no gateway creates two cashier orders under one out_order_no.
 func (p *Payments) submitCreate(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
-	if r := p.canCreate(); r != nil {
+	gw, r := p.canCreate(ctx, o)
+	if r != nil {
 		return *r
 	}
 	a.Submissions++
@@ -201,27 +203,29 @@ func (p *Payments) submitCreate(ctx context.Context, o pay.Order, a pay.Attempt,
 		return taskRetry("record create call: %v", err)
 	}
 	crash.Here(ctx, crash.AttemptRecorded)
-	return p.sendCreate(ctx, o, a, task, first)
+	return p.sendCreate(ctx, gw, o, a, task, first)
 }
 
-// canCreate refuses to create a cashier order without a notify URL: Lakala would reject it, and
-// a rejected first call fails the order. Only the processor creates cashier orders; a function
-// without LAKALA_NOTIFY_URL (createorder, whose close only winds orders down) leaves the task to it.
-func (p *Payments) canCreate() *TaskResult {
-	if p.cfg.NotifyURL != "" {
-		return nil
+// canCreate returns the client of the order's merchant, or why no cashier order can be created
+// now: without a notify URL Lakala would reject it, and a rejected first call fails the order (only
+// the processor creates cashier orders; a function without LAKALA_NOTIFY_URL — createorder, whose
+// close only winds orders down — leaves the task to it); without its merchant's client (a key that
+// cannot be read) nothing can be signed. Either way nothing is counted: no call was sent.
+func (p *Payments) canCreate(ctx context.Context, o pay.Order) (Gateway, *TaskResult) {
+	if p.cfg.NotifyURL == "" {
+		r := taskRetry("no LAKALA_NOTIFY_URL here: cashier orders are created by the processor")
+		return nil, &r
 	}
-	r := taskRetry("no LAKALA_NOTIFY_URL here: cashier orders are created by the processor")
-	return &r
+	gw, err := p.GatewayOf(ctx, o)
+	if err != nil {
+		r := taskRetry("%v", err)
+		return nil, &r
+	}
+	return gw, nil
 }
 
 // sendCreate sends an attempt's create call, already counted, and records what came of it.
-func (p *Payments) sendCreate(ctx context.Context, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
-	gw, err := p.GatewayOf(ctx, o)
-	if err != nil {
-		// Counted but not sent: the attempt is ambiguous to the next pass, which queries first.
-		return taskRetry("%v", err)
-	}
+func (p *Payments) sendCreate(ctx context.Context, gw Gateway, o pay.Order, a pay.Attempt, task postgres.Task, first bool) TaskResult {
 	res, err := gw.CreateCashierOrder(ctx, p.createRequest(o, a))
 	switch {
 	case err == nil && res.CounterURL != "":
@@ -374,7 +378,7 @@ func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attemp
 		// Neither the close nor the query found it, and Lakala publishes no code that says "not
 		// found": create it again under its number, to close it for sure next time (no gateway
 		// makes two cashier orders of one out_order_no, and its URL goes to nobody).
-		return false, p.recreate(ctx, o, a)
+		return false, p.recreate(ctx, gw, o, a)
 	default:
 		a.LastError = "query after close: " + err.Error()
 	}
@@ -389,18 +393,13 @@ func (p *Payments) settleAttempt(ctx context.Context, o pay.Order, a *pay.Attemp
 // recreate sends the create call of an attempt whose existence nobody could confirm again, under
 // its own number, counted first, and records what came of it: open with its URL, or the error.
 // It never moves the order: the caller decides what an open attempt is for.
-func (p *Payments) recreate(ctx context.Context, o pay.Order, a *pay.Attempt) *TaskResult {
+func (p *Payments) recreate(ctx context.Context, gw Gateway, o pay.Order, a *pay.Attempt) *TaskResult {
 	a.Submissions++
 	a.SubmittedAt, a.UpdatedAt = p.Now(), p.Now()
 	if r := p.saveAttempt(ctx, a); r != nil {
 		return r
 	}
 	crash.Here(ctx, crash.AttemptRecorded)
-	gw, err := p.GatewayOf(ctx, o)
-	if err != nil {
-		r := taskRetry("%v", err)
-		return &r
-	}
 	res, err := gw.CreateCashierOrder(ctx, p.createRequest(o, *a))
 	switch {
 	case err == nil && res.CounterURL != "":
