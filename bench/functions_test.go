@@ -19,6 +19,7 @@ import (
 	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/internal/motoserver"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/internal/testskip"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/sandbox"
@@ -61,7 +62,7 @@ func buildAll(t testing.TB) builtFunctions {
 	dir := t.TempDir()
 	rie, err := lambdaemu.BuildEmulator(ctx, root, dir)
 	if err != nil {
-		t.Skipf("cannot build the emulator: %v", err)
+		testskip.Missing(t, fmt.Sprintf("cannot build the Lambda Runtime Interface Emulator: %v", err), "a Go module proxy or a module cache holding tools/go.mod's aws-lambda-rie")
 	}
 	pkgs := []string{"./bench/hello"}
 	for _, fn := range functionNames {

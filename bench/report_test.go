@@ -257,7 +257,8 @@ func render(started time.Time, took time.Duration, loadBefore string) []byte {
 		for _, n := range r.Notes {
 			fmt.Fprintf(&b, "\n%s\n", n)
 		}
-		fmt.Fprintf(&b, "\n```sh\n%s\n```\n", r.Command)
+		// The marker tells internal/docexamples not to run the row (minutes at full size).
+		fmt.Fprintf(&b, "\n<!-- not run: a benchmark row at full size takes minutes (make bench) -->\n```sh\n%s\n```\n", r.Command)
 	}
 	return b.Bytes()
 }

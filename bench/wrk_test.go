@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/internal/testskip"
 )
 
 // wrkScript POSTs create-order requests, each with a merchant_order_id no other request of the
@@ -204,7 +205,7 @@ func freePort(t testing.TB) string {
 func testWrk(t *testing.T) {
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
-		t.Skip("wrk is not installed (apt-get install wrk); row 3 not measured")
+		testskip.Missing(t, "wrk is not installed: row 3 (HTTP create-order) not measured", "apt-get install wrk")
 	}
 	sz := size()
 	floor := storageFloorRate(t)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/loomipay/loomipay/internal/lambdaemu"
+	"github.com/loomipay/loomipay/internal/testskip"
 )
 
 // functionNames are the directories under functions/, one Lambda function each.
@@ -42,7 +43,7 @@ func buildEmulator(t testing.TB, root, dir string) string {
 	t.Helper()
 	rie, err := lambdaemu.BuildEmulator(context.Background(), root, dir)
 	if err != nil {
-		t.Skipf("cannot build the Lambda Runtime Interface Emulator: %v", err)
+		testskip.Missing(t, fmt.Sprintf("cannot build the Lambda Runtime Interface Emulator: %v", err), "a Go module proxy or a module cache holding tools/go.mod's aws-lambda-rie")
 	}
 	return rie
 }

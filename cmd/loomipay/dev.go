@@ -226,7 +226,7 @@ Loomi Pay is running locally.
 		fmt.Fprintf(stdout, "\nConsole %s/console (log in with an operator token; 'loomipay operators create' makes one).\n", apiURL)
 	}
 	// The example's order id is fresh on every start, so pasting it never collides with an
-	// order of an earlier run or the README's ORDER_1 (409 order_conflict).
+	// order of an earlier run or the docs' ORDER_1 (409 order_conflict).
 	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/v1/payment-orders -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' \\\n    -d '{\"app_id\":\"%s\",\"merchant_order_id\":\"DEMO_%d\",\"amount\":10000,\"order_type\":\"payment\",\"subject\":\"VIP\"}'\n\nCtrl-C stops everything.\n", apiURL, appsSetup[0].id, time.Now().Unix())
 
 	select {

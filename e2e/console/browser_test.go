@@ -14,35 +14,37 @@ import (
 	"time"
 
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/internal/testskip"
 	"github.com/loomipay/loomipay/shared/console"
 	"github.com/loomipay/loomipay/shared/ops"
 	"github.com/loomipay/loomipay/shared/pay"
 	"github.com/loomipay/loomipay/shared/streams"
 )
 
-// missing skips the test locally, and fails it where LOOMIPAY_REQUIRE_BROWSER=1 (.ci/run sets it).
-func missing(t *testing.T, what string) {
+// missing skips the test locally (make test lists it at its end), and fails it under CI=true or
+// where LOOMIPAY_REQUIRE_BROWSER=1 (.ci/run sets both).
+func missing(t *testing.T, what, enable string) {
 	t.Helper()
 	if os.Getenv("LOOMIPAY_REQUIRE_BROWSER") == "1" {
-		t.Fatal(what)
+		t.Fatalf("%s (LOOMIPAY_REQUIRE_BROWSER=1 requires it: %s)", what, enable)
 	}
-	t.Skip(what)
+	testskip.Missing(t, "the console's browser test: "+what, enable)
 }
 
 func TestConsoleInBrowser(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing(t, "node is not installed")
+		missing(t, "node is not installed", "apt-get install nodejs npm")
 	}
 	chromium := os.Getenv("CHROMIUM")
 	if chromium == "" {
 		chromium, err = exec.LookPath("chromium")
 		if err != nil {
-			missing(t, "chromium is not installed (apt-get install chromium)")
+			missing(t, "chromium is not installed", "apt-get install chromium")
 		}
 	}
 	if _, err := os.Stat("node_modules/playwright-core"); err != nil {
-		missing(t, "playwright-core is not installed: run npm ci in e2e/console")
+		missing(t, "playwright-core is not installed", "npm ci --prefix e2e/console")
 	}
 
 	// The day's money must not straddle a Beijing midnight (the overview's "today").

@@ -17,16 +17,16 @@
 //   - limits: API Gateway throttling, every function's reserved concurrency, memory and timeout
 //     (HTTP ones under API Gateway's 30 s), log groups with retention, bounded async invocations,
 //     capped result streams, room for the platform certificate in Lambda's 4 KB of variables,
-//     the connection budget and account concurrency the README states;
+//     the connection budget and account concurrency docs/DEPLOYING.md states;
 //   - test defaults: no parameter default, template value or prod override holds Lakala's test
-//     settings, loopback or http://; the README names every stage check;
+//     settings, loopback or http://; docs/CONFIGURATION.md names every stage check;
 //   - network and IAM: the VPC endpoints (Secrets Manager, Lambda) with a security group the
-//     functions can reach, the NAT and every other need stated in SubnetIds and the README, no
+//     functions can reach, the NAT and every other need stated in SubnetIds and docs/DEPLOYING.md, no
 //     hard-coded amazonaws.com; invoke only of the processor by itself, no "*" resources, KMS
 //     only on the key and through Secrets Manager;
 //   - samconfig.toml: the default and prod environments, SAM's build cache off, deploy parameters
 //     that name the template's parameters;
-//   - README.md: the Configuration table lists exactly config.Variables, with the same defaults;
+//   - docs/CONFIGURATION.md: its table lists exactly config.Variables, with the same defaults;
 //   - events/*.json: the API Gateway v2 samples are valid and hit a declared route; the schedule
 //     sample is valid JSON;
 //   - what CloudFormation is handed: the template expanded by aws-sam-translator (the SAM

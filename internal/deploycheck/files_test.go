@@ -118,13 +118,10 @@ func parameterOverrides(t *testing.T, v any) map[string]string {
 	return out
 }
 
-func TestREADMEConfigurationTable(t *testing.T) {
-	readme := string(readRepoFile(t, "README.md"))
-	_, section, ok := strings.Cut(readme, "\n## Configuration\n")
-	if !ok {
-		t.Fatal("README.md has no ## Configuration section")
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
+// TestConfigurationTable: docs/CONFIGURATION.md's one table lists exactly config.Variables (what
+// the code reads), with the same defaults.
+func TestConfigurationTable(t *testing.T) {
+	section := string(readRepoFile(t, "docs/CONFIGURATION.md"))
 
 	type row struct{ name, def string }
 	var rows []row
@@ -134,7 +131,7 @@ func TestREADMEConfigurationTable(t *testing.T) {
 		}
 		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
 		if len(cells) < 3 {
-			t.Errorf("README row %q: want | variable | default | meaning |", strings.TrimSpace(line))
+			t.Errorf("docs/CONFIGURATION.md row %q: want | variable | default | meaning |", strings.TrimSpace(line))
 			continue
 		}
 		rows = append(rows, row{name: strings.Trim(strings.TrimSpace(cells[0]), "`"), def: strings.TrimSpace(cells[1])})
@@ -151,7 +148,7 @@ func TestREADMEConfigurationTable(t *testing.T) {
 		slices.Sort(got)
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
-			t.Errorf("README Configuration variables:\n got  %v\n want %v (config.Variables)", got, want)
+			t.Errorf("docs/CONFIGURATION.md variables:\n got  %v\n want %v (config.Variables)", got, want)
 		}
 	})
 
@@ -168,14 +165,14 @@ func TestREADMEConfigurationTable(t *testing.T) {
 			switch {
 			case len(r.def) >= 2 && strings.HasPrefix(r.def, "`") && strings.HasSuffix(r.def, "`"):
 				if got := strings.Trim(r.def, "`"); got != want {
-					t.Errorf("README default of %s = %q; want %q (config.Variables)", r.name, got, want)
+					t.Errorf("docs/CONFIGURATION.md default of %s = %q; want %q (config.Variables)", r.name, got, want)
 				}
 			case r.def == "(empty)":
 				if want != "" {
-					t.Errorf("README default of %s = (empty); want %q (config.Variables)", r.name, want)
+					t.Errorf("docs/CONFIGURATION.md default of %s = (empty); want %q (config.Variables)", r.name, want)
 				}
 			case want != "":
-				t.Errorf("README default of %s = %q; want `%s` (config.Variables)", r.name, r.def, want)
+				t.Errorf("docs/CONFIGURATION.md default of %s = %q; want `%s` (config.Variables)", r.name, r.def, want)
 			}
 		}
 	})

@@ -129,24 +129,30 @@ func TestNoTestDefaults(t *testing.T) {
 	}
 }
 
-// TestREADMEStatesEveryStageCheck: what a deploy outside dev is refused for is written where the
-// person deploying reads the configuration.
-func TestREADMEStatesEveryStageCheck(t *testing.T) {
-	readme := string(readRepoFile(t, "README.md"))
-	_, para, ok := strings.Cut(readme, "**Stage checks.**")
-	if !ok {
-		t.Fatal("README.md has no **Stage checks.** paragraph")
-	}
-	para, _, _ = strings.Cut(para, "\n\n")
+// TestDocsStateEveryStageCheck: what a deploy outside dev is refused for is written where the
+// person deploying reads the configuration (docs/CONFIGURATION.md, "Stage checks").
+func TestDocsStateEveryStageCheck(t *testing.T) {
+	section := docSection(t, "docs/CONFIGURATION.md", "Stage checks")
 	for _, name := range config.StageChecks {
-		if !strings.Contains(para, "`"+name+"`") {
-			t.Errorf("README's Stage checks do not name `%s`, which config.Validate refuses outside dev", name)
+		if !strings.Contains(section, "`"+name+"`") {
+			t.Errorf("docs/CONFIGURATION.md's Stage checks do not name `%s`, which config.Validate refuses outside dev", name)
 		}
 	}
 }
 
+// docSection is the text of a file's "## heading" section, up to the next "## " heading.
+func docSection(t *testing.T, file, heading string) string {
+	t.Helper()
+	_, section, ok := strings.Cut(string(readRepoFile(t, file)), "\n## "+heading+"\n")
+	if !ok {
+		t.Fatalf("%s has no ## %s section", file, heading)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	return section
+}
+
 // TestLimits: nothing unbounded: API Gateway throttles, every function has a reserved
-// concurrency, and the README states the connection budget those make.
+// concurrency, and docs/DEPLOYING.md states the connection budget those make.
 func TestLimits(t *testing.T) {
 	d := loadTemplate(t)
 	api := d.Template.Resources["HttpApi"]
@@ -201,23 +207,23 @@ func TestLimits(t *testing.T) {
 		conns := f.Env["DATABASE_MAX_CONNS"]
 		budget += rc * param(&conns)
 	}
-	readme := string(readRepoFile(t, "README.md"))
+	limits := docSection(t, "docs/DEPLOYING.md", "Limits and the connection budget")
 	// Lambda refuses a reservation that leaves an account fewer than 100 unreserved executions.
-	flat := strings.Join(strings.Fields(readme), " ")
+	flat := strings.Join(strings.Fields(limits), " ")
 	for _, want := range []string{
 		fmt.Sprintf("reserve %d concurrent executions in all", reserved),
 		fmt.Sprintf("concurrency quota of at least %d", reserved+100),
 	} {
 		if !strings.Contains(flat, want) {
-			t.Errorf("README does not say %q (the template's reserved concurrencies and Lambda's 100 unreserved)", want)
+			t.Errorf("docs/DEPLOYING.md's limits do not say %q (the template's reserved concurrencies and Lambda's 100 unreserved)", want)
 		}
 	}
-	m := regexp.MustCompile(`connection budget[^\n]*= (\d+) connections`).FindStringSubmatch(readme)
+	m := regexp.MustCompile(`connection budget[^\n]*= (\d+) connections`).FindStringSubmatch(limits)
 	if m == nil {
-		t.Fatal("README states no connection budget ('connection budget … = N connections')")
+		t.Fatal("docs/DEPLOYING.md states no connection budget ('connection budget … = N connections')")
 	}
 	if m[1] != strconv.Itoa(budget) {
-		t.Errorf("README's connection budget = %s; the template's defaults make Σ reserved concurrency × DATABASE_MAX_CONNS = %d", m[1], budget)
+		t.Errorf("docs/DEPLOYING.md's connection budget = %s; the template's defaults make Σ reserved concurrency × DATABASE_MAX_CONNS = %d", m[1], budget)
 	}
 }
 
@@ -232,16 +238,11 @@ func TestVPC(t *testing.T) {
 			t.Errorf("SubnetIds' description does not mention %s: %q", need, desc)
 		}
 	}
-	readme := string(readRepoFile(t, "README.md"))
-	_, network, ok := strings.Cut(readme, "**Network.**")
-	if !ok {
-		t.Fatal("README has no **Network.** paragraph")
-	}
-	network, _, _ = strings.Cut(network, "**Limits and the connection budget.**")
+	network := docSection(t, "docs/DEPLOYING.md", "Network")
 	for _, need := range []string{"NAT gateway", "Lakala", "webhooks", "S3", "Secrets Manager", "CreateSecretsManagerEndpoint",
 		"Lambda's API", "CreateLambdaEndpoint", "CloudWatch", "KMS", "rediss://", "TLS", "5432", "6379", "RefundRequestIp"} {
 		if !strings.Contains(network, need) {
-			t.Errorf("README's Network does not state %q", need)
+			t.Errorf("docs/DEPLOYING.md's Network does not state %q", need)
 		}
 	}
 

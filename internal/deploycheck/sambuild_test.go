@@ -20,17 +20,17 @@ func samGoBuild(dir, out string, extraEnv ...string) *exec.Cmd {
 	return cmd
 }
 
-// TestSAMBuildAsWritten: the README's `sam build` (on a machine with Go) builds every function
+// TestSAMBuildAsWritten: docs/DEPLOYING.md's `sam build` (on a machine with Go) builds every function
 // from its CodeUri, which holds no go.mod: Go finds the module at the repository root. One
 // function is built for real, arm64, static; the others are resolved the same way (go list).
 // `sam build --use-container` mounts the CodeUri folder alone into its container, where the
-// module root is out of reach: the same build from a copy of the folder fails, as the README says.
+// module root is out of reach: the same build from a copy of the folder fails, as docs/DEPLOYING.md says.
 func TestSAMBuildAsWritten(t *testing.T) {
 	root := repoRoot(t)
 	d := loadTemplate(t)
 	for _, f := range d.Functions {
 		if f.BuildMethod != "go1.x" {
-			t.Errorf("%s: BuildMethod %q; the README's sam build assumes go1.x", f.LogicalID, f.BuildMethod)
+			t.Errorf("%s: BuildMethod %q; docs/DEPLOYING.md's sam build assumes go1.x", f.LogicalID, f.BuildMethod)
 		}
 		dir := filepath.Join(root, "functions", f.Folder)
 		cmd := exec.Command("go", "list", "-json", dir)
@@ -50,7 +50,7 @@ func TestSAMBuildAsWritten(t *testing.T) {
 		}
 	}
 
-	// The README's build (Building): the flags make build uses, through the environment.
+	// docs/DEPLOYING.md's build (Building): the flags make build uses, through the environment.
 	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
 	dir := filepath.Join(root, "functions", "createorder")
 	if out, err := samGoBuild(dir, bootstrap, "CGO_ENABLED=0", `GOFLAGS=-tags=lambda.norpc -trimpath '-ldflags=-s -w'`).CombinedOutput(); err != nil {

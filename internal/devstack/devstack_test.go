@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/loomipay/loomipay/internal/testskip"
 )
 
 func testOptions(t *testing.T) Options {
@@ -70,7 +72,7 @@ func localServerURL(t *testing.T) string {
 	t.Helper()
 	const url = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	if err := probePostgres(t.Context(), url); err != nil {
-		t.Skipf("no PostgreSQL accepting postgres@127.0.0.1:5432 without a password: %v", err)
+		testskip.Missing(t, fmt.Sprintf("no PostgreSQL accepting postgres@127.0.0.1:5432 without a password: %v", err), "run PostgreSQL there with trust auth for postgres on 127.0.0.1, as .ci/run sets it up")
 	}
 	return url
 }
@@ -145,7 +147,7 @@ func TestEnsureDatabaseRejectsURLWithoutName(t *testing.T) {
 func requirePostgresBinaries(t *testing.T) {
 	t.Helper()
 	if _, err := findPostgresBinaries(t.Context(), postgresLibRoot); err != nil {
-		t.Skipf("PostgreSQL server binaries not installed (apt-get install postgresql): %v", err)
+		testskip.Missing(t, fmt.Sprintf("PostgreSQL server binaries not installed: %v", err), "apt-get install postgresql")
 	}
 }
 
@@ -327,7 +329,7 @@ func TestPrivateRedis(t *testing.T) {
 		{"redis-server", func(t *testing.T, o Options) (string, func(), error) {
 			bin, err := exec.LookPath("redis-server")
 			if err != nil {
-				t.Skip("redis-server not installed (apt-get install redis-server)")
+				testskip.Missing(t, "redis-server is not installed", "apt-get install redis-server")
 			}
 			return startRedisServer(t.Context(), o, bin)
 		}},

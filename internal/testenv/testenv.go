@@ -65,7 +65,7 @@ func PostgresSchemaAt(t testing.TB, last int) (*postgres.Store, string) {
 	schema := UniqueName("t_")
 	admin, err := pgx.Connect(ctx, DatabaseURL())
 	if err != nil {
-		t.Fatalf("connect to test postgres %s: %v (is PostgreSQL running? see README)", redactURL(DatabaseURL()), err)
+		t.Fatalf("connect to test postgres %s: %v (is PostgreSQL running? see docs/LOCAL.md)", redactURL(DatabaseURL()), err)
 	}
 	defer admin.Close(ctx)
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
@@ -117,7 +117,7 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatalf("ping test redis %s: %v (is Redis running? see README)", RedisURL(), err)
+		t.Fatalf("ping test redis %s: %v (is Redis running? see docs/LOCAL.md)", RedisURL(), err)
 	}
 	prefix := UniqueName("t") + ":"
 	t.Cleanup(func() { cleanUp(rdb, prefix) })

@@ -18,7 +18,7 @@ import (
 	loomipay "github.com/loomipay/loomipay/sdk/go"
 )
 
-// The service's fixed vector (shared/webhooks/sign_test.go and the README), computed
+// The service's fixed vector (shared/webhooks/sign_test.go and docs/INTEGRATING.md), computed
 // independently with Python's hmac module. The SDK cannot import the service's signer; passing
 // the same vector is what proves the two agree.
 const (

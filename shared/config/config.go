@@ -29,7 +29,7 @@ import (
 )
 
 // Variable lists every environment variable the code reads, with its meaning and default. The
-// README's configuration table and template.yaml are checked against it.
+// table in docs/CONFIGURATION.md and template.yaml are checked against it.
 type Variable struct {
 	Name, Default, Meaning string
 	Secret                 bool // may come from Secrets Manager via NAME_SECRET_ARN

@@ -22,6 +22,7 @@ import (
 	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/internal/motoserver"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/internal/testskip"
 	"github.com/loomipay/loomipay/shared/config"
 )
 
@@ -40,8 +41,8 @@ func passwordPostgres(t *testing.T, role, password, database string) (admin *pgx
 	ctx := context.Background()
 	stateDir := t.TempDir()
 	url, stop, err := devstack.StartPrivatePostgres(ctx, devstack.Options{StateDir: stateDir, Logger: testenv.Logger()})
-	if errors.Is(err, devstack.ErrPostgresNotInstalled) && os.Getenv("CI") != "true" {
-		t.Skipf("needs the PostgreSQL server binaries: %v", err)
+	if errors.Is(err, devstack.ErrPostgresNotInstalled) {
+		testskip.Missing(t, fmt.Sprintf("needs the PostgreSQL server binaries: %v", err), "apt-get install postgresql")
 	}
 	if err != nil {
 		t.Fatalf("private PostgreSQL: %v", err)

@@ -32,7 +32,7 @@ var publicTestIdentity = map[string]string{
 // of their own); prod must reach the real one.
 var lakalaTestHosts = []string{"test.wsmsd.cn"}
 
-// StageChecks names every variable whose value Validate refuses outside STAGE=dev (the README's
+// StageChecks names every variable whose value Validate refuses outside STAGE=dev (docs/CONFIGURATION.md's
 // "Stage checks" lists them, and the tests refuse a value of each).
 var StageChecks = []string{
 	"LAKALA_BASE_URL", "LAKALA_APP_ID", "LAKALA_MERCHANT_NO", "LAKALA_SERIAL_NO", "LAKALA_TERM_NO",

@@ -3,11 +3,11 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/loomipay/loomipay/internal/devstack"
 	"github.com/loomipay/loomipay/internal/testenv"
+	"github.com/loomipay/loomipay/internal/testskip"
 	"github.com/loomipay/loomipay/shared/httpapi"
 	"github.com/loomipay/loomipay/shared/postgres"
 	"github.com/loomipay/loomipay/shared/service"
@@ -35,8 +36,8 @@ func privatePostgres(t *testing.T) (url, stateDir string, stop func()) {
 	t.Helper()
 	stateDir = t.TempDir()
 	url, stop, err := devstack.StartPrivatePostgres(t.Context(), devstack.Options{StateDir: stateDir, Logger: testenv.Logger()})
-	if errors.Is(err, devstack.ErrPostgresNotInstalled) && os.Getenv("CI") != "true" {
-		t.Skipf("needs the PostgreSQL server binaries: %v", err)
+	if errors.Is(err, devstack.ErrPostgresNotInstalled) {
+		testskip.Missing(t, fmt.Sprintf("needs the PostgreSQL server binaries: %v", err), "apt-get install postgresql")
 	}
 	if err != nil {
 		t.Fatalf("private PostgreSQL: %v", err)

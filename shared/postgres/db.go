@@ -37,7 +37,7 @@ type Options struct {
 	// RDSProxy: connections go through RDS Proxy, which pins a client to one database connection
 	// for named prepared statements and for session settings. Statements are then sent unprepared
 	// (pgx's exec mode) and the session timeouts are not set per connection: set them on the
-	// database role instead (ALTER ROLE … SET statement_timeout = …; see the README).
+	// database role instead (ALTER ROLE … SET statement_timeout = …; see docs/DEPLOYING.md).
 	RDSProxy bool
 	// ConnectTimeout bounds making one connection, for callers without a deadline of their
 	// own (the processor). Default 5 s.

@@ -48,7 +48,7 @@ var (
 // Verify checks a Loomi-Signature header against the raw body and the endpoint's secret: one
 // v1 must match, and t must be within tolerance of now (replay protection; 0 skips the check).
 // Main apps cannot import this package: the Go SDK's VerifyWebhook (sdk/go) is theirs, held to
-// the same fixed vector as this package's tests; the README shows the same in Python and Node.
+// the same fixed vector as this package's tests; docs/INTEGRATING.md shows the same in Python and Node.
 func Verify(header string, body []byte, secret string, tolerance time.Duration, now time.Time) error {
 	var t int64 = -1
 	var sigs []string
