@@ -244,7 +244,7 @@ type Notification struct {
 	OrderStatus string    `json:"order_status,omitempty"`
 	Amount      *int64    `json:"amount,omitempty"`
 	// MerchantNo and PayOrderNo are what it named; Binding whether it bound to the cashier order
-	// we created (bound) or why not (other_merchant, other_pay_order, no_merchant).
+	// we created (bound) or why not (other_merchant, other_pay_order, no_merchant, other_certificate).
 	MerchantNo string `json:"merchant_no,omitempty"`
 	PayOrderNo string `json:"pay_order_no,omitempty"`
 	Binding    string `json:"binding,omitempty"`
@@ -470,6 +470,8 @@ func (t *Timeline) events() []Event {
 			summary += fmt.Sprintf(": pay order %s is not ours — nothing applied, confirmed by our own query", n.PayOrderNo)
 		case "no_merchant":
 			summary += ": names no merchant — nothing applied, confirmed by our own query"
+		case "other_certificate":
+			summary += ": signed with another merchant's notification certificate — nothing applied, confirmed by our own query"
 		}
 		ev = append(ev, Event{At: n.ReceivedAt, Kind: "notification", Subject: n.OutOrderNo, Summary: summary,
 			Detail: strings.TrimSpace(fmt.Sprintf("trade %s %s %s", n.TradeNo, n.TradeStatus, n.OrderStatus))})
