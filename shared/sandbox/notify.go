@@ -229,6 +229,7 @@ func (s *Sandbox) claim(ctx context.Context, due time.Time, limit int) ([]delive
 func (s *Sandbox) DeliverDue(ctx context.Context) (int, error) {
 	total := 0
 	start := s.now() // a retry this call schedules is the next call's
+	s.prune(ctx)
 	for {
 		ds, err := s.claim(ctx, start, 50)
 		if err != nil || len(ds) == 0 {
@@ -243,10 +244,28 @@ func (s *Sandbox) DeliverDue(ctx context.Context) (int, error) {
 	}
 }
 
+// keepHistory is how long the call log and the notifications delivered (or given up) are kept.
+const keepHistory = 30 * 24 * time.Hour
+
+// prune drops what is older than keepHistory of the call log and of the deliveries that ended, a
+// bounded batch of each: a sandbox stage runs for months.
+func (s *Sandbox) prune(ctx context.Context) {
+	before := s.now().Add(-keepHistory)
+	for _, q := range []string{
+		`DELETE FROM lkl.calls WHERE id IN (SELECT id FROM lkl.calls WHERE at < $1 LIMIT 1000)`,
+		`DELETE FROM lkl.deliveries WHERE id IN (SELECT id FROM lkl.deliveries WHERE state <> 'pending' AND created_at < $1 LIMIT 1000)`,
+	} {
+		if _, err := s.db.Exec(ctx, s.sql(q), before); err != nil {
+			s.log.Warn("sandbox cannot prune its history", "error", err)
+		}
+	}
+}
+
 // deliverLoop delivers notifications as they fall due, each on a goroutine of its own (a slow
 // notify_url holds up no other), until Close.
 func (s *Sandbox) deliverLoop() {
 	defer s.workers.Done()
+	s.prune(s.stop)
 	for s.stop.Err() == nil {
 		ds, err := s.claim(s.stop, s.now(), 50)
 		if err != nil && s.stop.Err() == nil {

@@ -123,3 +123,5 @@ CREATE TABLE IF NOT EXISTS lkl.calls (
     out_no      text NOT NULL,
     code        text NOT NULL
 );
+CREATE INDEX IF NOT EXISTS calls_at_idx ON lkl.calls (at);
+CREATE INDEX IF NOT EXISTS deliveries_done_idx ON lkl.deliveries (created_at) WHERE state <> 'pending';
