@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,8 +18,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/loomipay/loomipay/internal/apicheck"
 	"github.com/loomipay/loomipay/internal/lambdaemu"
+	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/internal/testskip"
+	"github.com/loomipay/loomipay/shared/processor"
 )
 
 // functionNames are the directories under functions/, one Lambda function each.
@@ -164,4 +168,54 @@ func withJSONBody(t testing.TB, ev events.APIGatewayV2HTTPRequest, set map[strin
 	}
 	ev.Body = string(b)
 	return ev
+}
+
+// fleet is a test's functions under the emulator, called as API Gateway and the schedule call
+// them, as an app with its key.
+type fleet struct {
+	t          testing.TB
+	ctx        context.Context
+	root       string
+	fns        map[string]*lambdaemu.Emulator
+	key, appID string
+}
+
+// call sends an HTTP API event to fn, holds the exchange to api/openapi.yaml and expects want.
+func (f *fleet) call(fn string, ev events.APIGatewayV2HTTPRequest, want int) []byte {
+	f.t.Helper()
+	resp, err := f.fns[fn].HTTP(f.ctx, ev)
+	if err != nil {
+		f.t.Fatalf("%s: %v", fn, err)
+	}
+	apicheck.Event(f.t, fn, ev, resp)
+	if resp.StatusCode != want {
+		f.t.Fatalf("%s %s = %d %s, want %d", fn, ev.RawPath, resp.StatusCode, resp.Body, want)
+	}
+	return []byte(resp.Body)
+}
+
+// runProcessor invokes the processor with the schedule's event and returns what the run did.
+func (f *fleet) runProcessor() processor.Stats {
+	f.t.Helper()
+	event, err := os.ReadFile(f.root + "/events/processor.json")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	payload, err := f.fns["processor"].Invoke(f.ctx, event)
+	if err != nil {
+		f.t.Fatalf("processor: %v", err)
+	}
+	var st processor.Stats
+	if err := json.Unmarshal(payload, &st); err != nil {
+		f.t.Fatalf("processor answered %q: %v", payload, err)
+	}
+	return st
+}
+
+// getOrder reads the app's order through getorder.
+func (f *fleet) getOrder(merchantOrderID string) testenv.Order {
+	f.t.Helper()
+	ev := withPath(withKey(loadEvent(f.t, f.root, "getorder.json"), f.key), "/api/v1/payment-orders/"+merchantOrderID, "app_id="+f.appID,
+		map[string]string{"merchant_order_id": merchantOrderID})
+	return testenv.Decode[testenv.Order](f.t, f.call("getorder", ev, http.StatusOK))
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/pay"
-	"github.com/loomipay/loomipay/shared/processor"
 )
 
 // TestFunctionsUnderEmulator pays an order and refunds part of it with nothing but the five
@@ -83,41 +82,8 @@ func TestFunctionsUnderEmulator(t *testing.T) {
 		}
 	})
 
-	call := func(fn string, ev events.APIGatewayV2HTTPRequest, wantStatus int) []byte {
-		t.Helper()
-		resp, err := fns[fn].HTTP(ctx, ev)
-		if err != nil {
-			t.Fatalf("%s: %v", fn, err)
-		}
-		apicheck.Event(t, fn, ev, resp)
-		if resp.StatusCode != wantStatus {
-			t.Fatalf("%s %s = %d %s, want %d", fn, ev.RawPath, resp.StatusCode, resp.Body, wantStatus)
-		}
-		return []byte(resp.Body)
-	}
-	runProcessor := func() processor.Stats {
-		t.Helper()
-		event, err := os.ReadFile(root + "/events/processor.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		payload, err := fns["processor"].Invoke(ctx, event)
-		if err != nil {
-			t.Fatalf("processor: %v", err)
-		}
-		var st processor.Stats
-		if err := json.Unmarshal(payload, &st); err != nil {
-			t.Fatalf("processor answered %q: %v", payload, err)
-		}
-		return st
-	}
-	getOrder := func(merchantOrderID string) testenv.Order {
-		t.Helper()
-		ev := withPath(withKey(loadEvent(t, root, "getorder.json"), key),
-			"/api/v1/payment-orders/"+merchantOrderID, "app_id="+appID,
-			map[string]string{"merchant_order_id": merchantOrderID})
-		return testenv.Decode[testenv.Order](t, call("getorder", ev, http.StatusOK))
-	}
+	f := &fleet{t: t, ctx: ctx, root: root, fns: fns, key: key, appID: appID}
+	call, runProcessor, getOrder := f.call, f.runProcessor, f.getOrder
 
 	// A wrong key: the error leaves through the adapter as API Gateway's 401 with the JSON body.
 	t.Run("bad key", func(t *testing.T) {

@@ -18,12 +18,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/loomipay/loomipay/internal/apicheck"
 	"github.com/loomipay/loomipay/internal/lambdaemu"
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/lakala"
 	"github.com/loomipay/loomipay/shared/postgres"
-	"github.com/loomipay/loomipay/shared/processor"
 	"github.com/loomipay/loomipay/shared/service"
 	"github.com/loomipay/loomipay/shared/streams"
 )
@@ -132,40 +130,8 @@ func TestSandboxStageUnderEmulator(t *testing.T) {
 
 	const appID = "sandbox_app"
 	key := newAppKey(t, store, streams.New(rdb, streams.Config{Prefix: prefix}), appID)
-	call := func(fn string, ev events.APIGatewayV2HTTPRequest, want int) []byte {
-		t.Helper()
-		resp, err := fns[fn].HTTP(ctx, ev)
-		if err != nil {
-			t.Fatalf("%s: %v", fn, err)
-		}
-		apicheck.Event(t, fn, ev, resp)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s = %d %s, want %d", fn, ev.RawPath, resp.StatusCode, resp.Body, want)
-		}
-		return []byte(resp.Body)
-	}
-	runProcessor := func() processor.Stats {
-		t.Helper()
-		event, err := os.ReadFile(root + "/events/processor.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		payload, err := fns["processor"].Invoke(ctx, event)
-		if err != nil {
-			t.Fatalf("processor: %v", err)
-		}
-		var st processor.Stats
-		if err := json.Unmarshal(payload, &st); err != nil {
-			t.Fatalf("processor answered %q: %v", payload, err)
-		}
-		return st
-	}
-	getOrder := func(id string) testenv.Order {
-		t.Helper()
-		ev := withPath(withKey(loadEvent(t, root, "getorder.json"), key), "/api/v1/payment-orders/"+id, "app_id="+appID,
-			map[string]string{"merchant_order_id": id})
-		return testenv.Decode[testenv.Order](t, call("getorder", ev, http.StatusOK))
-	}
+	f := &fleet{t: t, ctx: ctx, root: root, fns: fns, key: key, appID: appID}
+	call, runProcessor, getOrder := f.call, f.runProcessor, f.getOrder
 
 	created := testenv.Decode[testenv.Order](t, call("createorder", withJSONBody(t, withKey(loadEvent(t, root, "createorder.json"), key),
 		map[string]any{"app_id": appID, "merchant_order_id": "SBX_1", "amount": 8800}), http.StatusAccepted))

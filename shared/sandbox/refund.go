@@ -291,6 +291,22 @@ func (s *Sandbox) hangUp(r *http.Request) {
 	panic(http.ErrAbortHandler)
 }
 
+// checkTradeQuery refuses a trade or refund query without what both query APIs require.
+func checkTradeQuery(merchantNo, termNo, outTradeNo, tradeNo string) *apiResult {
+	var res apiResult
+	switch {
+	case merchantNo == "":
+		res = failure(CodeLabsInvalidParam, "merchant_no is required")
+	case termNo == "":
+		res = failure(CodeLabsInvalidParam, "term_no is required")
+	case outTradeNo == "" && tradeNo == "":
+		res = failure(CodeLabsInvalidParam, "out_trade_no or trade_no is required")
+	default:
+		return nil
+	}
+	return &res
+}
+
 // tradeQuery serves the labs trade query. With a refund's out_trade_no it describes the refund
 // (trade_main_type REFUND), with a cashier order's number its payment (PREORDER).
 func (s *Sandbox) tradeQuery(call apiCall) apiResult {
@@ -298,13 +314,8 @@ func (s *Sandbox) tradeQuery(call apiCall) apiResult {
 	if bad != nil {
 		return *bad
 	}
-	switch {
-	case data.MerchantNo == "":
-		return failure(CodeLabsInvalidParam, "merchant_no is required")
-	case data.TermNo == "":
-		return failure(CodeLabsInvalidParam, "term_no is required")
-	case data.OutTradeNo == "" && data.TradeNo == "":
-		return failure(CodeLabsInvalidParam, "out_trade_no or trade_no is required")
+	if bad := checkTradeQuery(data.MerchantNo, data.TermNo, data.OutTradeNo, data.TradeNo); bad != nil {
+		return *bad
 	}
 	if _, bad := s.merchantFor(call.ctx, call, familyLabs, data.MerchantNo); bad != nil {
 		return *bad
@@ -388,13 +399,8 @@ func (s *Sandbox) rfdRefundQuery(call apiCall) apiResult {
 	if bad != nil {
 		return *bad
 	}
-	switch {
-	case data.MerchantNo == "":
-		return failure(CodeLabsInvalidParam, "merchant_no is required")
-	case data.TermNo == "":
-		return failure(CodeLabsInvalidParam, "term_no is required")
-	case data.OutTradeNo == "" && data.TradeNo == "":
-		return failure(CodeLabsInvalidParam, "out_trade_no or trade_no is required")
+	if bad := checkTradeQuery(data.MerchantNo, data.TermNo, data.OutTradeNo, data.TradeNo); bad != nil {
+		return *bad
 	}
 	if _, bad := s.merchantFor(call.ctx, call, familyRfd, data.MerchantNo); bad != nil {
 		return *bad
