@@ -22,7 +22,8 @@ import (
 
 // Unsettled says what is left to happen (empty when nothing): a live order or refund without a
 // review case, a queued task, an unpublished result, or a final order with a watched cashier order
-// nobody looked at since (a payer may have paid a closed one after the last look).
+// nobody looked at since, or whose last look failed (a payer may have paid a closed one after the
+// last look).
 func Unsettled(t testing.TB, st *testenv.Stack, since time.Time) string {
 	t.Helper()
 	ctx := context.Background()
@@ -45,7 +46,7 @@ func Unsettled(t testing.TB, st *testenv.Stack, since time.Time) string {
 	case q(`SELECT count(*) FROM outbox WHERE published_at IS NULL`) > 0:
 		return fmt.Sprintf("%d unpublished results", n)
 	case q(`SELECT count(*) FROM payment_orders o WHERE status IN ('succeeded', 'failed')
-		AND (checked_at IS NULL OR checked_at < $1)
+		AND (checked_at IS NULL OR checked_at < $1 OR check_failures > 0)
 		AND EXISTS (SELECT 1 FROM payment_attempts a WHERE a.payment_order_id = o.id AND `+postgres.WatchedAttemptSQL+`)`, since) > 0:
 		return fmt.Sprintf("%d final orders with a watched cashier order not looked at since %s", n, since.Format(time.TimeOnly))
 	}

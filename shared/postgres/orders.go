@@ -130,15 +130,18 @@ func (s *Store) OrdersToReconcile(ctx context.Context, staleBefore, recheckAfter
 // look at Lakala: a payer may still pay a closed cashier order, and Lakala, refunding it by
 // itself, may tell nobody. Each is looked at again when the time since its last check exceeds
 // the time from its last change to that check, so the checks of one order thin out: about
-// spacing, 2·spacing, 4·spacing … after. A final order whose check was requested is due at once.
+// spacing, 2·spacing, 4·spacing … after. A failed look does not count as a look: an order whose
+// last check failed is due again spacing after it. A final order whose check was requested is due
+// at once.
 func (s *Store) FinalOrdersToWatch(ctx context.Context, now time.Time, watch, spacing time.Duration, limit int) ([]pay.Order, error) {
 	rows, err := s.pool.Query(ctx, "SELECT "+orderColumns+` FROM payment_orders o
 		WHERE status IN ('succeeded', 'failed')
 		  AND (`+checkRequestedSQL+`
 		       OR (updated_at > $1 AND updated_at < $2
-		           AND (checked_at IS NULL OR checked_at <= updated_at OR $3 - checked_at > checked_at - updated_at)
+		           AND (checked_at IS NULL OR checked_at <= updated_at OR $3 - checked_at > checked_at - updated_at
+		                OR (check_failures > 0 AND checked_at < $5))
 		           AND EXISTS (SELECT 1 FROM payment_attempts a WHERE a.payment_order_id = o.id AND `+WatchedAttemptSQL+`)))
-		ORDER BY coalesce(checked_at, '-infinity') LIMIT $4`, now.Add(-watch), now.Add(-spacing), now, limit)
+		ORDER BY coalesce(checked_at, '-infinity') LIMIT $4`, now.Add(-watch), now.Add(-spacing), now, limit, now.Add(-spacing))
 	if err != nil {
 		return nil, fmt.Errorf("final orders to watch: %w", err)
 	}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/loomipay/loomipay/internal/testenv"
 	"github.com/loomipay/loomipay/shared/pay"
@@ -33,5 +34,41 @@ func TestWatchedAttemptSQLIsTheDomainsDefinition(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A final order is looked at ever less often; a look that failed does not count, and the order is
+// due again a spacing after it.
+func TestFailedLookAtAFinalOrderIsRepeated(t *testing.T) {
+	t.Parallel()
+	store := testenv.Postgres(t)
+	ctx := context.Background()
+	id := testenv.SeedOrder(t, store, "shop", "W-1", "failed", 100)
+	now := time.Now()
+	if _, err := store.Pool().Exec(ctx, `UPDATE payment_orders SET updated_at = $2 WHERE id = $1`, id, now.Add(-10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	due := func() bool {
+		t.Helper()
+		orders, err := store.FinalOrdersToWatch(ctx, now, 24*time.Hour, 30*time.Second, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(orders) == 1 && orders[0].ID == id
+	}
+	if !due() {
+		t.Fatal("a final order with a closed cashier order, never looked at, is not due")
+	}
+	if _, err := store.RecordCheck(ctx, id, now.Add(-time.Minute), ""); err != nil {
+		t.Fatal(err)
+	}
+	if due() {
+		t.Fatal("due again a minute after a look, nine minutes after its change")
+	}
+	if _, err := store.RecordCheck(ctx, id, now.Add(-time.Minute), "query: HTTP 502"); err != nil {
+		t.Fatal(err)
+	}
+	if !due() {
+		t.Fatal("a look that failed a minute ago counts as a look")
 	}
 }
