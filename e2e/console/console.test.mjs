@@ -132,7 +132,7 @@ test('operator console', async (t) => {
   });
 
   await t.test('find an order and read its page', async () => {
-    await page.click('nav >> text=Orders');
+    await Promise.all([page.waitForNavigation(), page.click('nav >> text=Orders')]);
     await page.fill('#q', env('ORDER_MERCHANT_ID'));
     await Promise.all([page.waitForNavigation(), page.click('#search')]);
     const rows = await page.$$('#orders tr');
@@ -248,13 +248,13 @@ test('operator console', async (t) => {
   });
 
   await t.test('the daily statement shows the day, and downloads', async () => {
-    await page.click('nav >> text=Statement');
+    await Promise.all([page.waitForNavigation(), page.click('nav >> text=Statement')]);
     const paid = fen(await page.textContent('#total-paid'));
     const refunded = fen(await page.textContent('#total-refunded'));
     await page.goto(`${base}/console`);
     assert.equal(paid, fen(await page.textContent('#paid-today-total')));
     assert.equal(refunded, fen(await page.textContent('#refunded-today-total')));
-    await page.click('nav >> text=Statement');
+    await Promise.all([page.waitForNavigation(), page.click('nav >> text=Statement')]);
     assert.equal((await page.$$('#statement-lines tr')).length, 1 + paidToday + historyRefundsToday + 2 + historyReviewsToday,
       'a line per payment and refund of the day, and per payment in review');
     await shot(page, 'statement');
