@@ -137,7 +137,10 @@ func Check(t testing.TB, st *testenv.Stack) []string {
 			if lo.Refunded > lo.Paid {
 				t.Errorf("order %s: cashier order %s refunded %d of %d paid", merchantOrderID, a.OutOrderNo, lo.Refunded, lo.Paid)
 			}
-			if o.Status != pay.StatusProcessing && lo.Payable && !lo.Closed && lo.Payments == 0 {
+			// Behind a live order (processing, or pending because the create's answer was lost and
+			// the checks that would learn it keep failing: a review case) an open cashier order is
+			// the order itself; behind a final one it is money we would not account for.
+			if o.Status.Final() && lo.Payable && !lo.Closed && lo.Payments == 0 {
 				t.Errorf("order %s is %s but its cashier order %s is open at the gateway (%+v)", merchantOrderID, o.Status, a.OutOrderNo, lo)
 			}
 		}
