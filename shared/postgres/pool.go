@@ -74,16 +74,7 @@ func (p *Pool) retry(ctx context.Context, gen uint64, err error) bool {
 	if p.url == nil || !isAuthFailure(err) {
 		return false
 	}
-	retry, reloadErr := p.url.Refresh(ctx, gen)
-	switch {
-	case reloadErr != nil:
-		p.log.Error("PostgreSQL refused the password; reading DATABASE_URL again failed", "err", reloadErr)
-	case retry:
-		p.log.Warn("PostgreSQL refused the password; connecting again with DATABASE_URL read again (rotated)")
-	default:
-		p.log.Error("PostgreSQL refused the password, and DATABASE_URL has not changed")
-	}
-	return retry
+	return p.url.AfterRefusal(ctx, gen, p.log, "PostgreSQL", "DATABASE_URL")
 }
 
 // Acquire is pgxpool's Acquire, tried again once after a rotation.

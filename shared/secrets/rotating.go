@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -62,4 +63,20 @@ func (r *Rotating) Refresh(ctx context.Context, gen uint64) (retry bool, err err
 	r.gen++
 	r.mu.Unlock()
 	return true, nil
+}
+
+// AfterRefusal is Refresh for a client whose server (PostgreSQL, Redis) refused the password of
+// generation gen, read from the environment variable name: it says in the log what happened,
+// and reports whether to try once more.
+func (r *Rotating) AfterRefusal(ctx context.Context, gen uint64, log *slog.Logger, server, name string) bool {
+	retry, err := r.Refresh(ctx, gen)
+	switch {
+	case err != nil:
+		log.Error(server+" refused the password; reading "+name+" again failed", "err", err)
+	case retry:
+		log.Warn(server + " refused the password; connecting again with " + name + " read again (rotated)")
+	default:
+		log.Error(server + " refused the password, and " + name + " has not changed")
+	}
+	return retry
 }

@@ -9,11 +9,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// tokenBucket takes one token from the bucket at KEYS[1] (a hash of tokens and the time of the
-// last refill, in ms from Redis's own clock, so every process agrees) refilled at ARGV[1] tokens
-// per second up to ARGV[2]. It answers {1, 0} when a token was taken, else {0, ms until the next
-// one}. One script, so concurrent requests never both take the last token.
-var tokenBucket = redis.NewScript(`
+// refillBucket starts a bucket script: rate (ARGV[1], tokens per second) and burst (ARGV[2]), now
+// in ms from Redis's own clock (so every process agrees), and the tokens in the bucket at KEYS[1]
+// (a hash of tokens and the time of the last refill) refilled up to now. saveBucket ends it:
+// it stores tokens and now, and lets an idle bucket expire once it would be full again.
+const (
+	refillBucket = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -26,6 +27,16 @@ if tokens == nil or ts == nil then
   ts = now
 end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+`
+	saveBucket = `
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+`
+)
+
+// tokenBucket takes one token from the bucket, if it holds one. It answers {1, 0} when a token was taken, else {0, ms until the next
+// one}. One script, so concurrent requests never both take the last token.
+var tokenBucket = redis.NewScript(refillBucket + `
 local allowed = 0
 local wait = 0
 if tokens >= 1 then
@@ -34,8 +45,7 @@ if tokens >= 1 then
 else
   wait = math.ceil((1 - tokens) * 1000 / rate)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+` + saveBucket + `
 return {allowed, wait}
 `)
 
@@ -52,24 +62,11 @@ func (s *Streams) TakeToken(ctx context.Context, bucket string, rate, burst int)
 	return res[0] == 1, time.Duration(res[1]) * time.Millisecond, nil
 }
 
-// failureBucket counts failures (wrong API keys, wrong operator tokens) in the token bucket at
-// KEYS[1], refilled at ARGV[1] tokens per second (fractional: one per minute is 0.0166…) up to
-// ARGV[2]: each failure takes a token, down to none. It answers whether there was a token for
-// this failure, the tokens left (rounded down) and the milliseconds until there is one again.
-// Redis's clock, so every process agrees.
-var failureBucket = redis.NewScript(`
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1])
-local ts = tonumber(b[2])
-if tokens == nil or ts == nil then
-  tokens = burst
-  ts = now
-end
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+// failureBucket counts failures (wrong API keys, wrong operator tokens) in a bucket whose rate
+// may be fractional (one per minute is 0.0166…): each failure takes a token, down to none. It
+// answers whether there was a token for this failure, the tokens left (rounded down) and the
+// milliseconds until there is one again.
+var failureBucket = redis.NewScript(refillBucket + `
 local had = 0
 if tokens >= 1 then
   had = 1
@@ -79,8 +76,7 @@ local wait = 0
 if tokens < 1 then
   wait = math.ceil((1 - tokens) * 1000 / rate)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+` + saveBucket + `
 return {had, math.floor(tokens), wait}
 `)
 

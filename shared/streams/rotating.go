@@ -101,16 +101,7 @@ func (h reauthHook) retry(ctx context.Context, gen uint64, err error) bool {
 	if !isAuthRefused(err) {
 		return false
 	}
-	retry, reloadErr := h.url.Refresh(ctx, gen)
-	switch {
-	case reloadErr != nil:
-		h.log.Error("Redis refused the password; reading REDIS_URL again failed", "err", reloadErr)
-	case retry:
-		h.log.Warn("Redis refused the password; connecting again with REDIS_URL read again (rotated)")
-	default:
-		h.log.Error("Redis refused the password, and REDIS_URL has not changed")
-	}
-	return retry
+	return h.url.AfterRefusal(ctx, gen, h.log, "Redis", "REDIS_URL")
 }
 
 func (h reauthHook) DialHook(next redis.DialHook) redis.DialHook { return next }
