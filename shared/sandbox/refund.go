@@ -327,17 +327,13 @@ func (s *Sandbox) tradeQuery(call apiCall) apiResult {
 	}}
 	var res apiResult
 	err := s.inTx(call.ctx, func(tx pgx.Tx) error {
-		refused, err := s.refuseRefundQuery(call.ctx, tx, data.MerchantNo, data.OutTradeNo, call.faults)
+		r, refused, err := s.queriedRefund(call.ctx, tx, data.MerchantNo, data.OutTradeNo, data.TradeNo, call.faults)
 		if err != nil {
 			return err
 		}
 		if refused {
 			res = failure(CodeLabsInvalidParam, "参数校验失败")
 			return nil
-		}
-		r, err := s.findRefund(call.ctx, tx, data.MerchantNo, data.OutTradeNo, data.TradeNo)
-		if err != nil {
-			return err
 		}
 		if r != nil {
 			if lag > 0 && r.TradeTime.After(call.now.Add(-lag)) {
@@ -407,17 +403,13 @@ func (s *Sandbox) rfdRefundQuery(call apiCall) apiResult {
 	}
 	var res apiResult
 	err := s.inTx(call.ctx, func(tx pgx.Tx) error {
-		refused, err := s.refuseRefundQuery(call.ctx, tx, data.MerchantNo, data.OutTradeNo, call.faults)
+		r, refused, err := s.queriedRefund(call.ctx, tx, data.MerchantNo, data.OutTradeNo, data.TradeNo, call.faults)
 		if err != nil {
 			return err
 		}
 		if refused {
 			res = failure(CodeRfdQueryRefused, "查询失败")
 			return nil
-		}
-		r, err := s.findRefund(call.ctx, tx, data.MerchantNo, data.OutTradeNo, data.TradeNo)
-		if err != nil {
-			return err
 		}
 		if r == nil || (call.faults.QueryLag > 0 && r.TradeTime.After(call.now.Add(-call.faults.QueryLag))) {
 			res = failure(CodeRfdNotFound, "交易不存在")
@@ -432,14 +424,21 @@ func (s *Sandbox) rfdRefundQuery(call apiCall) apiResult {
 	return res
 }
 
-// refuseRefundQuery reports whether this query of out_trade_no is one of the first
-// Faults.RefundQueryRefusals, which are refused whether or not the refund exists.
-func (s *Sandbox) refuseRefundQuery(ctx context.Context, tx pgx.Tx, merchantNo, outTradeNo string, faults Faults) (bool, error) {
+// queriedRefund counts a query of out_trade_no and reads the refund it asks for (nil when there
+// is none), unless the query is one of the first Faults.RefundQueryRefusals of that
+// out_trade_no, which are refused whether or not the refund exists.
+func (s *Sandbox) queriedRefund(ctx context.Context, tx pgx.Tx, merchantNo, outTradeNo, tradeNo string, faults Faults) (r *refund, refused bool, err error) {
 	var n int
-	err := tx.QueryRow(ctx, s.sql(`INSERT INTO lkl.refund_queries (merchant_no, out_trade_no, queries) VALUES ($1, $2, 1)
+	if err := tx.QueryRow(ctx, s.sql(`INSERT INTO lkl.refund_queries (merchant_no, out_trade_no, queries) VALUES ($1, $2, 1)
 		ON CONFLICT (merchant_no, out_trade_no) DO UPDATE SET queries = lkl.refund_queries.queries + 1 RETURNING queries`),
-		merchantNo, outTradeNo).Scan(&n)
-	return n <= faults.RefundQueryRefusals, err
+		merchantNo, outTradeNo).Scan(&n); err != nil {
+		return nil, false, err
+	}
+	if n <= faults.RefundQueryRefusals {
+		return nil, true, nil
+	}
+	r, err = s.findRefund(ctx, tx, merchantNo, outTradeNo, tradeNo)
+	return r, false, err
 }
 
 // queryState is the refund's state as the next query sees it: DEAL while DealQueries last, then
