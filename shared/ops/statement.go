@@ -219,105 +219,92 @@ func (o *Ops) StatementOf(ctx context.Context, a Actor, day time.Time, appID, me
 	return st, nil
 }
 
-// merchantDayTotals sums what moved money in [from, to) per merchant, with the statement's own
-// definitions (the overview's money by merchant).
-func merchantDayTotals(ctx context.Context, q interface {
+// dayGroup says how day totals are grouped: the SQL that names the group (an app, a merchant) of
+// a payment, a refund and a review case.
+type dayGroup struct{ payment, refund, review string }
+
+var (
+	byApp = dayGroup{payment: "p.app_id", refund: "r.app_id", review: "c.app_id"}
+	// A refund's or review case's merchant is its order's.
+	byMerchant = dayGroup{payment: "p.merchant_id",
+		refund: "(SELECT p.merchant_id FROM payment_orders p WHERE p.id = r.payment_order_id)",
+		review: "(SELECT p.merchant_id FROM payment_orders p WHERE p.id = c.payment_order_id)"}
+)
+
+// dayTotalsBy sums what moved money in [from, to) per group, with the statement's own
+// definitions (the overview's money; a test holds it equal to the statement's totals).
+func dayTotalsBy(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, from, to time.Time) ([]MerchantTotals, error) {
-	merchants := map[string]*MerchantTotals{}
-	get := func(id string) *MerchantTotals {
-		if merchants[id] == nil {
-			merchants[id] = &MerchantTotals{MerchantID: id}
-		}
-		return merchants[id]
-	}
-	ofOrder := func(col string) string {
-		return `(SELECT p.merchant_id FROM payment_orders p WHERE p.id = ` + col + `)`
-	}
+}, from, to time.Time, by dayGroup) (map[string]*StatementTotals, error) {
+	groups := map[string]*StatementTotals{}
 	for _, part := range []struct {
 		sql string
-		put func(t *MerchantTotals, n int, sum int64)
+		put func(t *StatementTotals, n int, sum int64)
 	}{
-		{`SELECT p.merchant_id, count(*), coalesce(sum(p.amount), 0) ` + paymentsOfDay + ` GROUP BY 1`,
-			func(t *MerchantTotals, n int, sum int64) { t.Payments, t.Paid = n, sum }},
-		{`SELECT ` + ofOrder("r.payment_order_id") + `, count(*), coalesce(sum(r.amount), 0) ` + refundsOfDay + ` GROUP BY 1`,
-			func(t *MerchantTotals, n int, sum int64) { t.Refunds, t.Refunded = n, sum }},
-		{`SELECT ` + ofOrder("c.payment_order_id") + `, count(*), coalesce(sum(` + reviewAmount + `), 0) ` + reviewPaymentsOfDay + ` GROUP BY 1`,
-			func(t *MerchantTotals, n int, sum int64) { t.ReviewPayments, t.ReviewAmount = n, sum }},
+		{`SELECT ` + by.payment + `, count(*), coalesce(sum(p.amount), 0) ` + paymentsOfDay + ` GROUP BY 1`,
+			func(t *StatementTotals, n int, sum int64) { t.Payments, t.Paid = n, sum }},
+		{`SELECT ` + by.refund + `, count(*), coalesce(sum(r.amount), 0) ` + refundsOfDay + ` GROUP BY 1`,
+			func(t *StatementTotals, n int, sum int64) { t.Refunds, t.Refunded = n, sum }},
+		{`SELECT ` + by.review + `, count(*), coalesce(sum(` + reviewAmount + `), 0) ` + reviewPaymentsOfDay + ` GROUP BY 1`,
+			func(t *StatementTotals, n int, sum int64) { t.ReviewPayments, t.ReviewAmount = n, sum }},
 	} {
 		rows, err := q.Query(ctx, part.sql, from, to, "")
 		if err != nil {
-			return nil, fmt.Errorf("day totals by merchant: %w", err)
+			return nil, fmt.Errorf("day totals: %w", err)
 		}
 		var id string
 		var n int
 		var sum int64
-		if _, err := pgx.ForEachRow(rows, []any{&id, &n, &sum}, func() error { part.put(get(id), n, sum); return nil }); err != nil {
-			return nil, fmt.Errorf("day totals by merchant: %w", err)
+		if _, err := pgx.ForEachRow(rows, []any{&id, &n, &sum}, func() error {
+			if groups[id] == nil {
+				groups[id] = &StatementTotals{}
+			}
+			part.put(groups[id], n, sum)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("day totals: %w", err)
 		}
 	}
-	out := make([]MerchantTotals, 0, len(merchants))
-	for _, t := range merchants {
+	for _, t := range groups {
 		t.Net = t.Paid - t.Refunded
-		out = append(out, *t)
+	}
+	return groups, nil
+}
+
+// merchantDayTotals is dayTotalsBy merchant (the overview's money by merchant), by merchant id.
+func merchantDayTotals(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, from, to time.Time) ([]MerchantTotals, error) {
+	groups, err := dayTotalsBy(ctx, q, from, to, byMerchant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MerchantTotals, 0, len(groups))
+	for id, t := range groups {
+		out = append(out, MerchantTotals{MerchantID: id, StatementTotals: *t})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].MerchantID < out[j].MerchantID })
 	return out, nil
 }
 
-// dayTotals sums what moved money in [from, to), per app and overall, with the statement's own
-// definition (the overview's money; a test holds it equal to the statement's totals).
+// dayTotals is dayTotalsBy app, by app id, and the day's total.
 func dayTotals(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, from, to time.Time) ([]AppTotals, StatementTotals, error) {
-	apps := map[string]*AppTotals{}
-	get := func(app string) *AppTotals {
-		if apps[app] == nil {
-			apps[app] = &AppTotals{AppID: app}
-		}
-		return apps[app]
-	}
-	for _, part := range []struct {
-		sql string
-		put func(t *AppTotals, n int, sum int64)
-	}{
-		{`SELECT p.app_id, count(*), coalesce(sum(p.amount), 0) ` + paymentsOfDay + ` GROUP BY p.app_id`,
-			func(t *AppTotals, n int, sum int64) { t.Payments, t.Paid = n, sum }},
-		{`SELECT r.app_id, count(*), coalesce(sum(r.amount), 0) ` + refundsOfDay + ` GROUP BY r.app_id`,
-			func(t *AppTotals, n int, sum int64) { t.Refunds, t.Refunded = n, sum }},
-		{`SELECT c.app_id, count(*), coalesce(sum(` + reviewAmount + `), 0) ` + reviewPaymentsOfDay + ` GROUP BY c.app_id`,
-			func(t *AppTotals, n int, sum int64) { t.ReviewPayments, t.ReviewAmount = n, sum }},
-	} {
-		rows, err := q.Query(ctx, part.sql, from, to, "")
-		if err != nil {
-			return nil, StatementTotals{}, fmt.Errorf("day totals: %w", err)
-		}
-		for rows.Next() {
-			var app string
-			var n int
-			var sum int64
-			if err := rows.Scan(&app, &n, &sum); err != nil {
-				rows.Close()
-				return nil, StatementTotals{}, err
-			}
-			part.put(get(app), n, sum)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, StatementTotals{}, err
-		}
+	groups, err := dayTotalsBy(ctx, q, from, to, byApp)
+	if err != nil {
+		return nil, StatementTotals{}, err
 	}
 	var out []AppTotals
 	var total StatementTotals
-	for _, t := range apps {
-		t.Net = t.Paid - t.Refunded
+	for id, t := range groups {
 		total.Payments += t.Payments
 		total.Paid += t.Paid
 		total.Refunds += t.Refunds
 		total.Refunded += t.Refunded
 		total.ReviewPayments += t.ReviewPayments
 		total.ReviewAmount += t.ReviewAmount
-		out = append(out, *t)
+		out = append(out, AppTotals{AppID: id, StatementTotals: *t})
 	}
 	total.Net = total.Paid - total.Refunded
 	sort.Slice(out, func(i, j int) bool { return out[i].AppID < out[j].AppID })
