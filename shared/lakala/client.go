@@ -246,22 +246,17 @@ func (c *Client) Refund(ctx context.Context, in RefundRequest) (_ RefundAnswer, 
 	case origins < 2:
 		return RefundAnswer{}, fmt.Errorf("%w: at least two origin ids are required", ErrInvalidRequest)
 	}
-	if in.API == RefundAPIRfd {
-		data := RfdRefundData{
-			MerchantNo: c.cfg.MerchantNo, TermNo: c.cfg.TermNo, OutTradeNo: in.OutTradeNo, RefundAmount: FenString(in.Amount),
-			RefundReason: reason, LocationInfo: LocationInfo{RequestIP: in.RequestIP},
-			OriginOutTradeNo: in.OriginOutTradeNo, OriginTradeNo: in.OriginTradeNo, OriginLogNo: in.OriginLogNo,
-		}
-		res, err := call[RfdRefundData, RfdRefundResult](ctx, c, path, CodeCashierOK, in.OutTradeNo, data)
-		if err != nil {
-			return RefundAnswer{}, err
-		}
-		return res.answer(), nil
-	}
 	data := RefundData{
 		MerchantNo: c.cfg.MerchantNo, TermNo: c.cfg.TermNo, OutTradeNo: in.OutTradeNo, RefundAmount: FenString(in.Amount),
 		RefundReason: reason, LocationInfo: LocationInfo{RequestIP: in.RequestIP},
 		OriginOutTradeNo: in.OriginOutTradeNo, OriginTradeNo: in.OriginTradeNo, OriginLogNo: in.OriginLogNo,
+	}
+	if in.API == RefundAPIRfd {
+		res, err := call[RfdRefundData, RfdRefundResult](ctx, c, path, CodeCashierOK, in.OutTradeNo, RfdRefundData{RefundData: data})
+		if err != nil {
+			return RefundAnswer{}, err
+		}
+		return res.answer(), nil
 	}
 	res, err := call[RefundData, RefundResult](ctx, c, path, CodeLabsOK, in.OutTradeNo, data)
 	if err != nil {

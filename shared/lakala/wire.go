@@ -346,17 +346,10 @@ type TradeQueryResult struct {
 }
 
 // RfdRefundData is req_data of 统一退货. Its merchant_no is String(15) and term_no String(8).
+// It carries the labs refund's fields, and a notify_url.
 type RfdRefundData struct {
-	MerchantNo       string       `json:"merchant_no"`
-	TermNo           string       `json:"term_no"`
-	OutTradeNo       string       `json:"out_trade_no"`
-	RefundAmount     FenString    `json:"refund_amount"`
-	RefundReason     string       `json:"refund_reason,omitempty"`
-	LocationInfo     LocationInfo `json:"location_info"`
-	OriginOutTradeNo string       `json:"origin_out_trade_no,omitempty"`
-	OriginTradeNo    string       `json:"origin_trade_no,omitempty"`
-	OriginLogNo      string       `json:"origin_log_no,omitempty"`
-	NotifyURL        string       `json:"notify_url,omitempty"`
+	RefundData
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // RfdRefundQueryData is req_data of the 统一退货 query: the refund's own out_trade_no.

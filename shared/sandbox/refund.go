@@ -11,12 +11,10 @@ import (
 	"github.com/loomipay/loomipay/shared/lakala"
 )
 
-// refundCall is a refund call of either API (labs or 统一退货), as the sandbox acts on it.
+// refundCall is a refund call of either API (labs or 统一退货): what both send, and which.
 type refundCall struct {
-	api, reason                                  string
-	merchantNo, termNo, outTradeNo               string
-	amount                                       int64
-	originOutTradeNo, originTradeNo, originLogNo string
+	api string
+	lakala.RefundData
 }
 
 // refund serves the labs refund, /api/v3/labs/relation/refund.
@@ -32,9 +30,7 @@ func (s *Sandbox) refund(call apiCall) apiResult {
 	if data.RefundReason == "" {
 		return failure(CodeLabsInvalidParam, "refund_reason is required (M String(32))")
 	}
-	req := refundCall{api: lakala.RefundAPILabs, reason: data.RefundReason, merchantNo: data.MerchantNo, termNo: data.TermNo, outTradeNo: data.OutTradeNo,
-		amount: int64(data.RefundAmount), originOutTradeNo: data.OriginOutTradeNo, originTradeNo: data.OriginTradeNo, originLogNo: data.OriginLogNo}
-	return s.serveRefund(call, req, data.LocationInfo.RequestIP)
+	return s.serveRefund(call, refundCall{api: lakala.RefundAPILabs, RefundData: data})
 }
 
 // rfdRefund serves 统一退货, /api/v3/rfd/refund_front/refund.
@@ -47,39 +43,37 @@ func (s *Sandbox) rfdRefund(call apiCall) apiResult {
 		limit{"refund_reason", data.RefundReason, lakala.MaxRefundReason}, limit{"notify_url", data.NotifyURL, lakala.MaxNotifyURL}); bad != nil {
 		return *bad
 	}
-	req := refundCall{api: lakala.RefundAPIRfd, reason: data.RefundReason, merchantNo: data.MerchantNo, termNo: data.TermNo, outTradeNo: data.OutTradeNo,
-		amount: int64(data.RefundAmount), originOutTradeNo: data.OriginOutTradeNo, originTradeNo: data.OriginTradeNo, originLogNo: data.OriginLogNo}
-	return s.serveRefund(call, req, data.LocationInfo.RequestIP)
+	return s.serveRefund(call, refundCall{api: lakala.RefundAPIRfd, RefundData: data.RefundData})
 }
 
 // serveRefund checks what both refund APIs require, then decides and records the refund.
-func (s *Sandbox) serveRefund(call apiCall, req refundCall, requestIP string) apiResult {
+func (s *Sandbox) serveRefund(call apiCall, req refundCall) apiResult {
 	origins := 0
-	for _, id := range []string{req.originOutTradeNo, req.originTradeNo, req.originLogNo} {
+	for _, id := range []string{req.OriginOutTradeNo, req.OriginTradeNo, req.OriginLogNo} {
 		if id != "" {
 			origins++
 		}
 	}
-	if bad := tooLong(CodeLabsInvalidParam, limit{"out_trade_no", req.outTradeNo, lakala.MaxOutTradeNo},
-		limit{"location_info.request_ip", requestIP, lakala.MaxRequestIP}, limit{"origin_out_trade_no", req.originOutTradeNo, lakala.MaxOriginTradeNo},
-		limit{"origin_trade_no", req.originTradeNo, lakala.MaxOriginTradeNo}, limit{"origin_log_no", req.originLogNo, lakala.MaxOriginLogNo}); bad != nil {
+	if bad := tooLong(CodeLabsInvalidParam, limit{"out_trade_no", req.OutTradeNo, lakala.MaxOutTradeNo},
+		limit{"location_info.request_ip", req.LocationInfo.RequestIP, lakala.MaxRequestIP}, limit{"origin_out_trade_no", req.OriginOutTradeNo, lakala.MaxOriginTradeNo},
+		limit{"origin_trade_no", req.OriginTradeNo, lakala.MaxOriginTradeNo}, limit{"origin_log_no", req.OriginLogNo, lakala.MaxOriginLogNo}); bad != nil {
 		return *bad
 	}
 	switch {
-	case req.merchantNo == "":
+	case req.MerchantNo == "":
 		return failure(CodeLabsInvalidParam, "merchant_no is required")
-	case req.termNo == "":
+	case req.TermNo == "":
 		return failure(CodeLabsInvalidParam, "term_no is required")
-	case req.outTradeNo == "":
+	case req.OutTradeNo == "":
 		return failure(CodeLabsInvalidParam, "out_trade_no is required")
-	case req.amount <= 0 || req.amount > lakala.MaxAmount:
+	case int64(req.RefundAmount) <= 0 || int64(req.RefundAmount) > lakala.MaxAmount:
 		return failure(CodeLabsInvalidParam, "refund_amount must be 1 to 12 digits of fen")
-	case requestIP == "":
+	case req.LocationInfo.RequestIP == "":
 		return failure(CodeLabsInvalidParam, "location_info.request_ip is required")
 	case origins < 2:
 		return failure(CodeLabsInvalidParam, "two of origin_out_trade_no, origin_trade_no, origin_log_no are required")
 	}
-	if _, bad := s.merchantFor(call.ctx, call, familyLabs, req.merchantNo); bad != nil {
+	if _, bad := s.merchantFor(call.ctx, call, familyLabs, req.MerchantNo); bad != nil {
 		return *bad
 	}
 	res, hold, err := s.applyRefundRequest(call.ctx, req, call.faults, call.now)
@@ -97,17 +91,17 @@ func (s *Sandbox) serveRefund(call apiCall, req refundCall, requestIP string) ap
 func (s *Sandbox) applyRefundRequest(ctx context.Context, req refundCall, faults Faults, now time.Time) (res apiResult, hold bool, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		// One request of a number at a time: a retry waits for the first's answer.
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "refund/"+req.merchantNo+"/"+req.outTradeNo); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "refund/"+req.MerchantNo+"/"+req.OutTradeNo); err != nil {
 			return err
 		}
 		if r, err := readJSON[refund](ctx, tx, s.sql(`SELECT state FROM lkl.refunds WHERE merchant_no = $1 AND out_trade_no = $2`),
-			req.merchantNo, req.outTradeNo); err == nil {
+			req.MerchantNo, req.OutTradeNo); err == nil {
 			// A retried refund never moves money twice, whatever it hears.
 			o, err := s.lockOrder(ctx, tx, r.MerchantNo, r.OutOrderNo)
 			if err != nil {
 				return err
 			}
-			res = repeatedRefund(r, o, req.amount, faults.DuplicateRefund)
+			res = repeatedRefund(r, o, int64(req.RefundAmount), faults.DuplicateRefund)
 			return nil
 		} else if !errors.Is(err, pgx.ErrNoRows) {
 			return err
@@ -123,13 +117,13 @@ func (s *Sandbox) applyRefundRequest(ctx context.Context, req refundCall, faults
 		case !o.SupportRefund:
 			res = failure(CodeRefundFailed, "order was created without support_refund")
 			return nil
-		case req.amount > o.TotalAmount-o.Refunded:
-			res = failure(CodeRefundExceeds, "refund_amount %d exceeds the refundable %d", req.amount, o.TotalAmount-o.Refunded)
+		case int64(req.RefundAmount) > o.TotalAmount-o.Refunded:
+			res = failure(CodeRefundExceeds, "refund_amount %d exceeds the refundable %d", int64(req.RefundAmount), o.TotalAmount-o.Refunded)
 			return nil
 		}
 
-		r := &refund{OutTradeNo: req.outTradeNo, API: req.api, Reason: req.reason, MerchantNo: o.MerchantNo, OutOrderNo: o.OutOrderNo,
-			OrderAmount: o.TotalAmount, AccTradeNo: o.PayTrade.AccTradeNo, Amount: req.amount, TradeTime: now}
+		r := &refund{OutTradeNo: req.OutTradeNo, API: req.api, Reason: req.RefundReason, MerchantNo: o.MerchantNo, OutOrderNo: o.OutOrderNo,
+			OrderAmount: o.TotalAmount, AccTradeNo: o.PayTrade.AccTradeNo, Amount: int64(req.RefundAmount), TradeTime: now}
 		if r.LogNo, err = s.nextID(ctx, tx, "66", 14); err != nil {
 			return err
 		}
@@ -225,7 +219,7 @@ func repeatedRefund(r *refund, o *order, amount int64, mode string) apiResult {
 // points at, or nil.
 func (s *Sandbox) originOrder(ctx context.Context, tx pgx.Tx, req refundCall) (*order, error) {
 	outOrderNo := ""
-	for _, lookup := range []struct{ column, value string }{{"trade_no", req.originTradeNo}, {"log_no", req.originLogNo}} {
+	for _, lookup := range []struct{ column, value string }{{"trade_no", req.OriginTradeNo}, {"log_no", req.OriginLogNo}} {
 		if lookup.value == "" {
 			continue
 		}
@@ -236,23 +230,23 @@ func (s *Sandbox) originOrder(ctx context.Context, tx pgx.Tx, req refundCall) (*
 			return nil, nil
 		case err != nil:
 			return nil, err
-		case merchantNo != req.merchantNo || (outOrderNo != "" && outOrderNo != no):
+		case merchantNo != req.MerchantNo || (outOrderNo != "" && outOrderNo != no):
 			return nil, nil
 		}
 		outOrderNo = no
 	}
-	if req.originOutTradeNo != "" {
-		if outOrderNo != "" && outOrderNo != req.originOutTradeNo {
+	if req.OriginOutTradeNo != "" {
+		if outOrderNo != "" && outOrderNo != req.OriginOutTradeNo {
 			return nil, nil
 		}
-		outOrderNo = req.originOutTradeNo
+		outOrderNo = req.OriginOutTradeNo
 	}
-	o, err := s.lockOrder(ctx, tx, req.merchantNo, outOrderNo)
+	o, err := s.lockOrder(ctx, tx, req.MerchantNo, outOrderNo)
 	if err != nil || o == nil || o.PayTrade == nil {
 		return nil, err
 	}
-	if (req.originTradeNo != "" && req.originTradeNo != o.PayTrade.TradeNo) ||
-		(req.originLogNo != "" && req.originLogNo != o.PayTrade.LogNo) {
+	if (req.OriginTradeNo != "" && req.OriginTradeNo != o.PayTrade.TradeNo) ||
+		(req.OriginLogNo != "" && req.OriginLogNo != o.PayTrade.LogNo) {
 		return nil, nil
 	}
 	return o, nil
